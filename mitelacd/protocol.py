@@ -1,0 +1,194 @@
+"""Framing of the PBX byte stream, and the reconnecting client around it.
+
+The protocol only cuts bytes into records and hands the parsed results to the
+floor state; it knows nothing of files or HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from twisted.internet.interfaces import IAddress, IReactorTime, ITCPTransport
+from twisted.internet.protocol import ReconnectingClientFactory
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from mitelacd.records import STX, Malformed, parse_record
+from mitelacd.state import FloorState
+
+log = Logger()
+
+LF = b"\n"
+#: Stripped from the end of a record: CR of CR LF, NUL fill, space padding.
+_TRAILER = b"\r\x00 "
+#: Bytes between records that are not worth counting as noise.
+_FILLER = b"\r\n\x00 "
+
+
+class ACDReceiver(LineReceiver, TimeoutMixin):
+    """Cut the ACD stream into records (state-model §1) and pass them on.
+
+    A record starts at STX and ends at LF or at the next STX. Inserting an LF
+    before every STX lets ``LineReceiver`` do all of the buffering: a record is
+    then always one line, whatever the reads look like.
+    """
+
+    delimiter = LF
+    #: A line longer than this without a terminator is noise.
+    MAX_LENGTH = 4096
+
+    factory: PBXClientFactory
+
+    def __init__(self) -> None:
+        self._discarding = False
+        self._pending = b""
+        self._seen_valid = False
+
+    def callLater(self, period: float, func: Any) -> Any:
+        """The watchdog runs on the factory's clock, so tests can drive it."""
+        return self.factory.timer.callLater(period, func)
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        peer = self.transport.getPeer()
+        host, port = _host_port(peer)
+        log.info("connected to the PBX at {host}:{port}", host=host, port=port)
+        self.setTimeout(self.factory.idle_timeout)
+        self.factory.floor.feedConnected(host, port)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
+        data = data.replace(STX, LF + STX)
+        if self._discarding:
+            end = data.find(LF)
+            if end < 0:
+                return
+            self._discarding = False
+            data = data[end + 1 :]
+        super().dataReceived(data)
+        # What followed an overlong line is fed again here, outside
+        # LineReceiver's re-entrancy guard, so nothing after it is lost.
+        while self._pending and not self._discarding:
+            pending, self._pending = self._pending, b""
+            super().dataReceived(pending)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """Drop the overlong line, keep the connection, resume at its end."""
+        end = line.find(LF)
+        dropped = line if end < 0 else line[:end]
+        log.warn(
+            "dropped {size} bytes without a record terminator",
+            size=len(dropped),
+        )
+        self.factory.floor.noiseReceived(dropped[:80])
+        if end < 0:
+            self._discarding = True
+        else:
+            self._pending = line[end + 1 :]
+
+    def lineReceived(self, line: bytes) -> None:
+        try:
+            self._line(line)
+        except Exception:
+            # One bad record must never cost the connection.
+            log.failure("failed to handle {line!r}", line=line)
+
+    def _line(self, line: bytes) -> None:
+        floor = self.factory.floor
+        if not line.startswith(STX):
+            if line.strip(_FILLER):
+                floor.noiseReceived(line)
+            return
+        body = line[1:].rstrip(_TRAILER)
+        result = parse_record(body) if body else Malformed(line, "empty record")
+        if not self._seen_valid and not isinstance(result, Malformed):
+            self._seen_valid = True
+            self.factory.validRecordSeen()
+        floor.recordReceived(result)
+
+    def timeoutConnection(self) -> None:
+        log.warn(
+            "no data from the PBX for {seconds} s: dropping the link",
+            seconds=self.factory.idle_timeout,
+        )
+        cast(ITCPTransport, self.transport).abortConnection()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.setTimeout(None)
+        self.factory.floor.feedDisconnected(_why(reason))
+
+
+def _host_port(address: IAddress) -> tuple[str, int]:
+    return getattr(address, "host", str(address)), getattr(address, "port", 0)
+
+
+def _why(reason: Failure | None) -> str:
+    if reason is None:
+        return "connection closed"
+    return reason.getErrorMessage() or getattr(reason.type, "__name__", "error")
+
+
+class PBXClientFactory(ReconnectingClientFactory):
+    """Keep one connection to the PBX, retrying with capped, jittered backoff.
+
+    The delay is only reset once a connection has delivered a valid record,
+    so a PBX that accepts and hangs up at once is retried ever more slowly.
+    """
+
+    protocol = ACDReceiver  # type: ignore[assignment]
+    noisy = False
+
+    def __init__(
+        self,
+        floor: FloorState,
+        clock: IReactorTime,
+        idle_timeout: float = 60.0,
+        max_delay: float = 30.0,
+        first_delay: float = 1.0,
+    ) -> None:
+        self.floor = floor
+        # ReconnectingClientFactory asks for a whole reactor but only calls
+        # callLater on it; so does the watchdog.
+        self.clock = clock  # type: ignore[assignment]
+        self.timer = clock
+        self.idle_timeout = idle_timeout
+        self.maxDelay = max_delay  # type: ignore[assignment]
+        self.initialDelay = self.delay = min(first_delay, max_delay)
+
+    def validRecordSeen(self) -> None:
+        self.resetDelay()
+
+    def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
+        if self.continueTrying:
+            log.warn(
+                "lost the PBX link: {why}",
+                why=_why(reason),
+            )
+        ReconnectingClientFactory.clientConnectionLost(self, connector, reason)
+        self._log_retry(connector)
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        if self.continueTrying:
+            host, port = _host_port(connector.getDestination())
+            log.warn(
+                "could not connect to the PBX at {host}:{port}: {why}",
+                host=host,
+                port=port,
+                why=_why(reason),
+            )
+            self.floor.feedConnectFailed(host, port, _why(reason))
+        ReconnectingClientFactory.clientConnectionFailed(self, connector, reason)
+        self._log_retry(connector)
+
+    def _log_retry(self, connector: Any) -> None:
+        if self.continueTrying and self._callID is not None:
+            host, port = _host_port(connector.getDestination())
+            log.info(
+                "retrying {host}:{port} in {delay:.1f} s (attempt {attempt})",
+                host=host,
+                port=port,
+                delay=self.delay,
+                attempt=self.retries,
+            )

@@ -1,0 +1,265 @@
+"""The ACD Real Time Events wire format, turned into typed records.
+
+Pure: bytes in, frozen records out. No Twisted, no clock, no I/O, and no
+exceptions for bad input: anything that cannot be read becomes a
+:class:`Malformed` value that the caller counts.
+
+Offsets below are *body* offsets: the record with its STX removed, so they are
+one less than the STX-based offsets of the protocol notes (agent ID at STX
+offset 17 is body offset 16).
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import attrs
+
+STX = b"\x02"
+
+#: Function codes that describe something an agent (or a set) did.
+CALL_EVENT_CODES = frozenset("ABCDEFGHIJLMNOPSTU")
+#: Statistics reports: K for an agent skill group, Q for an ACD path.
+STATS_CODES = frozenset("KQ")
+REFRESH_CODE = "R"
+#: Codes whose tail ends with the 3-digit path reporting number.
+PATH_CODES = frozenset("GS")
+#: Codes whose tail is a make-busy (or DND) reason rather than a key number.
+REASON_CODES = frozenset("CE")
+
+EVENT_NAMES = {
+    "A": "login",
+    "B": "logout",
+    "C": "dnd_on",
+    "D": "dnd_off",
+    "E": "make_busy_on",
+    "F": "make_busy_off",
+    "G": "acd_answer",
+    "H": "personal_answer",
+    "I": "originate",
+    "J": "idle",
+    "K": "group_report",
+    "L": "work_timer_start",
+    "M": "work_timer_end",
+    "N": "hold",
+    "O": "retrieve",
+    "P": "hold_abandon",
+    "Q": "path_report",
+    "R": "refresh",
+    "S": "remote_acd_answer",
+    "T": "ringing",
+    "U": "ringing_end",
+}
+
+# Body offsets (STX removed).
+_SEQ = slice(0, 2)
+_CODE = 2
+_TIME = slice(3, 9)
+_DN = slice(9, 16)
+_AGENT = slice(16, 23)
+_TAIL_START = 23
+_NUMBER = slice(9, 12)
+_WAITING = slice(12, 15)
+_AGENTS = slice(15, 18)
+_LONGEST = slice(18, 22)
+_TRAILING_START = 22
+_DATE = slice(9, 17)
+
+#: J may carry one more field after a key number of this width.
+_BUTTON_WIDTH = 2
+
+
+def _number(raw: str) -> int | None:
+    """A zero-padded decimal field, or None when it is blank or not digits."""
+    raw = raw.strip()
+    if raw.isascii() and raw.isdigit():
+        return int(raw)
+    return None
+
+
+def mmss_seconds(raw: str) -> int:
+    """``MMSS`` as seconds. Seconds above 59 are taken as they come (no fail)."""
+    return int(raw[:2]) * 60 + int(raw[2:])
+
+
+@attrs.frozen
+class AgentEvent:
+    """A call event: something happened at a set, usually to a logged-in agent.
+
+    ``agent`` is empty when the agent field was blank: such a record is an
+    *extension event* and speaks of the set only.
+    """
+
+    seq: int
+    code: str
+    time: datetime.time
+    dn: str
+    agent: str
+    #: Everything after the agent field, exactly as sent (terminator removed).
+    tail: str
+    #: Line appearance (key) number, when the tail gives one.
+    button: int | None = None
+    #: Make-busy (E) or DND (C) reason code from the tail.
+    reason: int | None = None
+    #: Path reporting number of an answered ACD call (G, S), kept as sent.
+    path: str | None = None
+    #: Characters after the key number of a J record, kept raw.
+    extra: str = ""
+
+    @property
+    def name(self) -> str:
+        return EVENT_NAMES[self.code]
+
+    @property
+    def is_extension_event(self) -> bool:
+        return not self.agent
+
+
+@attrs.frozen
+class StatsReport:
+    """A K (group) or Q (path) statistics report."""
+
+    seq: int
+    code: str
+    time: datetime.time
+    #: Group or path reporting number exactly as sent (``"007"`` stays so).
+    number: str
+    waiting_raw: str
+    agents_raw: str
+    longest_raw: str
+    #: Digits after the longest-wait field; meaning unknown, kept raw.
+    trailing: str = ""
+
+    @property
+    def waiting(self) -> int:
+        return int(self.waiting_raw)
+
+    @property
+    def agents(self) -> int:
+        return int(self.agents_raw)
+
+    @property
+    def longest_seconds(self) -> int:
+        return mmss_seconds(self.longest_raw)
+
+    @property
+    def is_group(self) -> bool:
+        return self.code == "K"
+
+
+@attrs.frozen
+class Refresh:
+    """The R keep-alive, carrying the PBX's date."""
+
+    seq: int
+    code: str
+    time: datetime.time
+    date_raw: str
+    #: The PBX date, when ``date_raw`` is a valid ``YYYYMMDD``.
+    date: datetime.date | None
+
+    @property
+    def pbx_datetime(self) -> datetime.datetime | None:
+        if self.date is None:
+            return None
+        return datetime.datetime.combine(self.date, self.time)
+
+
+@attrs.frozen
+class Malformed:
+    """Input that is not a record we can read. Counted, never raised."""
+
+    raw: bytes
+    reason: str
+    #: The function code when it could be read, for per-code counters.
+    code: str | None = None
+
+
+Record = AgentEvent | StatsReport | Refresh
+ParseResult = AgentEvent | StatsReport | Refresh | Malformed
+
+
+def _parse_time(raw: str) -> datetime.time | None:
+    if len(raw) != 6 or not raw.isdigit():
+        return None
+    try:
+        return datetime.time(int(raw[0:2]), int(raw[2:4]), int(raw[4:6]))
+    except ValueError:
+        return None
+
+
+def _parse_date(raw: str) -> datetime.date | None:
+    if len(raw) != 8 or not raw.isdigit():
+        return None
+    try:
+        return datetime.date(int(raw[0:4]), int(raw[4:6]), int(raw[6:8]))
+    except ValueError:
+        return None
+
+
+def parse_record(body: bytes) -> ParseResult:
+    """Read one record body: the bytes after STX, terminator already removed."""
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        return Malformed(body, "not ASCII")
+    if not text.isprintable():
+        return Malformed(body, "control characters inside the record")
+    if len(text) < 9:
+        return Malformed(body, "shorter than a record header")
+    seq_raw, code, time_raw = text[_SEQ], text[_CODE], text[_TIME]
+    if not seq_raw.isdigit():
+        return Malformed(body, f"record number {seq_raw!r} is not two digits")
+    seq = int(seq_raw)
+    time = _parse_time(time_raw)
+    if time is None:
+        return Malformed(body, f"time {time_raw!r} is not HHMMSS", code)
+    if code in CALL_EVENT_CODES:
+        return _call_event(body, text, seq, code, time)
+    if code in STATS_CODES:
+        return _stats(body, text, seq, code, time)
+    if code == REFRESH_CODE:
+        # Anything after the 8-digit date is kept raw but does not spoil it.
+        date_raw = text[_DATE.start :]
+        return Refresh(seq, code, time, date_raw, _parse_date(text[_DATE]))
+    return Malformed(body, f"unknown function code {code!r}")
+
+
+def _call_event(body: bytes, text: str, seq: int, code: str, time: datetime.time) -> ParseResult:
+    dn = text[_DN].strip()
+    if not dn:
+        return Malformed(body, "blank directory number", code)
+    # A blank agent and an empty tail may have lost their spaces to the
+    # terminator strip: a short record is read as if padded.
+    agent = text[_AGENT].strip()
+    if " " in agent:
+        return Malformed(body, f"agent ID {agent!r} has a space inside", code)
+    tail = text[_TAIL_START:].rstrip()
+    button: int | None = None
+    reason: int | None = None
+    path: str | None = None
+    extra = ""
+    if code in PATH_CODES:
+        if len(tail.strip()) >= 3:
+            path = tail[-3:]
+            button = _number(tail[:-3])
+        else:
+            button = _number(tail)
+    elif code in REASON_CODES:
+        reason = _number(tail)
+    elif code == "J" and len(tail.strip()) > _BUTTON_WIDTH:
+        button = _number(tail[:_BUTTON_WIDTH])
+        extra = tail[_BUTTON_WIDTH:]
+    else:
+        button = _number(tail)
+    return AgentEvent(seq, code, time, dn, agent, tail, button, reason, path, extra)
+
+
+def _stats(body: bytes, text: str, seq: int, code: str, time: datetime.time) -> ParseResult:
+    if len(text) < _TRAILING_START:
+        return Malformed(body, "statistics report shorter than 22 characters", code)
+    fields = (text[_NUMBER], text[_WAITING], text[_AGENTS], text[_LONGEST])
+    if not all(f.isdigit() for f in fields):
+        return Malformed(body, "statistics fields are not all digits", code)
+    number, waiting, agents, longest = fields
+    return StatsReport(seq, code, time, number, waiting, agents, longest, text[_TRAILING_START:])

@@ -1,0 +1,588 @@
+"""The live state of the floor: the one owner of agents, groups and paths.
+
+Records come in from the protocol; listeners (file writer, web, metrics) are
+told *that* something changed and pull the view they need. Nothing here does
+I/O, and time comes from an injected clock.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from zope.interface import Interface
+
+from mitelacd.records import (
+    EVENT_NAMES,
+    AgentEvent,
+    Malformed,
+    ParseResult,
+    Refresh,
+    StatsReport,
+    mmss_seconds,
+)
+
+log = Logger()
+
+LEGACY_STATUSES = ("in", "out", "busy", "idle", "timer")
+ACTIVITIES = ("none", "ringing", "acd_call", "personal_call", "outgoing_call", "call")
+
+#: What each call event does, in words, for the console log.
+_PHRASES = {
+    "A": "logged in at {dn}",
+    "B": "logged out of {dn}",
+    "C": "set DND at {dn}",
+    "D": "removed DND at {dn}",
+    "E": "made busy at {dn} (reason {reason})",
+    "F": "removed make busy at {dn}",
+    "G": "answered an ACD call from path {path} at {dn}",
+    "H": "answered a personal call at {dn}",
+    "I": "made a call from {dn}",
+    "J": "is idle at {dn}",
+    "L": "started the work timer at {dn}",
+    "M": "finished the work timer at {dn}",
+    "N": "put a call on hold at {dn}",
+    "O": "retrieved a held call at {dn}",
+    "P": "lost a held caller at {dn}",
+    "S": "answered a networked ACD call from path {path} at {dn}",
+    "T": "is ringing at {dn}",
+    "U": "stopped ringing at {dn}",
+}
+
+
+class IFloorListener(Interface):
+    """Something that wants to hear that the floor changed."""
+
+    def floorChanged(floor: FloorState) -> None:
+        """Called after every change; pull what you need from ``floor``."""
+
+
+def iso_utc(when: float | None) -> str | None:
+    """Unix time as UTC ISO-8601 with a ``Z``, or None."""
+    if when is None:
+        return None
+    stamp = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@attrs.define
+class Agent:
+    """One agent, with the flags of the state machine and what the rich view adds."""
+
+    agent_id: str
+    logged_in: bool = False
+    dnd: bool = False
+    make_busy: bool = False
+    wrap_up: bool = False
+    activity: str = "none"
+    on_hold: bool = False
+    fresh_login: bool = False
+    #: DN the agent is logged in at; None when logged out or unknown.
+    extension: str | None = None
+    last_path: str | None = None
+    make_busy_reason: int | None = None
+    #: When the legacy status last changed (Unix time).
+    since: float | None = None
+    #: True once an event for this agent arrived on the current connection.
+    confirmed: bool = False
+    #: Status read from a file at start, shown until a live event arrives.
+    carried_status: str | None = None
+    last_event: str | None = None
+    last_event_at: float | None = None
+
+    @property
+    def status(self) -> str:
+        """The legacy ``in/out/busy/idle/timer`` value, in the contract's order."""
+        if self.carried_status is not None:
+            return self.carried_status
+        if not self.logged_in:
+            return "out"
+        if self.activity != "none" or self.on_hold or self.dnd or self.make_busy:
+            return "busy"
+        if self.wrap_up:
+            return "timer"
+        if self.fresh_login:
+            return "in"
+        return "idle"
+
+    def apply(self, event: AgentEvent) -> None:
+        """Apply one call event, per the table of state-model §3."""
+        if self.carried_status is not None:
+            # Flags behind a carried status are unknown: start clean, as for
+            # an agent first seen in the middle of the day.
+            self.carried_status = None
+        code = event.code
+        if code == "B":
+            self._clear()
+            self.logged_in = False
+            self.extension = None
+            return
+        self.logged_in = True
+        self.extension = event.dn
+        self.fresh_login = False
+        if code == "A":
+            self._clear()
+            self.logged_in = True
+            self.fresh_login = True
+        elif code in "CD":
+            self.dnd = code == "C"
+        elif code == "E":
+            self.make_busy = True
+            self.make_busy_reason = event.reason
+        elif code == "F":
+            self.make_busy = False
+            self.make_busy_reason = None
+        elif code == "T":
+            self.activity = "ringing"
+        elif code == "U":
+            if self.activity == "ringing":
+                self.activity = "none"
+        elif code in "GS":
+            self.activity = "acd_call"
+            self.last_path = event.path
+            self.on_hold = False
+        elif code == "H":
+            self.activity = "personal_call"
+            self.on_hold = False
+        elif code == "I":
+            self.activity = "outgoing_call"
+            self.on_hold = False
+        elif code in "NO":
+            self.on_hold = code == "N"
+            if self.activity == "none":
+                self.activity = "call"
+        elif code in "PJ":
+            self.activity = "none"
+            self.on_hold = False
+        elif code == "L":
+            self.wrap_up = True
+            self.activity = "none"
+            self.on_hold = False
+        elif code == "M":
+            self.wrap_up = False
+
+    def _clear(self) -> None:
+        self.dnd = self.make_busy = self.wrap_up = self.on_hold = False
+        self.fresh_login = False
+        self.activity = "none"
+        self.make_busy_reason = None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.agent_id,
+            "status": self.status,
+            "activity": self.activity,
+            "logged_in": self.logged_in,
+            "dnd": self.dnd,
+            "make_busy": self.make_busy,
+            "make_busy_reason": self.make_busy_reason,
+            "wrap_up": self.wrap_up,
+            "on_hold": self.on_hold,
+            "fresh_login": self.fresh_login,
+            "extension": self.extension,
+            "last_path": self.last_path,
+            "since": iso_utc(self.since),
+            "confirmed": self.confirmed,
+            "last_event": EVENT_NAMES.get(self.last_event or "", None),
+            "last_event_at": iso_utc(self.last_event_at),
+        }
+
+
+@attrs.define
+class Queue:
+    """The last K or Q figures for one group or path, kept as sent."""
+
+    number: str
+    waiting_raw: str
+    agents_raw: str
+    longest_raw: str
+    trailing: str = ""
+    reported_at: float | None = None
+    confirmed: bool = False
+
+    def legacy(self) -> dict[str, str]:
+        return {
+            "waiting": self.waiting_raw,
+            "agents": self.agents_raw,
+            "longestwait": self.longest_raw,
+        }
+
+    def view(self) -> dict[str, Any]:
+        def number(raw: str) -> int | None:
+            return int(raw) if raw.isdigit() else None
+
+        longest = self.longest_raw
+        return {
+            "id": self.number,
+            "waiting": number(self.waiting_raw),
+            "agents_logged_in": number(self.agents_raw),
+            "longest_wait_seconds": (
+                mmss_seconds(longest) if len(longest) == 4 and longest.isdigit() else None
+            ),
+            "trailing": self.trailing,
+            "reported_at": iso_utc(self.reported_at),
+            "confirmed": self.confirmed,
+        }
+
+
+@attrs.define
+class Extension:
+    """A set seen with a blank agent field, and what it last did."""
+
+    dn: str
+    last_event: str
+    last_event_at: float
+    tail: str
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "dn": self.dn,
+            "last_event": EVENT_NAMES[self.last_event],
+            "last_event_at": iso_utc(self.last_event_at),
+            "tail": self.tail,
+        }
+
+
+@attrs.define
+class Feed:
+    """Health of the PBX feed."""
+
+    host: str | None = None
+    port: int | None = None
+    connected: bool = False
+    connected_since: float | None = None
+    disconnected_since: float | None = None
+    disconnect_reason: str | None = None
+    connections: int = 0
+    last_record_at: float | None = None
+    last_keepalive_at: float | None = None
+    pbx_time: str | None = None
+    last_seq: int | None = None
+    gaps: int = 0
+    missed_records: int = 0
+    records_by_code: dict[str, int] = attrs.Factory(dict)
+    unparsable: int = 0
+    noise: int = 0
+
+
+class Throttle:
+    """Let a burst of log lines through per interval; count the rest."""
+
+    def __init__(self, clock: IReactorTime, burst: int = 5, interval: float = 60.0):
+        self._clock = clock
+        self._burst = burst
+        self._interval = interval
+        self._window_start = -interval
+        self._used = 0
+        self.suppressed = 0
+
+    def allow(self) -> tuple[bool, int]:
+        """Whether to log now, and how many lines were held back before it."""
+        now = self._clock.seconds()
+        if now - self._window_start >= self._interval:
+            self._window_start = now
+            self._used = 0
+        if self._used < self._burst:
+            self._used += 1
+            held, self.suppressed = self.suppressed, 0
+            return True, held
+        self.suppressed += 1
+        return False, 0
+
+
+class LegacyFileError(ValueError):
+    """A legacy document that does not have the ``mitel_data.json`` shape."""
+
+
+def validate_legacy(doc: Any) -> dict[str, Any]:
+    """Check a decoded ``mitel_data.json``; raise LegacyFileError saying what is wrong."""
+    if not isinstance(doc, dict):
+        raise LegacyFileError("top level is not an object")
+    for key in ("agents", "groups", "paths"):
+        if not isinstance(doc.get(key), dict):
+            raise LegacyFileError(f"{key!r} is missing or not an object")
+    for agent, status in doc["agents"].items():
+        if status not in LEGACY_STATUSES:
+            raise LegacyFileError(f"agent {agent!r} has unknown status {status!r}")
+    for key in ("groups", "paths"):
+        for number, figures in doc[key].items():
+            if not isinstance(figures, dict) or not all(
+                isinstance(figures.get(f), str) for f in ("waiting", "agents", "longestwait")
+            ):
+                raise LegacyFileError(f"{key[:-1]} {number!r} lacks its three figures")
+    last = doc.get("lastUpdate", 0)
+    if isinstance(last, bool) or not isinstance(last, (int, float)) or not math.isfinite(last):
+        raise LegacyFileError("'lastUpdate' is not a finite number")
+    return doc
+
+
+class FloorState:
+    """Agents, groups, paths, extensions and feed health, kept from records."""
+
+    def __init__(self, clock: IReactorTime, stale_after: float = 60.0) -> None:
+        self._clock = clock
+        self.stale_after = stale_after
+        self.agents: dict[str, Agent] = {}
+        self.groups: dict[str, Queue] = {}
+        self.paths: dict[str, Queue] = {}
+        self.extensions: dict[str, Extension] = {}
+        self.feed = Feed()
+        #: Unix time of the last record that changed or re-reported the floor.
+        self.last_update: float = 0.0
+        #: Moves on every change of anything below.
+        self.version = 0
+        self._legacy_cache: tuple[int, bytes] | None = None
+        self._listeners: list[IFloorListener] = []
+        self._unparsable_log = Throttle(clock)
+        self._gap_log = Throttle(clock)
+
+    # Listeners -------------------------------------------------------------
+
+    def addListener(self, listener: IFloorListener) -> None:
+        self._listeners.append(listener)
+
+    def removeListener(self, listener: IFloorListener) -> None:
+        self._listeners.remove(listener)
+
+    def _changed(self) -> None:
+        self.version += 1
+        for listener in list(self._listeners):
+            try:
+                listener.floorChanged(self)
+            except Exception:
+                log.failure("listener {listener!r} failed", listener=listener)
+
+    # Input from the start-up file ------------------------------------------
+
+    def carry(self, doc: Mapping[str, Any]) -> None:
+        """Take agents, groups and paths from an earlier run's legacy document."""
+        doc = validate_legacy(doc)
+        for agent_id, status in doc["agents"].items():
+            self.agents[agent_id] = Agent(
+                agent_id, logged_in=status != "out", carried_status=status
+            )
+        for key, table in (("groups", self.groups), ("paths", self.paths)):
+            for number, figures in doc[key].items():
+                table[number] = Queue(
+                    number,
+                    figures["waiting"],
+                    figures["agents"],
+                    figures["longestwait"],
+                )
+        self.last_update = float(doc.get("lastUpdate", 0))
+        self._changed()
+
+    # Input from the protocol -----------------------------------------------
+
+    def feedConnected(self, host: str, port: int) -> None:
+        now = self._clock.seconds()
+        feed = self.feed
+        feed.host, feed.port = host, port
+        feed.connected = True
+        feed.connected_since = now
+        feed.disconnected_since = None
+        feed.disconnect_reason = None
+        feed.connections += 1
+        feed.last_seq = None
+        self._changed()
+
+    def feedConnectFailed(self, host: str, port: int, reason: str) -> None:
+        feed = self.feed
+        feed.host, feed.port = host, port
+        feed.disconnect_reason = reason
+        self._changed()
+
+    def feedDisconnected(self, reason: str) -> None:
+        feed = self.feed
+        feed.connected = False
+        feed.disconnected_since = self._clock.seconds()
+        feed.disconnect_reason = reason
+        # What we know now came from a connection that is gone.
+        for agent in self.agents.values():
+            agent.confirmed = False
+        for queue in (*self.groups.values(), *self.paths.values()):
+            queue.confirmed = False
+        self._changed()
+
+    def noiseReceived(self, raw: bytes) -> None:
+        """Bytes outside any record: counted, logged now and then."""
+        self.feed.noise += 1
+        self._unparsable(f"{len(raw)} bytes outside any record", raw)
+        self._changed()
+
+    def recordReceived(self, result: ParseResult) -> None:
+        """Apply one parsed record (or count one that could not be parsed)."""
+        feed = self.feed
+        if isinstance(result, Malformed):
+            feed.unparsable += 1
+            self._unparsable(result.reason, result.raw)
+            self._changed()
+            return
+        now = self._clock.seconds()
+        feed.records_by_code[result.code] = feed.records_by_code.get(result.code, 0) + 1
+        feed.last_record_at = now
+        self._check_sequence(result.seq)
+        if isinstance(result, AgentEvent):
+            self._agent_event(result, now)
+        elif isinstance(result, StatsReport):
+            self._stats(result, now)
+        elif isinstance(result, Refresh):
+            feed.last_keepalive_at = now
+            stamp = result.pbx_datetime
+            feed.pbx_time = stamp.isoformat() if stamp else None
+            log.debug(
+                "keep-alive {seq:02d}, PBX time {date} {time}",
+                seq=result.seq,
+                date=result.date_raw,
+                time=result.time,
+            )
+        self._changed()
+
+    def _unparsable(self, reason: str, raw: bytes) -> None:
+        allowed, held = self._unparsable_log.allow()
+        if allowed:
+            log.warn(
+                "unreadable input ({reason}): {raw!r}"
+                " ({held} more not logged since the last such line)",
+                reason=reason,
+                raw=raw[:80],
+                held=held,
+            )
+
+    def _check_sequence(self, seq: int) -> None:
+        feed = self.feed
+        last, feed.last_seq = feed.last_seq, seq
+        if last is None or seq == (last + 1) % 100:
+            return
+        missed = (seq - last - 1) % 100
+        feed.gaps += 1
+        feed.missed_records += missed
+        allowed, held = self._gap_log.allow()
+        if allowed:
+            log.warn(
+                "record number jumped from {last:02d} to {seq:02d}:"
+                " {missed} record(s) lost upstream ({held} more gaps not logged)",
+                last=last,
+                seq=seq,
+                missed=missed,
+                held=held,
+            )
+
+    def _agent_event(self, event: AgentEvent, now: float) -> None:
+        fields = {
+            "dn": event.dn,
+            "path": event.path,
+            "reason": event.reason,
+            "agent": event.agent,
+            "code": event.code,
+        }
+        phrase = _PHRASES[event.code]
+        if event.is_extension_event:
+            self.extensions[event.dn] = Extension(event.dn, event.code, now, event.tail)
+            log.info("extension {dn} (no agent) " + phrase, **fields)
+            return
+        agent = self.agents.get(event.agent)
+        if agent is None:
+            agent = self.agents[event.agent] = Agent(event.agent)
+        before = agent.status if agent.since is not None else None
+        agent.apply(event)
+        agent.confirmed = True
+        agent.last_event = event.code
+        agent.last_event_at = now
+        if before != agent.status:
+            agent.since = now
+        self.last_update = now
+        log.info("agent {agent} " + phrase, **fields)
+
+    def _stats(self, report: StatsReport, now: float) -> None:
+        table = self.groups if report.is_group else self.paths
+        table[report.number] = Queue(
+            report.number,
+            report.waiting_raw,
+            report.agents_raw,
+            report.longest_raw,
+            report.trailing,
+            reported_at=now,
+            confirmed=True,
+        )
+        self.last_update = now
+        longest = report.longest_raw
+        log.info(
+            "{kind} {number}: {waiting} waiting, {agents} agents, longest {mm}:{ss}",
+            kind="group" if report.is_group else "path",
+            number=report.number,
+            waiting=report.waiting,
+            agents=report.agents,
+            mm=longest[:2],
+            ss=longest[2:],
+        )
+
+    # Views -----------------------------------------------------------------
+
+    def legacy(self) -> dict[str, Any]:
+        """The ``mitel_data.json`` document (state-model §4)."""
+        return {
+            "agents": {a.agent_id: a.status for a in self.agents.values()},
+            "groups": {n: q.legacy() for n, q in self.groups.items()},
+            "paths": {n: q.legacy() for n, q in self.paths.items()},
+            "lastUpdate": self.last_update,
+        }
+
+    def legacyJSON(self) -> bytes:
+        """The legacy document rendered once per change, for file and HTTP."""
+        if self._legacy_cache is None or self._legacy_cache[0] != self.version:
+            body = json.dumps(self.legacy()).encode("ascii")
+            self._legacy_cache = (self.version, body)
+        return self._legacy_cache[1]
+
+    def isStale(self) -> bool:
+        """No live feed, or no record for longer than ``stale_after`` seconds."""
+        feed = self.feed
+        if not feed.connected:
+            return True
+        heard = feed.last_record_at or feed.connected_since or 0
+        return self._clock.seconds() - heard > self.stale_after
+
+    def feedView(self) -> dict[str, Any]:
+        feed = self.feed
+        return {
+            "connected": feed.connected,
+            "stale": self.isStale(),
+            "pbx_host": feed.host,
+            "pbx_port": feed.port,
+            "connected_since": iso_utc(feed.connected_since),
+            "disconnected_since": iso_utc(feed.disconnected_since),
+            "disconnect_reason": feed.disconnect_reason,
+            "connections": feed.connections,
+            "last_record_at": iso_utc(feed.last_record_at),
+            "last_keepalive_at": iso_utc(feed.last_keepalive_at),
+            "pbx_time": feed.pbx_time,
+            "sequence_gaps": feed.gaps,
+            "records_missed": feed.missed_records,
+            "records_by_code": dict(sorted(feed.records_by_code.items())),
+            "unparsable_records": feed.unparsable,
+            "noise": feed.noise,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """The rich view of state-model §5."""
+        return {
+            "generated_at": iso_utc(self._clock.seconds()),
+            "version": self.version,
+            "last_update": iso_utc(self.last_update or None),
+            "feed": self.feedView(),
+            "agents": _views(self.agents.values()),
+            "groups": _views(self.groups.values()),
+            "paths": _views(self.paths.values()),
+            "extensions": _views(self.extensions.values()),
+        }
+
+
+def _views(items: Iterable[Agent | Queue | Extension]) -> list[dict[str, Any]]:
+    return [item.view() for item in items]

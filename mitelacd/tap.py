@@ -1,0 +1,247 @@
+"""``twistd mitelacd``: command-line options and the service tree."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.interfaces import IConnector
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.python.filepath import FilePath
+
+from mitelacd.persist import LegacyFileWriter, load_legacy
+from mitelacd.protocol import PBXClientFactory
+from mitelacd.state import FloorState
+
+log = Logger()
+
+DEFAULT_PORT = 15373
+
+
+def port_number(value: str) -> int:
+    """A TCP port from the command line, 1 to 65535."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise usage.UsageError(f"port must be a number, not {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise usage.UsageError(f"port {port} is out of range (1-65535)")
+    return port
+
+
+def positive_seconds(name: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise usage.UsageError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise usage.UsageError(f"{name} must be more than 0 seconds, not {value}")
+    return seconds
+
+
+def writable_file(value: str) -> FilePath[str]:
+    """The data file: its folder must exist and be writable by us."""
+    path = FilePath(os.path.abspath(value))
+    folder = path.parent()
+    if path.isdir():
+        raise usage.UsageError(f"--file {value} is a directory, not a file")
+    if not folder.isdir():
+        raise usage.UsageError(f"--file {value}: folder {folder.path} does not exist")
+    if not os.access(folder.path, os.W_OK | os.X_OK):
+        raise usage.UsageError(f"--file {value}: cannot write in folder {folder.path}")
+    if path.exists() and not os.access(path.path, os.R_OK | os.W_OK):
+        raise usage.UsageError(f"--file {value}: file is not readable and writable")
+    return path
+
+
+class Options(usage.Options):
+    """twistd mitelacd [options]"""
+
+    synopsis = "[--host PBX | --simulate] [options]"
+    longdesc = (
+        "Read the Mitel ACD Real Time Events stream of a 3300 ICP / MiVoice"
+        " Business controller and keep the floor's live state in a"
+        " mitel_data.json file that display boards read."
+    )
+    optFlags = [
+        [
+            "simulate",
+            None,
+            "Run a simulated PBX on a free loopback port and read that (no PBX needed).",
+        ],
+    ]
+    optParameters = [
+        [
+            "host",
+            None,
+            None,
+            "PBX (ICP controller) host name or address. Required unless --simulate.",
+        ],
+        ["port", None, DEFAULT_PORT, "TCP port of the ACD real time feed on the PBX.", port_number],
+        ["file", None, "mitel_data.json", "Legacy JSON file written for display boards."],
+        [
+            "write-interval",
+            None,
+            1.0,
+            "Write the file at most once per this many seconds (the last state is always written).",
+            lambda v: positive_seconds("--write-interval", v),
+        ],
+        [
+            "watchdog",
+            None,
+            60.0,
+            "Drop and redial the PBX link after this many seconds without data;"
+            " the feed counts as stale after as long.",
+            lambda v: positive_seconds("--watchdog", v),
+        ],
+        [
+            "retry-delay",
+            None,
+            1.0,
+            "Pause before redialling a lost PBX link; it grows with each attempt"
+            " that brings no valid record.",
+            lambda v: positive_seconds("--retry-delay", v),
+        ],
+        [
+            "max-retry-delay",
+            None,
+            30.0,
+            "Longest wait between reconnection attempts, in seconds.",
+            lambda v: positive_seconds("--max-retry-delay", v),
+        ],
+    ]
+
+    def postOptions(self) -> None:
+        if self["simulate"]:
+            if self["host"]:
+                raise usage.UsageError("give either --host or --simulate, not both")
+        elif not self["host"]:
+            raise usage.UsageError("--host is required (or --simulate to run without a PBX)")
+        self["file"] = writable_file(self["file"])
+
+
+#: Environment variables of ``mitelacd.tac`` and the options they stand for.
+ENVIRONMENT = {
+    "MITELACD_HOST": "--host",
+    "MITELACD_PORT": "--port",
+    "MITELACD_FILE": "--file",
+    "MITELACD_WRITE_INTERVAL": "--write-interval",
+    "MITELACD_WATCHDOG": "--watchdog",
+    "MITELACD_RETRY_DELAY": "--retry-delay",
+    "MITELACD_MAX_RETRY_DELAY": "--max-retry-delay",
+}
+_TRUE = {"1", "yes", "true", "on"}
+
+
+def options_from_environment(environ: Mapping[str, str]) -> Options:
+    """Options for the .tac file, read and checked like a command line."""
+    argv = []
+    for name, option in ENVIRONMENT.items():
+        value = environ.get(name, "").strip()
+        if value:
+            argv += [option, value]
+    if environ.get("MITELACD_SIMULATE", "").strip().lower() in _TRUE:
+        argv.append("--simulate")
+    options = Options()
+    try:
+        options.parseOptions(argv)
+    except usage.UsageError as e:
+        raise SystemExit(f"mitelacd.tac: {e} (from the MITELACD_* environment)") from None
+    return options
+
+
+class PBXClientService(Service):
+    """Dial the PBX when started; stop redialling and hang up when stopped."""
+
+    def __init__(self, host: str, port: int, factory: PBXClientFactory, reactor: Any) -> None:
+        self.host = host
+        self.port = port
+        self.factory = factory
+        self._reactor = reactor
+        self._connector: IConnector | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        log.info("dialling the PBX at {host}:{port}", host=self.host, port=self.port)
+        self.factory.continueTrying = True
+        self._connector = self._reactor.connectTCP(self.host, self.port, self.factory)
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.factory.stopTrying()
+        if self._connector is not None:
+            self._connector.disconnect()
+            self._connector = None
+
+
+class SimulatedFloor(MultiService):
+    """A simulated PBX on loopback, and the client that reads it."""
+
+    def __init__(self, simulator: Any, client: PBXClientService) -> None:
+        super().__init__()
+        self.simulator = simulator
+        self.client = client
+        simulator.setServiceParent(self)
+
+    def startService(self) -> None:
+        super().startService()
+        # The simulator has bound its port by now; dial it.
+        self.client.port = self.simulator.port
+        self.client.privilegedStartService()
+        self.client.startService()
+
+    def stopService(self) -> Any:
+        self.client.stopService()
+        return super().stopService()
+
+
+class MitelACDService(MultiService):
+    """The whole daemon; ``floor`` is its live state."""
+
+    def __init__(self, floor: FloorState) -> None:
+        super().__init__()
+        self.floor = floor
+
+
+def makeService(options: Options, reactor: Any = None) -> MitelACDService:
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    floor = FloorState(reactor, stale_after=options["watchdog"])
+    path: FilePath[str] = options["file"]
+    carried = load_legacy(path, datetime.datetime.now())
+    if carried is not None:
+        floor.carry(carried)
+        log.info(
+            "carried {agents} agents, {groups} groups and {paths} paths over from {path}",
+            agents=len(carried["agents"]),
+            groups=len(carried["groups"]),
+            paths=len(carried["paths"]),
+            path=path.path,
+        )
+    top = MitelACDService(floor)
+    # Children stop in reverse order: the client hangs up before the writer's
+    # final flush, so the last state reaches the file.
+    writer = LegacyFileWriter(path, floor, reactor, options["write-interval"])
+    writer.setServiceParent(top)
+    factory = PBXClientFactory(
+        floor,
+        reactor,
+        idle_timeout=options["watchdog"],
+        max_delay=options["max-retry-delay"],
+        first_delay=options["retry-delay"],
+    )
+    if options["simulate"]:
+        from mitelacd.simulator import FloorScript, SimulatorService
+
+        client = PBXClientService("127.0.0.1", 0, factory, reactor)
+        simulator = SimulatorService(FloorScript(), port=0, interface="127.0.0.1", reactor=reactor)
+        SimulatedFloor(simulator, client).setServiceParent(top)
+    else:
+        PBXClientService(options["host"], options["port"], factory, reactor).setServiceParent(top)
+    return top

@@ -1,0 +1,270 @@
+"""Framing (state-model §1) and the reconnecting client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+
+from mitelacd.protocol import ACDReceiver, PBXClientFactory
+from mitelacd.records import Malformed, ParseResult
+from mitelacd.state import FloorState
+
+PBX = IPv4Address("TCP", "127.0.0.1", 15373)
+
+#: Record bodies from the protocol notes' examples (STX and terminator off).
+BODIES = [
+    b"74R13024320140115",
+    b"12A0815022001   1001   00",
+    b"14K08151061000000100000000000",
+    b"15Q08151086000000100000000000",
+    b"17T0816442001   1001   01",
+    b"18U0816472001   1001   01",
+    b"19G0816472001   1001   01860",
+    b"20N0819032001   1001   01",
+    b"22L0822122001   1001   00",
+    b"30E0900002001   1001   05",
+    b"34C1001012050          00",
+    b"39B1200002001   1001   00",
+    b"41A1300002003   1004   00",
+    b"99G1400015551234123456701007",
+    b"00J1403205551234123456701",
+    b"01A1500002004   10045  00",
+    b"02K0818106100000000000",
+]
+
+
+class RecordingFloor(FloorState):
+    """A real floor that also keeps every result it was handed."""
+
+    def __init__(self, clock: Any) -> None:
+        super().__init__(clock)
+        self.results: list[ParseResult] = []
+
+    def recordReceived(self, result: ParseResult) -> None:
+        self.results.append(result)
+        super().recordReceived(result)
+
+
+def connect(clock: Clock | None = None) -> tuple[ACDReceiver, StringTransport, RecordingFloor]:
+    clock = clock or Clock()
+    floor = RecordingFloor(clock)
+    factory = PBXClientFactory(floor, clock)
+    proto = factory.buildProtocol(PBX)
+    transport = StringTransport(peerAddress=PBX)
+    proto.makeConnection(transport)
+    return proto, transport, floor
+
+
+def feed(chunks: list[bytes]) -> tuple[RecordingFloor, StringTransport]:
+    proto, transport, floor = connect()
+    for chunk in chunks:
+        proto.dataReceived(chunk)
+    return floor, transport
+
+
+def cut(stream: bytes, points: list[int]) -> list[bytes]:
+    edges = [0, *sorted(set(p % (len(stream) + 1) for p in points)), len(stream)]
+    return [stream[a:b] for a, b in zip(edges, edges[1:])]
+
+
+def comparable(floor: FloorState) -> tuple[Any, ...]:
+    return (floor.results, floor.legacy(), floor.snapshot())  # type: ignore[attr-defined]
+
+
+def test_crlf_records_in_one_read() -> None:
+    stream = b"".join(b"\x02" + body + b"\r\n" for body in BODIES)
+    floor, transport = feed([stream])
+    assert [r.seq for r in floor.results] == [int(b[:2]) for b in BODIES]
+    assert not any(isinstance(r, Malformed) for r in floor.results)
+    assert not transport.disconnecting
+    assert floor.legacy()["agents"] == {
+        "1001": "out",
+        "1004": "in",
+        "1234567": "idle",
+        "10045": "in",
+    }
+
+
+def test_coalesced_read_from_the_notes_splits_into_three() -> None:
+    floor, _ = feed(
+        [
+            b"\x0204K08181061000000100000000000\r\n\x0205Q08181086000000100000000000"
+            b"\r\n\x0206R08181020240311\r\n"
+        ]
+    )
+    assert [(r.seq, r.code) for r in floor.results] == [(4, "K"), (5, "Q"), (6, "R")]
+
+
+def test_record_split_over_reads_from_the_notes() -> None:
+    floor, _ = feed([b"\x0207G0820002001   10", b"01   01860\r\n"])
+    (record,) = floor.results
+    assert (record.agent, record.dn, record.path) == ("1001", "2001", "860")
+
+
+def test_bare_lf_and_stx_only_terminators() -> None:
+    # The last record has no terminator yet: it is held until one arrives.
+    floor, _ = feed(
+        [
+            b"\x0212A0815022001   1001   00\n\x0213D0815022001   1001   00\x0214J0815022001   1001   01"
+        ]
+    )
+    assert [r.code for r in floor.results] == ["A", "D"]
+
+
+def test_nuls_and_noise_before_stx_are_dropped_and_counted() -> None:
+    floor, _ = feed(
+        [b"\x00\x00\x0212A0815022001   1001   00\r\n\x00garbage\x0213D0815022001   1001   00\r\n"]
+    )
+    assert [r.code for r in floor.results] == ["A", "D"]
+    # NUL fill is not noise; "garbage" is.
+    assert floor.feed.noise == 1
+
+
+def test_trailing_nul_and_spaces_are_stripped() -> None:
+    floor, _ = feed([b"\x0274R13024320140115 \x00\x00\r\n"])
+    (record,) = floor.results
+    assert record.date_raw == "20140115"
+
+
+def test_unparsable_record_counted_and_connection_kept() -> None:
+    floor, transport = feed(
+        [b"\x0212y0815022001|3033|1007\r\n\x02\r\n\x0213A0815022001   1001   00\r\n"]
+    )
+    assert [type(r).__name__ for r in floor.results] == ["Malformed", "Malformed", "AgentEvent"]
+    assert floor.feed.unparsable == 2
+    assert floor.legacy()["agents"] == {"1001": "in"}
+    assert not transport.disconnecting
+
+
+def test_overlong_line_is_dropped_without_losing_the_connection() -> None:
+    proto, transport, floor = connect()
+    proto.dataReceived(b"\x02" + b"9" * 3000)
+    proto.dataReceived(b"9" * 3000)  # now past MAX_LENGTH with no terminator
+    proto.dataReceived(b"9" * 3000 + b"\r\n\x0212A0815022001   1001   00\r\n")
+    assert not transport.disconnecting
+    assert [r.code for r in floor.results] == ["A"]
+    assert floor.feed.noise == 1
+
+
+def test_overlong_terminated_line_keeps_what_follows_in_the_same_read() -> None:
+    proto, transport, floor = connect()
+    proto.dataReceived(
+        b"x" * 5000 + b"\n\x0212A0815022001   1001   00\r\n\x0213C0815022001   1001   00\r\n"
+    )
+    assert not transport.disconnecting
+    assert [r.code for r in floor.results] == ["A", "C"]
+
+
+record_bodies = st.sampled_from(BODIES)
+terminators = st.sampled_from([b"\r\n", b"\n", b"", b"\r\n\x00\x00", b" \r\n"])
+noise = st.sampled_from([b"", b"\x00", b"junk", b"\r\n"])
+
+
+@st.composite
+def streams(draw: Any) -> tuple[bytes, int]:
+    parts = []
+    records = draw(st.lists(record_bodies, min_size=1, max_size=30))
+    for body in records:
+        term = draw(terminators)
+        parts.append(b"\x02" + body + term)
+        if term.endswith(b"\n"):
+            parts.append(draw(noise))
+    parts.append(b"\r\n")  # close the last record
+    return b"".join(parts), len(records)
+
+
+@settings(max_examples=300, deadline=None)
+@given(streams(), st.lists(st.integers(min_value=0), max_size=40))
+def test_any_chunking_gives_the_same_records_and_state(
+    stream_and_count: tuple[bytes, int], points: list[int]
+) -> None:
+    stream, count = stream_and_count
+    whole, _ = feed([stream])
+    chunked, _ = feed(cut(stream, points))
+    assert comparable(chunked) == comparable(whole)
+    assert len(whole.results) == count
+    assert not any(isinstance(r, Malformed) for r in whole.results)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=600), max_size=20))
+def test_arbitrary_bytes_never_raise_or_disconnect(chunks: list[bytes]) -> None:
+    floor, transport = feed(chunks)
+    assert not transport.disconnecting
+    # Every result handed over is accounted for in the feed's counters.
+    counted = floor.feed.unparsable + sum(floor.feed.records_by_code.values())
+    assert counted == len(floor.results)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=10))
+def test_good_record_after_arbitrary_bytes_and_a_terminator_is_read(chunks: list[bytes]) -> None:
+    proto, transport, floor = connect()
+    for chunk in chunks:
+        proto.dataReceived(chunk)
+    proto.dataReceived(b"\r\n\x0212A0815022001   7777   00\r\n")
+    assert not transport.disconnecting
+    assert floor.legacy()["agents"]["7777"] == "in"
+
+
+def test_watchdog_aborts_a_silent_link() -> None:
+    clock = Clock()
+    proto, transport, floor = connect(clock)
+    clock.advance(59)
+    proto.dataReceived(b"\x0274R13024320140115\r\n")
+    clock.advance(59)
+    assert not transport.disconnecting
+    clock.advance(2)
+    assert transport.disconnecting  # abortConnection on a StringTransport
+
+
+def test_first_valid_record_resets_the_backoff() -> None:
+    clock = Clock()
+    floor = FloorState(clock)
+    factory = PBXClientFactory(floor, clock)
+    factory.delay = 20.0
+    factory.retries = 4
+    proto = factory.buildProtocol(PBX)
+    proto.makeConnection(StringTransport(peerAddress=PBX))
+    proto.dataReceived(b"\x02garbage\r\n")
+    assert factory.retries == 4  # noise is not proof of a working feed
+    proto.dataReceived(b"\x0274R13024320140115\r\n")
+    assert (factory.retries, factory.delay) == (0, factory.initialDelay)
+
+
+def test_backoff_grows_while_the_pbx_hangs_up_at_once(logged_failures: list[Any]) -> None:
+    reactor = MemoryReactorClock()
+    floor = FloorState(reactor)
+    factory = PBXClientFactory(floor, reactor, max_delay=30.0)
+    delays = []
+    connector = reactor.connectTCP("127.0.0.1", 15373, factory)
+    for _ in range(8):
+        proto = factory.buildProtocol(PBX)
+        proto.makeConnection(StringTransport(peerAddress=PBX))
+        proto.connectionLost(Failure(ConnectionDone()))
+        factory.clientConnectionLost(connector, Failure(ConnectionDone()))
+        delays.append(factory.delay)
+    assert delays[:3] == sorted(delays[:3])
+    assert delays[0] < delays[2]
+    assert max(delays) <= 30.0 * (1 + 3 * factory.jitter)
+    assert floor.feed.connections == 8
+    factory.stopTrying()
+
+
+def test_connection_refused_is_recorded_on_the_feed() -> None:
+    reactor = MemoryReactorClock()
+    floor = FloorState(reactor)
+    factory = PBXClientFactory(floor, reactor)
+    connector = reactor.connectTCP("127.0.0.1", 15373, factory)
+    factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
+    assert floor.feed.connections == 0
+    assert "refused" in (floor.feed.disconnect_reason or "").lower()
+    assert factory.retries == 1
+    factory.stopTrying()

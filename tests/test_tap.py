@@ -1,0 +1,161 @@
+"""The command line, the plugins and the service tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from twisted.application.service import IServiceMaker
+from twisted.internet.testing import MemoryReactorClock
+from twisted.plugin import getPlugins
+from twisted.python import usage
+
+from mitelacd import tap
+from mitelacd.persist import LegacyFileWriter
+
+
+def parse(*argv: str) -> tap.Options:
+    options = tap.Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+def test_defaults(tmp_path: Path) -> None:
+    options = parse("--host", "icp.example", "--file", str(tmp_path / "mitel_data.json"))
+    assert options["host"] == "icp.example"
+    assert options["port"] == 15373
+    assert options["write-interval"] == 1.0
+    assert options["file"].path == str(tmp_path / "mitel_data.json")
+    assert not options["simulate"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "--host is required"),
+        (["--host", "h", "--port", "0"], "out of range"),
+        (["--host", "h", "--port", "70000"], "out of range"),
+        (["--host", "h", "--port", "pbx"], "must be a number"),
+        (["--host", "h", "--write-interval", "0"], "more than 0"),
+        (["--host", "h", "--write-interval", "soon"], "number of seconds"),
+        (["--host", "h", "--watchdog", "-5"], "more than 0"),
+        (["--host", "h", "--file", "/nonexistent-folder/mitel_data.json"], "does not exist"),
+        (["--host", "h", "--colour"], "colour"),
+        (["--simulate", "--host", "h"], "not both"),
+    ],
+)
+def test_bad_command_lines_are_usage_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(usage.UsageError, match=message):
+        parse(*argv)
+
+
+def test_unwritable_folder_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Root may write anywhere, so the permission check itself is stood in for.
+    monkeypatch.setattr(tap.os, "access", lambda path, mode: False)
+    with pytest.raises(usage.UsageError, match="cannot write"):
+        parse("--host", "h", "--file", str(tmp_path / "mitel_data.json"))
+
+
+def test_file_that_is_a_directory_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(usage.UsageError, match="is a directory"):
+        parse("--host", "h", "--file", str(tmp_path))
+
+
+def test_help_explains_every_option() -> None:
+    text = str(tap.Options())
+    for name in ("--host", "--port", "--file", "--write-interval", "--simulate", "--watchdog"):
+        assert name in text
+
+
+def test_plugins_are_found() -> None:
+    names = {maker.tapname for maker in getPlugins(IServiceMaker)}
+    assert {"mitelacd", "mitelacd-sim"} <= names
+
+
+def test_twistd_help_lists_the_plugins() -> None:
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "twistd"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent)),
+    ).stdout
+    assert "mitelacd " in out or "mitelacd\n" in out
+    assert "mitelacd-sim" in out
+
+
+def test_service_dials_the_pbx_and_carries_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "mitel_data.json"
+    doc = {"agents": {"6184": "idle"}, "groups": {}, "paths": {}, "lastUpdate": 12.5}
+    path.write_text(json.dumps(doc))
+    reactor = MemoryReactorClock()
+    service = tap.makeService(
+        parse("--host", "127.0.0.1", "--port", "1537", "--file", str(path)), reactor
+    )
+    service.startService()
+    ((host, port, factory, _, _),) = reactor.tcpClients
+    assert (host, port) == ("127.0.0.1", 1537)
+    assert service.floor.legacy()["agents"] == {"6184": "idle"}
+    assert service.floor.last_update == 12.5
+    service.stopService()
+    assert not factory.continueTrying
+
+
+def test_corrupt_file_at_start_is_set_aside_and_the_service_runs(tmp_path: Path) -> None:
+    path = tmp_path / "mitel_data.json"
+    path.write_text("not json at all")
+    reactor = MemoryReactorClock()
+    service = tap.makeService(parse("--host", "127.0.0.1", "--file", str(path)), reactor)
+    service.startService()
+    assert service.floor.legacy()["agents"] == {}
+    assert [p.name for p in tmp_path.iterdir() if ".invalid-" in p.name]
+    assert len(reactor.tcpClients) == 1
+    writers = [s for s in service if isinstance(s, LegacyFileWriter)]
+    assert len(writers) == 1 and writers[0].running
+    service.stopService()
+
+
+def test_environment_stands_for_the_command_line(tmp_path: Path) -> None:
+    options = tap.options_from_environment(
+        {
+            "MITELACD_HOST": "icp.example",
+            "MITELACD_PORT": "15400",
+            "MITELACD_FILE": str(tmp_path / "boards.json"),
+            "MITELACD_WRITE_INTERVAL": "2.5",
+            "UNRELATED": "x",
+        }
+    )
+    assert (options["host"], options["port"], options["write-interval"]) == (
+        "icp.example",
+        15400,
+        2.5,
+    )
+    assert options["file"].basename() == "boards.json"
+    assert tap.options_from_environment({"MITELACD_SIMULATE": "yes"})["simulate"]
+
+
+def test_bad_environment_stops_with_the_option_message() -> None:
+    with pytest.raises(SystemExit, match="port 99999 is out of range.*MITELACD_"):
+        tap.options_from_environment({"MITELACD_HOST": "h", "MITELACD_PORT": "99999"})
+    with pytest.raises(SystemExit, match="--host is required"):
+        tap.options_from_environment({})
+
+
+def test_tac_file_builds_the_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from twisted.application.service import IService, IServiceCollection
+
+    monkeypatch.setenv("MITELACD_HOST", "127.0.0.1")
+    monkeypatch.setenv("MITELACD_FILE", str(tmp_path / "mitel_data.json"))
+    namespace: dict[str, object] = {}
+    tac = Path(__file__).parent.parent / "mitelacd.tac"
+    exec(compile(tac.read_text(), str(tac), "exec"), namespace)
+    children = list(IServiceCollection(namespace["application"]))
+    assert len(children) == 1
+    assert isinstance(IService(children[0]), tap.MitelACDService)

@@ -1,0 +1,8 @@
+from twisted.application.service import ServiceMaker
+
+mitelacd_sim = ServiceMaker(
+    "mitelacd-sim",
+    "mitelacd.simulator",
+    "A simulated Mitel ICP that sends ACD real time events (for trying mitelacd).",
+    "mitelacd-sim",
+)
