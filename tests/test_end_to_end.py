@@ -111,6 +111,19 @@ def poll_file(
     return doc
 
 
+def fake_pbx() -> tuple[socket.socket, int]:
+    """A listening loopback socket that the test itself plays the PBX on."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+    server.settimeout(DEADLINE)
+    return server, server.getsockname()[1]
+
+
+def daemon_argv(port: int | str, data: Path, *extra: str) -> list[str]:
+    return ["mitelacd", "--host", "127.0.0.1", "--port", str(port), "--file", str(data), *extra]
+
+
 def expected_after(script: FloorScript) -> dict[str, Any]:
     """Run the script until its floor is frozen and one more burst has gone out."""
     steps = script.steps()
@@ -122,34 +135,11 @@ def expected_after(script: FloorScript) -> dict[str, Any]:
 
 def test_simulator_to_daemon_to_file(tmp_path: Path, processes: Callable[..., Twistd]) -> None:
     seed, events = 7, 400
-    sim = processes(
-        "mitelacd-sim",
-        "--port",
-        "0",
-        "--seed",
-        str(seed),
-        "--events",
-        str(events),
-        "--speed",
-        "200",
-        "--cycle",
-        "15",
-        cwd=tmp_path,
-    )
+    sim_argv = ["--port", "0", "--seed", str(seed), "--events", str(events), "--speed", "200"]
+    sim = processes("mitelacd-sim", *sim_argv, cwd=tmp_path)
     port = sim.wait_for(r"simulated ICP feed on \S+ port (\d+)").group(1)
     data = tmp_path / "mitel_data.json"
-    daemon = processes(
-        "mitelacd",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        port,
-        "--file",
-        str(data),
-        "--write-interval",
-        "0.2",
-        cwd=tmp_path,
-    )
+    daemon = processes(*daemon_argv(port, data, "--write-interval", "0.2"), cwd=tmp_path)
     expected = expected_after(FloorScript(seed=seed, events=events))
     assert len(expected["agents"]) >= 20  # the script did exercise the floor
 
@@ -169,24 +159,9 @@ def test_simulator_to_daemon_to_file(tmp_path: Path, processes: Callable[..., Tw
 
 def test_sigterm_writes_the_last_state(tmp_path: Path, processes: Callable[..., Twistd]) -> None:
     """With a write interval of an hour, only shutdown can write the second state."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    server.settimeout(DEADLINE)
-    port = server.getsockname()[1]
+    server, port = fake_pbx()
     data = tmp_path / "mitel_data.json"
-    daemon = processes(
-        "mitelacd",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--file",
-        str(data),
-        "--write-interval",
-        "3600",
-        cwd=tmp_path,
-    )
+    daemon = processes(*daemon_argv(port, data, "--write-interval", "3600"), cwd=tmp_path)
     conn, _ = server.accept()
     with conn, server:
         daemon.wait_for(r"connected to the PBX")
@@ -207,28 +182,10 @@ def test_reconnects_keeps_state_and_backs_off(
     tmp_path: Path, processes: Callable[..., Twistd]
 ) -> None:
     """A PBX that drops the link, then one that accepts and hangs up at once."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(5)
-    server.settimeout(DEADLINE)
-    port = server.getsockname()[1]
+    server, port = fake_pbx()
     data = tmp_path / "mitel_data.json"
-    daemon = processes(
-        "mitelacd",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--file",
-        str(data),
-        "--write-interval",
-        "0.1",
-        "--retry-delay",
-        "0.05",
-        "--max-retry-delay",
-        "5",
-        cwd=tmp_path,
-    )
+    extra = ("--write-interval", "0.1", "--retry-delay", "0.05", "--max-retry-delay", "5")
+    daemon = processes(*daemon_argv(port, data, *extra), cwd=tmp_path)
     with server:
         conn, _ = server.accept()
         conn.sendall(b"\x0212A0815022001   1001   00\r\n\x0213G0815102001   1001   01860\r\n")

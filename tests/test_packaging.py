@@ -1,0 +1,39 @@
+"""The wheel a user installs carries the twistd dropins, and nothing of Twisted's own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_wheel_holds_the_dropins_but_no_twisted_init(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    (wheel,) = tmp_path.glob("mitelacd-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "twisted/plugins/mitelacd_plugin.py" in names
+    assert "twisted/plugins/mitelacd_sim_plugin.py" in names
+    assert "twisted/__init__.py" not in names
+    assert "twisted/plugins/__init__.py" not in names
+    assert not [n for n in names if "dropin.cache" in n]
+    modules = {"records", "protocol", "state", "persist", "simulator", "tap", "logs"}
+    assert {f"mitelacd/{m}.py" for m in modules} <= names
