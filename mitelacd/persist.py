@@ -12,6 +12,7 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
+from mitelacd.pacing import Coalescer
 from mitelacd.state import FloorState, IFloorListener, LegacyFileError, validate_legacy
 
 log = Logger()
@@ -76,8 +77,8 @@ class LegacyFileWriter(Service):
         self.interval = interval
         self.writes = 0
         self._written: bytes | None = None
-        self._last_write = float("-inf")
-        self._pending: IDelayedCall | None = None
+        self._pace = Coalescer(clock, interval, self.flush)
+        self._retry: IDelayedCall | None = None
 
     def startService(self) -> None:
         super().startService()
@@ -85,21 +86,15 @@ class LegacyFileWriter(Service):
 
     def stopService(self) -> None:
         self.floor.removeListener(self)
-        if self._pending is not None and self._pending.active():
-            self._pending.cancel()
-        self._pending = None
+        self._pace.cancel()
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
         self.flush()
         super().stopService()
 
     def floorChanged(self, floor: FloorState) -> None:
-        if self._pending is not None:
-            return
-        delay = max(0.0, self._last_write + self.interval - self.clock.seconds())
-        self._pending = self.clock.callLater(delay, self._due)
-
-    def _due(self) -> None:
-        self._pending = None
-        self.flush()
+        self._pace.poke()
 
     def flush(self) -> None:
         """Write the current document now, unless the file already holds it."""
@@ -111,9 +106,8 @@ class LegacyFileWriter(Service):
         except OSError as e:
             # The state itself is intact: try again a little later.
             log.error("cannot write {path}: {error}", path=self.path.path, error=e)
-            if self.running and self._pending is None:
-                self._pending = self.clock.callLater(max(self.interval, 1.0), self._due)
+            if self.running and (self._retry is None or not self._retry.active()):
+                self._retry = self.clock.callLater(max(self.interval, 1.0), self._pace.poke)
             return
         self._written = body
-        self._last_write = self.clock.seconds()
         self.writes += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -339,8 +339,13 @@ class FloorState:
         self.version = 0
         self._legacy_cache: tuple[int, bytes] | None = None
         self._listeners: list[IFloorListener] = []
+        self._stale_seen = True
         self._unparsable_log = Throttle(clock)
         self._gap_log = Throttle(clock)
+
+    @property
+    def clock(self) -> IReactorTime:
+        return self._clock
 
     # Listeners -------------------------------------------------------------
 
@@ -352,6 +357,7 @@ class FloorState:
 
     def _changed(self) -> None:
         self.version += 1
+        self._stale_seen = self.isStale()
         for listener in list(self._listeners):
             try:
                 listener.floorChanged(self)
@@ -570,19 +576,58 @@ class FloorState:
             "noise": feed.noise,
         }
 
+    def checkStale(self) -> None:
+        """Tell the listeners when the feed goes stale (or fresh) without a record."""
+        stale = self.isStale()
+        if stale != self._stale_seen:
+            self._stale_seen = stale
+            if stale:
+                log.warn(
+                    "the PBX feed is stale: no record for {seconds} s", seconds=self.stale_after
+                )
+            self._changed()
+
+    def totals(self) -> dict[str, Any]:
+        by_status = dict.fromkeys(LEGACY_STATUSES, 0)
+        for agent in self.agents.values():
+            by_status[agent.status] += 1
+        paths = [q.view() for q in self.paths.values()]
+        return {
+            "agents": by_status,
+            "logged_in": by_status["in"]
+            + by_status["busy"]
+            + by_status["idle"]
+            + by_status["timer"],
+            "waiting": sum(p["waiting"] or 0 for p in paths),
+            "longest_wait_seconds": max((p["longest_wait_seconds"] or 0 for p in paths), default=0),
+        }
+
     def snapshot(self) -> dict[str, Any]:
         """The rich view of state-model §5."""
         return {
             "generated_at": iso_utc(self._clock.seconds()),
+            "stale": self.isStale(),
             "version": self.version,
             "last_update": iso_utc(self.last_update or None),
             "feed": self.feedView(),
-            "agents": _views(self.agents.values()),
-            "groups": _views(self.groups.values()),
-            "paths": _views(self.paths.values()),
-            "extensions": _views(self.extensions.values()),
+            "totals": self.totals(),
+            "agents": self.agentViews(),
+            "groups": self.queueViews(self.groups),
+            "paths": self.queueViews(self.paths),
+            "extensions": self.extensionViews(),
         }
 
+    def agentViews(self) -> list[dict[str, Any]]:
+        return [self.agents[k].view() for k in sorted(self.agents, key=_id_key)]
 
-def _views(items: Iterable[Agent | Queue | Extension]) -> list[dict[str, Any]]:
-    return [item.view() for item in items]
+    @staticmethod
+    def queueViews(table: dict[str, Queue]) -> list[dict[str, Any]]:
+        return [table[k].view() for k in sorted(table)]
+
+    def extensionViews(self) -> list[dict[str, Any]]:
+        return [self.extensions[k].view() for k in sorted(self.extensions, key=_id_key)]
+
+
+def _id_key(text: str) -> tuple[int, str]:
+    """Digits sort as numbers (``999`` before ``1001``), anything else after."""
+    return (int(text), text) if text.isdigit() else (1 << 62, text)

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet.interfaces import IConnector
 from twisted.logger import Logger
@@ -16,6 +17,7 @@ from twisted.python.filepath import FilePath
 from mitelacd.persist import LegacyFileWriter, load_legacy
 from mitelacd.protocol import PBXClientFactory
 from mitelacd.state import FloorState
+from mitelacd.web import DEFAULT_HTTP, WebService, WebSettings, check_endpoint
 
 log = Logger()
 
@@ -73,6 +75,7 @@ class Options(usage.Options):
             None,
             "Run a simulated PBX on a free loopback port and read that (no PBX needed).",
         ],
+        ["access-log", None, "Log every HTTP request (off: boards poll often)."],
     ]
     optParameters = [
         [
@@ -113,6 +116,27 @@ class Options(usage.Options):
             "Longest wait between reconnection attempts, in seconds.",
             lambda v: positive_seconds("--max-retry-delay", v),
         ],
+        [
+            "http",
+            None,
+            DEFAULT_HTTP,
+            "Where to serve HTTP, as a Twisted endpoint: 'tcp:8080' for every"
+            " interface, 'tcp:8080:interface=127.0.0.1' for this machine only; 'none': off.",
+        ],
+        [
+            "cors-origin",
+            None,
+            "*",
+            "Access-Control-Allow-Origin sent with every response, for board pages"
+            " served elsewhere; 'none' sends no CORS headers.",
+        ],
+        [
+            "token",
+            None,
+            None,
+            "Require 'Authorization: Bearer TOKEN' (or ?token=TOKEN) on every HTTP"
+            " endpoint but /healthz. Default: $MITELACD_TOKEN, else open.",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -122,6 +146,26 @@ class Options(usage.Options):
         elif not self["host"]:
             raise usage.UsageError("--host is required (or --simulate to run without a PBX)")
         self["file"] = writable_file(self["file"])
+        if self["http"].strip().lower() == "none":
+            self["http"] = None
+        else:
+            try:
+                check_endpoint(self["http"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise usage.UsageError(f"--http {self['http']!r} is not an endpoint: {e}") from None
+        if self["cors-origin"].strip().lower() == "none":
+            self["cors-origin"] = None
+        if self["token"] is None:
+            self["token"] = os.environ.get("MITELACD_TOKEN") or None
+        if self["token"] is not None and not self["token"].strip():
+            raise usage.UsageError("--token must not be empty")
+
+    def webSettings(self) -> WebSettings:
+        return WebSettings(
+            cors_origin=self["cors-origin"],
+            token=self["token"],
+            access_log=bool(self["access-log"]),
+        )
 
 
 #: Environment variables of ``mitelacd.tac`` and the options they stand for.
@@ -133,6 +177,8 @@ ENVIRONMENT = {
     "MITELACD_WATCHDOG": "--watchdog",
     "MITELACD_RETRY_DELAY": "--retry-delay",
     "MITELACD_MAX_RETRY_DELAY": "--max-retry-delay",
+    "MITELACD_HTTP": "--http",
+    "MITELACD_CORS_ORIGIN": "--cors-origin",
 }
 _TRUE = {"1", "yes", "true", "on"}
 
@@ -144,8 +190,13 @@ def options_from_environment(environ: Mapping[str, str]) -> Options:
         value = environ.get(name, "").strip()
         if value:
             argv += [option, value]
-    if environ.get("MITELACD_SIMULATE", "").strip().lower() in _TRUE:
-        argv.append("--simulate")
+    for name, flag in (
+        ("MITELACD_SIMULATE", "--simulate"),
+        ("MITELACD_ACCESS_LOG", "--access-log"),
+    ):
+        if environ.get(name, "").strip().lower() in _TRUE:
+            argv.append(flag)
+    # The token is not put on a command line; Options reads $MITELACD_TOKEN.
     options = Options()
     try:
         options.parseOptions(argv)
@@ -229,6 +280,11 @@ def makeService(options: Options, reactor: Any = None) -> MitelACDService:
     # final flush, so the last state reaches the file.
     writer = LegacyFileWriter(path, floor, reactor, options["write-interval"])
     writer.setServiceParent(top)
+    stale_watch = TimerService(1.0, floor.checkStale)
+    stale_watch.clock = reactor
+    stale_watch.setServiceParent(top)
+    if options["http"] is not None:
+        WebService(options["http"], floor, options.webSettings(), reactor).setServiceParent(top)
     factory = PBXClientFactory(
         floor,
         reactor,

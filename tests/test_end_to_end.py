@@ -121,7 +121,11 @@ def fake_pbx() -> tuple[socket.socket, int]:
 
 
 def daemon_argv(port: int | str, data: Path, *extra: str) -> list[str]:
-    return ["mitelacd", "--host", "127.0.0.1", "--port", str(port), "--file", str(data), *extra]
+    return [
+        "mitelacd",
+        *("--host", "127.0.0.1", "--port", str(port), "--file", str(data)),
+        *("--http", "tcp:0:interface=127.0.0.1", *extra),
+    ]
 
 
 def expected_after(script: FloorScript) -> dict[str, Any]:

@@ -1,0 +1,525 @@
+"""HTTP resources, in memory through treq's StubTreq and on real loopback sockets."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+import pytest_twisted
+import treq
+from treq.testing import StubTreq
+from twisted.internet import defer, reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.task import Clock, deferLater
+from twisted.python import usage
+from twisted.web.test.requesthelper import DummyRequest
+
+from mitelacd import tap
+from mitelacd.records import parse_record
+from mitelacd.state import FloorState
+from mitelacd.web import BoardSite, EventPush, Root, WebService, WebSettings
+
+BASE = "http://board.test"
+LOGIN = "12A081502{dn:<7}{agent:<7}00"
+
+
+def feed(floor: FloorState, *bodies: str) -> None:
+    for body in bodies:
+        floor.recordReceived(parse_record(body.encode()))
+
+
+def sync(d: Deferred[Any]) -> Any:
+    """The result of a Deferred that StubTreq has already fired."""
+    results: list[Any] = []
+    d.addBoth(results.append)
+    assert results, "the request did not complete"
+    if hasattr(results[0], "raiseException"):
+        results[0].raiseException()
+    return results[0]
+
+
+class Board:
+    """A floor with its HTTP tree behind an in-memory client."""
+
+    def __init__(self, settings: WebSettings | None = None) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.floor = FloorState(self.clock, stale_after=60)
+        self.settings = settings or WebSettings()
+        self.push = EventPush(self.floor, self.clock, self.settings)
+        self.stub = StubTreq(Root(self.floor, self.push, self.settings))
+
+    def request(self, method: str, path: str, **kwargs: Any) -> tuple[Any, bytes]:
+        d = self.stub.request(method, BASE + path, **kwargs)
+        self.stub.flush()
+        response = sync(d)
+        body = sync(response.content())
+        return response, body
+
+    def get(self, path: str, **kwargs: Any) -> tuple[Any, bytes]:
+        return self.request("GET", path, **kwargs)
+
+    def connect(self) -> None:
+        self.floor.feedConnected("127.0.0.1", 15373)
+
+
+def header(response: Any, name: str) -> str | None:
+    values = response.headers.getRawHeaders(name)
+    return values[0] if values else None
+
+
+@pytest.fixture
+def board() -> Board:
+    board = Board()
+    board.connect()
+    feed(
+        board.floor,
+        LOGIN.format(dn="2001", agent="1001"),
+        "13G0816472001   1001   01860",
+        LOGIN.format(dn="2002", agent="10045"),
+        "14K10151061000300201450000000",
+        "15Q10151086001200210300000000",
+        "16C1001012050          00",
+    )
+    return board
+
+
+# /mitel_data.json -------------------------------------------------------------
+
+
+def test_legacy_document_matches_the_file_contract(board: Board) -> None:
+    response, body = board.get("/mitel_data.json")
+    assert response.code == 200
+    assert body == board.floor.legacyJSON()
+    doc = json.loads(body)
+    assert doc["agents"] == {"1001": "busy", "10045": "in"}
+    assert doc["groups"] == {"610": {"waiting": "003", "agents": "002", "longestwait": "0145"}}
+    assert set(doc) == {"agents", "groups", "paths", "lastUpdate"}
+    assert header(response, "content-type") == "application/json"
+    assert header(response, "cache-control") == "no-cache"
+    assert header(response, "access-control-allow-origin") == "*"
+
+
+def test_legacy_etag_gives_304_until_the_floor_changes(board: Board) -> None:
+    first, _ = board.get("/mitel_data.json")
+    etag = header(first, "etag")
+    assert etag and etag.startswith('"')
+    again, body = board.get("/mitel_data.json", headers={"If-None-Match": etag})
+    assert (again.code, body) == (304, b"")
+    # A keep-alive changes nothing the legacy document shows: still 304.
+    feed(board.floor, "17R08151020240311")
+    assert board.get("/mitel_data.json", headers={"If-None-Match": etag})[0].code == 304
+    feed(board.floor, "18J0822422001   1001   01")
+    changed, body = board.get("/mitel_data.json", headers={"If-None-Match": etag})
+    assert changed.code == 200
+    assert json.loads(body)["agents"]["1001"] == "idle"
+    assert header(changed, "etag") != etag
+
+
+def test_legacy_is_rendered_once_per_change(board: Board, monkeypatch: pytest.MonkeyPatch) -> None:
+    renders = []
+    original = board.floor.legacy
+
+    def counting() -> dict[str, Any]:
+        renders.append(1)
+        return original()
+
+    monkeypatch.setattr(board.floor, "legacy", counting)
+    feed(board.floor, "18J0822422001   1001   01")
+    for _ in range(5):
+        board.get("/mitel_data.json")
+    assert len(renders) == 1
+
+
+def test_head_has_headers_and_no_body(board: Board) -> None:
+    response, body = board.request("HEAD", "/mitel_data.json")
+    assert response.code == 200 and body == b""
+    assert header(response, "etag")
+
+
+# The typed API ----------------------------------------------------------------
+
+
+def test_state_document(board: Board) -> None:
+    response, body = board.get("/api/v1/state")
+    assert response.code == 200
+    doc = json.loads(body)
+    assert doc["stale"] is False
+    assert doc["generated_at"] == "2023-11-14T22:13:20.000Z"
+    assert [a["id"] for a in doc["agents"]] == ["1001", "10045"]
+    agent = doc["agents"][0]
+    assert (agent["status"], agent["activity"], agent["last_path"]) == ("busy", "acd_call", "860")
+    assert agent["extension"] == "2001" and agent["confirmed"] is True
+    (group,) = doc["groups"]
+    assert group == {
+        "id": "610",
+        "waiting": 3,
+        "agents_logged_in": 2,
+        "longest_wait_seconds": 105,
+        "trailing": "0000000",
+        "reported_at": "2023-11-14T22:13:20.000Z",
+        "confirmed": True,
+    }
+    assert doc["paths"][0]["longest_wait_seconds"] == 630
+    assert doc["extensions"][0]["dn"] == "2050"
+    assert doc["totals"] == {
+        "agents": {"in": 1, "out": 0, "busy": 1, "idle": 0, "timer": 0},
+        "logged_in": 2,
+        "waiting": 12,
+        "longest_wait_seconds": 630,
+    }
+    assert doc["feed"]["connected"] is True
+    assert doc["feed"]["records_by_code"]["K"] == 1
+
+
+@pytest.mark.parametrize(
+    "path, key",
+    [
+        ("/api/v1/agents", "agents"),
+        ("/api/v1/groups", "groups"),
+        ("/api/v1/paths", "paths"),
+        ("/api/v1/extensions", "extensions"),
+        ("/api/v1/feed", "feed"),
+    ],
+)
+def test_parts_of_the_state(board: Board, path: str, key: str) -> None:
+    response, body = board.get(path)
+    doc = json.loads(body)
+    assert response.code == 200
+    assert set(doc) == {"generated_at", "stale", key}
+    assert doc[key] == json.loads(board.get("/api/v1/state")[1])[key]
+
+
+def test_one_agent(board: Board) -> None:
+    doc = json.loads(board.get("/api/v1/agents/10045")[1])
+    assert doc["agent"]["status"] == "in" and doc["agent"]["fresh_login"] is True
+    response, body = board.get("/api/v1/agents/4242")
+    assert response.code == 404
+    assert json.loads(body)["error"] == "not_found"
+    assert board.get("/api/v1/agents/10045/more")[0].code == 404
+
+
+def test_stale_feed_is_said_in_every_document(board: Board) -> None:
+    board.clock.advance(61)
+    assert json.loads(board.get("/api/v1/agents")[1])["stale"] is True
+    assert json.loads(board.get("/api/v1/state")[1])["feed"]["stale"] is True
+
+
+# /healthz ---------------------------------------------------------------------
+
+
+def test_health_never_connected() -> None:
+    board = Board()
+    response, body = board.get("/healthz")
+    assert response.code == 503
+    assert json.loads(body)["reason"] == "never connected"
+
+
+def test_health_connected_and_fresh_then_stale_then_disconnected(board: Board) -> None:
+    response, body = board.get("/healthz")
+    assert (response.code, json.loads(body)["status"]) == (200, "ok")
+    board.clock.advance(61)
+    response, body = board.get("/healthz")
+    assert response.code == 503
+    assert json.loads(body)["reason"] == "stale"
+    assert json.loads(body)["since"] == "2023-11-14T22:13:20.000Z"
+    board.floor.feedDisconnected("Connection was refused by other side")
+    response, body = board.get("/healthz")
+    doc = json.loads(body)
+    assert (response.code, doc["reason"]) == (503, "disconnected")
+    assert "refused" in doc["detail"]
+
+
+# Methods, 404, CORS, tokens ---------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_other_methods_get_405(board: Board, method: str) -> None:
+    response, body = board.request(method, "/mitel_data.json")
+    assert response.code == 405
+    assert header(response, "allow") == "GET, HEAD"
+    assert b"Traceback" not in body
+
+
+@pytest.mark.parametrize("path", ["/nope", "/api", "/api/v2/state", "/api/v1/nope", "/board.js"])
+def test_unknown_paths_get_404(board: Board, path: str) -> None:
+    response, body = board.get(path)
+    assert response.code == 404
+    assert b"Traceback" not in body
+
+
+def test_cors_origin_can_be_named_or_turned_off() -> None:
+    named = Board(WebSettings(cors_origin="https://boards.example"))
+    response, _ = named.get("/mitel_data.json")
+    assert header(response, "access-control-allow-origin") == "https://boards.example"
+    assert header(response, "vary") == "Origin"
+    preflight, _ = named.request("OPTIONS", "/api/v1/state")
+    assert preflight.code == 204
+    assert "Authorization" in (header(preflight, "access-control-allow-headers") or "")
+    off = Board(WebSettings(cors_origin=None))
+    response, _ = off.get("/mitel_data.json")
+    assert header(response, "access-control-allow-origin") is None
+    assert off.request("OPTIONS", "/api/v1/state")[0].code == 405
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/mitel_data.json", "/api/v1/state", "/api/v1/agents/1", "/api/v1/events"]
+)
+def test_token_is_required_everywhere_but_health(path: str) -> None:
+    board = Board(WebSettings(token="s3cret"))
+    board.connect()
+    response, _ = board.get(path)
+    assert response.code == 401
+    assert header(response, "www-authenticate") == 'Bearer realm="mitelacd"'
+    assert board.get(path, headers={"Authorization": "Bearer wrong"})[0].code == 401
+    assert board.get(path + "?token=wrong")[0].code == 401
+    assert board.get("/healthz")[0].code == 200
+
+
+def test_token_accepted_in_header_or_query() -> None:
+    board = Board(WebSettings(token="s3cret"))
+    assert board.get("/mitel_data.json", headers={"Authorization": "Bearer s3cret"})[0].code == 200
+    assert board.get("/api/v1/state?token=s3cret")[0].code == 200
+    assert board.get("/?token=s3cret")[0].code == 200
+
+
+# The board page ---------------------------------------------------------------
+
+
+def test_board_page_is_one_self_contained_document(board: Board) -> None:
+    response, body = board.get("/")
+    assert response.code == 200
+    assert header(response, "content-type") == "text/html; charset=utf-8"
+    page = body.decode()
+    assert "/*BOARD_CSS*/" not in page and "/*BOARD_JS*/" not in page
+    assert "EventSource" in page and "/api/v1/events" in page
+    # Nothing is fetched from anywhere else.
+    assert "http://" not in page and "https://" not in page
+    assert "default-src 'none'" in (header(response, "content-security-policy") or "")
+
+
+# Stale watch ------------------------------------------------------------------
+
+
+def test_going_stale_is_announced_to_listeners(board: Board) -> None:
+    seen: list[bool] = []
+
+    class Listener:
+        def floorChanged(self, floor: FloorState) -> None:
+            seen.append(floor.isStale())
+
+    board.floor.addListener(Listener())
+    board.floor.checkStale()
+    assert seen == []  # nothing changed
+    board.clock.advance(61)
+    board.floor.checkStale()
+    board.floor.checkStale()
+    assert seen == [True]
+
+
+# Server-Sent Events, in memory ------------------------------------------------
+
+
+def sse_events(data: bytes) -> list[dict[str, Any]]:
+    events = []
+    for block in data.decode().split("\n\n"):
+        if block.startswith("event: state"):
+            line = next(x for x in block.splitlines() if x.startswith("data: "))
+            events.append(json.loads(line[len("data: ") :]))
+    return events
+
+
+class StreamRequest(DummyRequest):
+    """A DummyRequest that a producer can be registered on."""
+
+    def __init__(self) -> None:
+        super().__init__([b"api", b"v1", b"events"])
+        self.producer: Any = None
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.producer = producer
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+
+def test_push_sends_state_then_paced_changes(board: Board) -> None:
+    board.push.start()
+    request = StreamRequest()
+    board.push.subscribe(request)
+    first = b"".join(request.written)
+    assert first.startswith(b"retry: 2000\n\n")
+    assert sse_events(first)[0]["agents"][0]["id"] == "1001"
+    for n in range(10):  # a burst: one event now, then one more at the end
+        feed(board.floor, LOGIN.format(dn=f"30{n:02d}", agent=f"20{n:02d}"))
+        board.clock.advance(0.01)
+    board.clock.advance(1)
+    events = sse_events(b"".join(request.written))
+    assert 2 <= len(events) <= 3
+    assert len(events[-1]["agents"]) == 12
+    board.clock.advance(15)
+    assert request.written[-1] == b": heartbeat\n\n"
+    board.push.stop()
+    assert request.finished
+
+
+def test_a_client_that_does_not_read_gets_only_the_newest_state(board: Board) -> None:
+    board.push.start()
+    request = StreamRequest()
+    board.push.subscribe(request)
+    request.producer.pauseProducing()
+    before = len(request.written)
+    for n in range(50):
+        feed(board.floor, LOGIN.format(dn=f"40{n:02d}", agent=f"50{n:02d}"))
+        board.clock.advance(1)
+    assert len(request.written) == before  # nothing queued up
+    request.producer.resumeProducing()
+    (latest,) = sse_events(b"".join(request.written[before:]))
+    assert len(latest["agents"]) == 52
+    board.push.stop()
+
+
+def test_a_client_that_goes_away_is_dropped(board: Board) -> None:
+    board.push.start()
+    request = StreamRequest()
+    board.push.subscribe(request)
+    assert len(board.push.subscribers) == 1
+    request.processingFailed(Exception("gone"))  # fires notifyFinish with an error
+    assert board.push.subscribers == set()
+    feed(board.floor, "18J0822422001   1001   01")
+    board.clock.advance(1)  # nothing is written to the gone client
+    board.push.stop()
+
+
+# Options ----------------------------------------------------------------------
+
+
+def test_http_options(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MITELACD_TOKEN", raising=False)
+    base = ["--host", "h", "--file", str(tmp_path / "d.json")]
+    options = tap.Options()
+    options.parseOptions(base)
+    assert options["http"] == "tcp:8080:interface=127.0.0.1"
+    assert options.webSettings() == WebSettings(cors_origin="*", token=None, access_log=False)
+    options = tap.Options()
+    options.parseOptions([*base, "--http", "none", "--cors-origin", "none", "--access-log"])
+    assert options["http"] is None
+    assert options.webSettings() == WebSettings(cors_origin=None, token=None, access_log=True)
+    with pytest.raises(usage.UsageError, match="is not an endpoint"):
+        tap.Options().parseOptions([*base, "--http", "tcp:port"])
+    monkeypatch.setenv("MITELACD_TOKEN", "from-env")
+    options = tap.Options()
+    options.parseOptions(base)
+    assert options["token"] == "from-env"
+
+
+def test_access_log_is_off_unless_asked_for(board: Board) -> None:
+    for wanted in (False, True):
+        site = BoardSite(Root(board.floor, board.push, board.settings), wanted, board.clock)
+        site.logFile = io.StringIO()  # type: ignore[attr-defined]
+        request = DummyRequest([b"healthz"])
+        request.method = b"GET"
+        request.client = None
+        request.uri = b"/healthz"
+        request.clientproto = b"HTTP/1.1"
+        request.code = 200
+        request.sentLength = 0
+        site.log(request)  # type: ignore[arg-type]
+        assert bool(site.logFile.getvalue()) is wanted  # type: ignore[attr-defined]
+
+
+# Real loopback sockets --------------------------------------------------------
+
+
+class LiveBoard:
+    def __init__(self, settings: WebSettings | None = None) -> None:
+        self.floor = FloorState(reactor, stale_after=60)
+        self.service = WebService(
+            "tcp:0:interface=127.0.0.1", self.floor, settings or WebSettings(), reactor
+        )
+        self.service.startService()
+        assert self.service.port is not None
+        self.url = f"http://127.0.0.1:{self.service.port.getHost().port}"  # type: ignore[attr-defined]
+
+
+@pytest_twisted.ensureDeferred
+async def test_legacy_and_etag_over_a_real_socket() -> None:
+    live = LiveBoard()
+    try:
+        live.floor.feedConnected("127.0.0.1", 15373)
+        feed(live.floor, LOGIN.format(dn="2001", agent="1001"))
+        response = await treq.get(live.url + "/mitel_data.json").addTimeout(10, reactor)
+        body = await response.content()
+        assert json.loads(body)["agents"] == {"1001": "in"}
+        etag = response.headers.getRawHeaders("etag")[0]
+        again = await treq.get(
+            live.url + "/mitel_data.json", headers={"If-None-Match": etag}
+        ).addTimeout(10, reactor)
+        assert again.code == 304
+        await again.content()
+        health = await treq.get(live.url + "/healthz").addTimeout(10, reactor)
+        assert health.code == 200
+        await health.content()
+    finally:
+        await live.service.stopService()
+
+
+class SSEClient(Protocol):
+    """Reads the raw event stream of one connection."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.lost: Deferred[None] = Deferred()
+        self.waiting: list[tuple[bytes, Deferred[None]]] = []
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+        for item in list(self.waiting):
+            if item[0] in self.data:
+                self.waiting.remove(item)
+                item[1].callback(None)
+
+    def until(self, marker: bytes) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        if marker in self.data:
+            d.callback(None)
+        else:
+            self.waiting.append((marker, d))
+        return d.addTimeout(10, reactor)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.lost.callback(None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_sse_change_reaches_a_client_and_a_gone_client_is_dropped() -> None:
+    live = LiveBoard(WebSettings(push_interval=0.05))
+    try:
+        live.floor.feedConnected("127.0.0.1", 15373)
+        client = SSEClient()
+        factory = ClientFactory.forProtocol(lambda: client)
+        port = live.service.port.getHost().port  # type: ignore[union-attr]
+        reactor.connectTCP("127.0.0.1", port, factory)  # type: ignore[attr-defined]
+        await client.until(b"event: state")
+        assert b"text/event-stream" in client.data
+        assert len(live.service.push.subscribers) == 1
+        feed(live.floor, LOGIN.format(dn="2001", agent="7777"))
+        await client.until(b'"id":"7777"')
+        client.transport.loseConnection()  # type: ignore[union-attr]
+        await client.lost.addTimeout(10, reactor)
+        for _ in range(100):
+            if not live.service.push.subscribers:
+                break
+            await deferLater(reactor, 0.02, lambda: None)
+        assert live.service.push.subscribers == set()
+        feed(live.floor, "13J0822422001   7777   01")  # no write to the gone client
+        await deferLater(reactor, 0.1, lambda: None)
+    finally:
+        await defer.maybeDeferred(live.service.stopService)
