@@ -47,6 +47,8 @@ class WebSettings:
     heartbeat: float = 15.0
     #: Reconnection delay suggested to EventSource clients, in milliseconds.
     retry_ms: int = 2000
+    #: Event stream clients served at once; more get 503.
+    max_push_clients: int = 1000
 
 
 def check_endpoint(description: str) -> str:
@@ -100,7 +102,11 @@ class Legacy(Resource):
 
 
 class Document(Resource):
-    """A JSON document of the typed API, rendered per request (it carries the time)."""
+    """A JSON document of the typed API.
+
+    The body is built once per change; only ``generated_at`` and ``stale``
+    are put in front of it per request.
+    """
 
     isLeaf = True
 
@@ -108,9 +114,18 @@ class Document(Resource):
         super().__init__()
         self._floor = floor
         self._build = build
+        self._cached: tuple[int, bytes] = (-1, b"")
 
     def render_GET(self, request: Request) -> bytes:
-        return render_json(request, envelope(self._floor, self._build()))
+        version, body = self._cached
+        if version != self._floor.version:
+            doc = self._build()
+            doc.pop("generated_at", None)
+            doc.pop("stale", None)
+            body = json.dumps(doc, separators=(",", ":")).encode("ascii")
+            self._cached = (self._floor.version, body)
+        head = render_json(request, envelope(self._floor, {}))
+        return head[:-1] + (b"," + body[1:] if body != b"{}" else b"}")
 
 
 def envelope(floor: FloorState, doc: dict[str, Any]) -> dict[str, Any]:
@@ -124,9 +139,10 @@ class Agents(Resource):
     def __init__(self, floor: FloorState) -> None:
         super().__init__()
         self._floor = floor
+        self._list = Document(floor, lambda: {"agents": floor.agentViews()})
 
     def render_GET(self, request: Request) -> bytes:
-        return render_json(request, envelope(self._floor, {"agents": self._floor.agentViews()}))
+        return self._list.render_GET(request)
 
     def getChild(self, path: bytes, request: Request) -> IResource:
         agent_id = path.decode("ascii", "replace")
@@ -230,6 +246,7 @@ class _Subscriber:
         self.request = request
         self._push = push
         self.paused = False
+        self.paused_at = 0.0
         self.behind = False
         self.gone = False
         request.registerProducer(self, True)
@@ -245,7 +262,9 @@ class _Subscriber:
             self.write(event)
 
     def pauseProducing(self) -> None:
-        self.paused = True
+        if not self.paused:
+            self.paused = True
+            self.paused_at = self._push.clock.seconds()
 
     def resumeProducing(self) -> None:
         self.paused = False
@@ -265,7 +284,7 @@ class EventPush:
     def __init__(self, floor: FloorState, clock: IReactorTime, settings: WebSettings) -> None:
         self._floor = floor
         self._settings = settings
-        self._clock = clock
+        self.clock = clock
         self.subscribers: set[_Subscriber] = set()
         self._pace = Coalescer(clock, settings.push_interval, self._broadcast)
         self._beat = LoopingCall(self._heartbeat)
@@ -318,10 +337,21 @@ class EventPush:
         for subscriber in list(self.subscribers):
             subscriber.offer(event)
 
+    def full(self) -> bool:
+        return len(self.subscribers) >= self._settings.max_push_clients
+
     def _heartbeat(self) -> None:
+        limit = self.clock.seconds() - 2 * self._settings.heartbeat
         for subscriber in list(self.subscribers):
             if not subscriber.paused:
                 subscriber.write(b": heartbeat\n\n")
+            elif subscriber.paused_at < limit:
+                # A frozen tab or a dead link: its socket buffers are the
+                # only thing it still holds, and they are given back now.
+                log.info("dropping an event stream client that stopped reading")
+                self.drop(subscriber)
+                subscriber.gone = True
+                subscriber.request.loseConnection()
 
 
 class Events(Resource):
@@ -337,6 +367,10 @@ class Events(Resource):
         request.setHeader(b"x-accel-buffering", b"no")
         if request.method == b"HEAD":
             return b""
+        if self._push.full():
+            return _error(
+                request, http.SERVICE_UNAVAILABLE, "busy", "too many event stream clients"
+            )
         self._push.subscribe(request)
         return NOT_DONE_YET
 

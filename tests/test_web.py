@@ -345,6 +345,10 @@ class StreamRequest(DummyRequest):
     def unregisterProducer(self) -> None:
         self.producer = None
 
+    def loseConnection(self) -> None:
+        self.lost = True
+        self.processingFailed(Exception("connection closed by the server"))
+
 
 def test_push_sends_state_then_paced_changes(board: Board) -> None:
     board.push.start()
@@ -374,11 +378,35 @@ def test_a_client_that_does_not_read_gets_only_the_newest_state(board: Board) ->
     before = len(request.written)
     for n in range(50):
         feed(board.floor, LOGIN.format(dn=f"40{n:02d}", agent=f"50{n:02d}"))
-        board.clock.advance(1)
+        board.clock.advance(0.4)
     assert len(request.written) == before  # nothing queued up
     request.producer.resumeProducing()
     (latest,) = sse_events(b"".join(request.written[before:]))
     assert len(latest["agents"]) == 52
+    board.push.stop()
+
+
+def test_a_client_that_stops_reading_for_long_is_disconnected(board: Board) -> None:
+    board.push.start()
+    reading, stuck = StreamRequest(), StreamRequest()
+    board.push.subscribe(reading)
+    board.push.subscribe(stuck)
+    stuck.producer.pauseProducing()
+    board.clock.advance(30)
+    assert not getattr(stuck, "lost", False)  # a pause of two heartbeats is tolerated
+    board.clock.advance(15)
+    assert stuck.lost
+    assert board.push.subscribers == {reading.producer}
+    board.push.stop()
+
+
+def test_event_stream_clients_are_capped() -> None:
+    board = Board(WebSettings(max_push_clients=1))
+    board.push.start()
+    board.push.subscribe(StreamRequest())
+    response, body = board.get("/api/v1/events")
+    assert response.code == 503
+    assert json.loads(body)["error"] == "busy"
     board.push.stop()
 
 
@@ -523,3 +551,28 @@ async def test_sse_change_reaches_a_client_and_a_gone_client_is_dropped() -> Non
         await deferLater(reactor, 0.1, lambda: None)
     finally:
         await defer.maybeDeferred(live.service.stopService)
+
+
+def test_api_body_is_built_once_per_change_but_stamped_per_request(
+    board: Board, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds = []
+    original = board.floor.agentViews
+
+    def counting() -> list[dict[str, Any]]:
+        builds.append(1)
+        return original()
+
+    monkeypatch.setattr(board.floor, "agentViews", counting)
+    board.push = EventPush(board.floor, board.clock, board.settings)
+    board.stub = StubTreq(Root(board.floor, board.push, board.settings))
+    first = json.loads(board.get("/api/v1/agents")[1])
+    board.clock.advance(2)
+    second = json.loads(board.get("/api/v1/agents")[1])
+    assert len(builds) == 1
+    assert second["generated_at"] != first["generated_at"]
+    assert second["agents"] == first["agents"]
+    feed(board.floor, "18J0822422001   1001   01")
+    third = json.loads(board.get("/api/v1/agents")[1])
+    assert len(builds) == 2
+    assert third["agents"][0]["status"] == "idle"
