@@ -560,6 +560,7 @@ class FloorState:
         return {
             "connected": feed.connected,
             "stale": self.isStale(),
+            "stale_after_seconds": self.stale_after,
             "pbx_host": feed.host,
             "pbx_port": feed.port,
             "connected_since": iso_utc(feed.connected_since),

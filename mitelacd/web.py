@@ -307,19 +307,23 @@ class EventPush:
             subscriber.gone = True
 
     def stateEvent(self) -> bytes:
-        """The current state as one SSE event, built once per change."""
+        """The current state as one SSE event, built once per change for everyone."""
         version, event = self._event
         if version != self._floor.version:
-            data = json.dumps(self._floor.snapshot(), separators=(",", ":"))
-            event = b"event: state\nid: %d\ndata: %s\n\n" % (self._floor.version, data.encode())
+            event = self._render()
             self._event = (self._floor.version, event)
         return event
+
+    def _render(self) -> bytes:
+        data = json.dumps(self._floor.snapshot(), separators=(",", ":"))
+        return b"event: state\nid: %d\ndata: %s\n\n" % (self._floor.version, data.encode())
 
     def subscribe(self, request: Request) -> None:
         subscriber = _Subscriber(request, self)
         self.subscribers.add(subscriber)
         request.notifyFinish().addBoth(self._finished, subscriber)
-        subscriber.write(b"retry: %d\n\n" % self._settings.retry_ms + self.stateEvent())
+        # Built afresh, so that its generated_at is now even on a quiet floor.
+        subscriber.write(b"retry: %d\n\n" % self._settings.retry_ms + self._render())
 
     def _finished(self, result: Failure | None, subscriber: _Subscriber) -> None:
         subscriber.gone = True
