@@ -78,11 +78,8 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
         """Drop the overlong line, keep the connection, resume at its end."""
         end = line.find(LF)
         dropped = line if end < 0 else line[:end]
-        log.warn(
-            "dropped {size} bytes without a record terminator",
-            size=len(dropped),
-        )
-        self.factory.floor.noiseReceived(dropped[:80])
+        reason = f"dropped {len(dropped)} bytes without a record end"
+        self.factory.floor.noiseReceived(dropped[:80], reason)
         if end < 0:
             self._discarding = True
         else:

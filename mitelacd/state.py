@@ -416,10 +416,10 @@ class FloorState:
             queue.confirmed = False
         self._changed()
 
-    def noiseReceived(self, raw: bytes) -> None:
+    def noiseReceived(self, raw: bytes, reason: str | None = None) -> None:
         """Bytes outside any record: counted, logged now and then."""
         self.feed.noise += 1
-        self._unparsable(f"{len(raw)} bytes outside any record", raw)
+        self._unparsable(reason or f"{len(raw)} bytes outside any record", raw)
         self._changed()
 
     def recordReceived(self, result: ParseResult) -> None:

@@ -509,9 +509,12 @@ class WebService(Service):
         self.push.start()
         address = self.port.getHost() if self.port is not None else None
         host = getattr(address, "host", "?")
+        if ":" in host:
+            host = f"[{host}]"
         log.info(
-            "serving HTTP on {url}",
-            url=f"{host}:{getattr(address, 'port', '?')}",
+            "wall board and API at http://{host}:{port}/",
+            host=host,
+            port=getattr(address, "port", "?"),
         )
 
     def stopService(self) -> Any:

@@ -576,3 +576,25 @@ def test_api_body_is_built_once_per_change_but_stamped_per_request(
     third = json.loads(board.get("/api/v1/agents")[1])
     assert len(builds) == 2
     assert third["agents"][0]["status"] == "idle"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failing_resource_shows_no_traceback(
+    monkeypatch: pytest.MonkeyPatch, logged_failures: list[dict[str, Any]]
+) -> None:
+    live = LiveBoard()
+    try:
+
+        def broken() -> dict[str, Any]:
+            raise RuntimeError("secret internals")
+
+        monkeypatch.setattr(live.floor, "feedView", broken)
+        response = await treq.get(live.url + "/api/v1/feed").addTimeout(10, reactor)
+        body = await response.content()
+        assert response.code == 500
+        assert b"Traceback" not in body and b"secret internals" not in body
+        # The failure is logged for the operator instead.
+        assert any("secret internals" in str(e["log_failure"].value) for e in logged_failures)
+        logged_failures.clear()
+    finally:
+        await live.service.stopService()
