@@ -143,7 +143,9 @@ def floor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Floor]:
             "--http", "tcp:0:interface=127.0.0.1", "--watchdog", "3", cwd=folder,
         )  # fmt: skip
         children.append(daemon)
-        http = daemon.wait_for(r"wall board and API at http://127\.0\.0\.1:(\d+)/", timeout=WAIT).group(1)
+        http = daemon.wait_for(
+            r"wall board and API at http://127\.0\.0\.1:(\d+)/", timeout=WAIT
+        ).group(1)
         driver = make_driver(folder)
         board = Floor(sim, daemon, f"http://127.0.0.1:{http}/", driver, folder)
         wait_for_state(board, lambda s: s["totals"]["logged_in"] >= 30, "30 agents logged in")
