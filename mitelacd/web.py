@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 from twisted.application.service import Service
 from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IPushProducer, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -498,7 +499,12 @@ class WebService(Service):
         outcome: list[Any] = []
         endpoint.listen(self.site).addBoth(outcome.append)
         if outcome and isinstance(outcome[0], Failure):
-            outcome[0].raiseException()
+            failure = outcome[0]
+            if isinstance(failure.value, CannotListenError):
+                # A taken or forbidden port is the operator's to fix: say so plainly.
+                why = failure.value.socketError
+                raise SystemExit(f"mitelacd: cannot serve HTTP on {self.description!r}: {why}")
+            failure.raiseException()
         self.port = outcome[0] if outcome else None
         super().privilegedStartService()
 

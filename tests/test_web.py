@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 from typing import Any
 
 import pytest
@@ -598,3 +599,15 @@ async def test_a_failing_resource_shows_no_traceback(
         logged_failures.clear()
     finally:
         await live.service.stopService()
+
+
+def test_a_taken_port_is_a_plain_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        service = WebService(
+            f"tcp:{port}:interface=127.0.0.1", FloorState(reactor), WebSettings(), reactor
+        )
+        with pytest.raises(SystemExit, match=f"cannot serve HTTP on 'tcp:{port}:.*in use"):
+            service.privilegedStartService()
