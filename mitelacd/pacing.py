@@ -21,10 +21,6 @@ class Coalescer:
         self._last = float("-inf")
         self._pending: IDelayedCall | None = None
 
-    @property
-    def pending(self) -> bool:
-        return self._pending is not None
-
     def poke(self) -> None:
         if self._pending is not None:
             return

@@ -222,9 +222,7 @@ class Queue:
             "id": self.number,
             "waiting": number(self.waiting_raw),
             "agents_logged_in": number(self.agents_raw),
-            "longest_wait_seconds": (
-                mmss_seconds(longest) if len(longest) == 4 and longest.isdigit() else None
-            ),
+            "longest_wait_seconds": (mmss_seconds(longest) if _is_mmss(longest) else None),
             "trailing": self.trailing,
             "reported_at": iso_utc(self.reported_at),
             "confirmed": self.confirmed,
@@ -592,15 +590,16 @@ class FloorState:
         by_status = dict.fromkeys(LEGACY_STATUSES, 0)
         for agent in self.agents.values():
             by_status[agent.status] += 1
-        paths = [q.view() for q in self.paths.values()]
+        # A queued call waits on one path but may count in several groups.
+        paths = self.paths.values()
         return {
             "agents": by_status,
-            "logged_in": by_status["in"]
-            + by_status["busy"]
-            + by_status["idle"]
-            + by_status["timer"],
-            "waiting": sum(p["waiting"] or 0 for p in paths),
-            "longest_wait_seconds": max((p["longest_wait_seconds"] or 0 for p in paths), default=0),
+            "logged_in": len(self.agents) - by_status["out"],
+            "waiting": sum(int(q.waiting_raw) for q in paths if q.waiting_raw.isdigit()),
+            "longest_wait_seconds": max(
+                (mmss_seconds(q.longest_raw) for q in paths if _is_mmss(q.longest_raw)),
+                default=0,
+            ),
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -627,6 +626,10 @@ class FloorState:
 
     def extensionViews(self) -> list[dict[str, Any]]:
         return [self.extensions[k].view() for k in sorted(self.extensions, key=_id_key)]
+
+
+def _is_mmss(raw: str) -> bool:
+    return len(raw) == 4 and raw.isdigit()
 
 
 def _id_key(text: str) -> tuple[int, str]:
