@@ -8,12 +8,14 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 from zope.interface import implementer
 
+from mitelacd.changes import ChangeSet
+from mitelacd.documents import FloorDocuments
+from mitelacd.logs import Logger
 from mitelacd.pacing import Coalescer
-from mitelacd.state import FloorState, IFloorListener, LegacyFileError, validate_legacy
+from mitelacd.state import IFloorListener, LegacyFileError, validate_legacy
 
 log = Logger()
 
@@ -62,17 +64,18 @@ class LegacyFileWriter(Service):
 
     Each write goes to a temporary sibling that is then renamed over the
     file, so a reader sees the old or the new document, never a torn one.
+    The document is the one the web serves, assembled change by change.
     """
 
     def __init__(
         self,
         path: FilePath[str],
-        floor: FloorState,
+        documents: FloorDocuments,
         clock: IReactorTime,
         interval: float = 1.0,
     ) -> None:
         self.path = path
-        self.floor = floor
+        self.documents = documents
         self.clock = clock
         self.interval = interval
         self.writes = 0
@@ -82,10 +85,10 @@ class LegacyFileWriter(Service):
 
     def startService(self) -> None:
         super().startService()
-        self.floor.addListener(self)
+        self.documents.addListener(self)
 
     def stopService(self) -> None:
-        self.floor.removeListener(self)
+        self.documents.removeListener(self)
         self._pace.cancel()
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
@@ -93,12 +96,13 @@ class LegacyFileWriter(Service):
         self.flush()
         super().stopService()
 
-    def floorChanged(self, floor: FloorState) -> None:
-        self._pace.poke()
+    def floorChanged(self, changes: ChangeSet) -> None:
+        if self.documents.legacy_version == changes.version:
+            self._pace.poke()
 
     def flush(self) -> None:
         """Write the current document now, unless the file already holds it."""
-        body = self.floor.legacyJSON()
+        body = self.documents.legacy()
         if body == self._written:
             return
         try:

@@ -10,11 +10,11 @@ from typing import Any, cast
 
 from twisted.internet.interfaces import IAddress, IReactorTime, ITCPTransport
 from twisted.internet.protocol import ReconnectingClientFactory
-from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
+from mitelacd.logs import Logger
 from mitelacd.records import STX, Malformed, parse_record
 from mitelacd.state import FloorState
 
@@ -59,6 +59,11 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
         self.factory.floor.feedConnected(host, port)
 
     def dataReceived(self, data: bytes) -> None:
+        # The records of one read are one change of the floor.
+        with self.factory.floor.batch():
+            self._received(data)
+
+    def _received(self, data: bytes) -> None:
         self.resetTimeout()
         data = data.replace(STX, LF + STX)
         if self._discarding:

@@ -35,8 +35,9 @@ import attrs
 from twisted.application import service
 from twisted.internet import protocol
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTCP, IReactorTime
-from twisted.logger import Logger
 from twisted.python import usage
+
+from mitelacd.logs import Logger
 
 log = Logger()
 

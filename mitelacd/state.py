@@ -1,23 +1,29 @@
 """The live state of the floor: the one owner of agents, groups and paths.
 
-Records come in from the protocol; listeners (file writer, web, metrics) are
-told *that* something changed and pull the view they need. Nothing here does
-I/O, and time comes from an injected clock.
+Records come in from the protocol, one at a time or a whole read in one
+:meth:`FloorState.batch`; after each, every listener (documents, file writer,
+push, metrics) is handed one :class:`~mitelacd.changes.ChangeSet` saying what
+changed, with the new values. A change costs what it changed, whatever the
+size of the floor. Nothing here does I/O, and time comes from an injected
+clock.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 from zope.interface import Interface
 
+from mitelacd.changes import ChangeSet, Entity
+from mitelacd.logs import Logger
 from mitelacd.records import (
     EVENT_NAMES,
     AgentEvent,
@@ -57,16 +63,22 @@ _PHRASES = {
 
 
 class IFloorListener(Interface):
-    """Something that wants to hear that the floor changed."""
+    """Something that wants to hear what changed on the floor."""
 
-    def floorChanged(floor: FloorState) -> None:
-        """Called after every change; pull what you need from ``floor``."""
+    def floorChanged(changes: ChangeSet) -> None:
+        """Called once after every change (a record, or a batch of them)."""
 
 
 def iso_utc(when: float | None) -> str | None:
     """Unix time as UTC ISO-8601 with a ``Z``, or None."""
     if when is None:
         return None
+    return _iso_utc(when)
+
+
+@functools.lru_cache(maxsize=1024)
+def _iso_utc(when: float) -> str:
+    # The same few instants (now, an agent's since) are rendered many times.
     stamp = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -173,6 +185,10 @@ class Agent:
         self.activity = "none"
         self.make_busy_reason = None
 
+    def entity(self) -> Entity:
+        view = self.view()
+        return Entity(view, view["status"])
+
     def view(self) -> dict[str, Any]:
         return {
             "id": self.agent_id,
@@ -213,6 +229,9 @@ class Queue:
             "longestwait": self.longest_raw,
         }
 
+    def entity(self) -> Entity:
+        return Entity(self.view(), self.legacy())
+
     def view(self) -> dict[str, Any]:
         def number(raw: str) -> int | None:
             return int(raw) if raw.isdigit() else None
@@ -237,6 +256,9 @@ class Extension:
     last_event: str
     last_event_at: float
     tail: str
+
+    def entity(self) -> Entity:
+        return Entity(self.view())
 
     def view(self) -> dict[str, Any]:
         return {
@@ -321,9 +343,14 @@ def validate_legacy(doc: Any) -> dict[str, Any]:
 
 
 class FloorState:
-    """Agents, groups, paths, extensions and feed health, kept from records."""
+    """Agents, groups, paths, extensions and feed health, kept from records.
 
-    def __init__(self, clock: IReactorTime, stale_after: float = 60.0) -> None:
+    Every change ends in one :class:`ChangeSet` for the listeners. Inside
+    :meth:`batch` the records of one read are applied first and told as one
+    change at its end.
+    """
+
+    def __init__(self, clock: IReactorTime, stale_after: float = 60.0, first_version: int = 0):
         self._clock = clock
         self.stale_after = stale_after
         self.agents: dict[str, Agent] = {}
@@ -333,13 +360,25 @@ class FloorState:
         self.feed = Feed()
         #: Unix time of the last record that changed or re-reported the floor.
         self.last_update: float = 0.0
-        #: Moves on every change of anything below.
-        self.version = 0
-        self._legacy_cache: tuple[int, bytes] | None = None
+        #: Moves on every change of anything below; starting it from the start
+        #: time (in microseconds) lets it grow across restarts too.
+        self.version = first_version
         self._listeners: list[IFloorListener] = []
-        self._stale_seen = True
         self._unparsable_log = Throttle(clock)
         self._gap_log = Throttle(clock)
+        # What changed since the last change set.
+        self._depth = 0
+        self._dirty_agents: dict[str, None] = {}
+        self._dirty_groups: dict[str, None] = {}
+        self._dirty_paths: dict[str, None] = {}
+        self._dirty_extensions: dict[str, None] = {}
+        self._feed_dirty = False
+        self._last_update_moved = False
+        # Totals, kept up to date change by change.
+        self._counted: dict[str, str] = {}
+        self._by_status = dict.fromkeys(LEGACY_STATUSES, 0)
+        self._totals = self._compute_totals()
+        self._feed_view = self._compute_feed_view()
 
     @property
     def clock(self) -> IReactorTime:
@@ -353,14 +392,90 @@ class FloorState:
     def removeListener(self, listener: IFloorListener) -> None:
         self._listeners.remove(listener)
 
-    def _changed(self) -> None:
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Apply everything inside as one change (the protocol wraps each read in it)."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if not self._depth:
+                self._commit()
+
+    def _done(self) -> None:
+        """One input has been applied: tell the listeners, unless inside a batch."""
+        if not self._depth:
+            self._commit()
+
+    def _commit(self) -> None:
+        agents = {k: self._agent_entity(k) for k in self._dirty_agents}
+        groups = {k: self.groups[k].entity() for k in self._dirty_groups}
+        paths = {k: self.paths[k].entity() for k in self._dirty_paths}
+        extensions = {k: self.extensions[k].entity() for k in self._dirty_extensions}
+        feed: dict[str, Any] = {}
+        if self._feed_dirty:
+            view = self._compute_feed_view()
+            old = self._feed_view
+            feed = {k: v for k, v in view.items() if old.get(k) != v}
+            self._feed_view = view
+        totals = None
+        if agents or paths:
+            fresh = self._compute_totals()
+            if fresh != self._totals:
+                totals = self._totals = fresh
+        last_update = self.last_update if self._last_update_moved else None
+        self._dirty_agents, self._dirty_groups, self._dirty_paths = {}, {}, {}
+        self._dirty_extensions = {}
+        self._feed_dirty = self._last_update_moved = False
+        if not (agents or groups or paths or extensions or feed or totals or last_update):
+            return
+        previous = self.version
         self.version += 1
-        self._stale_seen = self.isStale()
+        changes = ChangeSet(
+            previous,
+            self.version,
+            self._clock.seconds(),
+            agents,
+            groups,
+            paths,
+            extensions,
+            feed,
+            totals,
+            last_update,
+        )
         for listener in list(self._listeners):
             try:
-                listener.floorChanged(self)
+                listener.floorChanged(changes)
             except Exception:
                 log.failure("listener {listener!r} failed", listener=listener)
+
+    def _agent_entity(self, agent_id: str) -> Entity:
+        agent = self.agents[agent_id]
+        view = agent.view()
+        status = view["status"]
+        counted = self._counted.get(agent_id)
+        if counted != status:
+            if counted is not None:
+                self._by_status[counted] -= 1
+            self._by_status[status] += 1
+            self._counted[agent_id] = status
+        return Entity(view, status)
+
+    def everything(self) -> ChangeSet:
+        """The whole floor as one change set from nothing, for a listener that starts late."""
+        return ChangeSet(
+            self.version,
+            self.version,
+            self._clock.seconds(),
+            {k: a.entity() for k, a in self.agents.items()},
+            {k: q.entity() for k, q in self.groups.items()},
+            {k: q.entity() for k, q in self.paths.items()},
+            {k: e.entity() for k, e in self.extensions.items()},
+            dict(self._feed_view),
+            dict(self._totals),
+            self.last_update,
+        )
 
     # Input from the start-up file ------------------------------------------
 
@@ -371,7 +486,11 @@ class FloorState:
             self.agents[agent_id] = Agent(
                 agent_id, logged_in=status != "out", carried_status=status
             )
-        for key, table in (("groups", self.groups), ("paths", self.paths)):
+            self._dirty_agents[agent_id] = None
+        for key, table, dirty in (
+            ("groups", self.groups, self._dirty_groups),
+            ("paths", self.paths, self._dirty_paths),
+        ):
             for number, figures in doc[key].items():
                 table[number] = Queue(
                     number,
@@ -379,8 +498,10 @@ class FloorState:
                     figures["agents"],
                     figures["longestwait"],
                 )
+                dirty[number] = None
         self.last_update = float(doc.get("lastUpdate", 0))
-        self._changed()
+        self._last_update_moved = True
+        self._done()
 
     # Input from the protocol -----------------------------------------------
 
@@ -394,42 +515,53 @@ class FloorState:
         feed.disconnect_reason = None
         feed.connections += 1
         feed.last_seq = None
-        self._changed()
+        self._feed_dirty = True
+        self._done()
 
     def feedConnectFailed(self, host: str, port: int, reason: str) -> None:
         feed = self.feed
         feed.host, feed.port = host, port
         feed.disconnect_reason = reason
-        self._changed()
+        self._feed_dirty = True
+        self._done()
 
     def feedDisconnected(self, reason: str) -> None:
         feed = self.feed
         feed.connected = False
         feed.disconnected_since = self._clock.seconds()
         feed.disconnect_reason = reason
+        self._feed_dirty = True
         # What we know now came from a connection that is gone.
         for agent in self.agents.values():
-            agent.confirmed = False
-        for queue in (*self.groups.values(), *self.paths.values()):
-            queue.confirmed = False
-        self._changed()
+            if agent.confirmed:
+                agent.confirmed = False
+                self._dirty_agents[agent.agent_id] = None
+        for table, dirty in ((self.groups, self._dirty_groups), (self.paths, self._dirty_paths)):
+            for queue in table.values():
+                if queue.confirmed:
+                    queue.confirmed = False
+                    dirty[queue.number] = None
+        self._done()
 
     def noiseReceived(self, raw: bytes, reason: str | None = None) -> None:
         """Bytes outside any record: counted, logged now and then."""
         self.feed.noise += 1
+        self._feed_dirty = True
         self._unparsable(reason or f"{len(raw)} bytes outside any record", raw)
-        self._changed()
+        self._done()
 
     def recordReceived(self, result: ParseResult) -> None:
         """Apply one parsed record (or count one that could not be parsed)."""
         feed = self.feed
+        self._feed_dirty = True
         if isinstance(result, Malformed):
             feed.unparsable += 1
             self._unparsable(result.reason, result.raw)
-            self._changed()
+            self._done()
             return
         now = self._clock.seconds()
-        feed.records_by_code[result.code] = feed.records_by_code.get(result.code, 0) + 1
+        code = result.code
+        feed.records_by_code[code] = feed.records_by_code.get(code, 0) + 1
         feed.last_record_at = now
         self._check_sequence(result.seq)
         if isinstance(result, AgentEvent):
@@ -446,7 +578,7 @@ class FloorState:
                 date=result.date_raw,
                 time=result.time,
             )
-        self._changed()
+        self._done()
 
     def _unparsable(self, reason: str, raw: bytes) -> None:
         allowed, held = self._unparsable_log.allow()
@@ -479,17 +611,11 @@ class FloorState:
             )
 
     def _agent_event(self, event: AgentEvent, now: float) -> None:
-        fields = {
-            "dn": event.dn,
-            "path": event.path,
-            "reason": event.reason,
-            "agent": event.agent,
-            "code": event.code,
-        }
-        phrase = _PHRASES[event.code]
+        code = event.code
         if event.is_extension_event:
-            self.extensions[event.dn] = Extension(event.dn, event.code, now, event.tail)
-            log.info("extension {dn} (no agent) " + phrase, **fields)
+            self.extensions[event.dn] = Extension(event.dn, code, now, event.tail)
+            self._dirty_extensions[event.dn] = None
+            log.info(_EXTENSION_LINES[code], dn=event.dn, path=event.path, reason=event.reason)
             return
         agent = self.agents.get(event.agent)
         if agent is None:
@@ -497,15 +623,23 @@ class FloorState:
         before = agent.status if agent.since is not None else None
         agent.apply(event)
         agent.confirmed = True
-        agent.last_event = event.code
+        agent.last_event = code
         agent.last_event_at = now
         if before != agent.status:
             agent.since = now
         self.last_update = now
-        log.info("agent {agent} " + phrase, **fields)
+        self._last_update_moved = True
+        self._dirty_agents[event.agent] = None
+        log.info(
+            _AGENT_LINES[code], agent=event.agent, dn=event.dn, path=event.path, reason=event.reason
+        )
 
     def _stats(self, report: StatsReport, now: float) -> None:
-        table = self.groups if report.is_group else self.paths
+        table, dirty = (
+            (self.groups, self._dirty_groups)
+            if report.is_group
+            else (self.paths, self._dirty_paths)
+        )
         table[report.number] = Queue(
             report.number,
             report.waiting_raw,
@@ -515,14 +649,16 @@ class FloorState:
             reported_at=now,
             confirmed=True,
         )
+        dirty[report.number] = None
         self.last_update = now
+        self._last_update_moved = True
         longest = report.longest_raw
         log.info(
             "{kind} {number}: {waiting} waiting, {agents} agents, longest {mm}:{ss}",
             kind="group" if report.is_group else "path",
             number=report.number,
-            waiting=report.waiting,
-            agents=report.agents,
+            waiting=int(report.waiting_raw),
+            agents=int(report.agents_raw),
             mm=longest[:2],
             ss=longest[2:],
         )
@@ -530,7 +666,11 @@ class FloorState:
     # Views -----------------------------------------------------------------
 
     def legacy(self) -> dict[str, Any]:
-        """The ``mitel_data.json`` document (state-model §4)."""
+        """The ``mitel_data.json`` document (state-model §4), built whole.
+
+        The daemon serves and writes the same document assembled change by
+        change (:mod:`mitelacd.documents`); this is its definition.
+        """
         return {
             "agents": {a.agent_id: a.status for a in self.agents.values()},
             "groups": {n: q.legacy() for n, q in self.groups.items()},
@@ -539,11 +679,7 @@ class FloorState:
         }
 
     def legacyJSON(self) -> bytes:
-        """The legacy document rendered once per change, for file and HTTP."""
-        if self._legacy_cache is None or self._legacy_cache[0] != self.version:
-            body = json.dumps(self.legacy()).encode("ascii")
-            self._legacy_cache = (self.version, body)
-        return self._legacy_cache[1]
+        return json.dumps(self.legacy()).encode("ascii")
 
     def isStale(self) -> bool:
         """No live feed, or no record for longer than ``stale_after`` seconds."""
@@ -554,10 +690,13 @@ class FloorState:
         return self._clock.seconds() - heard > self.stale_after
 
     def feedView(self) -> dict[str, Any]:
+        """Health of the feed; whether it is stale is the reader's to say, at its time."""
+        return dict(self._feed_view)
+
+    def _compute_feed_view(self) -> dict[str, Any]:
         feed = self.feed
         return {
             "connected": feed.connected,
-            "stale": self.isStale(),
             "stale_after_seconds": self.stale_after,
             "pbx_host": feed.host,
             "pbx_port": feed.port,
@@ -575,26 +714,17 @@ class FloorState:
             "noise": feed.noise,
         }
 
-    def checkStale(self) -> None:
-        """Tell the listeners when the feed goes stale (or fresh) without a record."""
-        stale = self.isStale()
-        if stale != self._stale_seen:
-            self._stale_seen = stale
-            if stale:
-                log.warn(
-                    "the PBX feed is stale: no record for {seconds} s", seconds=self.stale_after
-                )
-            self._changed()
-
     def totals(self) -> dict[str, Any]:
-        by_status = dict.fromkeys(LEGACY_STATUSES, 0)
-        for agent in self.agents.values():
-            by_status[agent.status] += 1
+        return dict(self._totals)
+
+    def _compute_totals(self) -> dict[str, Any]:
         # A queued call waits on one path but may count in several groups.
+        # Paths are few (tens), and they change in one burst every cycle.
         paths = self.paths.values()
+        by_status = dict(self._by_status)
         return {
             "agents": by_status,
-            "logged_in": len(self.agents) - by_status["out"],
+            "logged_in": sum(by_status.values()) - by_status["out"],
             "waiting": sum(int(q.waiting_raw) for q in paths if q.waiting_raw.isdigit()),
             "longest_wait_seconds": max(
                 (mmss_seconds(q.longest_raw) for q in paths if _is_mmss(q.longest_raw)),
@@ -603,10 +733,12 @@ class FloorState:
         }
 
     def snapshot(self) -> dict[str, Any]:
-        """The rich view of state-model §5."""
+        """The rich view of state-model §5, built whole.
+
+        ``generated_at`` and ``stale`` are the web layer's to add, and so is
+        the feed's ``stale``.
+        """
         return {
-            "generated_at": iso_utc(self._clock.seconds()),
-            "stale": self.isStale(),
             "version": self.version,
             "last_update": iso_utc(self.last_update or None),
             "feed": self.feedView(),
@@ -618,20 +750,27 @@ class FloorState:
         }
 
     def agentViews(self) -> list[dict[str, Any]]:
-        return [self.agents[k].view() for k in sorted(self.agents, key=_id_key)]
+        return [self.agents[k].view() for k in sorted(self.agents, key=id_key)]
 
     @staticmethod
     def queueViews(table: dict[str, Queue]) -> list[dict[str, Any]]:
         return [table[k].view() for k in sorted(table)]
 
     def extensionViews(self) -> list[dict[str, Any]]:
-        return [self.extensions[k].view() for k in sorted(self.extensions, key=_id_key)]
+        return [self.extensions[k].view() for k in sorted(self.extensions, key=id_key)]
+
+
+#: The log line of each call event, for an agent and for a set with no agent.
+_AGENT_LINES = {code: "agent {agent} " + phrase for code, phrase in _PHRASES.items()}
+_EXTENSION_LINES = {
+    code: "extension {dn} (no agent) " + phrase for code, phrase in _PHRASES.items()
+}
 
 
 def _is_mmss(raw: str) -> bool:
     return len(raw) == 4 and raw.isdigit()
 
 
-def _id_key(text: str) -> tuple[int, str]:
+def id_key(text: str) -> tuple[int, str]:
     """Digits sort as numbers (``999`` before ``1001``), anything else after."""
     return (int(text), text) if text.isdigit() else (1 << 62, text)

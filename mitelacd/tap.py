@@ -7,15 +7,17 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from twisted.application.internet import TimerService
 from twisted.application.service import MultiService, Service
 from twisted.internet.interfaces import IConnector
-from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.filepath import FilePath
 
+from mitelacd import logs
+from mitelacd.documents import FloorDocuments
+from mitelacd.logs import Logger
 from mitelacd.persist import LegacyFileWriter, load_legacy
 from mitelacd.protocol import PBXClientFactory
+from mitelacd.push import DEFAULT_PUSH_INTERVAL
 from mitelacd.state import FloorState
 from mitelacd.web import DEFAULT_HTTP, WebService, WebSettings, check_endpoint
 
@@ -43,6 +45,27 @@ def positive_seconds(name: str, value: str) -> float:
     if not seconds > 0 or seconds == float("inf"):
         raise usage.UsageError(f"{name} must be more than 0 seconds, not {value}")
     return seconds
+
+
+def push_interval(value: str) -> float:
+    """``--push-interval``: 0 (every change) or a number of seconds up to 10."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise usage.UsageError(
+            f"--push-interval must be a number of seconds, not {value!r}"
+        ) from None
+    if not 0 <= seconds <= 10:
+        raise usage.UsageError(f"--push-interval must be from 0 to 10 seconds, not {value}")
+    return seconds
+
+
+def log_level(value: str) -> str:
+    if value not in logs.LEVEL_NAMES:
+        raise usage.UsageError(
+            f"--log-level must be one of {', '.join(logs.LEVEL_NAMES)}, not {value!r}"
+        )
+    return value
 
 
 def writable_file(value: str) -> FilePath[str]:
@@ -124,6 +147,22 @@ class Options(usage.Options):
             " interface, 'tcp:8080:interface=127.0.0.1' for this machine only; 'none': off.",
         ],
         [
+            "push-interval",
+            None,
+            DEFAULT_PUSH_INTERVAL,
+            "Send event stream clients the floor's changes at most once per this many"
+            " seconds, gathered into one delta; 0 sends every change at once.",
+            push_interval,
+        ],
+        [
+            "log-level",
+            None,
+            "info",
+            "The least severe of mitelacd's own log lines to write: debug, info"
+            " (one line per agent event and queue report), warn or error.",
+            log_level,
+        ],
+        [
             "cors-origin",
             None,
             "*",
@@ -165,6 +204,7 @@ class Options(usage.Options):
             cors_origin=self["cors-origin"],
             token=self["token"],
             access_log=bool(self["access-log"]),
+            push_interval=self["push-interval"],
         )
 
 
@@ -179,6 +219,8 @@ ENVIRONMENT = {
     "MITELACD_MAX_RETRY_DELAY": "--max-retry-delay",
     "MITELACD_HTTP": "--http",
     "MITELACD_CORS_ORIGIN": "--cors-origin",
+    "MITELACD_PUSH_INTERVAL": "--push-interval",
+    "MITELACD_LOG_LEVEL": "--log-level",
 }
 _TRUE = {"1", "yes", "true", "on"}
 
@@ -263,7 +305,12 @@ def makeService(options: Options, reactor: Any = None) -> MitelACDService:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
-    floor = FloorState(reactor, stale_after=options["watchdog"])
+    logs.set_level(logs.level_named(options["log-level"]))
+    # Versions start from the start time in microseconds, so that they (and
+    # the event ids of the push feed) keep growing across restarts.
+    floor = FloorState(
+        reactor, stale_after=options["watchdog"], first_version=int(reactor.seconds() * 1e6)
+    )
     path: FilePath[str] = options["file"]
     carried = load_legacy(path, datetime.datetime.now())
     if carried is not None:
@@ -275,16 +322,15 @@ def makeService(options: Options, reactor: Any = None) -> MitelACDService:
             paths=len(carried["paths"]),
             path=path.path,
         )
+    documents = FloorDocuments(floor)
     top = MitelACDService(floor)
     # Children stop in reverse order: the client hangs up before the writer's
     # final flush, so the last state reaches the file.
-    writer = LegacyFileWriter(path, floor, reactor, options["write-interval"])
+    writer = LegacyFileWriter(path, documents, reactor, options["write-interval"])
     writer.setServiceParent(top)
-    stale_watch = TimerService(1.0, floor.checkStale)
-    stale_watch.clock = reactor
-    stale_watch.setServiceParent(top)
     if options["http"] is not None:
-        WebService(options["http"], floor, options.webSettings(), reactor).setServiceParent(top)
+        web = WebService(options["http"], floor, documents, options.webSettings(), reactor)
+        web.setServiceParent(top)
     factory = PBXClientFactory(
         floor,
         reactor,

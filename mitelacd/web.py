@@ -5,33 +5,37 @@ Every resource reads the floor; none of them changes it.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
 import attrs
-from twisted.application.service import Service
+from twisted.application import strports
+from twisted.application.service import MultiService
 from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IPushProducer, IReactorTime
-from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web import http, pages
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
-from mitelacd.pacing import Coalescer
-from mitelacd.state import FloorState, IFloorListener, iso_utc
+from mitelacd.changes import EntityKind
+from mitelacd.documents import FloorDocuments
+from mitelacd.logs import Logger
+from mitelacd.push import DEFAULT_PUSH_INTERVAL, EventPush, envelope, parse_event_id
+from mitelacd.state import FloorState, iso_utc
 
 log = Logger()
 
 DEFAULT_HTTP = "tcp:8080:interface=127.0.0.1"
 JSON_TYPE = b"application/json"
+#: Bodies up to this size are answered in one write; larger ones as the socket drains.
+SMALL_BODY = 64 * 1024
 
 
 @attrs.frozen
@@ -43,8 +47,8 @@ class WebSettings:
     #: Bearer token every endpoint but /healthz asks for; None: open.
     token: str | None = None
     access_log: bool = False
-    #: Shortest time between two pushed state events, in seconds.
-    push_interval: float = 0.5
+    #: Shortest time between two pushed deltas, in seconds; 0: every change.
+    push_interval: float = DEFAULT_PUSH_INTERVAL
     heartbeat: float = 15.0
     #: Reconnection delay suggested to EventSource clients, in milliseconds.
     retry_ms: int = 2000
@@ -73,99 +77,144 @@ def _error(request: Request, code: int, error: str, detail: str) -> bytes:
     return render_json(request, {"error": error, "detail": detail}, code)
 
 
+@implementer(IPushProducer)
+class _PartsProducer:
+    """Write a list of byte strings in slices, as the client's socket drains.
+
+    Large documents are shared by every request until the next change;
+    serving one never copies it whole into a connection's buffer.
+    """
+
+    def __init__(self, request: Request, parts: list[bytes]) -> None:
+        self._request = request
+        self._parts = deque(memoryview(p) for p in parts if p)
+        self._paused = False
+        self._writing = False
+
+    def start(self) -> None:
+        self._request.registerProducer(self, True)
+        self._request.notifyFinish().addErrback(lambda _: self.stopProducing())
+        self.resumeProducing()
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        if self._writing:
+            return  # called back from inside request.write below
+        self._writing = True
+        try:
+            while self._parts and not self._paused:
+                head = self._parts[0]
+                if len(head) > SMALL_BODY:
+                    self._parts[0] = head[SMALL_BODY:]
+                    head = head[:SMALL_BODY]
+                else:
+                    self._parts.popleft()
+                self._request.write(bytes(head))
+        finally:
+            self._writing = False
+        if not self._parts and not self._paused and self._request is not None:
+            request, self._request = self._request, None  # type: ignore[assignment]
+            if request is not None:
+                request.unregisterProducer()
+                request.finish()
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def stopProducing(self) -> None:
+        self._parts.clear()
+        self._paused = True
+
+
+def send_parts(request: Request, parts: list[bytes]) -> bytes | int:
+    """Answer with the concatenation of ``parts``, writing large bodies as the socket drains."""
+    request.setHeader(b"content-type", JSON_TYPE)
+    request.setHeader(b"cache-control", b"no-cache")
+    size = sum(len(p) for p in parts)
+    if size <= SMALL_BODY or request.method == b"HEAD":
+        return b"".join(parts)  # Twisted says its length and leaves it out for HEAD
+    request.setHeader(b"content-length", b"%d" % size)
+    _PartsProducer(request, parts).start()
+    return NOT_DONE_YET
+
+
+class Stamp:
+    """The web layer's own envelope: when a document was made and whether the feed is stale."""
+
+    def __init__(self, floor: FloorState, clock: IReactorTime) -> None:
+        self._floor = floor
+        self._clock = clock
+
+    def open(self) -> tuple[bytes, bytes]:
+        """The envelope to put in front of a document, and the stale flag in JSON."""
+        stale = self._floor.isStale()
+        return envelope(self._clock.seconds(), stale), b"true" if stale else b"false"
+
+
 class Legacy(Resource):
-    """``/mitel_data.json``: the file's document, rendered once per change, with an ETag."""
+    """``/mitel_data.json``: the file's document, with an ETag that moves when it changes."""
 
     isLeaf = True
 
-    def __init__(self, floor: FloorState) -> None:
+    def __init__(self, documents: FloorDocuments) -> None:
         super().__init__()
-        self._floor = floor
-        self._tagged: tuple[int, bytes, bytes] = (-1, b"", b"")
+        self._documents = documents
 
-    def _current(self) -> tuple[bytes, bytes]:
-        version, body, etag = self._tagged
-        if version != self._floor.version:
-            fresh = self._floor.legacyJSON()
-            if fresh != body:
-                body = fresh
-                etag = b'"' + hashlib.sha256(body).hexdigest()[:32].encode("ascii") + b'"'
-            self._tagged = (self._floor.version, body, etag)
-        return body, etag
-
-    def render_GET(self, request: Request) -> bytes:
-        body, etag = self._current()
+    def render_GET(self, request: Request) -> bytes | int:
+        docs = self._documents
         request.setHeader(b"content-type", JSON_TYPE)
         request.setHeader(b"cache-control", b"no-cache")
-        if request.setETag(etag) == http.CACHED:
+        if request.setETag(b'"%d"' % docs.legacy_version) == http.CACHED:
             return b""
-        return body
+        return send_parts(request, [docs.legacy()])
 
 
 class Document(Resource):
-    """A JSON document of the typed API.
-
-    The body is built once per change; only ``generated_at`` and ``stale``
-    are put in front of it per request.
-    """
+    """A JSON document of the typed API: the envelope, then members rendered once per change."""
 
     isLeaf = True
 
-    def __init__(self, floor: FloorState, build: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, stamp: Stamp, members: Callable[[bytes], list[bytes]]) -> None:
         super().__init__()
-        self._floor = floor
-        self._build = build
-        self._cached: tuple[int, bytes] = (-1, b"")
+        self._stamp = stamp
+        self._members = members
 
-    def render_GET(self, request: Request) -> bytes:
-        version, body = self._cached
-        if version != self._floor.version:
-            doc = self._build()
-            doc.pop("generated_at", None)
-            doc.pop("stale", None)
-            body = json.dumps(doc, separators=(",", ":")).encode("ascii")
-            self._cached = (self._floor.version, body)
-        head = render_json(request, envelope(self._floor, {}))
-        return head[:-1] + (b"," + body[1:] if body != b"{}" else b"}")
+    def render_GET(self, request: Request) -> bytes | int:
+        head, stale = self._stamp.open()
+        return send_parts(request, [head, *self._members(stale)])
 
 
-def envelope(floor: FloorState, doc: dict[str, Any]) -> dict[str, Any]:
-    """Every API document says when it was made and whether the feed is stale."""
-    return {"generated_at": iso_utc(floor.clock.seconds()), "stale": floor.isStale(), **doc}
-
-
-class Agents(Resource):
+class Agents(Document):
     """``/api/v1/agents`` and ``/api/v1/agents/<id>``."""
 
-    def __init__(self, floor: FloorState) -> None:
-        super().__init__()
-        self._floor = floor
-        self._list = Document(floor, lambda: {"agents": floor.agentViews()})
+    isLeaf = False
 
-    def render_GET(self, request: Request) -> bytes:
-        return self._list.render_GET(request)
+    def __init__(self, stamp: Stamp, documents: FloorDocuments) -> None:
+        super().__init__(stamp, lambda stale: documents.listing("agents"))
+        self._documents = documents
 
     def getChild(self, path: bytes, request: Request) -> IResource:
-        agent_id = path.decode("ascii", "replace")
-        return OneAgent(self._floor, agent_id)
+        return OneAgent(self._stamp, self._documents, path.decode("ascii", "replace"))
 
 
 class OneAgent(Resource):
     isLeaf = True
 
-    def __init__(self, floor: FloorState, agent_id: str) -> None:
+    def __init__(self, stamp: Stamp, documents: FloorDocuments, agent_id: str) -> None:
         super().__init__()
-        self._floor = floor
+        self._stamp = stamp
+        self._documents = documents
         self._agent_id = agent_id
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> bytes | int:
         if request.postpath:
             return _error(request, http.NOT_FOUND, "not_found", "no such resource")
-        agent = self._floor.agents.get(self._agent_id)
+        agent = self._documents.entity("agents", self._agent_id)
         if agent is None:
             detail = f"agent {self._agent_id!r} has not been seen"
             return _error(request, http.NOT_FOUND, "not_found", detail)
-        return render_json(request, envelope(self._floor, {"agent": agent.view()}))
+        head, _ = self._stamp.open()
+        return send_parts(request, [head, b'"agent":', agent, b"}"])
 
 
 class Health(Resource):
@@ -238,128 +287,9 @@ class Board(Resource):
         return self._page
 
 
-@implementer(IPushProducer)
-class _Subscriber:
-    """One EventSource client. Only the newest state matters, so a client that
-    does not read is sent nothing more until it does: memory stays bounded."""
-
-    def __init__(self, request: Request, push: EventPush) -> None:
-        self.request = request
-        self._push = push
-        self.paused = False
-        self.paused_at = 0.0
-        self.behind = False
-        self.gone = False
-        request.registerProducer(self, True)
-
-    def write(self, data: bytes) -> None:
-        if not self.gone:
-            self.request.write(data)
-
-    def offer(self, event: bytes) -> None:
-        if self.paused:
-            self.behind = True
-        else:
-            self.write(event)
-
-    def pauseProducing(self) -> None:
-        if not self.paused:
-            self.paused = True
-            self.paused_at = self._push.clock.seconds()
-
-    def resumeProducing(self) -> None:
-        self.paused = False
-        if self.behind:
-            self.behind = False
-            self.write(self._push.stateEvent())
-
-    def stopProducing(self) -> None:
-        self.paused = True
-        self._push.drop(self)
-
-
-@implementer(IFloorListener)
-class EventPush:
-    """``/api/v1/events``: Server-Sent Events of the whole state, paced."""
-
-    def __init__(self, floor: FloorState, clock: IReactorTime, settings: WebSettings) -> None:
-        self._floor = floor
-        self._settings = settings
-        self.clock = clock
-        self.subscribers: set[_Subscriber] = set()
-        self._pace = Coalescer(clock, settings.push_interval, self._broadcast)
-        self._beat = LoopingCall(self._heartbeat)
-        self._beat.clock = clock
-        self._event: tuple[int, bytes] = (-1, b"")
-
-    def start(self) -> None:
-        self._floor.addListener(self)
-        self._beat.start(self._settings.heartbeat, now=False)
-
-    def stop(self) -> None:
-        self._floor.removeListener(self)
-        self._pace.cancel()
-        if self._beat.running:
-            self._beat.stop()
-        for subscriber in list(self.subscribers):
-            self.drop(subscriber)
-            subscriber.request.unregisterProducer()
-            subscriber.request.finish()
-            subscriber.gone = True
-
-    def stateEvent(self) -> bytes:
-        """The current state as one SSE event, built once per change for everyone."""
-        version, event = self._event
-        if version != self._floor.version:
-            event = self._render()
-            self._event = (self._floor.version, event)
-        return event
-
-    def _render(self) -> bytes:
-        data = json.dumps(self._floor.snapshot(), separators=(",", ":"))
-        return b"event: state\nid: %d\ndata: %s\n\n" % (self._floor.version, data.encode())
-
-    def subscribe(self, request: Request) -> None:
-        subscriber = _Subscriber(request, self)
-        self.subscribers.add(subscriber)
-        request.notifyFinish().addBoth(self._finished, subscriber)
-        # Built afresh, so that its generated_at is now even on a quiet floor.
-        subscriber.write(b"retry: %d\n\n" % self._settings.retry_ms + self._render())
-
-    def _finished(self, result: Failure | None, subscriber: _Subscriber) -> None:
-        subscriber.gone = True
-        self.drop(subscriber)
-
-    def drop(self, subscriber: _Subscriber) -> None:
-        self.subscribers.discard(subscriber)
-
-    def floorChanged(self, floor: FloorState) -> None:
-        if self.subscribers:
-            self._pace.poke()
-
-    def _broadcast(self) -> None:
-        event = self.stateEvent()
-        for subscriber in list(self.subscribers):
-            subscriber.offer(event)
-
-    def full(self) -> bool:
-        return len(self.subscribers) >= self._settings.max_push_clients
-
-    def _heartbeat(self) -> None:
-        limit = self.clock.seconds() - 2 * self._settings.heartbeat
-        for subscriber in list(self.subscribers):
-            if not subscriber.paused:
-                subscriber.write(b": heartbeat\n\n")
-            elif subscriber.paused_at < limit:
-                # A frozen tab or a dead link: its socket buffers are the
-                # only thing it still holds, and they are given back now.
-                log.info("dropping an event stream client that stopped reading")
-                self.drop(subscriber)
-                subscriber.gone = True
-                subscriber.request.loseConnection()
-
-
 class Events(Resource):
+    """``/api/v1/events``: see :mod:`mitelacd.push`."""
+
     isLeaf = True
 
     def __init__(self, push: EventPush) -> None:
@@ -376,7 +306,13 @@ class Events(Resource):
             return _error(
                 request, http.SERVICE_UNAVAILABLE, "busy", "too many event stream clients"
             )
-        self._push.subscribe(request)
+        full = (request.args or {}).get(b"full", [b"0"])[0] in (b"1", b"true", b"yes")
+        last = parse_event_id(request.getHeader(b"last-event-id"))
+        transport = getattr(request.channel, "transport", None)
+        if transport is not None and hasattr(transport, "setTcpNoDelay"):
+            # Small events must leave at once, not wait for the last one's ACK.
+            transport.setTcpNoDelay(True)
+        self._push.subscribe(request, full=full, last_event_id=last)
         return NOT_DONE_YET
 
 
@@ -409,24 +345,27 @@ class _Branch(Resource):
 class Root(_Branch):
     """Checks that apply to every request, then the URL tree."""
 
-    def __init__(self, floor: FloorState, push: EventPush, settings: WebSettings) -> None:
+    def __init__(
+        self,
+        floor: FloorState,
+        documents: FloorDocuments,
+        push: EventPush,
+        settings: WebSettings,
+        clock: IReactorTime,
+    ) -> None:
         super().__init__()
         self._settings = settings
         self._token = settings.token.encode("utf-8") if settings.token else None
+        stamp = Stamp(floor, clock)
         self.putChild(b"", Board())
-        self.putChild(b"mitel_data.json", Legacy(floor))
+        self.putChild(b"mitel_data.json", Legacy(documents))
         self.putChild(b"healthz", Health(floor))
         v1 = _Branch()
-        documents: dict[bytes, Callable[[], dict[str, Any]]] = {
-            b"state": floor.snapshot,
-            b"groups": lambda: {"groups": floor.queueViews(floor.groups)},
-            b"paths": lambda: {"paths": floor.queueViews(floor.paths)},
-            b"extensions": lambda: {"extensions": floor.extensionViews()},
-            b"feed": lambda: {"feed": floor.feedView()},
-        }
-        for name, build in documents.items():
-            v1.putChild(name, Document(floor, build))
-        v1.putChild(b"agents", Agents(floor))
+        v1.putChild(b"state", Document(stamp, documents.state))
+        v1.putChild(b"feed", Document(stamp, documents.feed_document))
+        for kind in ("groups", "paths", "extensions"):
+            v1.putChild(kind.encode("ascii"), Document(stamp, _listing(documents, kind)))
+        v1.putChild(b"agents", Agents(stamp, documents))
         v1.putChild(b"events", Events(push))
         api = _Branch()
         api.putChild(b"v1", v1)
@@ -481,39 +420,65 @@ class BoardSite(Site):
             super().log(request)
 
 
-class WebService(Service):
-    """Listen on the ``--http`` endpoint and serve the floor."""
+def _listing(documents: FloorDocuments, kind: EntityKind) -> Callable[[bytes], list[bytes]]:
+    return lambda stale: documents.listing(kind)
+
+
+class WebService(MultiService):
+    """The HTTP side: the site on the ``--http`` endpoint, and the push feed."""
 
     def __init__(
-        self, description: str, floor: FloorState, settings: WebSettings, reactor: Any
+        self,
+        description: str,
+        floor: FloorState,
+        documents: FloorDocuments,
+        settings: WebSettings,
+        reactor: Any,
     ) -> None:
+        super().__init__()
         self.description = description
-        self.push = EventPush(floor, reactor, settings)
-        self.site = BoardSite(Root(floor, self.push, settings), settings.access_log, reactor)
-        self._reactor = reactor
+        self.push = EventPush(
+            floor,
+            documents,
+            reactor,
+            push_interval=settings.push_interval,
+            heartbeat=settings.heartbeat,
+            retry_ms=settings.retry_ms,
+            max_clients=settings.max_push_clients,
+        )
+        root = Root(floor, documents, self.push, settings, reactor)
+        self.site = BoardSite(root, settings.access_log, reactor)
+        # Twisted owns the port: it listens before privileges are dropped
+        # and a failure to listen stops the start.
+        self.listening = strports.service(description, self.site, reactor=reactor)
+        self.listening.setServiceParent(self)
         self.port: IListeningPort | None = None
 
     def privilegedStartService(self) -> None:
-        # Listen before privileges are dropped; a taken port stops the start.
-        endpoint = endpoints.serverFromString(self._reactor, self.description)
-        outcome: list[Any] = []
-        endpoint.listen(self.site).addBoth(outcome.append)
-        if outcome and isinstance(outcome[0], Failure):
-            failure = outcome[0]
-            if isinstance(failure.value, CannotListenError):
-                # A taken or forbidden port is the operator's to fix: say so plainly.
-                why = failure.value.socketError
-                raise SystemExit(f"mitelacd: cannot serve HTTP on {self.description!r}: {why}")
-            failure.raiseException()
-        self.port = outcome[0] if outcome else None
-        super().privilegedStartService()
+        with self._plainly():
+            super().privilegedStartService()
 
     def startService(self) -> None:
-        if self.port is None:
-            self.privilegedStartService()
-        super().startService()
+        with self._plainly():
+            super().startService()
         self.push.start()
-        address = self.port.getHost() if self.port is not None else None
+        waiting = self.listening._waitingForPort
+        if waiting is not None:
+            waiting.addCallback(self._listening)
+
+    @contextmanager
+    def _plainly(self) -> Iterator[None]:
+        try:
+            yield
+        except CannotListenError as e:
+            # A taken or forbidden port is the operator's to fix: say so plainly.
+            raise SystemExit(
+                f"mitelacd: cannot serve HTTP on {self.description!r}: {e.socketError}"
+            ) from None
+
+    def _listening(self, port: IListeningPort) -> IListeningPort:
+        self.port = port
+        address = port.getHost()
         host = getattr(address, "host", "?")
         if ":" in host:
             host = f"[{host}]"
@@ -522,9 +487,9 @@ class WebService(Service):
             host=host,
             port=getattr(address, "port", "?"),
         )
+        return port
 
     def stopService(self) -> Any:
-        super().stopService()
         self.push.stop()
-        port, self.port = self.port, None
-        return port.stopListening() if port is not None else None
+        self.port = None
+        return super().stopService()

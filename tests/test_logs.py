@@ -1,17 +1,24 @@
-"""The journald-friendly observer behind ``--logger mitelacd.logs.journal``."""
+"""Logging: the journald-friendly observer behind ``--logger mitelacd.logs.journal``,
+and the ``--log-level`` gate of mitelacd's own loggers."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from typing import Any
 
-from twisted.logger import Logger, LogLevel
+import pytest
+from twisted.internet.task import Clock
+from twisted.logger import Logger as TwistedLogger
+from twisted.logger import LogLevel, formatEvent
 
-from mitelacd.logs import journal
+from mitelacd import logs
+from mitelacd.logs import journal, render
 
 
 def test_lines_carry_a_priority_and_no_time_stamp() -> None:
     out = io.StringIO()
-    log = Logger(observer=journal(out))
+    log = TwistedLogger(observer=journal(out, flush_delay=0))
     log.info("agent {agent} logged in at {dn}", agent="1001", dn="2001")
     log.warn("record number jumped from {a:02d} to {b:02d}", a=98, b=3)
     assert (
@@ -19,17 +26,31 @@ def test_lines_carry_a_priority_and_no_time_stamp() -> None:
     )
 
 
+def test_info_lines_are_buffered_and_a_warning_flushes_at_once() -> None:
+    out, clock = io.StringIO(), Clock()
+    log = TwistedLogger(observer=journal(out, flush_delay=0.1, reactor=clock))
+    for n in range(1000):
+        log.info("agent {agent} is idle", agent=n)
+    assert out.getvalue() == ""  # a burst costs no write yet...
+    assert len(clock.getDelayedCalls()) == 1  # ...and one flush is due
+    clock.advance(0.1)
+    assert out.getvalue().count("\n") == 1000
+    log.info("agent {agent} is idle", agent="last")
+    log.error("cannot write {path}", path="/x")
+    assert out.getvalue().endswith("<6>agent last is idle\n<3>cannot write /x\n")
+
+
 def test_debug_is_left_out_unless_asked_for() -> None:
     out = io.StringIO()
-    Logger(observer=journal(out)).debug("keep-alive")
+    TwistedLogger(observer=journal(out, flush_delay=0)).debug("keep-alive")
     assert out.getvalue() == ""
-    Logger(observer=journal(out, level=LogLevel.debug)).debug("keep-alive")
+    TwistedLogger(observer=journal(out, level=LogLevel.debug, flush_delay=0)).debug("keep-alive")
     assert out.getvalue() == "<7>keep-alive\n"
 
 
 def test_a_failure_brings_its_traceback_at_the_same_priority() -> None:
     out = io.StringIO()
-    log = Logger(observer=journal(out))
+    log = TwistedLogger(observer=journal(out, flush_delay=0))
     try:
         raise ValueError("bad record")
     except ValueError:
@@ -38,3 +59,37 @@ def test_a_failure_brings_its_traceback_at_the_same_priority() -> None:
     assert lines[0] == "<2>handling failed"
     assert lines[-1] == "<2>builtins.ValueError: bad record"
     assert all(line.startswith("<2>") for line in lines)
+
+
+@pytest.mark.parametrize(
+    "form, fields",
+    [
+        ("agent {agent} logged in at {dn}", {"agent": "1001", "dn": "2001"}),
+        ("jumped from {last:02d} to {seq:02d}", {"last": 98, "seq": 3}),
+        ("unreadable input: {raw!r}", {"raw": b"\x02zz"}),
+        ("a call {thing()}", {"thing": lambda: "made"}),  # Twisted's own extension
+        ("missing {nothing}", {}),
+        ("braces {{literal}} {x}", {"x": 1}),
+    ],
+)
+def test_fast_rendering_says_what_twisted_says(form: str, fields: dict[str, Any]) -> None:
+    event = {"log_format": form, **fields}
+    assert render(event) == formatEvent(event)
+
+
+@pytest.fixture
+def level() -> Iterator[None]:
+    yield
+    logs.set_level(LogLevel.debug)
+
+
+def test_log_level_drops_events_before_they_are_built(level: None) -> None:
+    seen: list[dict[str, Any]] = []
+    log = logs.Logger(observer=seen.append)
+    logs.set_level(logs.level_named("warn"))
+    log.info("agent {agent} is idle", agent="1001")
+    log.warn("stale")
+    assert [e["log_format"] for e in seen] == ["stale"]
+    assert not logs.enabled(LogLevel.info) and logs.enabled(LogLevel.error)
+    with pytest.raises(ValueError, match="unknown log level 'loud'"):
+        logs.level_named("loud")

@@ -11,6 +11,7 @@ from typing import Any
 from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 
+from mitelacd.documents import FloorDocuments
 from mitelacd.persist import LegacyFileWriter, load_legacy
 from mitelacd.records import parse_record
 from mitelacd.state import FloorState
@@ -73,7 +74,7 @@ def make_writer(
     clock.advance(1_700_000_000)
     floor = FloorState(clock)
     path = tmp_path / "mitel_data.json"
-    writer = LegacyFileWriter(FilePath(str(path)), floor, clock, interval)
+    writer = LegacyFileWriter(FilePath(str(path)), FloorDocuments(floor), clock, interval)
     writer.startService()
     return writer, floor, clock, path
 
@@ -122,7 +123,7 @@ def test_write_failure_is_logged_and_retried(tmp_path: Path) -> None:
     clock = Clock()
     floor = FloorState(clock)
     path = folder / "mitel_data.json"
-    writer = LegacyFileWriter(FilePath(str(path)), floor, clock, 1.0)
+    writer = LegacyFileWriter(FilePath(str(path)), FloorDocuments(floor), clock, 1.0)
     writer.startService()
     folder.rename(tmp_path / "gone")
     login(floor, "1001")

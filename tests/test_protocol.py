@@ -75,7 +75,9 @@ def cut(stream: bytes, points: list[int]) -> list[bytes]:
 
 
 def comparable(floor: FloorState) -> tuple[Any, ...]:
-    return (floor.results, floor.legacy(), floor.snapshot())  # type: ignore[attr-defined]
+    # The version counts changes, and a read is one change: it depends on the cuts.
+    snapshot = {k: v for k, v in floor.snapshot().items() if k != "version"}
+    return (floor.results, floor.legacy(), snapshot)  # type: ignore[attr-defined]
 
 
 def test_crlf_records_in_one_read() -> None:

@@ -7,63 +7,18 @@ import json
 import pytest
 from twisted.internet.task import Clock
 
-from mitelacd.records import Malformed, parse_record
+from mitelacd import testing
+from mitelacd.records import Malformed
 from mitelacd.state import Agent, FloorState, LegacyFileError
+from mitelacd.testing import START
 
-START = 1_700_000_000.0
 FLAGS = ("logged_in", "dnd", "make_busy", "wrap_up", "activity", "on_hold", "fresh_login")
-#: Default tail per code: G/S carry button 01 + path 860.
-TAILS = {"G": "01860", "S": "01123"}
 
 
-def call_body(seq: int, code: str, dn: str, agent: str, tail: str, hhmmss="081502") -> str:
-    return f"{seq:02d}{code}{hhmmss}{dn:<7}{agent:<7}{tail}"
-
-
-class Feeder:
-    """A FloorState on a fake clock, fed wire strings with consecutive record numbers."""
-
-    def __init__(self) -> None:
-        self.clock = Clock()
-        self.clock.advance(START)
-        self.floor = FloorState(self.clock)
-        self.seq = 0
-
-    def raw(self, body: str | bytes):
-        result = parse_record(body.encode() if isinstance(body, str) else body)
-        self.floor.recordReceived(result)
-        return result
-
-    def _next(self) -> int:
-        seq, self.seq = self.seq, (self.seq + 1) % 100
-        return seq
-
-    def event(self, code: str, agent="1001", dn="2001", tail=None):
-        tail = TAILS.get(code, "01") if tail is None else tail
-        result = self.raw(call_body(self._next(), code, dn, agent, tail))
-        assert not isinstance(result, Malformed), result
-        return result
-
-    def events(self, codes: str, agent="1001"):
-        for code in codes:
-            self.event(code, agent)
-
-    def stats(self, code: str, number: str, figures: str):
-        return self.raw(f"{self._next():02d}{code}081510{number}{figures}")
-
-    def keepalive(self, date="20240311"):
-        return self.raw(f"{self._next():02d}R081510{date}")
-
-    def agent(self, agent_id="1001") -> Agent:
-        return self.floor.agents[agent_id]
-
-    def flags(self, agent_id="1001") -> dict:
+class Feeder(testing.Feeder):
+    def flags(self, agent_id: str = "1001") -> dict:
         a = self.agent(agent_id)
         return {f: getattr(a, f) for f in FLAGS}
-
-    def view(self, agent_id="1001") -> dict:
-        (view,) = [a for a in self.floor.snapshot()["agents"] if a["id"] == agent_id]
-        return view
 
 
 @pytest.fixture
@@ -453,33 +408,6 @@ def test_keepalive_sets_pbx_time(f):
     f.keepalive("20240311")
     assert f.floor.feed.pbx_time == "2024-03-11T08:15:10"
     assert f.floor.feed.last_keepalive_at == START
-
-
-# Listeners -------------------------------------------------------------------------
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.seen: list[dict] = []
-
-    def floorChanged(self, floor: FloorState) -> None:
-        self.seen.append(floor.legacy())
-
-
-def test_listeners_are_told_on_each_change(f):
-    recorder = Recorder()
-    f.floor.addListener(recorder)
-    f.event("A")
-    f.event("C")
-    f.stats("Q", "860", "0000010000")
-    f.floor.feedDisconnected("lost")
-    assert [s["agents"]["1001"] for s in recorder.seen] == ["in", "busy", "busy", "busy"]
-    assert recorder.seen[2]["paths"] == {
-        "860": {"waiting": "000", "agents": "001", "longestwait": "0000"}
-    }
-    f.floor.removeListener(recorder)
-    f.event("D")
-    assert len(recorder.seen) == 4
 
 
 # All 36 examples of protocol doc §4, in order ------------------------------------

@@ -19,9 +19,12 @@ from twisted.python import usage
 from twisted.web.test.requesthelper import DummyRequest
 
 from mitelacd import tap
+from mitelacd.documents import FloorDocuments
+from mitelacd.push import EventPush
 from mitelacd.records import parse_record
-from mitelacd.state import FloorState
-from mitelacd.web import BoardSite, EventPush, Root, WebService, WebSettings
+from mitelacd.render import Once
+from mitelacd.state import Agent, FloorState
+from mitelacd.web import BoardSite, Root, WebService, WebSettings
 
 BASE = "http://board.test"
 LOGIN = "12A081502{dn:<7}{agent:<7}00"
@@ -49,9 +52,17 @@ class Board:
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.floor = FloorState(self.clock, stale_after=60)
+        self.documents = FloorDocuments(self.floor)
         self.settings = settings or WebSettings()
-        self.push = EventPush(self.floor, self.clock, self.settings)
-        self.stub = StubTreq(Root(self.floor, self.push, self.settings))
+        self.push = EventPush(
+            self.floor,
+            self.documents,
+            self.clock,
+            push_interval=self.settings.push_interval,
+            max_clients=self.settings.max_push_clients,
+        )
+        self.root = Root(self.floor, self.documents, self.push, self.settings, self.clock)
+        self.stub = StubTreq(self.root)
 
     def request(self, method: str, path: str, **kwargs: Any) -> tuple[Any, bytes]:
         d = self.stub.request(method, BASE + path, **kwargs)
@@ -94,7 +105,7 @@ def board() -> Board:
 def test_legacy_document_matches_the_file_contract(board: Board) -> None:
     response, body = board.get("/mitel_data.json")
     assert response.code == 200
-    assert body == board.floor.legacyJSON()
+    assert body == json.dumps(board.floor.legacy()).encode()
     doc = json.loads(body)
     assert doc["agents"] == {"1001": "busy", "10045": "in"}
     assert doc["groups"] == {"610": {"waiting": "003", "agents": "002", "longestwait": "0145"}}
@@ -120,19 +131,31 @@ def test_legacy_etag_gives_304_until_the_floor_changes(board: Board) -> None:
     assert header(changed, "etag") != etag
 
 
-def test_legacy_is_rendered_once_per_change(board: Board, monkeypatch: pytest.MonkeyPatch) -> None:
-    renders = []
-    original = board.floor.legacy
+def test_legacy_is_assembled_once_per_change(board: Board, monkeypatch: pytest.MonkeyPatch) -> None:
+    joins = []
+    original = board.documents._render_legacy
 
-    def counting() -> dict[str, Any]:
-        renders.append(1)
+    def counting() -> bytes:
+        joins.append(1)
         return original()
 
-    monkeypatch.setattr(board.floor, "legacy", counting)
+    monkeypatch.setattr(board.documents, "_legacy", Once(counting))
     feed(board.floor, "18J0822422001   1001   01")
     for _ in range(5):
         board.get("/mitel_data.json")
-    assert len(renders) == 1
+    assert len(joins) == 1
+
+
+def test_a_large_document_is_written_as_the_socket_drains() -> None:
+    board = Board()
+    board.connect()
+    feed(board.floor, *(LOGIN.format(dn=f"{n}", agent=f"{n}") for n in range(1000, 1400)))
+    response, body = board.get("/api/v1/state")
+    doc = json.loads(body)
+    assert len(body) > 64 * 1024
+    assert len(doc["agents"]) == 400
+    assert response.length == len(body)  # said up front, not chunked
+    assert doc["agents"] == json.loads(board.get("/api/v1/agents")[1])["agents"]
 
 
 def test_head_has_headers_and_no_body(board: Board) -> None:
@@ -302,127 +325,6 @@ def test_board_page_is_one_self_contained_document(board: Board) -> None:
     assert "default-src 'none'" in (header(response, "content-security-policy") or "")
 
 
-# Stale watch ------------------------------------------------------------------
-
-
-def test_going_stale_is_announced_to_listeners(board: Board) -> None:
-    seen: list[bool] = []
-
-    class Listener:
-        def floorChanged(self, floor: FloorState) -> None:
-            seen.append(floor.isStale())
-
-    board.floor.addListener(Listener())
-    board.floor.checkStale()
-    assert seen == []  # nothing changed
-    board.clock.advance(61)
-    board.floor.checkStale()
-    board.floor.checkStale()
-    assert seen == [True]
-
-
-# Server-Sent Events, in memory ------------------------------------------------
-
-
-def sse_events(data: bytes) -> list[dict[str, Any]]:
-    events = []
-    for block in data.decode().split("\n\n"):
-        if block.startswith("event: state"):
-            line = next(x for x in block.splitlines() if x.startswith("data: "))
-            events.append(json.loads(line[len("data: ") :]))
-    return events
-
-
-class StreamRequest(DummyRequest):
-    """A DummyRequest that a producer can be registered on."""
-
-    def __init__(self) -> None:
-        super().__init__([b"api", b"v1", b"events"])
-        self.producer: Any = None
-
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
-        self.producer = producer
-
-    def unregisterProducer(self) -> None:
-        self.producer = None
-
-    def loseConnection(self) -> None:
-        self.lost = True
-        self.processingFailed(Exception("connection closed by the server"))
-
-
-def test_push_sends_state_then_paced_changes(board: Board) -> None:
-    board.push.start()
-    request = StreamRequest()
-    board.push.subscribe(request)
-    first = b"".join(request.written)
-    assert first.startswith(b"retry: 2000\n\n")
-    assert sse_events(first)[0]["agents"][0]["id"] == "1001"
-    for n in range(10):  # a burst: one event now, then one more at the end
-        feed(board.floor, LOGIN.format(dn=f"30{n:02d}", agent=f"20{n:02d}"))
-        board.clock.advance(0.01)
-    board.clock.advance(1)
-    events = sse_events(b"".join(request.written))
-    assert 2 <= len(events) <= 3
-    assert len(events[-1]["agents"]) == 12
-    board.clock.advance(15)
-    assert request.written[-1] == b": heartbeat\n\n"
-    board.push.stop()
-    assert request.finished
-
-
-def test_a_client_that_does_not_read_gets_only_the_newest_state(board: Board) -> None:
-    board.push.start()
-    request = StreamRequest()
-    board.push.subscribe(request)
-    request.producer.pauseProducing()
-    before = len(request.written)
-    for n in range(50):
-        feed(board.floor, LOGIN.format(dn=f"40{n:02d}", agent=f"50{n:02d}"))
-        board.clock.advance(0.4)
-    assert len(request.written) == before  # nothing queued up
-    request.producer.resumeProducing()
-    (latest,) = sse_events(b"".join(request.written[before:]))
-    assert len(latest["agents"]) == 52
-    board.push.stop()
-
-
-def test_a_client_that_stops_reading_for_long_is_disconnected(board: Board) -> None:
-    board.push.start()
-    reading, stuck = StreamRequest(), StreamRequest()
-    board.push.subscribe(reading)
-    board.push.subscribe(stuck)
-    stuck.producer.pauseProducing()
-    board.clock.advance(30)
-    assert not getattr(stuck, "lost", False)  # a pause of two heartbeats is tolerated
-    board.clock.advance(15)
-    assert stuck.lost
-    assert board.push.subscribers == {reading.producer}
-    board.push.stop()
-
-
-def test_event_stream_clients_are_capped() -> None:
-    board = Board(WebSettings(max_push_clients=1))
-    board.push.start()
-    board.push.subscribe(StreamRequest())
-    response, body = board.get("/api/v1/events")
-    assert response.code == 503
-    assert json.loads(body)["error"] == "busy"
-    board.push.stop()
-
-
-def test_a_client_that_goes_away_is_dropped(board: Board) -> None:
-    board.push.start()
-    request = StreamRequest()
-    board.push.subscribe(request)
-    assert len(board.push.subscribers) == 1
-    request.processingFailed(Exception("gone"))  # fires notifyFinish with an error
-    assert board.push.subscribers == set()
-    feed(board.floor, "18J0822422001   1001   01")
-    board.clock.advance(1)  # nothing is written to the gone client
-    board.push.stop()
-
-
 # Options ----------------------------------------------------------------------
 
 
@@ -447,7 +349,7 @@ def test_http_options(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_access_log_is_off_unless_asked_for(board: Board) -> None:
     for wanted in (False, True):
-        site = BoardSite(Root(board.floor, board.push, board.settings), wanted, board.clock)
+        site = BoardSite(board.root, wanted, board.clock)
         site.logFile = io.StringIO()  # type: ignore[attr-defined]
         request = DummyRequest([b"healthz"])
         request.method = b"GET"
@@ -466,8 +368,13 @@ def test_access_log_is_off_unless_asked_for(board: Board) -> None:
 class LiveBoard:
     def __init__(self, settings: WebSettings | None = None) -> None:
         self.floor = FloorState(reactor, stale_after=60)
+        self.documents = FloorDocuments(self.floor)
         self.service = WebService(
-            "tcp:0:interface=127.0.0.1", self.floor, settings or WebSettings(), reactor
+            "tcp:0:interface=127.0.0.1",
+            self.floor,
+            self.documents,
+            settings or WebSettings(),
+            reactor,
         )
         self.service.startService()
         assert self.service.port is not None
@@ -536,7 +443,7 @@ async def test_sse_change_reaches_a_client_and_a_gone_client_is_dropped() -> Non
         factory = ClientFactory.forProtocol(lambda: client)
         port = live.service.port.getHost().port  # type: ignore[union-attr]
         reactor.connectTCP("127.0.0.1", port, factory)  # type: ignore[attr-defined]
-        await client.until(b"event: state")
+        await client.until(b"event: snapshot")
         assert b"text/event-stream" in client.data
         assert len(live.service.push.subscribers) == 1
         feed(live.floor, LOGIN.format(dn="2001", agent="7777"))
@@ -554,42 +461,41 @@ async def test_sse_change_reaches_a_client_and_a_gone_client_is_dropped() -> Non
         await defer.maybeDeferred(live.service.stopService)
 
 
-def test_api_body_is_built_once_per_change_but_stamped_per_request(
+def test_api_entities_are_rendered_once_per_change_but_stamped_per_request(
     board: Board, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    builds = []
-    original = board.floor.agentViews
+    renders: list[str] = []
+    original = Agent.view
 
-    def counting() -> list[dict[str, Any]]:
-        builds.append(1)
-        return original()
+    def counting(agent: Agent) -> dict[str, Any]:
+        renders.append(agent.agent_id)
+        return original(agent)
 
-    monkeypatch.setattr(board.floor, "agentViews", counting)
-    board.push = EventPush(board.floor, board.clock, board.settings)
-    board.stub = StubTreq(Root(board.floor, board.push, board.settings))
+    monkeypatch.setattr(Agent, "view", counting)
     first = json.loads(board.get("/api/v1/agents")[1])
     board.clock.advance(2)
     second = json.loads(board.get("/api/v1/agents")[1])
-    assert len(builds) == 1
+    assert renders == []  # served from the fragments
     assert second["generated_at"] != first["generated_at"]
     assert second["agents"] == first["agents"]
     feed(board.floor, "18J0822422001   1001   01")
     third = json.loads(board.get("/api/v1/agents")[1])
-    assert len(builds) == 2
+    board.get("/api/v1/state")
+    assert renders == ["1001"]  # one agent changed: one rendered, once
     assert third["agents"][0]["status"] == "idle"
+    assert third["agents"][1] == first["agents"][1]
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_failing_resource_shows_no_traceback(
     monkeypatch: pytest.MonkeyPatch, logged_failures: list[dict[str, Any]]
 ) -> None:
+    def broken(self: FloorDocuments, stale: bytes) -> list[bytes]:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(FloorDocuments, "feed_document", broken)
     live = LiveBoard()
     try:
-
-        def broken() -> dict[str, Any]:
-            raise RuntimeError("secret internals")
-
-        monkeypatch.setattr(live.floor, "feedView", broken)
         response = await treq.get(live.url + "/api/v1/feed").addTimeout(10, reactor)
         body = await response.content()
         assert response.code == 500
@@ -606,8 +512,9 @@ def test_a_taken_port_is_a_plain_error() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
+        floor = FloorState(reactor)
         service = WebService(
-            f"tcp:{port}:interface=127.0.0.1", FloorState(reactor), WebSettings(), reactor
+            f"tcp:{port}:interface=127.0.0.1", floor, FloorDocuments(floor), WebSettings(), reactor
         )
         with pytest.raises(SystemExit, match=f"cannot serve HTTP on 'tcp:{port}:.*in use"):
             service.privilegedStartService()

@@ -1,0 +1,115 @@
+"""What one change of the floor did: the unit that flows from the state to its listeners.
+
+The floor applies records (one at a time, or a whole read of them in one
+batch) and then hands every listener one :class:`ChangeSet` naming exactly
+the agents, groups, paths, extensions and feed fields that changed, with
+their new values. Consumers keep their own views from these and never walk
+the whole floor for a change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+
+#: The kinds of entity a change set speaks of, in the order documents list them.
+EntityKind = Literal["agents", "groups", "paths", "extensions"]
+ENTITY_KINDS: tuple[EntityKind, ...] = ("agents", "groups", "paths", "extensions")
+
+
+@attrs.frozen
+class Entity:
+    """The new value of one agent, group, path or extension."""
+
+    #: The rich view of the API (a fresh dict: never changed after it is made).
+    view: Mapping[str, Any]
+    #: Its value in the legacy document: an agent's status string, the three
+    #: raw figures of a group or path; None for extensions, which it lacks.
+    legacy: Any = None
+
+
+#: An entity's new value, or None when it is gone.
+Update = Entity | None
+
+
+@attrs.frozen
+class ChangeSet:
+    """One change of the floor, from version ``previous`` to ``version``.
+
+    Only what changed is present. ``feed`` holds the feed fields whose value
+    changed; ``totals`` the whole totals when any of them changed;
+    ``last_update`` the legacy ``lastUpdate`` when it moved.
+    """
+
+    previous: int
+    version: int
+    #: When the change was made, by the floor's clock (Unix time).
+    at: float
+    agents: Mapping[str, Update] = attrs.field(factory=dict)
+    groups: Mapping[str, Update] = attrs.field(factory=dict)
+    paths: Mapping[str, Update] = attrs.field(factory=dict)
+    extensions: Mapping[str, Update] = attrs.field(factory=dict)
+    feed: Mapping[str, Any] = attrs.field(factory=dict)
+    totals: Mapping[str, Any] | None = None
+    last_update: float | None = None
+
+    def entities(self, kind: EntityKind) -> Mapping[str, Update]:
+        return getattr(self, kind)
+
+    def merge(self, later: ChangeSet) -> ChangeSet:
+        """One change set that does what ``self`` then ``later`` did."""
+        if later.previous != self.version:
+            raise ValueError(
+                f"change {later.previous}->{later.version} does not follow {self.version}"
+            )
+        return ChangeSet(
+            previous=self.previous,
+            version=later.version,
+            at=later.at,
+            agents={**self.agents, **later.agents},
+            groups={**self.groups, **later.groups},
+            paths={**self.paths, **later.paths},
+            extensions={**self.extensions, **later.extensions},
+            feed={**self.feed, **later.feed},
+            totals=later.totals if later.totals is not None else self.totals,
+            last_update=later.last_update if later.last_update is not None else self.last_update,
+        )
+
+
+class PendingChanges:
+    """Change sets gathered between two paced actions, merged key by key.
+
+    Cheaper than :meth:`ChangeSet.merge` for long runs: each change costs
+    what it changed, whatever has gathered before it.
+    """
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.previous: int | None = None
+        self.version: int | None = None
+        self.entities: dict[EntityKind, dict[str, Update]] = {k: {} for k in ENTITY_KINDS}
+        self.feed: dict[str, Any] = {}
+        self.totals: Mapping[str, Any] | None = None
+        self.last_update: float | None = None
+
+    def add(self, changes: ChangeSet) -> None:
+        if self.previous is None:
+            self.previous = changes.previous
+        self.version = changes.version
+        for kind in ENTITY_KINDS:
+            updates = changes.entities(kind)
+            if updates:
+                self.entities[kind].update(updates)
+        if changes.feed:
+            self.feed.update(changes.feed)
+        if changes.totals is not None:
+            self.totals = changes.totals
+        if changes.last_update is not None:
+            self.last_update = changes.last_update
+
+    def __bool__(self) -> bool:
+        return self.version is not None

@@ -1,0 +1,168 @@
+"""The documents the floor is read through, kept up to date change set by change set.
+
+Each agent, group, path and extension is rendered to JSON once when it
+changes, for the legacy document and for the API; a document is joined from
+those fragments when somebody asks for it after a change, so one agent
+changing never re-renders the other ten thousand. The file writer and the
+web layer read from here; what is served is the same bytes for everyone.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from zope.interface import implementer
+
+from mitelacd.changes import ENTITY_KINDS, ChangeSet, Entity, EntityKind
+from mitelacd.render import Fragments, Once, compact
+from mitelacd.state import FloorState, IFloorListener, id_key, iso_utc
+
+_legacy_json = json.JSONEncoder().encode
+
+
+def _legacy_pair(key: str, entity: Entity) -> bytes:
+    # The separators of json.dumps' defaults, which the legacy file has always had.
+    return (_legacy_json(key) + ": " + _legacy_json(entity.legacy)).encode("ascii")
+
+
+def _api_entity(key: str, entity: Entity) -> bytes:
+    return compact(entity.view)
+
+
+@implementer(IFloorListener)
+class FloorDocuments:
+    """The legacy document and the API documents of one floor.
+
+    It listens to the floor and tells its own listeners after it has taken
+    each change set in, so they always read documents of that change.
+    """
+
+    def __init__(self, floor: FloorState) -> None:
+        self.floor = floor
+        self.version = floor.version
+        #: The version at which the legacy document last changed: its ETag.
+        self.legacy_version = floor.version
+        self.legacy_parts: dict[EntityKind, Fragments] = {
+            kind: Fragments(_legacy_pair, None, (b"{", b"}"), b", ")
+            for kind in ("agents", "groups", "paths")
+        }
+        self.entities: dict[EntityKind, Fragments] = {
+            "agents": Fragments(_api_entity, id_key),
+            "groups": Fragments(_api_entity, str),
+            "paths": Fragments(_api_entity, str),
+            "extensions": Fragments(_api_entity, id_key),
+        }
+        self.feed: dict[str, Any] = {}
+        #: The feed object's JSON without its braces (the web puts ``stale`` first).
+        self.feed_members = b""
+        self.totals: dict[str, Any] = {}
+        self.totals_json = b"{}"
+        self.last_update = 0.0
+        self._legacy = Once(self._render_legacy)
+        self._state_head = Once(self._render_state_head)
+        self._listeners: list[IFloorListener] = []
+        self._apply(floor.everything())
+        floor.addListener(self)
+
+    def addListener(self, listener: IFloorListener) -> None:
+        self._listeners.append(listener)
+
+    def removeListener(self, listener: IFloorListener) -> None:
+        self._listeners.remove(listener)
+
+    def floorChanged(self, changes: ChangeSet) -> None:
+        self._apply(changes)
+        for listener in list(self._listeners):
+            listener.floorChanged(changes)
+
+    def _apply(self, changes: ChangeSet) -> None:
+        legacy_changed = False
+        for kind in ENTITY_KINDS:
+            updates = changes.entities(kind)
+            if not updates:
+                continue
+            self.entities[kind].update(updates.items())
+            legacy = self.legacy_parts.get(kind)
+            if legacy is not None:
+                legacy_changed = legacy.update(updates.items()) or legacy_changed
+        if changes.feed:
+            self.feed.update(changes.feed)
+            self.feed_members = compact(self.feed)[1:-1]
+        if changes.totals is not None:
+            self.totals = dict(changes.totals)
+            self.totals_json = compact(self.totals)
+        if changes.last_update is not None and changes.last_update != self.last_update:
+            self.last_update = changes.last_update
+            legacy_changed = True
+        self.version = changes.version
+        self._state_head.invalidate()
+        if legacy_changed:
+            self.legacy_version = changes.version
+            self._legacy.invalidate()
+
+    # The legacy document ---------------------------------------------------
+
+    def legacy(self) -> bytes:
+        """``mitel_data.json``, byte for byte what ``json.dumps`` made of it."""
+        return self._legacy.get()
+
+    def _render_legacy(self) -> bytes:
+        parts = self.legacy_parts
+        return b"".join(
+            [
+                b'{"agents": ',
+                parts["agents"].joined(),
+                b', "groups": ',
+                parts["groups"].joined(),
+                b', "paths": ',
+                parts["paths"].joined(),
+                b', "lastUpdate": ',
+                _legacy_json(self.last_update).encode("ascii"),
+                b"}",
+            ]
+        )
+
+    # The API documents -----------------------------------------------------
+    #
+    # Each is a list of byte strings to be written one after the other after
+    # the web layer's ``{"generated_at": ..., "stale": ...,`` envelope; the
+    # large parts are shared by every request until the next change.
+
+    def state(self, stale: bytes) -> list[bytes]:
+        """The members of ``/api/v1/state`` (the rich view), ``stale`` being the feed's."""
+        entities = self.entities
+        return [
+            self._state_head.get(),
+            stale,
+            b"," if self.feed_members else b"",
+            self.feed_members,
+            b'},"totals":',
+            self.totals_json,
+            b',"agents":',
+            entities["agents"].joined(),
+            b',"groups":',
+            entities["groups"].joined(),
+            b',"paths":',
+            entities["paths"].joined(),
+            b',"extensions":',
+            entities["extensions"].joined(),
+            b"}",
+        ]
+
+    def _render_state_head(self) -> bytes:
+        last_update = compact(iso_utc(self.last_update or None))
+        return b'"version":%d,"last_update":%s,"feed":{"stale":' % (self.version, last_update)
+
+    def listing(self, kind: EntityKind) -> list[bytes]:
+        """The members of ``/api/v1/<kind>``."""
+        return [b'"%s":' % kind.encode("ascii"), self.entities[kind].joined(), b"}"]
+
+    def feed_document(self, stale: bytes) -> list[bytes]:
+        """The members of ``/api/v1/feed``."""
+        comma = b"," if self.feed_members else b""
+        return [b'"feed":{"stale":', stale, comma, self.feed_members, b"}}"]
+
+    def entity(self, kind: EntityKind, key: str) -> bytes | None:
+        """One entity's JSON, as it stands in the lists."""
+        return self.entities[kind].get(key)

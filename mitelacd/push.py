@@ -1,0 +1,406 @@
+"""``/api/v1/events``: the floor pushed as Server-Sent Events, a snapshot then deltas.
+
+A client gets one ``snapshot`` (the ``/api/v1/state`` document) and then a
+``delta`` per paced change holding only what changed. Event ids are floor
+versions: they only grow, also across restarts. Deltas are rendered once
+for every client and kept in a bounded ring, so that
+
+* a client reconnecting with ``Last-Event-ID`` gets the deltas it missed, or
+  a fresh snapshot once they have left the ring;
+* a client whose socket stops draining is skipped (nothing queues up for
+  it); when it drains it catches up from the ring, or gets one snapshot.
+
+``?full=1`` keeps the older stream of whole ``state`` documents, paced apart.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+from zope.interface import implementer
+
+from mitelacd.changes import ENTITY_KINDS, ChangeSet, PendingChanges
+from mitelacd.documents import FloorDocuments
+from mitelacd.logs import Logger
+from mitelacd.pacing import Coalescer
+from mitelacd.render import compact
+from mitelacd.state import FloorState, IFloorListener, iso_utc
+
+log = Logger()
+
+#: The default ``--push-interval``: deltas at most this often (seconds).
+DEFAULT_PUSH_INTERVAL = 0.002
+#: Large events are written in slices of this size, as the socket drains.
+CHUNK = 64 * 1024
+#: Whole-state events (``?full=1``) are sent at most this often.
+FULL_STATE_INTERVAL = 0.5
+
+
+def envelope(now: float, stale: bool) -> bytes:
+    """The start of every API document: when it was made and whether the feed is stale."""
+    return b'{"generated_at":%s,"stale":%s,' % (
+        compact(iso_utc(now)),
+        b"true" if stale else b"false",
+    )
+
+
+@attrs.frozen
+class Delta:
+    """One rendered ``delta`` event, from version ``previous`` to ``version``."""
+
+    previous: int
+    version: int
+    event: bytes
+
+
+class DeltaRing:
+    """The last deltas sent, bounded in count and in bytes, for clients catching up."""
+
+    def __init__(self, version: int, max_events: int = 4096, max_bytes: int = 8 << 20) -> None:
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self._deltas: deque[Delta] = deque()
+        self._bytes = 0
+        #: The version after the newest delta (where the next one starts).
+        self.last = version
+
+    def __len__(self) -> int:
+        return len(self._deltas)
+
+    @property
+    def size(self) -> int:
+        return self._bytes
+
+    def append(self, delta: Delta) -> None:
+        self._deltas.append(delta)
+        self._bytes += len(delta.event)
+        self.last = delta.version
+        while self._deltas and (
+            len(self._deltas) > self.max_events or self._bytes > self.max_bytes
+        ):
+            self._bytes -= len(self._deltas.popleft().event)
+
+    def since(self, version: int | None, current: int) -> Sequence[Delta] | None:
+        """The deltas that bring a client at ``version`` up to date.
+
+        An empty list when it needs none (its version is at least where the
+        ring ends, and not ahead of the floor); None when the ring cannot
+        bring it up to date and it needs a snapshot.
+        """
+        if version is None or version > current:
+            return None
+        if version >= self.last:
+            return ()
+        deltas = self._deltas
+        if not deltas or deltas[0].previous > version:
+            return None
+        # Deltas are contiguous: each starts where the one before it ended.
+        first = bisect.bisect_right(deltas, version, key=_version_of)
+        return list(deltas)[first:]
+
+
+def _version_of(delta: Delta) -> int:
+    return delta.version
+
+
+@implementer(IPushProducer)
+class Subscriber:
+    """One event stream client, and where it stands.
+
+    ``cursor`` is the version the client holds once everything written to it
+    has arrived; None until it has a snapshot. What is still to be written
+    is at most one snapshot (or whole state) in slices, or references to
+    deltas that the ring holds anyway.
+    """
+
+    def __init__(self, request: Request, push: EventPush, full: bool, cursor: int | None) -> None:
+        self.request = request
+        self.push = push
+        self.full = full
+        self.cursor = cursor
+        self.stale_sent: bool | None = None
+        self.paused = False
+        self.paused_at = 0.0
+        self.gone = False
+        self._out: deque[memoryview | bytes] = deque()
+        self._pumping = False
+        request.registerProducer(self, True)
+
+    @property
+    def idle(self) -> bool:
+        """Reading, and with nothing of ours still to write."""
+        return not self.paused and not self._out and not self.gone
+
+    @property
+    def pending_bytes(self) -> int:
+        return sum(len(chunk) for chunk in self._out)
+
+    def send(self, data: bytes) -> None:
+        """Write now (the caller knows the client is idle)."""
+        self.request.write(data)
+
+    def queue(self, parts: Sequence[bytes]) -> None:
+        for part in parts:
+            if len(part) > CHUNK:
+                view = memoryview(part)
+                self._out.extend(view[i : i + CHUNK] for i in range(0, len(part), CHUNK))
+            elif part:
+                self._out.append(part)
+
+    def pump(self) -> None:
+        """Write what is due, slice by slice, until the socket is full or all is sent."""
+        if self._pumping:
+            return  # a write below resumed us: the loop is already running
+        self._pumping = True
+        try:
+            while not self.paused and not self.gone:
+                if self._out:
+                    chunk = self._out.popleft()
+                    self.request.write(chunk if isinstance(chunk, bytes) else bytes(chunk))
+                elif not self.push.catch_up(self):
+                    break
+        finally:
+            self._pumping = False
+
+    # IPushProducer, driven by the HTTP channel as its socket fills and drains.
+
+    def pauseProducing(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self.paused_at = self.push.clock.seconds()
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.pump()
+
+    def stopProducing(self) -> None:
+        self.paused = True
+        self.push.drop(self)
+
+
+@implementer(IFloorListener)
+class EventPush:
+    """Every event stream client, the pacing of deltas and the ring they are kept in."""
+
+    def __init__(
+        self,
+        floor: FloorState,
+        documents: FloorDocuments,
+        clock: IReactorTime,
+        push_interval: float = DEFAULT_PUSH_INTERVAL,
+        heartbeat: float = 15.0,
+        retry_ms: int = 2000,
+        max_clients: int = 1000,
+        ring: DeltaRing | None = None,
+    ) -> None:
+        self.floor = floor
+        self.documents = documents
+        self.clock = clock
+        self.push_interval = push_interval
+        self.heartbeat = heartbeat
+        self.retry_ms = retry_ms
+        self.max_clients = max_clients
+        self.subscribers: set[Subscriber] = set()
+        self.ring = DeltaRing(documents.version) if ring is None else ring
+        self.stale = floor.isStale()
+        self.deltas_sent = 0
+        self._pending = PendingChanges()
+        self._pace = Coalescer(clock, push_interval, self._broadcast)
+        self._full_pace = Coalescer(clock, max(push_interval, FULL_STATE_INTERVAL), self._send_full)
+        self._beat = LoopingCall(self._heartbeat)
+        self._beat.clock = clock
+        self._stale_watch = LoopingCall(self.checkStale)
+        self._stale_watch.clock = clock
+
+    def start(self) -> None:
+        self.documents.addListener(self)
+        self._beat.start(self.heartbeat, now=False)
+        self._stale_watch.start(1.0, now=False)
+
+    def stop(self) -> None:
+        self.documents.removeListener(self)
+        self._pace.cancel()
+        self._full_pace.cancel()
+        for loop in (self._beat, self._stale_watch):
+            if loop.running:
+                loop.stop()
+        for subscriber in list(self.subscribers):
+            self.drop(subscriber)
+            subscriber.gone = True
+            subscriber.request.unregisterProducer()
+            subscriber.request.finish()
+
+    # Clients ---------------------------------------------------------------
+
+    def full(self) -> bool:
+        return len(self.subscribers) >= self.max_clients
+
+    def subscribe(
+        self, request: Request, full: bool = False, last_event_id: int | None = None
+    ) -> Subscriber:
+        subscriber = Subscriber(request, self, full, None if full else last_event_id)
+        self.subscribers.add(subscriber)
+        request.notifyFinish().addBoth(self._finished, subscriber)
+        subscriber.send(b"retry: %d\n\n" % self.retry_ms)
+        subscriber.pump()
+        return subscriber
+
+    def _finished(self, result: Failure | None, subscriber: Subscriber) -> None:
+        subscriber.gone = True
+        self.drop(subscriber)
+
+    def drop(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+
+    def catch_up(self, subscriber: Subscriber) -> bool:
+        """Queue what ``subscriber`` is missing; whether there was anything."""
+        version = self.documents.version
+        if subscriber.full:
+            if subscriber.cursor == version and subscriber.stale_sent == self.stale:
+                return False
+            self._queue_whole(subscriber, b"state")
+            return True
+        missed = self.ring.since(subscriber.cursor, version)
+        if missed is None:
+            self._queue_whole(subscriber, b"snapshot")
+        elif missed:
+            subscriber.queue([delta.event for delta in missed])
+            subscriber.cursor = missed[-1].version
+        elif subscriber.stale_sent != self.stale:
+            subscriber.queue([self._stale_event()])
+            subscriber.stale_sent = self.stale
+        else:
+            return False
+        return True
+
+    def _queue_whole(self, subscriber: Subscriber, kind: bytes) -> None:
+        docs = self.documents
+        stale = b"true" if self.stale else b"false"
+        head = b"event: %s\nid: %d\ndata: " % (kind, docs.version)
+        subscriber.queue(
+            [head + envelope(self.clock.seconds(), self.stale), *docs.state(stale), b"\n\n"]
+        )
+        subscriber.cursor = docs.version
+        subscriber.stale_sent = self.stale
+
+    def _stale_event(self) -> bytes:
+        return b"event: stale\ndata: %s\n\n" % (
+            envelope(self.clock.seconds(), self.stale)[:-1] + b"}"
+        )
+
+    # Changes ---------------------------------------------------------------
+
+    def floorChanged(self, changes: ChangeSet) -> None:
+        # Deltas are made even while nobody listens, so that a board whose
+        # link blinked resumes from the ring rather than from a snapshot.
+        self._pending.add(changes)
+        if self.push_interval <= 0:
+            self._broadcast()
+        else:
+            self._pace.poke()
+        if any(s.full for s in self.subscribers):
+            self._full_pace.poke()
+
+    def _broadcast(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        self._set_stale(self.floor.isStale())
+        delta = self._render(pending)
+        pending.clear()
+        self.ring.append(delta)
+        self.deltas_sent += 1
+        for subscriber in list(self.subscribers):
+            if subscriber.full:
+                continue
+            cursor = subscriber.cursor
+            if subscriber.idle and cursor is not None and cursor >= delta.previous:
+                subscriber.send(delta.event)
+                subscriber.cursor = delta.version
+                subscriber.stale_sent = self.stale
+            else:
+                subscriber.pump()
+
+    def _render(self, pending: PendingChanges) -> Delta:
+        assert pending.previous is not None and pending.version is not None
+        now = self.clock.seconds()
+        out = [
+            b'event: delta\nid: %d\ndata: {"from":%d,"version":%d,"generated_at":%s,"stale":%s'
+            % (
+                pending.version,
+                pending.previous,
+                pending.version,
+                compact(iso_utc(now)),
+                b"true" if self.stale else b"false",
+            )
+        ]
+        for kind in ENTITY_KINDS:
+            updates = pending.entities[kind]
+            if updates:
+                fragments = self.documents.entities[kind]
+                members = [compact(key) + b":" + (fragments.get(key) or b"null") for key in updates]
+                out.append(b',"%s":{%s}' % (kind.encode("ascii"), b",".join(members)))
+        if pending.feed:
+            out.append(b',"feed":' + compact(pending.feed))
+        if pending.totals is not None:
+            out.append(b',"totals":' + compact(pending.totals))
+        if pending.last_update is not None:
+            out.append(b',"last_update":' + compact(iso_utc(pending.last_update or None)))
+        out.append(b"}\n\n")
+        return Delta(pending.previous, pending.version, b"".join(out))
+
+    def _send_full(self) -> None:
+        for subscriber in list(self.subscribers):
+            if subscriber.full:
+                subscriber.pump()
+
+    # Staleness and heartbeats ----------------------------------------------
+
+    def checkStale(self) -> None:
+        """Tell every client when the feed goes stale (or fresh) with no change of the floor."""
+        if self._set_stale(self.floor.isStale()):
+            for subscriber in list(self.subscribers):
+                subscriber.pump()
+
+    def _set_stale(self, stale: bool) -> bool:
+        if stale == self.stale:
+            return False
+        self.stale = stale
+        if stale:
+            log.warn(
+                "the PBX feed is stale: no record for {seconds} s",
+                seconds=self.floor.stale_after,
+            )
+        return True
+
+    def _heartbeat(self) -> None:
+        limit = self.clock.seconds() - 2 * self.heartbeat
+        for subscriber in list(self.subscribers):
+            if subscriber.idle:
+                subscriber.send(b": heartbeat\n\n")
+            elif subscriber.paused and subscriber.paused_at < limit:
+                # A frozen tab or a dead link: its socket buffers are the
+                # only thing it still holds, and they are given back now.
+                log.info("dropping an event stream client that stopped reading")
+                self.drop(subscriber)
+                subscriber.gone = True
+                subscriber.request.loseConnection()
+
+
+def parse_event_id(raw: Any) -> int | None:
+    """A ``Last-Event-ID`` as sent back by a client; None when it is not one of ours."""
+    if not raw:
+        return None
+    try:
+        text = raw.decode("ascii") if isinstance(raw, bytes) else str(raw)
+        return int(text.strip()) if text.strip().isdigit() else None
+    except (UnicodeDecodeError, ValueError):
+        return None
