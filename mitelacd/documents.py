@@ -54,10 +54,10 @@ class FloorDocuments:
             "extensions": Fragments(_api_entity, id_key),
         }
         self.feed: dict[str, Any] = {}
-        #: The feed object's JSON without its braces (the web puts ``stale`` first).
-        self.feed_members = b""
         self.totals: dict[str, Any] = {}
-        self.totals_json = b"{}"
+        # The feed object's JSON without its braces (the web puts ``stale`` first).
+        self._feed_members = Once(lambda: compact(self.feed)[1:-1])
+        self._totals_json = Once(lambda: compact(self.totals))
         self.last_update = 0.0
         self._legacy = Once(self._render_legacy)
         self._state_head = Once(self._render_state_head)
@@ -82,16 +82,21 @@ class FloorDocuments:
             updates = changes.entities(kind)
             if not updates:
                 continue
-            self.entities[kind].update(updates.items())
+            api = self.entities[kind]
             legacy = self.legacy_parts.get(kind)
-            if legacy is not None:
-                legacy_changed = legacy.update(updates.items()) or legacy_changed
+            for key, entity in updates.items():
+                api.set(key, entity)
+                if legacy is not None:
+                    old = legacy.value(key)
+                    if entity is None or old is None or old.legacy != entity.legacy:
+                        legacy.set(key, entity)
+                        legacy_changed = True
         if changes.feed:
             self.feed.update(changes.feed)
-            self.feed_members = compact(self.feed)[1:-1]
+            self._feed_members.invalidate()
         if changes.totals is not None:
             self.totals = dict(changes.totals)
-            self.totals_json = compact(self.totals)
+            self._totals_json.invalidate()
         if changes.last_update is not None and changes.last_update != self.last_update:
             self.last_update = changes.last_update
             legacy_changed = True
@@ -132,13 +137,14 @@ class FloorDocuments:
     def state(self, stale: bytes) -> list[bytes]:
         """The members of ``/api/v1/state`` (the rich view), ``stale`` being the feed's."""
         entities = self.entities
+        feed = self._feed_members.get()
         return [
             self._state_head.get(),
             stale,
-            b"," if self.feed_members else b"",
-            self.feed_members,
+            b"," if feed else b"",
+            feed,
             b'},"totals":',
-            self.totals_json,
+            self.totals_json(),
             b',"agents":',
             entities["agents"].joined(),
             b',"groups":',
@@ -160,8 +166,11 @@ class FloorDocuments:
 
     def feed_document(self, stale: bytes) -> list[bytes]:
         """The members of ``/api/v1/feed``."""
-        comma = b"," if self.feed_members else b""
-        return [b'"feed":{"stale":', stale, comma, self.feed_members, b"}}"]
+        feed = self._feed_members.get()
+        return [b'"feed":{"stale":', stale, b"," if feed else b"", feed, b"}}"]
+
+    def totals_json(self) -> bytes:
+        return self._totals_json.get()
 
     def entity(self, kind: EntityKind, key: str) -> bytes | None:
         """One entity's JSON, as it stands in the lists."""

@@ -18,15 +18,10 @@ from __future__ import annotations
 
 import atexit
 import sys
+import time
 from typing import IO, Any
 
-from twisted.logger import (
-    FilteringLogObserver,
-    ILogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    formatEvent,
-)
+from twisted.logger import ILogObserver, LogLevel, formatEvent
 from twisted.logger import Logger as _TwistedLogger
 from zope.interface import implementer
 
@@ -71,12 +66,30 @@ def enabled(level: LogLevel) -> bool:
 
 
 class Logger(_TwistedLogger):
-    """A Logger that emits nothing below the daemon's ``--log-level``."""
+    """A Logger that emits nothing below the daemon's ``--log-level``.
+
+    It builds the same events as Twisted's, less the check that the level
+    is one of LogLevel's (which costs more than the rest of an event).
+    """
 
     def emit(self, level: LogLevel, format: str | None = None, **kwargs: object) -> None:
-        if _RANK.get(level, 4) < _threshold:
+        rank = _RANK.get(level)
+        if rank is None:
+            super().emit(level, format, **kwargs)  # Twisted says what is wrong with it
             return
-        super().emit(level, format, **kwargs)
+        if rank < _threshold:
+            return
+        kwargs.update(
+            log_logger=self,
+            log_level=level,
+            log_namespace=self.namespace,
+            log_source=self.source,
+            log_format=format,
+            log_time=time.time(),
+        )
+        if "log_trace" in kwargs:
+            kwargs["log_trace"].append((self, self.observer))  # type: ignore[attr-defined]
+        self.observer(kwargs)
 
 
 def render(event: dict[str, Any]) -> str:
@@ -98,14 +111,21 @@ def render(event: dict[str, Any]) -> str:
 class JournalLineObserver:
     """Write ``<priority>message`` lines, with the traceback of a failure.
 
-    Lines are buffered. ``flush_delay`` seconds after the first unflushed
+    Events below ``level`` are left out. Lines are buffered. ``flush_delay`` seconds after the first unflushed
     line (on the reactor given, or the global one) they are written out, so a
     burst of thousands of lines costs one write; a warning or worse flushes
     at once, and so does the end of the process.
     """
 
-    def __init__(self, stream: IO[str], flush_delay: float = 0.1, reactor: Any = None) -> None:
+    def __init__(
+        self,
+        stream: IO[str],
+        flush_delay: float = 0.1,
+        reactor: Any = None,
+        level: LogLevel = LogLevel.info,
+    ) -> None:
         self._stream = stream
+        self._least = _RANK[level]
         self._flush_delay = flush_delay
         self._reactor = reactor
         self._buffer: list[str] = []
@@ -114,6 +134,8 @@ class JournalLineObserver:
 
     def __call__(self, event: dict[str, Any]) -> None:
         level = event.get("log_level", LogLevel.info)
+        if _RANK.get(level, 4) < self._least:
+            return
         priority = _PRIORITY.get(level, 6)
         text = render(event)
         failure = event.get("log_failure")
@@ -156,7 +178,4 @@ def journal(
     reactor: Any = None,
 ) -> ILogObserver:
     """The observer factory named by ``--logger mitelacd.logs.journal``."""
-    return FilteringLogObserver(
-        JournalLineObserver(stream or sys.stdout, flush_delay, reactor),
-        [LogLevelFilterPredicate(defaultLogLevel=level)],
-    )
+    return JournalLineObserver(stream or sys.stdout, flush_delay, reactor, level)

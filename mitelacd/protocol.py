@@ -91,6 +91,8 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
             self._pending = line[end + 1 :]
 
     def lineReceived(self, line: bytes) -> None:
+        if not line:
+            return  # between a record's LF and the LF put before the next STX
         try:
             self._line(line)
         except Exception:

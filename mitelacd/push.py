@@ -246,6 +246,8 @@ class EventPush:
     def subscribe(
         self, request: Request, full: bool = False, last_event_id: int | None = None
     ) -> Subscriber:
+        if self._pending and not full:
+            self._broadcast()  # what gathered while nobody listened, into the ring
         subscriber = Subscriber(request, self, full, None if full else last_event_id)
         self.subscribers.add(subscriber)
         request.notifyFinish().addBoth(self._finished, subscriber)
@@ -299,13 +301,17 @@ class EventPush:
     # Changes ---------------------------------------------------------------
 
     def floorChanged(self, changes: ChangeSet) -> None:
-        # Deltas are made even while nobody listens, so that a board whose
-        # link blinked resumes from the ring rather than from a snapshot.
         self._pending.add(changes)
-        if self.push_interval <= 0:
-            self._broadcast()
-        else:
-            self._pace.poke()
+        if not self.subscribers:
+            # Nobody to send to: what changed gathers up (one entry per
+            # entity at most) and becomes one delta in the ring when a
+            # client comes, so a board whose link blinked still resumes.
+            return
+        if any(not s.full for s in self.subscribers):
+            if self.push_interval <= 0:
+                self._broadcast()
+            else:
+                self._pace.poke()
         if any(s.full for s in self.subscribers):
             self._full_pace.poke()
 
@@ -351,7 +357,7 @@ class EventPush:
         if pending.feed:
             out.append(b',"feed":' + compact(pending.feed))
         if pending.totals is not None:
-            out.append(b',"totals":' + compact(pending.totals))
+            out.append(b',"totals":' + self.documents.totals_json())
         if pending.last_update is not None:
             out.append(b',"last_update":' + compact(iso_utc(pending.last_update or None)))
         out.append(b"}\n\n")

@@ -42,11 +42,12 @@ class Once(Generic[T]):
 
 
 class Fragments:
-    """The rendered JSON of each entity of one kind, joined into a document part on demand.
+    """The JSON of each entity of one kind, joined into a document part on demand.
 
-    ``set`` renders one entity (the cost of a change); ``joined`` puts the
-    fragments together once per change of any of them, in ``order`` of their
-    keys when an order is given, else in the order they were first set.
+    ``set`` keeps an entity's new value (the cost of a change); its JSON is
+    rendered once, the first time it is read after that change, and the
+    joined part is rebuilt once per change of any entity. Keys come in
+    ``order`` when an order is given, else in the order they were first set.
     """
 
     def __init__(
@@ -60,50 +61,48 @@ class Fragments:
         self._order = order
         self._open, self._close = brackets
         self._separator = separator
+        self._values: dict[str, Any] = {}
         self._parts: dict[str, bytes] = {}
         self._sorted: list[str] | None = None
         self._joined = Once(self._join)
 
-    def set(self, key: str, value: Any) -> bool:
-        """Render ``value`` for ``key`` (None removes it); whether that changed anything."""
-        parts = self._parts
+    def set(self, key: str, value: Any) -> None:
+        """Keep ``value`` for ``key``; None removes the key."""
         if value is None:
-            if parts.pop(key, None) is None:
-                return False
+            if self._values.pop(key, None) is None:
+                return
             self._sorted = None
         else:
-            fragment = self._render(key, value)
-            old = parts.get(key)
-            if old == fragment:
-                return False
-            if old is None:
+            if key not in self._values:
                 self._sorted = None
-            parts[key] = fragment
+            self._values[key] = value
+        self._parts.pop(key, None)
         self._joined.invalidate()
-        return True
 
-    def update(self, values: Iterable[tuple[str, Any]]) -> bool:
-        """Set each of ``values``; whether any of them changed anything."""
-        changed = False
-        for key, value in values:
-            changed = self.set(key, value) or changed
-        return changed
+    def value(self, key: str) -> Any:
+        return self._values.get(key)
 
     def get(self, key: str) -> bytes | None:
-        return self._parts.get(key)
+        """The JSON of ``key``, or None when there is no such entity."""
+        part = self._parts.get(key)
+        if part is None:
+            value = self._values.get(key)
+            if value is None:
+                return None
+            part = self._parts[key] = self._render(key, value)
+        return part
 
     def __len__(self) -> int:
-        return len(self._parts)
+        return len(self._values)
 
     def joined(self) -> bytes:
         return self._joined.get()
 
     def _join(self) -> bytes:
-        parts = self._parts
-        if self._order is None:
-            body = self._separator.join(parts.values())
-        else:
+        keys: Iterable[str] = self._values
+        if self._order is not None:
             if self._sorted is None:
-                self._sorted = sorted(parts, key=self._order)
-            body = self._separator.join([parts[k] for k in self._sorted])
-        return self._open + body + self._close
+                self._sorted = sorted(self._values, key=self._order)
+            keys = self._sorted
+        get = self.get
+        return self._open + self._separator.join([get(k) for k in keys]) + self._close  # type: ignore[misc]

@@ -20,8 +20,10 @@ from typing import Any
 
 import attrs
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import LogLevel
 from zope.interface import Interface
 
+from mitelacd import logs
 from mitelacd.changes import ChangeSet, Entity
 from mitelacd.logs import Logger
 from mitelacd.records import (
@@ -630,9 +632,14 @@ class FloorState:
         self.last_update = now
         self._last_update_moved = True
         self._dirty_agents[event.agent] = None
-        log.info(
-            _AGENT_LINES[code], agent=event.agent, dn=event.dn, path=event.path, reason=event.reason
-        )
+        if logs.enabled(LogLevel.info):
+            log.info(
+                _AGENT_LINES[code],
+                agent=event.agent,
+                dn=event.dn,
+                path=event.path,
+                reason=event.reason,
+            )
 
     def _stats(self, report: StatsReport, now: float) -> None:
         table, dirty = (
@@ -652,6 +659,8 @@ class FloorState:
         dirty[report.number] = None
         self.last_update = now
         self._last_update_moved = True
+        if not logs.enabled(LogLevel.info):
+            return
         longest = report.longest_raw
         log.info(
             "{kind} {number}: {waiting} waiting, {agents} agents, longest {mm}:{ss}",

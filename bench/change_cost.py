@@ -1,0 +1,115 @@
+"""What one change costs, record in to every consumer updated, at a given floor size.
+
+In one process, on a fake clock: the parser, the floor, its documents, the
+file writer (paced, so a change only pokes it) and the push feed with
+``--push-interval 0`` and one in-memory client, so every record is rendered
+into a delta and written. The same loop on a floor of 100 agents is the
+reference: a change must cost the same whatever the size of the floor.
+Log lines are off here (``--log-level warn``); ingest with logging on is
+measured over a socket by ``bench/run.py``.
+
+    PYTHONPATH=. python bench/change_cost.py [--agents 10000] [--records 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from typing import Any
+
+from twisted.logger import LogLevel
+from twisted.python.filepath import FilePath
+
+from mitelacd import logs
+from mitelacd.persist import LegacyFileWriter
+from mitelacd.push import EventPush
+from mitelacd.records import parse_record
+from mitelacd.testing import Feeder, StreamRequest, call_body
+
+#: A day's worth of what agents do, in order: ring, answer, hold, retrieve,
+#: idle, work timer, its end.
+CYCLE = ("T", "G", "N", "O", "J", "L", "M")
+TAILS = {"G": "01860"}
+
+
+def _bodies(agents: int, records: int) -> list[bytes]:
+    out = []
+    for n in range(records):
+        agent = 1_000_000 + n % agents
+        code = CYCLE[(n // agents) % len(CYCLE)]
+        out.append(call_body(n % 100, code, str(agent), str(agent), TAILS.get(code, "01")).encode())
+    return out
+
+
+def _run(agents: int, records: int, folder: str) -> dict[str, float]:
+    f = Feeder(first_version=1)
+    f.connect()
+    with f.floor.batch():
+        for n in range(agents):
+            agent = str(1_000_000 + n)
+            f.raw(call_body(n % 100, "A", agent, agent, "00"))
+    writer = LegacyFileWriter(FilePath(folder).child("mitel_data.json"), f.documents, f.clock, 1.0)
+    writer.startService()
+    push = EventPush(f.floor, f.documents, f.clock, push_interval=0)
+    push.start()
+    client = StreamRequest()
+    push.subscribe(client)
+    client.written.clear()
+    bodies = _bodies(agents, records)
+    floor = f.floor
+    started = time.perf_counter()
+    for n, body in enumerate(bodies):
+        floor.recordReceived(parse_record(body))
+        if n % 1000 == 999:
+            client.written.clear()
+    spent = time.perf_counter() - started
+    deltas = push.deltas_sent
+    # One document request after all that, to show the documents are whole.
+    legacy = json.loads(f.documents.legacy())
+    assert len(legacy["agents"]) == agents
+    parse_started = time.perf_counter()
+    for body in bodies:
+        parse_record(body)
+    parse = time.perf_counter() - parse_started
+    writer.stopService()
+    push.stop()
+    return {
+        "us_per_change": spent / records * 1e6,
+        "parse_us": parse / records * 1e6,
+        "deltas": float(deltas),
+    }
+
+
+def measure(agents: int, records: int) -> dict[str, Any]:
+    """Per-change cost at ``agents`` agents, and at 100 agents as the reference."""
+    logs.set_level(LogLevel.warn)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            big = _run(agents, records, folder)
+            small = _run(100, records, folder)
+    finally:
+        logs.set_level(LogLevel.debug)
+    return {
+        "agents": agents,
+        "records": records,
+        "us_per_change": big["us_per_change"],
+        "reference_us": small["us_per_change"],
+        "reference": "the same pipeline with 100 agents",
+        "ratio": big["us_per_change"] / small["us_per_change"],
+        "parse_us": big["parse_us"],
+        "deltas": big["deltas"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=10_000)
+    parser.add_argument("--records", type=int, default=20_000)
+    args = parser.parse_args()
+    print(json.dumps(measure(args.agents, args.records), indent=2))
+
+
+if __name__ == "__main__":
+    main()
