@@ -12,6 +12,7 @@ offset 17 is body offset 16).
 from __future__ import annotations
 
 import datetime
+import functools
 
 import attrs
 
@@ -179,7 +180,9 @@ Record = AgentEvent | StatsReport | Refresh
 ParseResult = AgentEvent | StatsReport | Refresh | Malformed
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse_time(raw: str) -> datetime.time | None:
+    # Many records share a second: the same few strings come again and again.
     if len(raw) != 6 or not raw.isdigit():
         return None
     try:
