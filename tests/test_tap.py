@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel
 from twisted.plugin import getPlugins
 from twisted.python import usage
 
-from mitelacd import tap
+from mitelacd import logs, tap
 from mitelacd.persist import LegacyFileWriter
 
 
@@ -31,6 +32,23 @@ def test_defaults(tmp_path: Path) -> None:
     assert options["write-interval"] == 1.0
     assert options["file"].path == str(tmp_path / "mitel_data.json")
     assert not options["simulate"]
+    assert options["push-interval"] == 0.002
+    assert options["log-level"] == "info"
+
+
+def test_push_interval_and_log_level(tmp_path: Path) -> None:
+    data = str(tmp_path / "mitel_data.json")
+    options = parse("--host", "h", "--file", data, "--push-interval", "0", "--log-level", "warn")
+    assert options.webSettings().push_interval == 0
+    reactor = MemoryReactorClock()
+    reactor.advance(1_700_000_000.25)
+    service = tap.makeService(options, reactor=reactor)
+    try:
+        assert not logs.enabled(LogLevel.info) and logs.enabled(LogLevel.warn)
+        # Versions start from the start time, so they grow across restarts.
+        assert service.floor.version == 1_700_000_000_250_000
+    finally:
+        logs.set_level(LogLevel.debug)
 
 
 @pytest.mark.parametrize(
@@ -46,6 +64,9 @@ def test_defaults(tmp_path: Path) -> None:
         (["--host", "h", "--file", "/nonexistent-folder/mitel_data.json"], "does not exist"),
         (["--host", "h", "--colour"], "colour"),
         (["--simulate", "--host", "h"], "not both"),
+        (["--host", "h", "--push-interval", "-1"], "from 0 to 10 seconds"),
+        (["--host", "h", "--push-interval", "now"], "number of seconds"),
+        (["--host", "h", "--log-level", "loud"], "one of debug, info, warn, error"),
     ],
 )
 def test_bad_command_lines_are_usage_errors(argv: list[str], message: str) -> None:
