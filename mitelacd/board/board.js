@@ -1,10 +1,12 @@
-// mitelacd wall board: renders /api/v1/state, kept live by /api/v1/events (SSE),
-// falling back to polling. Plain ES2020, no dependencies; text only via textContent.
+// mitelacd wall board: keeps a model of /api/v1/state fed by /api/v1/events
+// (Server-Sent Events: a snapshot on connect, then deltas), falling back to
+// polling /api/v1/state. Plain ES2020, no dependencies; text only via textContent.
 "use strict";
 (() => {
   const POLL_MS = 2000;          // polling period when SSE is unavailable or failing
   const SSE_RETRY_MS = 30000;    // how soon a given-up EventSource is tried again
   const SILENCE_MS = 30000;      // no data for this long: check the server with a poll
+  const RESYNC_MS = 1000;        // at least this long between two fresh event streams
 
   const params = new URLSearchParams(location.search);
   const token = params.get("token");
@@ -23,15 +25,18 @@
   const title = params.get("title");
   if (title) { $("title").textContent = title; document.title = title; }
 
-  let state = null;       // last rendered document
-  let skews = [];         // browser clock minus server clock (ms), recent samples
+  // The floor as the server last told it: the /api/v1/state document with its
+  // lists turned into Maps keyed by id, kept up to date by deltas.
+  let model = null;
+  let skews = [];         // [second, browser clock minus server clock (ms)]: best of each second
   let lostSince = null;   // Date the page lost the server, or null
   let lostWhy = "";       // what the server said, if it answered at all
-  let lastData = 0;       // Date.now() of the last document received
+  let lastData = 0;       // Date.now() of the last document or event received
   let polling = null;     // interval id while polling
   let pollFailures = 0;   // failed polls in a row
-  const tiles = new Map(); // agent id -> {root, id, time, what, ext, since}
-  const cards = new Map(); // "group:610" -> {root, fields}
+  let pollsBehind = 0;    // poll answers in a row older than the model
+  const tiles = new Map(); // agent id -> {root, what, ext, time, since}
+  const cards = new Map(); // "group:610" -> {root, waiting, longest, agents}
 
   // --- formatting --------------------------------------------------------
 
@@ -44,7 +49,7 @@
   };
   const clockTime = (d) => `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
   const hms = (iso) => clockTime(new Date(iso));
-  const skew = () => (skews.length ? Math.min(...skews) : 0);
+  const skew = () => (skews.length ? Math.min(...skews.map((s) => s[1])) : 0);
   const serverNow = () => Date.now() - skew();
 
   const ACTIVITY = {
@@ -72,6 +77,34 @@
     return [tone, words.join(" · ") || "Busy"];
   }
 
+  // --- the order of ids, as the server sorts its lists ---------------------
+
+  // Strings by code point, as Python compares them.
+  function byCodePoint(a, b) {
+    for (let i = 0; i < a.length && i < b.length;) {
+      const x = a.codePointAt(i);
+      const y = b.codePointAt(i);
+      if (x !== y) return x < y ? -1 : 1;
+      i += x > 0xffff ? 2 : 1;
+    }
+    return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+  }
+  const DIGITS = /^[0-9]+$/;
+  // Digits as numbers of any length ("999" before "1001", "07" just before "7"),
+  // anything else after them as text.
+  function byId(a, b) {
+    const da = DIGITS.test(a);
+    if (da !== DIGITS.test(b)) return da ? -1 : 1;
+    if (da) {
+      const na = a.replace(/^0+/, "");
+      const nb = b.replace(/^0+/, "");
+      if (na.length !== nb.length) return na.length < nb.length ? -1 : 1;
+      const c = byCodePoint(na, nb);
+      if (c) return c;
+    }
+    return byCodePoint(a, b);
+  }
+
   // --- DOM helpers -------------------------------------------------------
 
   function el(tag, cls, parent, text) {
@@ -82,6 +115,9 @@
     return node;
   }
   const setText = (node, text) => { if (node.textContent !== text) node.textContent = text; };
+  const setData = (node, values) => {
+    for (const [k, v] of Object.entries(values)) if (node.dataset[k] !== v) node.dataset[k] = v;
+  };
 
   // Put `nodes` into `box` in this order, moving only what is out of place.
   function order(box, nodes) {
@@ -106,37 +142,38 @@
     return t;
   }
 
-  function renderAgents(agents) {
-    const seen = new Set();
-    const nodes = agents.map((a) => {
-      const id = String(a.id);
-      seen.add(id);
-      const t = agentTile(id);
-      const [tone, words] = describe(a);
-      const confirmed = String(a.confirmed !== false);
-      Object.assign(t.root.dataset, { status: a.status, activity: a.activity || "none", tone, confirmed });
-      if (t.what.textContent !== words) {
-        t.what.textContent = words;
-        t.what.style.setProperty("--fit", Math.min(1, 11 / words.length).toFixed(2));
-      }
-      setText(t.ext, a.extension ? `x${a.extension}` : "");
-      t.since = a.since ? Date.parse(a.since) : null;
-      return t.root;
-    });
-    for (const id of [...tiles.keys()]) if (!seen.has(id)) tiles.delete(id);
-    const resized = agentsBox.children.length !== nodes.length;
-    order(agentsBox, nodes);
+  const timeText = (t, now) => (t.since == null ? "" : duration((now - t.since) / 1000));
+
+  // One agent's tile, created if new (placeAgents puts it on the page).
+  function renderAgent(id, a) {
+    const t = agentTile(id);
+    const [tone, words] = describe(a);
+    const confirmed = String(a.confirmed !== false);
+    setData(t.root, { status: a.status, activity: a.activity || "none", tone, confirmed });
+    if (t.what.textContent !== words) {
+      t.what.textContent = words;
+      t.what.style.setProperty("--fit", Math.min(1, 11 / words.length).toFixed(2));
+    }
+    setText(t.ext, a.extension ? `x${a.extension}` : "");
+    t.since = a.since ? Date.parse(a.since) : null;
+    setText(t.time, timeText(t, serverNow()));
+  }
+
+  // The tiles of the model's agents in id order: after agents came or went.
+  function placeAgents() {
+    const ids = [...model.agents.keys()].sort(byId);
+    for (const id of [...tiles.keys()]) if (!model.agents.has(id)) tiles.delete(id);
+    const resized = agentsBox.children.length !== ids.length;
+    order(agentsBox, ids.map((id) => tiles.get(id).root));
     // One size for every id, small enough for the longest.
-    const longest = Math.max(4, ...[...tiles.keys()].map((id) => id.length));
+    const longest = Math.max(4, ...ids.map((id) => id.length));
     agentsBox.style.setProperty("--idfit", Math.min(1, 5.5 / longest).toFixed(2));
     if (resized) fit();
   }
 
   function tickTimes() {
     const now = serverNow();
-    for (const t of tiles.values()) {
-      setText(t.time, t.since == null ? "" : duration((now - t.since) / 1000));
-    }
+    for (const t of tiles.values()) setText(t.time, timeText(t, now));
   }
 
   // Columns and tile size so that every agent fits the screen without scrolling.
@@ -163,6 +200,12 @@
 
   // --- groups, paths, totals ---------------------------------------------
 
+  const QUEUES = [["group", "groups"], ["path", "paths"]]; // [kind, list of the model]
+  const shown = (kind, id) => {
+    const filter = kind === "group" ? onlyGroups : onlyPaths;
+    return !filter || filter.has(id);
+  };
+
   function queueCard(kind, id) {
     const key = `${kind}:${id}`;
     let c = cards.get(key);
@@ -183,32 +226,33 @@
     return c;
   }
 
-  function renderQueues(groups, paths) {
-    const nodes = [];
-    const seen = new Set();
-    const add = (kind, list, filter) => {
-      for (const q of list || []) {
-        const id = String(q.id);
-        if (filter && !filter.has(id)) continue;
-        const c = queueCard(kind, id);
-        seen.add(`${kind}:${id}`);
-        setText(c.waiting, q.waiting == null ? "–" : String(q.waiting));
-        setText(c.agents, q.agents_logged_in == null ? "–" : String(q.agents_logged_in));
-        setText(c.longest, mmss(q.longest_wait_seconds));
-        c.root.classList.toggle("hot", q.waiting > 0);
-        nodes.push(c.root);
+  // One group's or path's card, created if new (placeQueues puts it on the page).
+  function renderQueue(kind, id, q) {
+    if (!shown(kind, id)) return;
+    const c = queueCard(kind, id);
+    setText(c.waiting, q.waiting == null ? "–" : String(q.waiting));
+    setText(c.agents, q.agents_logged_in == null ? "–" : String(q.agents_logged_in));
+    setText(c.longest, mmss(q.longest_wait_seconds));
+    if (c.root.classList.contains("hot") !== q.waiting > 0) c.root.classList.toggle("hot");
+  }
+
+  // The cards of the model's groups, then paths, in id order: after queues came or went.
+  function placeQueues() {
+    const keys = [];
+    for (const [kind, list] of QUEUES) {
+      for (const id of [...model[list].keys()].sort(byId)) {
+        if (shown(kind, id)) keys.push(`${kind}:${id}`);
       }
-    };
-    add("group", groups, onlyGroups);
-    add("path", paths, onlyPaths);
-    for (const key of [...cards.keys()]) if (!seen.has(key)) cards.delete(key);
-    const resized = queuesBox.children.length !== nodes.length;
-    order(queuesBox, nodes);
+    }
+    const wanted = new Set(keys);
+    for (const key of [...cards.keys()]) if (!wanted.has(key)) cards.delete(key);
+    const resized = queuesBox.children.length !== keys.length;
+    order(queuesBox, keys.map((key) => cards.get(key).root));
     if (resized) fit();
   }
 
-  function renderTotals(s) {
-    const t = s.totals || {};
+  function renderTotals() {
+    const t = model.totals || {};
     const by = t.agents || {};
     const values = {
       waiting: t.waiting, longest: t.longest_wait_seconds == null ? null : mmss(t.longest_wait_seconds),
@@ -220,7 +264,7 @@
     }
     const hot = (t.waiting || 0) > 0;
     for (const box of document.querySelectorAll(".t-waiting, .t-longest")) {
-      box.classList.toggle("hot", hot);
+      if (box.classList.contains("hot") !== hot) box.classList.toggle("hot");
     }
   }
 
@@ -229,15 +273,15 @@
   function renderHealth() {
     let text = null;
     let detail = "Figures below may be out of date.";
-    const f = (state && state.feed) || {};
+    const f = (model && model.feed) || {};
     if (lostSince) {
       text = `Board lost contact with the server since ${clockTime(lostSince)}`;
       if (lostWhy) detail = `${lostWhy}. ${detail}`;
-    } else if (state && !f.connected) {
+    } else if (model && !f.connected) {
       const since = f.disconnected_since;
       text = since ? `PBX feed disconnected since ${hms(since)}` : "PBX feed not connected";
       if (f.disconnect_reason) detail = `${f.disconnect_reason.replace(/\.+$/, "")}. ${detail}`;
-    } else if (state && (state.stale ?? f.stale)) {
+    } else if (model && (model.stale ?? f.stale)) {
       const heard = f.last_record_at || f.connected_since;
       text = heard ? `No data from the PBX since ${hms(heard)}` : "No data from the PBX yet";
     }
@@ -245,30 +289,123 @@
     document.body.classList.toggle("degraded", text != null);
     if (text != null) { setText($("stale-text"), text); setText($("stale-detail"), detail); }
     let line = "Connecting…";
-    if (state) {
+    if (model) {
       line = `PBX ${f.pbx_host || "?"} · ${f.connected ? "connected" : "not connected"}`;
       if (f.last_record_at) line += ` · last record ${hms(f.last_record_at)}`;
     }
     setText($("feed-line"), line);
   }
 
-  // --- receiving documents -----------------------------------------------
+  // --- the model ---------------------------------------------------------
 
-  function accept(s) {
+  const ENTITIES = { agents: "id", groups: "id", paths: "id", extensions: "dn" };
+
+  function modelOf(doc) {
+    const m = {
+      version: doc.version, generated_at: doc.generated_at, stale: doc.stale,
+      last_update: doc.last_update ?? null, feed: { ...doc.feed }, totals: doc.totals || {},
+    };
+    for (const [list, key] of Object.entries(ENTITIES)) {
+      m[list] = new Map((doc[list] || []).map((e) => [String(e[key]), e]));
+    }
+    return m;
+  }
+
+  const showVersion = () => { document.body.dataset.version = String(model.version); };
+
+  // Anything from the server: it is there, and its clock is sampled.
+  function heard(doc) {
     lastData = Date.now();
-    lostSince = null;
     pollFailures = 0;
-    const generated = Date.parse(s.generated_at);
-    if (!Number.isNaN(generated)) skews = [...skews.slice(-9), lastData - generated];
-    // A late poll answer must not undo a newer SSE document (a restarted server starts at 0).
-    if (state && s.version < state.version && generated <= Date.parse(state.generated_at)) return;
-    state = s;
-    renderAgents(s.agents || []);
-    renderQueues(s.groups, s.paths);
-    renderTotals(s);
+    const generated = Date.parse(doc.generated_at);
+    if (!Number.isNaN(generated)) {
+      // The smallest difference of a second is the one least delayed on the way.
+      const second = Math.floor(lastData / 1000);
+      const sample = lastData - generated;
+      const last = skews[skews.length - 1];
+      if (last && last[0] === second) last[1] = Math.min(last[1], sample);
+      else skews = [...skews.slice(-9), [second, sample]];
+    }
+    if (lostSince) { lostSince = null; renderHealth(); }
+  }
+
+  // A whole document (a snapshot, or a poll's answer): replace the model, draw it all.
+  function replace(doc) {
+    model = modelOf(doc);
+    for (const [id, a] of model.agents) renderAgent(id, a);
+    placeAgents();
+    for (const [kind, list] of QUEUES) for (const [id, q] of model[list]) renderQueue(kind, id, q);
+    placeQueues();
+    renderTotals();
     renderHealth();
-    tickTimes();
-    document.body.dataset.version = String(s.version);
+    showVersion();
+  }
+
+  function onSnapshot(doc) {
+    heard(doc);
+    replace(doc);
+  }
+
+  // Only what the delta holds is changed, and only that is drawn again.
+  function onDelta(d) {
+    heard(d);
+    if (!model || !(d.from <= model.version)) { resync(); return; } // something was missed
+    if (!(d.version > model.version)) return; // the model has all of it, and newer
+    const staleBefore = model.stale;
+    Object.assign(model, { version: d.version, generated_at: d.generated_at, stale: d.stale });
+    if ("last_update" in d) model.last_update = d.last_update;
+    let agentsMoved = false;
+    for (const [id, a] of Object.entries(d.agents || {})) {
+      if (a == null) {
+        agentsMoved = model.agents.delete(id) || agentsMoved;
+      } else {
+        agentsMoved = agentsMoved || !model.agents.has(id);
+        model.agents.set(id, a);
+        renderAgent(id, a);
+      }
+    }
+    if (agentsMoved) placeAgents();
+    let queuesMoved = false;
+    for (const [kind, list] of QUEUES) {
+      for (const [id, q] of Object.entries(d[list] || {})) {
+        if (q == null) {
+          queuesMoved = model[list].delete(id) || queuesMoved;
+        } else {
+          queuesMoved = queuesMoved || !model[list].has(id);
+          model[list].set(id, q);
+          renderQueue(kind, id, q);
+        }
+      }
+    }
+    if (queuesMoved) placeQueues();
+    for (const [dn, x] of Object.entries(d.extensions || {})) {
+      if (x == null) model.extensions.delete(dn);
+      else model.extensions.set(dn, x);
+    }
+    if (d.totals) { model.totals = d.totals; renderTotals(); }
+    if (d.feed) Object.assign(model.feed, d.feed);
+    model.feed.stale = model.stale; // one flag, not always among the feed's changes
+    if (d.feed || model.stale !== staleBefore) renderHealth();
+    showVersion();
+  }
+
+  // The feed went stale or fresh without any change of the floor.
+  function onStale(s) {
+    heard(s);
+    if (!model) return; // a snapshot comes first
+    Object.assign(model, { stale: s.stale, generated_at: s.generated_at });
+    model.feed.stale = s.stale;
+    renderHealth();
+  }
+
+  // A poll's answer never undoes a newer pushed state: versions only grow. Only
+  // when every poll for a while answers older (a server whose clock went back)
+  // does the board follow it.
+  function onPolled(doc) {
+    heard(doc);
+    if (model && doc.version < model.version && ++pollsBehind < 3) return;
+    pollsBehind = 0;
+    replace(doc);
   }
 
   function lost(why) {
@@ -277,6 +414,8 @@
     renderHealth();
   }
 
+  // --- polling -----------------------------------------------------------
+
   async function poll() {
     try {
       const response = await fetch(api("/api/v1/state"), { cache: "no-store" });
@@ -284,7 +423,7 @@
         throw new Error("The server refused the board: check ?token= in its address");
       }
       if (!response.ok) throw new Error(`The server answered HTTP ${response.status}`);
-      accept(await response.json());
+      onPolled(await response.json());
     } catch (e) {
       pollFailures += 1; // one miss may be a server restart; two are an outage
       if (pollFailures >= 2) lost(e instanceof TypeError ? "" : e.message);
@@ -298,25 +437,60 @@
     polling = null;
   }
 
+  // --- the event stream --------------------------------------------------
+
   let source = null;
   let sseFailures = 0;
+  let resyncing = null;   // timer of a fresh stream to open
+  let lastFresh = 0;      // Date.now() the last fresh stream was opened for a resync
+
   function startEvents() {
     if (typeof EventSource !== "function") { startPolling(); return; }
-    source = new EventSource(api("/api/v1/events"));
-    source.addEventListener("state", (event) => {
+    const es = new EventSource(api("/api/v1/events"));
+    source = es;
+    const on = (type, handle) => es.addEventListener(type, (event) => {
+      if (es !== source) return; // from a stream given up
+      let data;
+      try {
+        data = JSON.parse(event.data);
+      } catch {
+        resync(); // an event that cannot be read is one missed
+        return;
+      }
       sseFailures = 0;
+      pollsBehind = 0;
       stopPolling();
-      accept(JSON.parse(event.data));
+      handle(data);
     });
-    source.onerror = () => {
+    on("snapshot", onSnapshot);
+    on("delta", onDelta);
+    on("stale", onStale);
+    es.onerror = () => {
+      if (es !== source) return;
       sseFailures += 1;
       startPolling(); // keeps the board fed, and tells whether the server is gone
-      if (sseFailures >= 3 || source.readyState === EventSource.CLOSED) {
-        source.close();
-        source = null;
+      if (sseFailures >= 3 || es.readyState === EventSource.CLOSED) {
+        stopEvents();
         setTimeout(startEvents, SSE_RETRY_MS);
       }
     };
+  }
+
+  function stopEvents() {
+    if (source) source.close();
+    source = null;
+  }
+
+  // Deltas were missed: a new stream, without Last-Event-ID, starts with a
+  // snapshot, and its deltas follow that snapshot on the same connection.
+  function resync() {
+    if (resyncing) return;
+    stopEvents();
+    resyncing = setTimeout(() => {
+      resyncing = null;
+      lastFresh = Date.now();
+      startEvents();
+    }, Math.max(0, lastFresh + RESYNC_MS - Date.now()));
   }
 
   // Once a second, on the server's second, so that every counter turns together.
