@@ -136,25 +136,13 @@ class FloorDocuments:
 
     def state(self, stale: bytes) -> list[bytes]:
         """The members of ``/api/v1/state`` (the rich view), ``stale`` being the feed's."""
-        entities = self.entities
         feed = self._feed_members.get()
-        return [
-            self._state_head.get(),
-            stale,
-            b"," if feed else b"",
-            feed,
-            b'},"totals":',
-            self.totals_json(),
-            b',"agents":',
-            entities["agents"].joined(),
-            b',"groups":',
-            entities["groups"].joined(),
-            b',"paths":',
-            entities["paths"].joined(),
-            b',"extensions":',
-            entities["extensions"].joined(),
-            b"}",
-        ]
+        parts = [self._state_head.get(), stale, b"," if feed else b"", feed, b'},"totals":']
+        parts.append(self.totals_json())
+        for kind in ENTITY_KINDS:
+            parts += [b',"%s":' % kind.encode("ascii"), self.entities[kind].joined()]
+        parts.append(b"}")
+        return parts
 
     def _render_state_head(self) -> bytes:
         last_update = compact(iso_utc(self.last_update or None))

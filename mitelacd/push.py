@@ -36,8 +36,10 @@ from mitelacd.state import FloorState, IFloorListener, iso_utc
 
 log = Logger()
 
-#: The default ``--push-interval``: deltas at most this often (seconds).
-DEFAULT_PUSH_INTERVAL = 0.002
+#: The default ``--push-interval``: a delta for every change, that is for every
+#: read from the PBX socket. Under load reads grow and so do deltas, which
+#: keeps a board closer to the floor than a timer does (docs/PERFORMANCE.md).
+DEFAULT_PUSH_INTERVAL = 0.0
 #: Large events are written in slices of this size, as the socket drains.
 CHUNK = 64 * 1024
 #: Whole-state events (``?full=1``) are sent at most this often.

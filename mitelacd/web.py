@@ -34,8 +34,11 @@ log = Logger()
 
 DEFAULT_HTTP = "tcp:8080:interface=127.0.0.1"
 JSON_TYPE = b"application/json"
-#: Bodies up to this size are answered in one write; larger ones as the socket drains.
-SMALL_BODY = 64 * 1024
+#: Bodies up to this size are answered in one write, as a plain resource
+#: would; larger ones in slices as the socket drains, so that a hundred
+#: boards fetching a 4 MB floor do not each hold a copy of it.
+SMALL_BODY = 1024 * 1024
+SLICE = 64 * 1024
 
 
 @attrs.frozen
@@ -104,9 +107,9 @@ class _PartsProducer:
         try:
             while self._parts and not self._paused:
                 head = self._parts[0]
-                if len(head) > SMALL_BODY:
-                    self._parts[0] = head[SMALL_BODY:]
-                    head = head[:SMALL_BODY]
+                if len(head) > SLICE:
+                    self._parts[0] = head[SLICE:]
+                    head = head[:SLICE]
                 else:
                     self._parts.popleft()
                 self._request.write(bytes(head))

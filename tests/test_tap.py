@@ -32,7 +32,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert options["write-interval"] == 1.0
     assert options["file"].path == str(tmp_path / "mitel_data.json")
     assert not options["simulate"]
-    assert options["push-interval"] == 0.002
+    assert options["push-interval"] == 0.0
     assert options["log-level"] == "info"
 
 

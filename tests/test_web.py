@@ -24,7 +24,7 @@ from mitelacd.push import EventPush
 from mitelacd.records import parse_record
 from mitelacd.render import Once
 from mitelacd.state import Agent, FloorState
-from mitelacd.web import BoardSite, Root, WebService, WebSettings
+from mitelacd.web import SMALL_BODY, BoardSite, Root, WebService, WebSettings
 
 BASE = "http://board.test"
 LOGIN = "12A081502{dn:<7}{agent:<7}00"
@@ -149,11 +149,12 @@ def test_legacy_is_assembled_once_per_change(board: Board, monkeypatch: pytest.M
 def test_a_large_document_is_written_as_the_socket_drains() -> None:
     board = Board()
     board.connect()
-    feed(board.floor, *(LOGIN.format(dn=f"{n}", agent=f"{n}") for n in range(1000, 1400)))
+    with board.floor.batch():
+        feed(board.floor, *(LOGIN.format(dn=f"{n}", agent=f"{n}") for n in range(10000, 13500)))
     response, body = board.get("/api/v1/state")
     doc = json.loads(body)
-    assert len(body) > 64 * 1024
-    assert len(doc["agents"]) == 400
+    assert len(body) > SMALL_BODY
+    assert len(doc["agents"]) == 3500
     assert response.length == len(body)  # said up front, not chunked
     assert doc["agents"] == json.loads(board.get("/api/v1/agents")[1])["agents"]
 
