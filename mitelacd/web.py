@@ -133,11 +133,21 @@ def send_parts(request: Request, parts: list[bytes]) -> bytes | int:
     """Answer with the concatenation of ``parts``, writing large bodies as the socket drains."""
     request.setHeader(b"content-type", JSON_TYPE)
     request.setHeader(b"cache-control", b"no-cache")
+    if request.method == b"HEAD":
+        return b"".join(parts)  # Twisted says its length and leaves the body out
+    if len(parts) == 1 and len(parts[0]) <= SMALL_BODY:
+        return parts[0]
     size = sum(len(p) for p in parts)
-    if size <= SMALL_BODY or request.method == b"HEAD":
-        return b"".join(parts)  # Twisted says its length and leaves it out for HEAD
     request.setHeader(b"content-length", b"%d" % size)
-    _PartsProducer(request, parts).start()
+    if size > SMALL_BODY:
+        _PartsProducer(request, parts).start()
+    else:
+        # Written part by part: the shared document is not copied into a
+        # new body for each request.
+        for part in parts:
+            if part:
+                request.write(part)
+        request.finish()
     return NOT_DONE_YET
 
 
