@@ -24,6 +24,7 @@ from mitelacd.push import EventPush
 from mitelacd.records import parse_record
 from mitelacd.render import Once
 from mitelacd.state import Agent, FloorState
+from mitelacd.testing import sse_events
 from mitelacd.web import SMALL_BODY, BoardSite, Root, WebService, WebSettings
 
 BASE = "http://board.test"
@@ -407,14 +408,27 @@ async def test_legacy_and_etag_over_a_real_socket() -> None:
 class SSEClient(Protocol):
     """Reads the raw event stream of one connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, target: bytes = b"/api/v1/events", headers: bytes = b"") -> None:
         self.data = b""
         self.lost: Deferred[None] = Deferred()
         self.waiting: list[tuple[bytes, Deferred[None]]] = []
+        self.request = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n" % (target, headers)
 
     def connectionMade(self) -> None:
         assert self.transport is not None
-        self.transport.write(b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        self.transport.write(self.request)
+
+    def events(self) -> list[tuple[str, int | None, dict[str, Any]]]:
+        """The events received so far (the body is chunked: its framing is taken out)."""
+        body = self.data.split(b"\r\n\r\n", 1)[1]
+        text, out = body, b""
+        while text:
+            size, _, rest = text.partition(b"\r\n")
+            length = int(size, 16)
+            out, text = out + rest[:length], rest[length + 2 :]
+            if not length:
+                break
+        return sse_events(out)
 
     def dataReceived(self, data: bytes) -> None:
         self.data += data
@@ -458,6 +472,43 @@ async def test_sse_change_reaches_a_client_and_a_gone_client_is_dropped() -> Non
         assert live.service.push.subscribers == set()
         feed(live.floor, "13J0822422001   7777   01")  # no write to the gone client
         await deferLater(reactor, 0.1, lambda: None)
+    finally:
+        await defer.maybeDeferred(live.service.stopService)
+
+
+async def connect_sse(live: LiveBoard, client: SSEClient) -> SSEClient:
+    port = live.service.port.getHost().port  # type: ignore[union-attr]
+    reactor.connectTCP("127.0.0.1", port, ClientFactory.forProtocol(lambda: client))  # type: ignore[attr-defined]
+    await client.until(b"\n\n")
+    return client
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_resumes_with_last_event_id_and_full_states_on_request() -> None:
+    live = LiveBoard()
+    try:
+        live.floor.feedConnected("127.0.0.1", 15373)
+        first = await connect_sse(live, SSEClient())
+        await first.until(b"event: snapshot")
+        snapshot_id = live.floor.version
+        first.transport.loseConnection()  # type: ignore[union-attr]
+        await first.lost.addTimeout(10, reactor)
+        feed(live.floor, LOGIN.format(dn="2001", agent="4242"))
+        headers = b"Last-Event-ID: %d\r\n" % snapshot_id
+        again = await connect_sse(live, SSEClient(headers=headers))
+        await again.until(b"event: stale")
+        names = [name for name, _, _ in again.events()]
+        assert names == ["delta", "stale"]  # only what was missed, no snapshot
+        ((_, delta_id, delta), _) = again.events()
+        assert delta["from"] == snapshot_id and delta_id == live.floor.version
+        assert list(delta["agents"]) == ["4242"]
+        whole = await connect_sse(live, SSEClient(target=b"/api/v1/events?full=1"))
+        await whole.until(b"event: state")
+        ((name, _, state),) = whole.events()
+        assert name == "state" and [a["id"] for a in state["agents"]] == ["4242"]
+        for client in (again, whole):
+            client.transport.loseConnection()  # type: ignore[union-attr]
+            await client.lost.addTimeout(10, reactor)
     finally:
         await defer.maybeDeferred(live.service.stopService)
 
