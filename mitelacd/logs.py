@@ -43,6 +43,8 @@ _PRIORITY = {
     LogLevel.critical: 2,
 }
 
+_PREFIX = {priority: f"<{priority}>" for priority in range(8)}
+
 #: The least severe level mitelacd's own loggers emit.
 _threshold = _RANK[LogLevel.debug]
 
@@ -141,7 +143,7 @@ class JournalLineObserver:
         failure = event.get("log_failure")
         if failure is not None:
             text = f"{text}\n{failure.getTraceback()}"
-        prefix = f"<{priority}>"
+        prefix = _PREFIX[priority]
         if "\n" in text:
             self._buffer.extend(prefix + line + "\n" for line in text.rstrip("\n").splitlines())
         else:

@@ -633,7 +633,8 @@ class FloorState:
         self._last_update_moved = True
         self._dirty_agents[event.agent] = None
         if logs.enabled(LogLevel.info):
-            log.info(
+            log.emit(
+                LogLevel.info,
                 _AGENT_LINES[code],
                 agent=event.agent,
                 dn=event.dn,
