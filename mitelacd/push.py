@@ -40,7 +40,7 @@ log = Logger()
 #: read from the PBX socket. Under load reads grow and so do deltas, which
 #: keeps a board closer to the floor than a timer does (docs/PERFORMANCE.md).
 DEFAULT_PUSH_INTERVAL = 0.0
-#: Large events are written in slices of this size, as the socket drains.
+#: Large events and documents are written in slices of this size, as the socket drains.
 CHUNK = 64 * 1024
 #: Whole-state events (``?full=1``) are sent at most this often.
 FULL_STATE_INTERVAL = 0.5

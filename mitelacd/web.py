@@ -27,7 +27,7 @@ from zope.interface import implementer
 from mitelacd.changes import EntityKind
 from mitelacd.documents import FloorDocuments
 from mitelacd.logs import Logger
-from mitelacd.push import DEFAULT_PUSH_INTERVAL, EventPush, envelope, parse_event_id
+from mitelacd.push import CHUNK, DEFAULT_PUSH_INTERVAL, EventPush, envelope, parse_event_id
 from mitelacd.state import FloorState, iso_utc
 
 log = Logger()
@@ -38,7 +38,6 @@ JSON_TYPE = b"application/json"
 #: would; larger ones in slices as the socket drains, so that a hundred
 #: boards fetching a 4 MB floor do not each hold a copy of it.
 SMALL_BODY = 1024 * 1024
-SLICE = 64 * 1024
 
 
 @attrs.frozen
@@ -107,9 +106,9 @@ class _PartsProducer:
         try:
             while self._parts and not self._paused:
                 head = self._parts[0]
-                if len(head) > SLICE:
-                    self._parts[0] = head[SLICE:]
-                    head = head[:SLICE]
+                if len(head) > CHUNK:
+                    self._parts[0] = head[CHUNK:]
+                    head = head[:CHUNK]
                 else:
                     self._parts.popleft()
                 self._request.write(bytes(head))
