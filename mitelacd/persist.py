@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -13,14 +12,15 @@ from zope.interface import implementer
 
 from mitelacd.changes import ChangeSet
 from mitelacd.documents import FloorDocuments
+from mitelacd.legacy import LegacyDocument, LegacyFileError, validate_legacy
 from mitelacd.logs import Logger
 from mitelacd.pacing import Coalescer
-from mitelacd.state import IFloorListener, LegacyFileError, validate_legacy
+from mitelacd.state import IFloorListener
 
 log = Logger()
 
 
-def load_legacy(path: FilePath[str], now: datetime.datetime) -> dict[str, Any] | None:
+def load_legacy(path: FilePath[str], now: datetime.datetime) -> LegacyDocument | None:
     """Read an earlier run's file.
 
     A missing file gives None. A file that is not a valid legacy document is

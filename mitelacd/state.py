@@ -13,8 +13,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
-import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,6 +24,7 @@ from zope.interface import Interface
 
 from mitelacd import logs
 from mitelacd.changes import ChangeSet, Entity
+from mitelacd.legacy import LEGACY_STATUSES, LegacyDocument
 from mitelacd.logs import Logger
 from mitelacd.records import (
     EVENT_NAMES,
@@ -38,7 +38,6 @@ from mitelacd.records import (
 
 log = Logger()
 
-LEGACY_STATUSES = ("in", "out", "busy", "idle", "timer")
 ACTIVITIES = ("none", "ringing", "acd_call", "personal_call", "outgoing_call", "call")
 
 #: What each call event does, in words, for the console log.
@@ -318,32 +317,6 @@ class Throttle:
         return False, 0
 
 
-class LegacyFileError(ValueError):
-    """A legacy document that does not have the ``mitel_data.json`` shape."""
-
-
-def validate_legacy(doc: Any) -> dict[str, Any]:
-    """Check a decoded ``mitel_data.json``; raise LegacyFileError saying what is wrong."""
-    if not isinstance(doc, dict):
-        raise LegacyFileError("top level is not an object")
-    for key in ("agents", "groups", "paths"):
-        if not isinstance(doc.get(key), dict):
-            raise LegacyFileError(f"{key!r} is missing or not an object")
-    for agent, status in doc["agents"].items():
-        if status not in LEGACY_STATUSES:
-            raise LegacyFileError(f"agent {agent!r} has unknown status {status!r}")
-    for key in ("groups", "paths"):
-        for number, figures in doc[key].items():
-            if not isinstance(figures, dict) or not all(
-                isinstance(figures.get(f), str) for f in ("waiting", "agents", "longestwait")
-            ):
-                raise LegacyFileError(f"{key[:-1]} {number!r} lacks its three figures")
-    last = doc.get("lastUpdate", 0)
-    if isinstance(last, bool) or not isinstance(last, (int, float)) or not math.isfinite(last):
-        raise LegacyFileError("'lastUpdate' is not a finite number")
-    return doc
-
-
 class FloorState:
     """Agents, groups, paths, extensions and feed health, kept from records.
 
@@ -378,7 +351,7 @@ class FloorState:
         self._last_update_moved = False
         # Totals, kept up to date change by change.
         self._counted: dict[str, str] = {}
-        self._by_status = dict.fromkeys(LEGACY_STATUSES, 0)
+        self._by_status: dict[str, int] = dict.fromkeys(LEGACY_STATUSES, 0)
         self._totals = self._compute_totals()
         self._feed_view = self._compute_feed_view()
 
@@ -481,19 +454,18 @@ class FloorState:
 
     # Input from the start-up file ------------------------------------------
 
-    def carry(self, doc: Mapping[str, Any]) -> None:
-        """Take agents, groups and paths from an earlier run's legacy document."""
-        doc = validate_legacy(doc)
-        for agent_id, status in doc["agents"].items():
+    def carry(self, doc: LegacyDocument) -> None:
+        """Take agents, groups and paths from an earlier run's checked legacy document."""
+        for agent_id, status in doc.agents.items():
             self.agents[agent_id] = Agent(
                 agent_id, logged_in=status != "out", carried_status=status
             )
             self._dirty_agents[agent_id] = None
-        for key, table, dirty in (
-            ("groups", self.groups, self._dirty_groups),
-            ("paths", self.paths, self._dirty_paths),
+        for table, queues, dirty in (
+            (self.groups, doc.groups, self._dirty_groups),
+            (self.paths, doc.paths, self._dirty_paths),
         ):
-            for number, figures in doc[key].items():
+            for number, figures in queues.items():
                 table[number] = Queue(
                     number,
                     figures["waiting"],
@@ -501,7 +473,7 @@ class FloorState:
                     figures["longestwait"],
                 )
                 dirty[number] = None
-        self.last_update = float(doc.get("lastUpdate", 0))
+        self.last_update = doc.last_update
         self._last_update_moved = True
         self._done()
 

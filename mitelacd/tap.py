@@ -317,9 +317,9 @@ def makeService(options: Options, reactor: Any = None) -> MitelACDService:
         floor.carry(carried)
         log.info(
             "carried {agents} agents, {groups} groups and {paths} paths over from {path}",
-            agents=len(carried["agents"]),
-            groups=len(carried["groups"]),
-            paths=len(carried["paths"]),
+            agents=len(carried.agents),
+            groups=len(carried.groups),
+            paths=len(carried.paths),
             path=path.path,
         )
     documents = FloorDocuments(floor)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from test_state import MACHINE
 
 from mitelacd.changes import ChangeSet, Entity, PendingChanges
+from mitelacd.legacy import validate_legacy
 from mitelacd.testing import START, Feeder, call_body, stats_body
 
 #: Feed fields that every readable record moves.
@@ -140,7 +141,7 @@ def test_carrying_a_file_is_one_change_with_everything_in_it() -> None:
         "paths": {},
         "lastUpdate": 1383899857.435,
     }
-    f.floor.carry(doc)
+    f.floor.carry(validate_legacy(doc))
     changes = only(f)
     assert {k: e.legacy for k, e in changes.agents.items() if e} == doc["agents"]
     assert changes.last_update == 1383899857.435

@@ -12,6 +12,7 @@ from twisted.internet.task import Clock
 from twisted.python.filepath import FilePath
 
 from mitelacd.documents import FloorDocuments
+from mitelacd.legacy import validate_legacy
 from mitelacd.persist import LegacyFileWriter, load_legacy
 from mitelacd.records import parse_record
 from mitelacd.state import FloorState
@@ -40,7 +41,7 @@ def test_valid_file_is_loaded(tmp_path: Path) -> None:
     }
     path = tmp_path / "mitel_data.json"
     path.write_text(json.dumps(doc))
-    assert load_legacy(FilePath(str(path)), NOW) == doc
+    assert load_legacy(FilePath(str(path)), NOW) == validate_legacy(doc)
 
 
 def test_invalid_file_is_set_aside_and_logged(tmp_path: Path) -> None:
