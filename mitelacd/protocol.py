@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from twisted.internet.interfaces import IAddress, IReactorTime, ITCPTransport
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
 from twisted.internet.protocol import ReconnectingClientFactory
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
@@ -23,6 +23,8 @@ log = Logger()
 LF = b"\n"
 #: Stripped from the end of a record: CR of CR LF, NUL fill, space padding.
 _TRAILER = b"\r\x00 "
+#: Seconds of silence after which a record still waiting for its end is applied.
+IDLE_FLUSH = 0.5
 #: Bytes between records that are not worth counting as noise.
 _FILLER = b"\r\n\x00 "
 
@@ -45,6 +47,7 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
         self._discarding = False
         self._pending = b""
         self._seen_valid = False
+        self._flush: IDelayedCall | None = None
 
     def callLater(self, period: float, func: Any) -> Any:
         """The watchdog runs on the factory's clock, so tests can drive it."""
@@ -62,6 +65,26 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
         # The records of one read are one change of the floor.
         with self.factory.floor.batch():
             self._received(data)
+        # A record whose end has not come is applied after a short silence.
+        flush = self._flush
+        if flush is not None and flush.active():
+            flush.reset(self.factory.flush_after)
+        else:
+            self._flush = self.factory.timer.callLater(self.factory.flush_after, self.flushRecord)
+
+    def flushRecord(self) -> None:
+        """Apply what is buffered as a whole record (state-model §1, idle flush).
+
+        Bytes that come later start afresh: without an STX they are noise.
+        """
+        if self._flush is not None and self._flush.active():
+            self._flush.cancel()
+        self._flush = None
+        rest = self.clearLineBuffer()
+        if self._discarding or not rest:
+            return
+        with self.factory.floor.batch():
+            self.lineReceived(rest)
 
     def _received(self, data: bytes) -> None:
         self.resetTimeout()
@@ -121,6 +144,8 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.setTimeout(None)
+        # The last record may have had no terminator: it still counts.
+        self.flushRecord()
         self.factory.floor.feedDisconnected(_why(reason))
 
 
@@ -151,8 +176,10 @@ class PBXClientFactory(ReconnectingClientFactory):
         idle_timeout: float = 60.0,
         max_delay: float = 30.0,
         first_delay: float = 1.0,
+        flush_after: float = IDLE_FLUSH,
     ) -> None:
         self.floor = floor
+        self.flush_after = flush_after
         # ReconnectingClientFactory asks for a whole reactor but only calls
         # callLater on it; so does the watchdog.
         self.clock = clock  # type: ignore[assignment]
@@ -187,12 +214,14 @@ class PBXClientFactory(ReconnectingClientFactory):
         self._log_retry(connector)
 
     def _log_retry(self, connector: Any) -> None:
-        if self.continueTrying and self._callID is not None:
+        call = self._callID
+        if self.continueTrying and call is not None and call.active():
             host, port = _host_port(connector.getDestination())
+            # The delay of the call actually scheduled, jitter included.
             log.info(
                 "retrying {host}:{port} in {delay:.1f} s (attempt {attempt})",
                 host=host,
                 port=port,
-                delay=self.delay,
+                delay=call.getTime() - self.timer.seconds(),
                 attempt=self.retries,
             )

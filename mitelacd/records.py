@@ -66,6 +66,11 @@ _LONGEST = slice(18, 22)
 _TRAILING_START = 22
 _DATE = slice(9, 17)
 
+#: An agent ID is 1-7 of these (blank: no agent at the set).
+_DIGITS = frozenset("0123456789")
+#: A directory number is 1-7 of these.
+_DN_CHARS = frozenset("0123456789*#")
+
 #: J may carry one more field after a key number of this width.
 _BUTTON_WIDTH = 2
 
@@ -174,6 +179,8 @@ class Malformed:
     reason: str
     #: The function code when it could be read, for per-code counters.
     code: str | None = None
+    #: The record number when it could be read: it still counts for numbering.
+    seq: int | None = None
 
 
 Record = AgentEvent | StatsReport | Refresh
@@ -202,21 +209,24 @@ def _parse_date(raw: str) -> datetime.date | None:
 
 def parse_record(body: bytes) -> ParseResult:
     """Read one record body: the bytes after STX, terminator already removed."""
+    head = body[:2]
+    # The number is read first: a record it belongs to counts for numbering
+    # even when the rest cannot be read.
+    seq = int(head) if len(head) == 2 and head.isdigit() else None
     try:
         text = body.decode("ascii")
     except UnicodeDecodeError:
-        return Malformed(body, "not ASCII")
+        return Malformed(body, "not ASCII", None, seq)
     if not text.isprintable():
-        return Malformed(body, "control characters inside the record")
+        return Malformed(body, "control characters inside the record", None, seq)
     if len(text) < 9:
-        return Malformed(body, "shorter than a record header")
-    seq_raw, code, time_raw = text[_SEQ], text[_CODE], text[_TIME]
-    if not seq_raw.isdigit():
-        return Malformed(body, f"record number {seq_raw!r} is not two digits")
-    seq = int(seq_raw)
+        return Malformed(body, "shorter than a record header", None, seq)
+    code, time_raw = text[_CODE], text[_TIME]
+    if seq is None:
+        return Malformed(body, f"record number {text[_SEQ]!r} is not two digits")
     time = _parse_time(time_raw)
     if time is None:
-        return Malformed(body, f"time {time_raw!r} is not HHMMSS", code)
+        return Malformed(body, f"time {time_raw!r} is not HHMMSS", code, seq)
     if code in CALL_EVENT_CODES:
         return _call_event(body, text, seq, code, time)
     if code in STATS_CODES:
@@ -225,18 +235,18 @@ def parse_record(body: bytes) -> ParseResult:
         # Anything after the 8-digit date is kept raw but does not spoil it.
         date_raw = text[_DATE.start :]
         return Refresh(seq, code, time, date_raw, _parse_date(text[_DATE]))
-    return Malformed(body, f"unknown function code {code!r}")
+    return Malformed(body, f"unknown function code {code!r}", None, seq)
 
 
 def _call_event(body: bytes, text: str, seq: int, code: str, time: datetime.time) -> ParseResult:
     dn = text[_DN].strip()
-    if not dn:
-        return Malformed(body, "blank directory number", code)
+    if not _DN_CHARS.issuperset(dn) or not dn:
+        return Malformed(body, f"directory number {dn!r} is not 1-7 digits, * or #", code, seq)
     # A blank agent and an empty tail may have lost their spaces to the
     # terminator strip: a short record is read as if padded.
     agent = text[_AGENT].strip()
-    if " " in agent:
-        return Malformed(body, f"agent ID {agent!r} has a space inside", code)
+    if agent and not _DIGITS.issuperset(agent):
+        return Malformed(body, f"agent ID {agent!r} is not 1-7 digits", code, seq)
     tail = text[_TAIL_START:].rstrip()
     button: int | None = None
     reason: int | None = None
@@ -260,9 +270,9 @@ def _call_event(body: bytes, text: str, seq: int, code: str, time: datetime.time
 
 def _stats(body: bytes, text: str, seq: int, code: str, time: datetime.time) -> ParseResult:
     if len(text) < _TRAILING_START:
-        return Malformed(body, "statistics report shorter than 22 characters", code)
+        return Malformed(body, "statistics report shorter than 22 characters", code, seq)
     fields = (text[_NUMBER], text[_WAITING], text[_AGENTS], text[_LONGEST])
-    if not all(f.isdigit() for f in fields):
-        return Malformed(body, "statistics fields are not all digits", code)
+    if not all(_DIGITS.issuperset(f) for f in fields):
+        return Malformed(body, "statistics fields are not all digits", code, seq)
     number, waiting, agents, longest = fields
     return StatsReport(seq, code, time, number, waiting, agents, longest, text[_TRAILING_START:])

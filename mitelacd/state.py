@@ -15,7 +15,7 @@ import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 from twisted.internet.interfaces import IReactorTime
@@ -24,7 +24,7 @@ from zope.interface import Interface
 
 from mitelacd import logs
 from mitelacd.changes import ChangeSet, Entity
-from mitelacd.legacy import LEGACY_STATUSES, LegacyDocument
+from mitelacd.legacy import LEGACY_STATUSES, LegacyDocument, LegacyStatus, legacy_status
 from mitelacd.logs import Logger
 from mitelacd.records import (
     EVENT_NAMES,
@@ -38,7 +38,12 @@ from mitelacd.records import (
 
 log = Logger()
 
-ACTIVITIES = ("none", "ringing", "acd_call", "personal_call", "outgoing_call", "call")
+#: Tables stay bounded however hostile the stream (docs/state-model.md §2).
+MAX_AGENTS = 20_000
+MAX_EXTENSIONS = 5_000
+#: A forward jump in record numbers up to this is a gap; beyond, a resynchronisation.
+MAX_GAP = 50
+
 
 #: What each call event does, in words, for the console log.
 _PHRASES = {
@@ -84,67 +89,147 @@ def _iso_utc(when: float) -> str:
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+CallKind = Literal["acd", "personal", "outgoing", "unknown"]
+Activity = Literal["none", "ringing", "hold", "acd_call", "personal_call", "outgoing_call", "call"]
+ACTIVITIES: tuple[Activity, ...] = (
+    "none",
+    "ringing",
+    "hold",
+    "acd_call",
+    "personal_call",
+    "outgoing_call",
+    "call",
+)
+_CALL_ACTIVITY: dict[CallKind, Activity] = {
+    "acd": "acd_call",
+    "personal": "personal_call",
+    "outgoing": "outgoing_call",
+    "unknown": "call",
+}
+#: The call each answering or dialling code starts on its button.
+_CALL_STARTS: dict[str, CallKind] = {"G": "acd", "S": "acd", "H": "personal", "I": "outgoing"}
+
+
+@attrs.define
+class Call:
+    """One call on one button (line appearance) of an agent's set."""
+
+    kind: CallKind
+    held: bool
+    path: str | None
+    #: When the call was first seen (Unix time).
+    since: float
+    #: Moves each time the call is started or retrieved: the latest is the one
+    #: the agent is talking on.
+    turn: int = 0
+
+    def view(self, button: int) -> dict[str, Any]:
+        return {
+            "button": button,
+            "kind": self.kind,
+            "held": self.held,
+            "path": self.path,
+            "since": iso_utc(self.since),
+        }
+
+
 @attrs.define
 class Agent:
-    """One agent, with the flags of the state machine and what the rich view adds."""
+    """One agent: the flags and calls of the state machine, and what the rich view adds."""
 
     agent_id: str
     logged_in: bool = False
     dnd: bool = False
+    dnd_reason: int | None = None
     make_busy: bool = False
+    make_busy_reason: int | None = None
     wrap_up: bool = False
-    activity: str = "none"
-    on_hold: bool = False
     fresh_login: bool = False
+    #: The button that rings, or None.
+    ringing: int | None = None
+    #: Button number -> the call on it.
+    calls: dict[int, Call] = attrs.Factory(dict)
     #: DN the agent is logged in at; None when logged out or unknown.
     extension: str | None = None
     last_path: str | None = None
-    make_busy_reason: int | None = None
     #: When the legacy status last changed (Unix time).
     since: float | None = None
     #: True once an event for this agent arrived on the current connection.
     confirmed: bool = False
     #: Status read from a file at start, shown until a live event arrives.
-    carried_status: str | None = None
+    carried_status: LegacyStatus | None = None
+    #: When this run carried the agent over from the file.
+    carried_since: float | None = None
     last_event: str | None = None
     last_event_at: float | None = None
+    last_button: int | None = None
+    #: PBX wall-clock time of the last event, ``HHMMSS`` as sent.
+    last_event_pbx_time: str | None = None
+    _turns: int = 0
 
     @property
-    def status(self) -> str:
-        """The legacy ``in/out/busy/idle/timer`` value, in the contract's order."""
+    def carried(self) -> bool:
+        return self.carried_status is not None
+
+    @property
+    def on_hold(self) -> bool:
+        return any(call.held for call in self.calls.values())
+
+    @property
+    def activity(self) -> Activity:
+        """What the agent is doing, derived from calls and ringing (state-model §3)."""
+        talking = [call for call in self.calls.values() if not call.held]
+        if talking:
+            return _CALL_ACTIVITY[max(talking, key=lambda call: call.turn).kind]
+        if self.calls:
+            return "hold"
+        if self.ringing is not None:
+            return "ringing"
+        return "none"
+
+    @property
+    def status(self) -> LegacyStatus:
+        """The legacy ``in/out/busy/idle/timer`` value (state-model §4)."""
         if self.carried_status is not None:
             return self.carried_status
-        if not self.logged_in:
-            return "out"
-        if self.activity != "none" or self.on_hold or self.dnd or self.make_busy:
-            return "busy"
-        if self.wrap_up:
-            return "timer"
-        if self.fresh_login:
-            return "in"
-        return "idle"
+        return legacy_status(
+            logged_in=self.logged_in,
+            engaged=bool(self.calls) or self.ringing is not None,
+            dnd=self.dnd,
+            make_busy=self.make_busy,
+            wrap_up=self.wrap_up,
+            fresh_login=self.fresh_login,
+        )
 
-    def apply(self, event: AgentEvent) -> None:
+    def apply(self, event: AgentEvent, now: float) -> None:
         """Apply one call event, per the table of state-model §3."""
         if self.carried_status is not None:
             # Flags behind a carried status are unknown: start clean, as for
             # an agent first seen in the middle of the day.
             self.carried_status = None
+            self.carried_since = None
         code = event.code
+        # A tail that is not a number reads as button 0.
+        button = event.button or 0
         if code == "B":
-            self._clear()
+            self.clear()
             self.logged_in = False
             self.extension = None
             return
         self.logged_in = True
         self.extension = event.dn
         self.fresh_login = False
+        calls = self.calls
         if code == "A":
-            self._clear()
+            self.clear()
             self.logged_in = True
             self.fresh_login = True
-        elif code in "CD":
-            self.dnd = code == "C"
+        elif code == "C":
+            self.dnd = True
+            self.dnd_reason = event.reason
+        elif code == "D":
+            self.dnd = False
+            self.dnd_reason = None
         elif code == "E":
             self.make_busy = True
             self.make_busy_reason = event.reason
@@ -152,39 +237,51 @@ class Agent:
             self.make_busy = False
             self.make_busy_reason = None
         elif code == "T":
-            self.activity = "ringing"
+            self.ringing = button
         elif code == "U":
-            if self.activity == "ringing":
-                self.activity = "none"
-        elif code in "GS":
-            self.activity = "acd_call"
-            self.last_path = event.path
-            self.on_hold = False
-        elif code == "H":
-            self.activity = "personal_call"
-            self.on_hold = False
-        elif code == "I":
-            self.activity = "outgoing_call"
-            self.on_hold = False
+            self.ringing = None
+        elif code in _CALL_STARTS:
+            calls[button] = Call(_CALL_STARTS[code], False, event.path, now, self._turn())
+            if code != "I":
+                self.ringing = None
+            if event.path is not None:
+                self.last_path = event.path
         elif code in "NO":
-            self.on_hold = code == "N"
-            if self.activity == "none":
-                self.activity = "call"
-        elif code in "PJ":
-            self.activity = "none"
-            self.on_hold = False
+            key = self._the_call(button)
+            call = calls.get(key)
+            if call is None:
+                call = calls[key] = Call("unknown", False, None, now)
+            call.held = code == "N"
+            if code == "O":
+                call.turn = self._turn()
+        elif code == "P":
+            calls.pop(self._the_call(button), None)
+        elif code == "J":
+            if button == 0 or calls.pop(button, None) is None:
+                # J with button 0, or on a button with no call: the set is idle.
+                calls.clear()
         elif code == "L":
+            calls.clear()
             self.wrap_up = True
-            self.activity = "none"
-            self.on_hold = False
         elif code == "M":
             self.wrap_up = False
 
-    def _clear(self) -> None:
-        self.dnd = self.make_busy = self.wrap_up = self.on_hold = False
-        self.fresh_login = False
-        self.activity = "none"
-        self.make_busy_reason = None
+    def _the_call(self, button: int) -> int:
+        """Button 0 means the agent's only call, when there is exactly one."""
+        if button == 0 and len(self.calls) == 1:
+            return next(iter(self.calls))
+        return button
+
+    def _turn(self) -> int:
+        self._turns += 1
+        return self._turns
+
+    def clear(self) -> None:
+        """Everything but the login off: no calls, ringing, DND, make busy or wrap-up."""
+        self.dnd = self.make_busy = self.wrap_up = self.fresh_login = False
+        self.dnd_reason = self.make_busy_reason = None
+        self.ringing = None
+        self.calls.clear()
 
     def entity(self) -> Entity:
         view = self.view()
@@ -197,17 +294,24 @@ class Agent:
             "activity": self.activity,
             "logged_in": self.logged_in,
             "dnd": self.dnd,
+            "dnd_reason": self.dnd_reason,
             "make_busy": self.make_busy,
             "make_busy_reason": self.make_busy_reason,
             "wrap_up": self.wrap_up,
             "on_hold": self.on_hold,
+            "ringing": self.ringing,
+            "calls": [self.calls[b].view(b) for b in sorted(self.calls)],
             "fresh_login": self.fresh_login,
             "extension": self.extension,
             "last_path": self.last_path,
             "since": iso_utc(self.since),
             "confirmed": self.confirmed,
+            "carried": self.carried,
+            "carried_since": iso_utc(self.carried_since),
             "last_event": EVENT_NAMES.get(self.last_event or "", None),
             "last_event_at": iso_utc(self.last_event_at),
+            "last_event_pbx_time": self.last_event_pbx_time,
+            "last_button": self.last_button,
         }
 
 
@@ -284,9 +388,18 @@ class Feed:
     last_record_at: float | None = None
     last_keepalive_at: float | None = None
     pbx_time: str | None = None
+    #: The R date as sent, when it is not ``YYYYMMDD``.
+    pbx_date_raw: str | None = None
     last_seq: int | None = None
     gaps: int = 0
     missed_records: int = 0
+    duplicates: int = 0
+    resyncs: int = 0
+    #: Valid records since the current connection was made.
+    records_this_connection: int = 0
+    agents_refused: int = 0
+    extensions_forgotten: int = 0
+    agents_let_go: int = 0
     records_by_code: dict[str, int] = attrs.Factory(dict)
     unparsable: int = 0
     noise: int = 0
@@ -325,9 +438,22 @@ class FloorState:
     change at its end.
     """
 
-    def __init__(self, clock: IReactorTime, stale_after: float = 60.0, first_version: int = 0):
+    def __init__(
+        self,
+        clock: IReactorTime,
+        stale_after: float = 60.0,
+        first_version: int = 0,
+        max_agents: int = MAX_AGENTS,
+        max_extensions: int = MAX_EXTENSIONS,
+    ) -> None:
         self._clock = clock
         self.stale_after = stale_after
+        self.max_agents = max_agents
+        self.max_extensions = max_extensions
+        #: Agents carried from a file that no event has named since.
+        self._carried: set[str] = set()
+        #: The PBX date that carried agents belong to: the file's, then the last R's.
+        self._pbx_date: datetime.date | None = None
         self.agents: dict[str, Agent] = {}
         self.groups: dict[str, Queue] = {}
         self.paths: dict[str, Queue] = {}
@@ -340,7 +466,8 @@ class FloorState:
         self.version = first_version
         self._listeners: list[IFloorListener] = []
         self._unparsable_log = Throttle(clock)
-        self._gap_log = Throttle(clock)
+        self._sequence_logs = {kind: Throttle(clock) for kind in ("gap", "duplicate", "resync")}
+        self._refused_log = Throttle(clock)
         # What changed since the last change set.
         self._depth = 0
         self._dirty_agents: dict[str, None] = {}
@@ -387,7 +514,7 @@ class FloorState:
         agents = {k: self._agent_entity(k) for k in self._dirty_agents}
         groups = {k: self.groups[k].entity() for k in self._dirty_groups}
         paths = {k: self.paths[k].entity() for k in self._dirty_paths}
-        extensions = {k: self.extensions[k].entity() for k in self._dirty_extensions}
+        extensions = {k: _entity_of(self.extensions.get(k)) for k in self._dirty_extensions}
         feed: dict[str, Any] = {}
         if self._feed_dirty:
             view = self._compute_feed_view()
@@ -454,12 +581,23 @@ class FloorState:
 
     # Input from the start-up file ------------------------------------------
 
-    def carry(self, doc: LegacyDocument) -> None:
-        """Take agents, groups and paths from an earlier run's checked legacy document."""
+    def carry(self, doc: LegacyDocument, pbx_date: datetime.date | None = None) -> None:
+        """Take agents, groups and paths from an earlier run's checked legacy document.
+
+        Carried agents stay unconfirmed until the PBX names them; they are let
+        go when the PBX date moves on from ``pbx_date`` (by default the local
+        date of the document's ``lastUpdate``).
+        """
+        now = self._clock.seconds()
         for agent_id, status in doc.agents.items():
+            if agent_id not in self.agents and len(self.agents) >= self.max_agents:
+                self.feed.agents_refused += 1
+                self._feed_dirty = True
+                continue
             self.agents[agent_id] = Agent(
-                agent_id, logged_in=status != "out", carried_status=status
+                agent_id, logged_in=status != "out", carried_status=status, carried_since=now
             )
+            self._carried.add(agent_id)
             self._dirty_agents[agent_id] = None
         for table, queues, dirty in (
             (self.groups, doc.groups, self._dirty_groups),
@@ -475,7 +613,41 @@ class FloorState:
                 dirty[number] = None
         self.last_update = doc.last_update
         self._last_update_moved = True
+        if pbx_date is None and doc.last_update > 0:
+            pbx_date = datetime.datetime.fromtimestamp(doc.last_update).date()
+        self._pbx_date = pbx_date
         self._done()
+
+    @property
+    def carried_agents(self) -> int:
+        """How many carried agents the PBX has not named yet."""
+        return len(self._carried)
+
+    def letGoCarried(self, why: str) -> int:
+        """Set every carried agent the PBX has not named to ``out``; say how many."""
+        if not self._carried:
+            return 0
+        now = self._clock.seconds()
+        count = len(self._carried)
+        for agent_id in sorted(self._carried, key=id_key):
+            agent = self.agents[agent_id]
+            agent.carried_status = None
+            agent.carried_since = None
+            agent.clear()
+            agent.logged_in = False
+            agent.extension = None
+            agent.since = now
+            self._dirty_agents[agent_id] = None
+        self._carried.clear()
+        self.feed.agents_let_go += count
+        self._feed_dirty = True
+        log.warn(
+            "let go of {count} carried agent(s) the PBX has not named ({why}): now out",
+            count=count,
+            why=why,
+        )
+        self._done()
+        return count
 
     # Input from the protocol -----------------------------------------------
 
@@ -489,6 +661,7 @@ class FloorState:
         feed.disconnect_reason = None
         feed.connections += 1
         feed.last_seq = None
+        feed.records_this_connection = 0
         self._feed_dirty = True
         self._done()
 
@@ -530,6 +703,8 @@ class FloorState:
         self._feed_dirty = True
         if isinstance(result, Malformed):
             feed.unparsable += 1
+            if result.seq is not None:
+                self._check_sequence(result.seq)
             self._unparsable(result.reason, result.raw)
             self._done()
             return
@@ -537,6 +712,7 @@ class FloorState:
         code = result.code
         feed.records_by_code[code] = feed.records_by_code.get(code, 0) + 1
         feed.last_record_at = now
+        feed.records_this_connection += 1
         self._check_sequence(result.seq)
         if isinstance(result, AgentEvent):
             self._agent_event(result, now)
@@ -546,6 +722,8 @@ class FloorState:
             feed.last_keepalive_at = now
             stamp = result.pbx_datetime
             feed.pbx_time = stamp.isoformat() if stamp else None
+            feed.pbx_date_raw = None if result.date else result.date_raw
+            self._pbx_date_seen(result.date)
             log.debug(
                 "keep-alive {seq:02d}, PBX time {date} {time}",
                 seq=result.seq,
@@ -566,39 +744,66 @@ class FloorState:
             )
 
     def _check_sequence(self, seq: int) -> None:
+        """Count loss by record number (state-model §6)."""
         feed = self.feed
         last, feed.last_seq = feed.last_seq, seq
-        if last is None or seq == (last + 1) % 100:
+        if last is None:
             return
-        missed = (seq - last - 1) % 100
-        feed.gaps += 1
-        feed.missed_records += missed
-        allowed, held = self._gap_log.allow()
+        step = (seq - last) % 100
+        if step == 1:
+            return
+        if step == 0:
+            feed.duplicates += 1
+            kind = "duplicate"
+            line = "record number {seq:02d} came twice in a row: a duplicate, not a loss"
+        elif step <= MAX_GAP:
+            feed.gaps += 1
+            feed.missed_records += step - 1
+            kind = "gap"
+            line = "record number jumped from {last:02d} to {seq:02d}: {missed} record(s) lost upstream"
+        else:
+            feed.resyncs += 1
+            kind = "resync"
+            line = (
+                "record number went from {last:02d} to {seq:02d}: the PBX restarted its"
+                " numbering or lost too much to count; numbering resynchronised"
+            )
+        allowed, held = self._sequence_logs[kind].allow()
         if allowed:
             log.warn(
-                "record number jumped from {last:02d} to {seq:02d}:"
-                " {missed} record(s) lost upstream ({held} more gaps not logged)",
+                line + " ({held} more not logged since the last such line)",
                 last=last,
                 seq=seq,
-                missed=missed,
+                missed=step - 1,
                 held=held,
             )
+
+    def _pbx_date_seen(self, date: datetime.date | None) -> None:
+        if date is None:
+            return
+        previous, self._pbx_date = self._pbx_date, date
+        if self._carried and previous is not None and date != previous:
+            self.letGoCarried(f"the PBX date changed from {previous} to {date}")
 
     def _agent_event(self, event: AgentEvent, now: float) -> None:
         code = event.code
         if event.is_extension_event:
-            self.extensions[event.dn] = Extension(event.dn, code, now, event.tail)
-            self._dirty_extensions[event.dn] = None
-            log.info(_EXTENSION_LINES[code], dn=event.dn, path=event.path, reason=event.reason)
+            self._extension_event(event, now)
             return
         agent = self.agents.get(event.agent)
         if agent is None:
+            if len(self.agents) >= self.max_agents:
+                self._refuse(event)
+                return
             agent = self.agents[event.agent] = Agent(event.agent)
         before = agent.status if agent.since is not None else None
-        agent.apply(event)
+        agent.apply(event, now)
+        self._carried.discard(event.agent)
         agent.confirmed = True
         agent.last_event = code
         agent.last_event_at = now
+        agent.last_button = event.button
+        agent.last_event_pbx_time = _hhmmss(event.time)
         if before != agent.status:
             agent.since = now
         self.last_update = now
@@ -612,6 +817,30 @@ class FloorState:
                 dn=event.dn,
                 path=event.path,
                 reason=event.reason,
+            )
+
+    def _extension_event(self, event: AgentEvent, now: float) -> None:
+        table, dn = self.extensions, event.dn
+        # Kept in the order last heard: the first is the one to forget.
+        if table.pop(dn, None) is None and len(table) >= self.max_extensions:
+            forgotten = next(iter(table))
+            del table[forgotten]
+            self._dirty_extensions[forgotten] = None
+            self.feed.extensions_forgotten += 1
+        table[dn] = Extension(dn, event.code, now, event.tail)
+        self._dirty_extensions[dn] = None
+        log.info(_EXTENSION_LINES[event.code], dn=dn, path=event.path, reason=event.reason)
+
+    def _refuse(self, event: AgentEvent) -> None:
+        self.feed.agents_refused += 1
+        allowed, held = self._refused_log.allow()
+        if allowed:
+            log.warn(
+                "agent table full ({limit} agents): ignored a record for new agent {agent}"
+                " ({held} more not logged since the last such line)",
+                limit=self.max_agents,
+                agent=event.agent,
+                held=held,
             )
 
     def _stats(self, report: StatsReport, now: float) -> None:
@@ -689,11 +918,18 @@ class FloorState:
             "last_record_at": iso_utc(feed.last_record_at),
             "last_keepalive_at": iso_utc(feed.last_keepalive_at),
             "pbx_time": feed.pbx_time,
+            "pbx_date_raw": feed.pbx_date_raw,
+            "records_this_connection": feed.records_this_connection,
             "sequence_gaps": feed.gaps,
             "records_missed": feed.missed_records,
+            "sequence_duplicates": feed.duplicates,
+            "sequence_resyncs": feed.resyncs,
             "records_by_code": dict(sorted(feed.records_by_code.items())),
             "unparsable_records": feed.unparsable,
             "noise": feed.noise,
+            "agents_refused": feed.agents_refused,
+            "extensions_forgotten": feed.extensions_forgotten,
+            "agents_let_go": feed.agents_let_go,
         }
 
     def totals(self) -> dict[str, Any]:
@@ -747,6 +983,15 @@ _AGENT_LINES = {code: "agent {agent} " + phrase for code, phrase in _PHRASES.ite
 _EXTENSION_LINES = {
     code: "extension {dn} (no agent) " + phrase for code, phrase in _PHRASES.items()
 }
+
+
+def _entity_of(thing: Extension | None) -> Entity | None:
+    return None if thing is None else thing.entity()
+
+
+@functools.lru_cache(maxsize=4096)
+def _hhmmss(when: datetime.time) -> str:
+    return when.strftime("%H%M%S")
 
 
 def _is_mmss(raw: str) -> bool:

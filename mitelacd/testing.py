@@ -105,6 +105,14 @@ class Feeder:
         for code in codes:
             self.event(code, agent)
 
+    def steps(self, spec: str, agent: str = "1001") -> None:
+        """Events written as code and tail, e.g. ``"G01860 N01 I02 J02"``.
+
+        A code alone takes its default tail (button 01; G and S add a path).
+        """
+        for token in spec.split():
+            self.event(token[0], agent, tail=token[1:] or None)
+
     def stats(self, code: str, number: str, figures: str) -> ParseResult:
         return self.raw(stats_body(self.next_seq(), code, number, figures))
 

@@ -15,7 +15,7 @@ from mitelacd.legacy import validate_legacy
 from mitelacd.testing import START, Feeder, call_body, stats_body
 
 #: Feed fields that every readable record moves.
-RECORD_FEED_FIELDS = {"last_record_at", "records_by_code"}
+RECORD_FEED_FIELDS = {"last_record_at", "records_by_code", "records_this_connection"}
 
 
 @pytest.fixture
@@ -36,19 +36,22 @@ def only(f: Feeder) -> ChangeSet:
 def test_each_row_of_the_state_machine_changes_that_agent_and_nothing_else(
     f: Feeder, before: str, code: str, expected: dict[str, Any]
 ) -> None:
-    f.events(before)
+    f.steps(before)
     status_before = f.agent().status if "1001" in f.floor.agents else None
     totals_before = f.floor.totals()
     f.recorder.take()
     f.clock.advance(3)
-    f.event(code)
+    f.steps(code)
     changes = only(f)
     assert set(changes.agents) == {"1001"}
     entity = changes.agents["1001"]
     assert entity is not None
     assert entity.view == f.view()
     assert entity.legacy == f.agent().status == entity.view["status"]
-    assert {k: entity.view[k] for k in expected} == expected
+    for key in ("status", "activity", "on_hold", "ringing", "wrap_up", "dnd", "make_busy"):
+        assert entity.view[key] == expected[key]
+    calls = {c["button"]: (c["kind"], c["held"]) for c in entity.view["calls"]}
+    assert calls == expected["calls"]
     assert (changes.groups, changes.paths, changes.extensions) == ({}, {}, {})
     assert set(changes.feed) == RECORD_FEED_FIELDS
     assert changes.last_update == START + 3
@@ -107,7 +110,7 @@ def test_a_keepalive_changes_feed_fields_only(f: Feeder) -> None:
 
 
 def test_an_unreadable_record_changes_its_counter_only(f: Feeder) -> None:
-    f.raw(b"12y0815022001   1001   00")
+    f.raw(b"%02dy0815022001   1001   00" % f.next_seq())
     assert only(f).feed == {"unparsable_records": 1}
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+import pytest_twisted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
-from twisted.internet.task import Clock
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 from mitelacd.protocol import ACDReceiver, PBXClientFactory
@@ -270,3 +274,149 @@ def test_connection_refused_is_recorded_on_the_feed() -> None:
     assert "refused" in (floor.feed.disconnect_reason or "").lower()
     assert factory.retries == 1
     factory.stopTrying()
+
+
+# Idle flush (state-model §1) ------------------------------------------------------
+
+LAST = b"\x0212A0815022001   1001   00"
+
+
+def test_an_unterminated_last_record_is_applied_after_a_short_silence() -> None:
+    clock = Clock()
+    proto, transport, floor = connect(clock)
+    proto.dataReceived(b"\x0274R13024320140115\r\n" + LAST)
+    clock.advance(0.4)
+    assert floor.agents == {}
+    proto.dataReceived(b"")  # any read restarts the wait
+    clock.advance(0.4)
+    assert floor.agents == {}
+    clock.advance(0.2)
+    assert floor.legacy()["agents"] == {"1001": "in"}
+    assert not transport.disconnecting
+
+
+def test_bytes_after_a_flush_start_afresh() -> None:
+    clock = Clock()
+    proto, _, floor = connect(clock)
+    proto.dataReceived(LAST[:-4])  # "\x0212A0815022001   1001" and a pause
+    clock.advance(1)
+    proto.dataReceived(b"   00\r\n\x0213C0815022001   1001   00\r\n")
+    # The first part is applied as it stood (a login: the agent field is whole);
+    # the rest has no STX and is noise, and the next record is read as usual.
+    assert [type(r).__name__ for r in floor.results] == ["AgentEvent", "AgentEvent"]
+    assert floor.feed.noise == 1
+    assert floor.legacy()["agents"] == {"1001": "busy"}
+
+
+@pytest.mark.parametrize("eol", [b"\r", b""])
+def test_cr_only_and_unterminated_streams_are_exact(eol: bytes) -> None:
+    clock = Clock()
+    stream = b"".join(b"\x02" + body + eol for body in BODIES)
+    proto, _, floor = connect(clock)
+    proto.dataReceived(stream)
+    clock.advance(0.6)
+    reference, _ = feed([b"".join(b"\x02" + body + b"\r\n" for body in BODIES)])
+    assert floor.results == reference.results
+    # Only lastUpdate differs: the last record is applied after the silence.
+    assert floor.legacy() == {**reference.legacy(), "lastUpdate": 0.6}
+
+
+def test_a_closed_connection_applies_the_last_record() -> None:
+    proto, _, floor = connect()
+    proto.dataReceived(LAST + b"\r")
+    proto.connectionLost(Failure(ConnectionDone()))
+    assert floor.legacy()["agents"] == {"1001": "in"}
+    assert floor.feed.connected is False
+
+
+def test_a_half_discarded_overlong_line_is_not_flushed() -> None:
+    clock = Clock()
+    proto, _, floor = connect(clock)
+    proto.dataReceived(b"\x02" + b"9" * 5000)
+    clock.advance(1)
+    assert floor.results == [] and floor.feed.noise == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_idle_flush_over_a_real_loopback_socket() -> None:
+    from twisted.internet import reactor
+
+    class PBX(Protocol):
+        def connectionMade(self) -> None:
+            assert self.transport is not None
+            # CR-only terminators, and the last record has none at all.
+            self.transport.write(b"\x0274R13024320140115\r\x0212A0815022001   1001   00\r" + LAST)
+
+    server = ServerFactory.forProtocol(PBX)
+    port = reactor.listenTCP(0, server, interface="127.0.0.1")  # type: ignore[attr-defined]
+    floor = FloorState(reactor)
+    factory = PBXClientFactory(floor, reactor)  # type: ignore[arg-type]
+    connector = reactor.connectTCP(  # type: ignore[attr-defined]
+        "127.0.0.1", port.getHost().port, factory
+    )
+    try:
+        for _ in range(100):  # one second at most
+            if (
+                floor.legacy()["agents"] == {"1001": "in"}
+                and floor.feed.records_this_connection == 3
+            ):
+                break
+            await deferLater(reactor, 0.01)
+        assert floor.feed.records_this_connection == 3
+        assert floor.legacy()["agents"] == {"1001": "in"}
+        assert floor.feed.unparsable == floor.feed.noise == 0
+    finally:
+        factory.stopTrying()
+        connector.disconnect()
+        await port.stopListening()
+
+
+# Agent IDs (state-model §2) -------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.binary(max_size=200)
+        | st.builds(
+            lambda head, body: b"\x02" + head + body,
+            st.sampled_from([b"12A081502", b"13G081502", b"14N081502", b"15C081502"]),
+            st.binary(min_size=0, max_size=40),
+        ),
+        max_size=30,
+    )
+)
+def test_random_bytes_never_create_an_agent_with_a_bad_id(chunks: list[bytes]) -> None:
+    clock = Clock()
+    proto, transport, floor = connect(clock)
+    for chunk in chunks:
+        proto.dataReceived(chunk)
+    clock.advance(1)  # the idle flush too
+    proto.connectionLost(Failure(ConnectionDone()))
+    for agent_id in floor.agents:
+        assert 1 <= len(agent_id) <= 7 and agent_id.isascii() and agent_id.isdigit(), agent_id
+    for dn in floor.extensions:
+        assert 1 <= len(dn) <= 7 and set(dn) <= set("0123456789*#"), dn
+
+
+# Reconnection log -------------------------------------------------------------------
+
+
+def test_the_retry_log_states_the_delay_actually_scheduled() -> None:
+    reactor = MemoryReactorClock()
+    floor = FloorState(reactor)
+    factory = PBXClientFactory(floor, reactor, max_delay=30.0)
+    connector = reactor.connectTCP("127.0.0.1", 15373, factory)
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for _ in range(6):
+            factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
+            (call,) = reactor.getDelayedCalls()
+            (line,) = [e for e in events if "retrying" in e.get("log_format", "")]
+            events.clear()
+            assert line["delay"] == pytest.approx(call.getTime() - reactor.seconds())
+            reactor.advance(call.getTime() - reactor.seconds())
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+        factory.stopTrying()

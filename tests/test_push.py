@@ -72,7 +72,7 @@ def test_a_client_gets_a_snapshot_then_deltas_of_what_changed(p: Push) -> None:
     assert list(delta["agents"]) == ["1002"]
     assert delta["agents"]["1002"]["dnd"] is True
     assert delta["totals"]["agents"]["busy"] == 1
-    assert set(delta["feed"]) == {"last_record_at", "records_by_code"}
+    assert set(delta["feed"]) == {"last_record_at", "records_by_code", "records_this_connection"}
 
 
 def test_deltas_are_paced_and_gathered() -> None:

@@ -187,9 +187,13 @@ GOOD_TAIL = b"2001   1001   00"
         (b"14Q08151086000000100x0", "not all digits", "Q"),
         (b"14K0815106100000010000"[:21], "shorter than 22", "K"),
         (b"14Q081510", "shorter than 22", "Q"),
-        (b"12A081502       1001   00", "blank directory number", "A"),
-        (b"12T081502", "blank directory number", "T"),
-        (b"12A0815022001   10 01  00", "space inside", "A"),
+        (b"12A081502       1001   00", "directory number '' is not", "A"),
+        (b"12T081502", "directory number '' is not", "T"),
+        (b"12A0815022O01   1001   00", "directory number '2O01' is not", "A"),
+        (b"12A0815022001   10 01  00", "agent ID '10 01' is not 1-7 digits", "A"),
+        (b"12A0815022001   1OO1   00", "agent ID '1OO1' is not 1-7 digits", "A"),
+        (b"12G0815022001   -1     01860", "agent ID '-1' is not 1-7 digits", "G"),
+        (b"12B0815022001   1e10   00", "agent ID '1e10' is not 1-7 digits", "B"),
     ],
 )
 def test_malformed(raw, reason, code):
@@ -198,6 +202,33 @@ def test_malformed(raw, reason, code):
     assert reason in result.reason
     assert result.raw == raw
     assert result.code == code
+
+
+@pytest.mark.parametrize(
+    "raw, seq",
+    [
+        (b"12y081502" + GOOD_TAIL, 12),
+        ("47A0815022001   1001   0\u00e9".encode("latin-1"), 47),
+        (b"03A08150x" + GOOD_TAIL, 3),
+        (b"99A0815022001   1OO1   00", 99),
+        (b"00K081510610 00001" + b"0000", 0),
+        (b"55", 55),
+        (b"1xA081502" + GOOD_TAIL, None),
+        (b"", None),
+    ],
+)
+def test_an_unreadable_record_keeps_a_readable_number(raw, seq):
+    # A record whose number can be read counts for numbering (state-model §6).
+    result = parse_record(raw)
+    assert isinstance(result, Malformed)
+    assert result.seq == seq
+
+
+@pytest.mark.parametrize("dn", ["2001*", "#12", "*"])
+def test_directory_numbers_may_hold_star_and_hash(dn):
+    result = parse_record(f"12C081502{dn:<7}{'1001':<7}00".encode())
+    assert isinstance(result, AgentEvent)
+    assert result.dn == dn
 
 
 def test_k_with_a_letter_in_a_figure_is_malformed():

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import pytest
 from twisted.internet.task import Clock
 
 from mitelacd import testing
-from mitelacd.legacy import LegacyFileError, validate_legacy
+from mitelacd.legacy import LegacyFileError, legacy_status, validate_legacy
 from mitelacd.records import Malformed
-from mitelacd.state import Agent, FloorState
+from mitelacd.state import FloorState
 from mitelacd.testing import START
 
-FLAGS = ("logged_in", "dnd", "make_busy", "wrap_up", "activity", "on_hold", "fresh_login")
+FLAGS = ("logged_in", "dnd", "make_busy", "wrap_up", "fresh_login", "ringing")
 
 
 class Feeder(testing.Feeder):
     def flags(self, agent_id: str = "1001") -> dict:
         a = self.agent(agent_id)
-        return {f: getattr(a, f) for f in FLAGS}
+        flags = {f: getattr(a, f) for f in FLAGS}
+        flags["calls"] = {b: (c.kind, c.held) for b, c in a.calls.items()}
+        flags["activity"] = a.activity
+        flags["on_hold"] = a.on_hold
+        flags["status"] = a.status
+        return flags
 
 
 @pytest.fixture
@@ -28,50 +34,173 @@ def f() -> Feeder:
 
 
 def state(**changes) -> dict:
-    """Flags of a logged-in agent with nothing going on, plus changes."""
-    base = dict(logged_in=True, dnd=False, make_busy=False, wrap_up=False,
-                activity="none", on_hold=False, fresh_login=False)  # fmt: skip
+    """A logged-in agent with nothing going on (status idle), plus changes."""
+    base = dict(logged_in=True, dnd=False, make_busy=False, wrap_up=False, fresh_login=False,
+                ringing=None, calls={}, activity="none", on_hold=False, status="idle")  # fmt: skip
     base.update(changes)
     return base
 
 
-# §3, row by row: (events before, the event under test, flags afterwards).
-# Earlier events put other flags in place so that each row also shows what
-# the code leaves alone.
+ACD1 = {1: ("acd", False)}
+HELD_ACD1 = {1: ("acd", True)}
+BUSY = "busy"
+
+# state-model §3 (v2), row by row: (events before, the event under test, the
+# agent afterwards). Events are a code and its tail: "N01" is hold on key 01;
+# a bare "G" is an ACD call on key 01 from path 860. Earlier events put other
+# flags in place so that each row also shows what the code leaves alone.
 MACHINE = [
-    ("CELHN", "A", state(fresh_login=True)),
-    ("ACELHN", "B", state(logged_in=False)),
-    ("AEL", "C", state(dnd=True, make_busy=True, wrap_up=True)),
-    ("CE", "D", state(make_busy=True)),
-    ("CL", "E", state(dnd=True, make_busy=True, wrap_up=True)),
-    ("CE", "F", state(dnd=True)),
-    ("AC", "T", state(dnd=True, activity="ringing")),
-    ("AT", "U", state()),
-    ("TG", "U", state(activity="acd_call")),
-    ("HN", "U", state(activity="personal_call", on_hold=True)),
+    # A and B
+    ("C E L H03 N03 T02", "A", state(fresh_login=True, status="in")),
+    ("A C E L H03 N03 T02", "B", state(logged_in=False, status="out")),
+    # C, D, E, F
+    ("A E L", "C", state(dnd=True, make_busy=True, wrap_up=True, status=BUSY)),
+    ("C E", "D", state(make_busy=True, status=BUSY)),
+    ("C L", "E05", state(dnd=True, make_busy=True, wrap_up=True, status=BUSY)),
+    ("C E", "F", state(dnd=True, status=BUSY)),
+    # T and U
+    ("A C", "T02", state(dnd=True, ringing=2, activity="ringing", status=BUSY)),
+    ("A", "T04", state(ringing=4, activity="ringing", status=BUSY)),
+    ("A T01", "U01", state()),
+    ("T01 G", "U01", state(calls=ACD1, activity="acd_call", status=BUSY)),
+    (
+        "H01 N01",
+        "U",
+        state(calls={1: ("personal", True)}, activity="hold", on_hold=True, status=BUSY),
+    ),  # fmt: skip
     ("", "U", state()),
-    ("HN", "G", state(activity="acd_call")),
-    ("HN", "S", state(activity="acd_call")),
-    ("GN", "H", state(activity="personal_call")),
-    ("GN", "I", state(activity="outgoing_call")),
-    ("A", "N", state(activity="call", on_hold=True)),
-    ("G", "N", state(activity="acd_call", on_hold=True)),
-    ("A", "O", state(activity="call")),
-    ("GN", "O", state(activity="acd_call")),
-    ("HN", "O", state(activity="personal_call")),
-    ("CGN", "P", state(dnd=True)),
-    ("EIN", "J", state(make_busy=True)),
-    ("CGN", "L", state(dnd=True, wrap_up=True)),
-    ("CL", "M", state(dnd=True)),
-    ("LG", "M", state(activity="acd_call")),
+    # G, S, H, I: a call on the button; answering stops the ringing
+    ("T02", "G02860", state(calls={2: ("acd", False)}, activity="acd_call", status=BUSY)),
+    ("T02", "S02123", state(calls={2: ("acd", False)}, activity="acd_call", status=BUSY)),
+    ("T01", "H01", state(calls={1: ("personal", False)}, activity="personal_call", status=BUSY)),
+    (
+        "T01",
+        "I02",
+        state(ringing=1, calls={2: ("outgoing", False)}, activity="outgoing_call", status=BUSY),
+    ),  # fmt: skip
+    (
+        "H01 N01",
+        "G02860",
+        state(
+            calls={1: ("personal", True), 2: ("acd", False)},
+            activity="acd_call",
+            on_hold=True,
+            status=BUSY,
+        ),
+    ),  # fmt: skip
+    # N and O: an unknown call when there was none
+    ("A", "N01", state(calls={1: ("unknown", True)}, activity="hold", on_hold=True, status=BUSY)),
+    ("G", "N01", state(calls=HELD_ACD1, activity="hold", on_hold=True, status=BUSY)),
+    ("A", "O01", state(calls={1: ("unknown", False)}, activity="call", status=BUSY)),
+    ("G N01", "O01", state(calls=ACD1, activity="acd_call", status=BUSY)),
+    (
+        "G N01",
+        "O02",
+        state(
+            calls={1: ("acd", True), 2: ("unknown", False)},
+            activity="call",
+            on_hold=True,
+            status=BUSY,
+        ),
+    ),  # fmt: skip
+    # consultation: caller held on 01 while a call on 02 runs, then ends
+    ("G N01 I02", "J02", state(calls=HELD_ACD1, activity="hold", on_hold=True, status=BUSY)),
+    ("G N01 I02 J02", "O01", state(calls=ACD1, activity="acd_call", status=BUSY)),
+    ("G N01 I02 J02 O01", "J01", state()),
+    (
+        "G N01 I02",
+        "P01",
+        state(calls={2: ("outgoing", False)}, activity="outgoing_call", status=BUSY),
+    ),  # fmt: skip
+    # P: the held call is gone
+    ("H03 N03", "P03", state()),
+    ("C G N01", "P01", state(dnd=True, status=BUSY)),
+    # J: that button's call ends; on a button with no call, every call ends
+    ("E I02", "J02", state(make_busy=True, status=BUSY)),
+    ("G N01 I02", "J03", state()),
+    ("G I02", "J01", state(calls={2: ("outgoing", False)}, activity="outgoing_call", status=BUSY)),
+    # button 0: the agent's only call; J with button 0 ends every call
+    ("G", "N00", state(calls=HELD_ACD1, activity="hold", on_hold=True, status=BUSY)),
+    ("G N01", "O00", state(calls=ACD1, activity="acd_call", status=BUSY)),
+    ("G N01", "P00", state()),
+    ("G", "J00", state()),
+    ("G N01 I02", "J00", state()),
+    (
+        "G N01 I02",
+        "J01",
+        state(calls={2: ("outgoing", False)}, activity="outgoing_call", status=BUSY),
+    ),  # fmt: skip
+    (
+        "G I02",
+        "N00",
+        state(
+            calls={1: ("acd", False), 2: ("outgoing", False), 0: ("unknown", True)},
+            activity="outgoing_call",
+            on_hold=True,
+            status=BUSY,
+        ),
+    ),  # fmt: skip
+    ("G", "Jxx", state()),  # a tail that is not a number reads as button 0
+    # L and M
+    ("G I02 N02", "L", state(wrap_up=True, status="timer")),
+    ("C L", "M", state(dnd=True, status=BUSY)),
+    ("L G", "M", state(calls=ACD1, activity="acd_call", status=BUSY)),
+    ("A L", "M", state()),
+    # first seen mid-day through N
+    ("", "N01", state(calls={1: ("unknown", True)}, activity="hold", on_hold=True, status=BUSY)),
 ]
 
 
-@pytest.mark.parametrize("before, code, expected", MACHINE, ids=[f"{b}>{c}" for b, c, _ in MACHINE])
-def test_state_machine_row(f, before, code, expected):
-    f.events(before)
-    f.event(code)
+@pytest.mark.parametrize("before, step, expected", MACHINE, ids=[f"{b}>{c}" for b, c, _ in MACHINE])
+def test_state_machine_row(f, before, step, expected):
+    f.steps(before)
+    f.steps(step)
     assert f.flags() == expected
+    assert f.floor.legacy()["agents"] == {"1001": expected["status"]}
+
+
+@pytest.mark.parametrize(
+    "spec, activity",
+    [
+        ("I02 G01860", "acd_call"),  # the call begun last
+        ("G01860 I02", "outgoing_call"),
+        ("G01860 I02 N02 O02", "outgoing_call"),  # retrieved last
+        ("G01860 I02 N01 O01", "acd_call"),
+        ("G01860 H03 N03", "acd_call"),  # a held call never wins over a live one
+    ],
+)
+def test_activity_is_the_most_recent_unheld_call(f, spec, activity):
+    f.steps(spec)
+    assert f.agent().activity == activity
+
+
+def test_calls_in_the_rich_view(f):
+    f.steps("G03860")
+    f.clock.advance(30)
+    f.steps("N03 I05")
+    view = f.view()
+    assert view["calls"] == [
+        {"button": 3, "kind": "acd", "held": True, "path": "860",
+         "since": "2023-11-14T22:13:20.000Z"},
+        {"button": 5, "kind": "outgoing", "held": False, "path": None,
+         "since": "2023-11-14T22:13:50.000Z"},
+    ]  # fmt: skip
+    assert (view["activity"], view["on_hold"], view["ringing"]) == ("outgoing_call", True, None)
+    assert (view["last_button"], view["last_event_pbx_time"]) == (5, "081502")
+
+
+@pytest.mark.parametrize("tail", ["", "  ", "00"])
+def test_j_without_a_button_ends_every_call(f, tail):
+    f.steps("G01860 N01 I02")
+    f.event("J", tail=tail)
+    assert (f.agent().calls, f.agent().status) == ({}, "idle")
+
+
+def test_c_keeps_its_tail_as_the_dnd_reason(f):
+    f.steps("C07")
+    assert (f.agent().dnd_reason, f.view()["dnd_reason"]) == (7, 7)
+    f.steps("D")
+    assert f.view()["dnd_reason"] is None
 
 
 @pytest.mark.parametrize("code", "BCDEFGHIJLMNOPSTU")
@@ -169,8 +298,7 @@ def test_legacy_status(f, codes, status):
     "flags, status",
     [
         (dict(logged_in=False, dnd=True, wrap_up=True, fresh_login=True), "out"),
-        (dict(activity="call", wrap_up=True, fresh_login=True), "busy"),
-        (dict(on_hold=True, wrap_up=True, fresh_login=True), "busy"),
+        (dict(engaged=True, wrap_up=True, fresh_login=True), "busy"),
         (dict(dnd=True, wrap_up=True, fresh_login=True), "busy"),
         (dict(make_busy=True, wrap_up=True, fresh_login=True), "busy"),
         (dict(wrap_up=True, fresh_login=True), "timer"),
@@ -179,8 +307,9 @@ def test_legacy_status(f, codes, status):
     ],
 )
 def test_legacy_order_on_flags(flags, status):
-    agent = Agent("1001", **{"logged_in": True, **flags})
-    assert agent.status == status
+    base = dict(logged_in=True, engaged=False, dnd=False, make_busy=False, wrap_up=False,
+                fresh_login=False)  # fmt: skip
+    assert legacy_status(**{**base, **flags}) == status
 
 
 def test_since_is_when_the_status_last_changed(f):
@@ -312,6 +441,94 @@ def test_carry_shows_carried_statuses_until_a_live_event(f):
     assert f.floor.legacy()["agents"] == {**CARRIED["agents"], "6183": "idle"}
 
 
+def test_carried_agents_are_marked_unconfirmed_until_named(f):
+    f.floor.carry(validate_legacy(CARRIED))
+    view = f.view("6184")
+    assert (view["status"], view["carried"], view["confirmed"]) == ("idle", True, False)
+    assert view["carried_since"] == "2023-11-14T22:13:20.000Z"
+    assert f.floor.carried_agents == 5
+    f.event("J", agent="6184")
+    view = f.view("6184")
+    assert (view["carried"], view["confirmed"], view["carried_since"]) == (False, True, None)
+    assert f.floor.carried_agents == 4
+
+
+def test_carried_agents_are_let_go_when_the_pbx_date_changes(f):
+    f.floor.carry(validate_legacy(CARRIED), pbx_date=datetime.date(2024, 3, 11))
+    f.event("G", agent="6183")  # named: no longer carried
+    f.keepalive("20240311")  # the same day: nothing happens
+    assert f.floor.legacy()["agents"]["6184"] == "idle"
+    f.clock.advance(60)
+    f.keepalive("20240312")
+    agents = f.floor.legacy()["agents"]
+    assert agents == {"6186": "out", "6184": "out", "6183": "busy", "6185": "out", "6187": "out"}
+    view = f.view("6187")
+    assert (view["carried"], view["confirmed"], view["logged_in"]) == (False, False, False)
+    assert view["since"] == "2023-11-14T22:14:20.000Z"
+    assert f.floor.feedView()["agents_let_go"] == 4
+    assert f.floor.carried_agents == 0
+
+
+def test_the_first_date_is_compared_with_the_files_own_day(f):
+    doc = dict(CARRIED, lastUpdate=datetime.datetime(2024, 3, 11, 23, 55).timestamp())
+    f.floor.carry(validate_legacy(doc))
+    f.keepalive("20240312")  # restarted after midnight: yesterday's floor goes
+    assert set(f.floor.legacy()["agents"].values()) == {"out"}
+
+
+def test_a_bad_r_date_lets_nobody_go(f):
+    f.floor.carry(validate_legacy(CARRIED), pbx_date=datetime.date(2024, 3, 11))
+    f.keepalive("2024031")
+    f.keepalive("20241399")
+    assert f.floor.carried_agents == 5
+    assert f.floor.feedView()["pbx_date_raw"] == "20241399"
+    f.keepalive("20240311")
+    assert f.floor.feedView()["pbx_date_raw"] is None
+
+
+def test_letting_go_is_logged_with_the_count(f):
+    events = []
+    from twisted.logger import globalLogPublisher
+
+    f.floor.carry(validate_legacy(CARRIED))
+    globalLogPublisher.addObserver(events.append)
+    try:
+        assert f.floor.letGoCarried("unconfirmed for 600 s") == 5
+        assert f.floor.letGoCarried("again") == 0
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    (line,) = [e for e in events if "let go" in e.get("log_format", "")]
+    assert (line["count"], line["why"]) == (5, "unconfirmed for 600 s")
+
+
+# Bounded tables --------------------------------------------------------------------
+
+
+def test_the_agent_table_is_bounded():
+    f = Feeder()
+    f.floor.max_agents = 3
+    for agent in ("1", "22", "333", "4444", "55555"):
+        f.event("A", agent=agent)
+    assert list(f.floor.agents) == ["1", "22", "333"]
+    assert f.floor.feedView()["agents_refused"] == 2
+    f.event("C", agent="22")  # known agents still change
+    assert f.floor.legacy()["agents"]["22"] == "busy"
+
+
+def test_the_extension_table_forgets_the_set_heard_from_longest_ago():
+    f = Feeder()
+    f.floor.max_extensions = 2
+    f.event("C", agent="", dn="2050")
+    f.event("C", agent="", dn="2051")
+    f.event("D", agent="", dn="2050")  # heard again: 2051 is now the oldest
+    f.recorder.take()
+    f.event("C", agent="", dn="2052")
+    assert list(f.floor.extensions) == ["2050", "2052"]
+    assert f.floor.feedView()["extensions_forgotten"] == 1
+    (changes,) = f.recorder.take()
+    assert changes.extensions["2051"] is None and changes.extensions["2052"] is not None
+
+
 def test_carried_out_agent_returns_on_a_live_event(f):
     f.floor.carry(validate_legacy(CARRIED))
     f.event("G", agent="6186")
@@ -350,17 +567,101 @@ def test_invalid_documents_are_refused(doc):
 # Feed ------------------------------------------------------------------------------
 
 
-def test_record_number_gaps(f):
+def sequence_counts(f) -> tuple[int, int, int, int]:
+    feed = f.floor.feedView()
+    return (
+        feed["sequence_gaps"],
+        feed["records_missed"],
+        feed["sequence_duplicates"],
+        feed["sequence_resyncs"],
+    )
+
+
+def numbered(f, *numbers: int, code: str = "J") -> None:
+    for seq in numbers:
+        f.raw(testing.call_body(seq, code, "2001", "1001", "01"))
+
+
+@pytest.mark.parametrize(
+    "numbers, counts",
+    [
+        # (gaps, records missed, duplicates, resynchronisations): state-model §6
+        ((5, 6, 7, 8), (0, 0, 0, 0)),
+        ((98, 99, 0, 1), (0, 0, 0, 0)),  # the wrap is no gap
+        ((98, 0), (1, 1, 0, 0)),  # a gap across 99 -> 00
+        ((97, 2), (1, 4, 0, 0)),
+        ((2, 6, 7), (1, 3, 0, 0)),
+        ((10, 60), (1, 49, 0, 0)),  # 50 ahead: still a gap
+        ((10, 61), (0, 0, 0, 1)),  # 51 ahead: too far to size
+        ((40, 40), (0, 0, 1, 0)),  # a duplicate is never a loss
+        ((40, 40, 40, 41), (0, 0, 2, 0)),
+        ((40, 30), (0, 0, 0, 1)),  # a step back
+        ((40, 39), (0, 0, 0, 1)),
+        ((40, 30, 31, 35), (1, 3, 0, 1)),  # counted from the new numbering on
+    ],
+)
+def test_record_numbers(f, numbers, counts):
+    numbered(f, *numbers)
+    assert sequence_counts(f) == counts
+
+
+def test_a_record_with_a_readable_number_counts_even_when_unreadable(f):
+    numbered(f, 40)
+    f.raw(b"41y0815022001   1001   00")  # unknown code, but number 41 arrived
+    f.raw(b"42A08150x2001   1001   00")  # bad time
+    numbered(f, 43)
+    assert sequence_counts(f) == (0, 0, 0, 0)
+    assert f.floor.feed.unparsable == 2
+    f.raw(b"4xA0815022001   1001   00")  # no number: nothing to count with
+    numbered(f, 44)
+    assert sequence_counts(f) == (0, 0, 0, 0)
+
+
+def test_each_kind_of_numbering_trouble_is_logged_in_its_own_words(f):
+    events = []
+    from twisted.logger import globalLogPublisher
+
+    globalLogPublisher.addObserver(events.append)
+    try:
+        numbered(f, 10, 13, 13, 2)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    from twisted.logger import formatEvent
+
+    lines = [formatEvent(e) for e in events if e.get("log_namespace") == "mitelacd.state"]
+    lines = [line for line in lines if "record number" in line]
+    assert len(lines) == 3
+    assert "jumped from 10 to 13: 2 record(s) lost upstream" in lines[0]
+    assert "13 came twice in a row: a duplicate, not a loss" in lines[1]
+    assert "went from 13 to 02" in lines[2] and "resynchronised" in lines[2]
+
+
+def test_numbering_logs_are_rate_limited_per_kind(f):
+    events = []
+    from twisted.logger import globalLogPublisher
+
+    globalLogPublisher.addObserver(events.append)
+    try:
+        numbered(f, *([5] * 30))  # 29 duplicates
+        numbered(f, 7)  # and then a gap: its own allowance
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    duplicates = [e for e in events if "twice in a row" in e.get("log_format", "")]
+    gaps = [e for e in events if "lost upstream" in e.get("log_format", "")]
+    assert len(duplicates) == 5 and len(gaps) == 1
+    assert f.floor.feed.duplicates == 29
+
+
+def test_record_number_counts_in_the_feed_view(f):
     f.seq = 98
-    f.events("AJJJ")  # 98 99 00 01: the wrap is no gap
+    f.events("AJJJ")  # 98 99 00 01
     f.keepalive()  # 02: R shares the counter
-    assert f.floor.feed.gaps == 0
     f.seq = 6
     f.event("C")  # 02 -> 06: 3 lost
-    assert (f.floor.feed.gaps, f.floor.feed.missed_records) == (1, 3)
     f.event("D")  # 07 follows 06
-    assert f.floor.feed.gaps == 1
-    assert f.floor.snapshot()["feed"]["sequence_gaps"] == 1
+    feed = f.floor.snapshot()["feed"]
+    assert (feed["sequence_gaps"], feed["records_missed"]) == (1, 3)
+    assert (feed["sequence_duplicates"], feed["sequence_resyncs"]) == (0, 0)
 
 
 def test_no_gap_across_a_reconnect(f):
@@ -381,7 +682,7 @@ def test_feed_disconnected_keeps_status_but_unconfirms(f):
     f.floor.feedDisconnected("connection lost")
     assert f.view()["confirmed"] is False
     assert f.floor.snapshot()["groups"][0]["confirmed"] is False
-    assert f.agent().status == "busy" and f.flags() == state(dnd=True)
+    assert f.flags() == state(dnd=True, status="busy")
     assert f.floor.feed.connected is False
     assert f.floor.legacy()["agents"] == {"1001": "busy"}
 
@@ -444,5 +745,6 @@ def test_the_protocol_examples_in_order(f):
     }
     assert list(f.floor.extensions) == ["2050"]
     assert f.agent("1234567").last_path == "007"
-    assert f.floor.feed.gaps == 2  # 74 -> 12 and 41 -> 99; 99 -> 00 is none
+    # 74 -> 12 is a gap; 41 -> 99 is too far to size; 99 -> 00 is none.
+    assert (f.floor.feed.gaps, f.floor.feed.resyncs) == (1, 1)
     assert f.floor.feed.unparsable == 0
