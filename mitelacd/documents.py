@@ -152,10 +152,14 @@ class FloorDocuments:
         """The members of ``/api/v1/<kind>``."""
         return [b'"%s":' % kind.encode("ascii"), self.entities[kind].joined(), b"}"]
 
-    def feed_document(self, stale: bytes) -> list[bytes]:
-        """The members of ``/api/v1/feed``."""
+    def feed_document(self, stale: bytes, extra: bytes = b"") -> list[bytes]:
+        """The members of ``/api/v1/feed``; ``extra`` is more members of the feed object."""
         feed = self._feed_members.get()
-        return [b'"feed":{"stale":', stale, b"," if feed else b"", feed, b"}}"]
+        parts = [b'"feed":{"stale":', stale, b"," if feed else b"", feed]
+        if extra:
+            parts += [b",", extra]
+        parts.append(b"}}")
+        return parts
 
     def totals_json(self) -> bytes:
         return self._totals_json.get()

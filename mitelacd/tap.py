@@ -47,6 +47,16 @@ def positive_seconds(name: str, value: str) -> float:
     return seconds
 
 
+def seconds_or_zero(name: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise usage.UsageError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise usage.UsageError(f"{name} must be 0 or more seconds, not {value}")
+    return seconds
+
+
 def push_interval(value: str) -> float:
     """``--push-interval``: 0 (every change) or a number of seconds up to 10."""
     try:
@@ -115,6 +125,22 @@ class Options(usage.Options):
             1.0,
             "Write the file at most once per this many seconds (the last state is always written).",
             lambda v: positive_seconds("--write-interval", v),
+        ],
+        [
+            "carry-max-age",
+            None,
+            900.0,
+            "At start, carry the file's agents and queues over only when it was last"
+            " updated at most this many seconds ago; 0 never carries.",
+            lambda v: seconds_or_zero("--carry-max-age", v),
+        ],
+        [
+            "unconfirmed-max-age",
+            None,
+            None,
+            "Set carried agents the PBX has not named to 'out' after this many"
+            " seconds (default: only when the PBX date changes).",
+            lambda v: positive_seconds("--unconfirmed-max-age", v),
         ],
         [
             "watchdog",
@@ -214,6 +240,8 @@ ENVIRONMENT = {
     "MITELACD_PORT": "--port",
     "MITELACD_FILE": "--file",
     "MITELACD_WRITE_INTERVAL": "--write-interval",
+    "MITELACD_CARRY_MAX_AGE": "--carry-max-age",
+    "MITELACD_UNCONFIRMED_MAX_AGE": "--unconfirmed-max-age",
     "MITELACD_WATCHDOG": "--watchdog",
     "MITELACD_RETRY_DELAY": "--retry-delay",
     "MITELACD_MAX_RETRY_DELAY": "--max-retry-delay",

@@ -28,9 +28,13 @@ from mitelacd.changes import EntityKind
 from mitelacd.documents import FloorDocuments
 from mitelacd.logs import Logger
 from mitelacd.push import CHUNK, DEFAULT_PUSH_INTERVAL, EventPush, envelope, parse_event_id
+from mitelacd.render import compact
 from mitelacd.state import FloorState, iso_utc
 
 log = Logger()
+
+#: The data file's health, as its writer tells it (``LegacyFileWriter.health``).
+FileHealth = Callable[[], dict[str, Any]]
 
 DEFAULT_HTTP = "tcp:8080:interface=127.0.0.1"
 JSON_TYPE = b"application/json"
@@ -234,13 +238,22 @@ class Health(Resource):
 
     isLeaf = True
 
-    def __init__(self, floor: FloorState) -> None:
+    def __init__(self, floor: FloorState, file_health: FileHealth | None = None) -> None:
         super().__init__()
         self._floor = floor
+        self._file_health = file_health
 
     def render_GET(self, request: Request) -> bytes:
         floor, feed = self._floor, self._floor.feed
         doc: dict[str, Any] = {"pbx_host": feed.host, "pbx_port": feed.port}
+        doc["warnings"] = warnings = []
+        file = self._file_health() if self._file_health is not None else None
+        if file is not None and not file["writing"]:
+            # The feed is still served: a warning, not a failure.
+            warnings.append(
+                f"the data file {file['path']} is not being written"
+                f" ({file['problem']}) since {file['failing_since']}"
+            )
         if feed.connections == 0:
             doc.update(
                 status="unavailable", reason="never connected", detail=feed.disconnect_reason
@@ -251,6 +264,13 @@ class Health(Resource):
                 reason="disconnected",
                 since=iso_utc(feed.disconnected_since),
                 detail=feed.disconnect_reason,
+            )
+        elif feed.records_this_connection == 0:
+            doc.update(
+                status="unavailable",
+                reason="no data yet",
+                since=iso_utc(feed.connected_since),
+                detail="connected, but no valid record has arrived on this connection",
             )
         elif floor.isStale():
             doc.update(
@@ -364,6 +384,7 @@ class Root(_Branch):
         push: EventPush,
         settings: WebSettings,
         clock: IReactorTime,
+        file_health: FileHealth | None = None,
     ) -> None:
         super().__init__()
         self._settings = settings
@@ -371,10 +392,10 @@ class Root(_Branch):
         stamp = Stamp(floor, clock)
         self.putChild(b"", Board())
         self.putChild(b"mitel_data.json", Legacy(documents))
-        self.putChild(b"healthz", Health(floor))
+        self.putChild(b"healthz", Health(floor, file_health))
         v1 = _Branch()
         v1.putChild(b"state", Document(stamp, documents.state))
-        v1.putChild(b"feed", Document(stamp, documents.feed_document))
+        v1.putChild(b"feed", Document(stamp, _feed(documents, file_health)))
         for kind in ("groups", "paths", "extensions"):
             v1.putChild(kind.encode("ascii"), Document(stamp, _listing(documents, kind)))
         v1.putChild(b"agents", Agents(stamp, documents))
@@ -436,6 +457,15 @@ def _listing(documents: FloorDocuments, kind: EntityKind) -> Callable[[bytes], l
     return lambda stale: documents.listing(kind)
 
 
+def _feed(
+    documents: FloorDocuments, file_health: FileHealth | None
+) -> Callable[[bytes], list[bytes]]:
+    """``/api/v1/feed``: the feed's health, and the data file's when there is one."""
+    if file_health is None:
+        return documents.feed_document
+    return lambda stale: documents.feed_document(stale, b'"file":' + compact(file_health()))
+
+
 class WebService(MultiService):
     """The HTTP side: the site on the ``--http`` endpoint, and the push feed."""
 
@@ -446,6 +476,7 @@ class WebService(MultiService):
         documents: FloorDocuments,
         settings: WebSettings,
         reactor: Any,
+        file_health: FileHealth | None = None,
     ) -> None:
         super().__init__()
         self.description = description
@@ -458,7 +489,7 @@ class WebService(MultiService):
             retry_ms=settings.retry_ms,
             max_clients=settings.max_push_clients,
         )
-        root = Root(floor, documents, self.push, settings, reactor)
+        root = Root(floor, documents, self.push, settings, reactor, file_health)
         self.site = BoardSite(root, settings.access_log, reactor)
         # Twisted owns the port: it listens before privileges are dropped
         # and a failure to listen stops the start.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from mitelacd import tap
 from mitelacd.documents import FloorDocuments
 from mitelacd.push import EventPush
-from mitelacd.records import parse_record
+from mitelacd.records import Malformed, parse_record
 from mitelacd.render import Once
 from mitelacd.state import Agent, FloorState
 from mitelacd.testing import sse_events
@@ -49,7 +50,11 @@ def sync(d: Deferred[Any]) -> Any:
 class Board:
     """A floor with its HTTP tree behind an in-memory client."""
 
-    def __init__(self, settings: WebSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: WebSettings | None = None,
+        file_health: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.floor = FloorState(self.clock, stale_after=60)
@@ -62,7 +67,9 @@ class Board:
             push_interval=self.settings.push_interval,
             max_clients=self.settings.max_push_clients,
         )
-        self.root = Root(self.floor, self.documents, self.push, self.settings, self.clock)
+        self.root = Root(
+            self.floor, self.documents, self.push, self.settings, self.clock, file_health
+        )
         self.stub = StubTreq(self.root)
 
     def request(self, method: str, path: str, **kwargs: Any) -> tuple[Any, bytes]:
@@ -259,6 +266,49 @@ def test_health_connected_and_fresh_then_stale_then_disconnected(board: Board) -
     assert "refused" in doc["detail"]
 
 
+def test_health_is_no_data_yet_until_a_valid_record_on_this_connection() -> None:
+    board = Board()
+    board.connect()
+    board.floor.recordReceived(Malformed(b"12y", "unknown function code 'y'", None, 12))
+    response, body = board.get("/healthz")
+    doc = json.loads(body)
+    assert (response.code, doc["status"], doc["reason"]) == (503, "unavailable", "no data yet")
+    feed(board.floor, "74R13024320140115")
+    assert board.get("/healthz")[0].code == 200
+    # A new connection has to prove itself again.
+    board.floor.feedDisconnected("lost")
+    board.connect()
+    assert json.loads(board.get("/healthz")[1])["reason"] == "no data yet"
+
+
+FAILING = {
+    "path": "/srv/mitel_data.json",
+    "writing": False,
+    "problem": "disk full",
+    "failing_since": "2023-11-14T22:13:20.000Z",
+    "last_written_at": None,
+    "failed_attempts": 3,
+    "writes": 0,
+}
+
+
+def test_a_file_that_is_not_written_is_a_warning_not_a_failure() -> None:
+    health = dict(FAILING)
+    board = Board(file_health=lambda: health)
+    board.connect()
+    feed(board.floor, "74R13024320140115")
+    response, body = board.get("/healthz")
+    doc = json.loads(body)
+    assert (response.code, doc["status"]) == (200, "ok")
+    (warning,) = doc["warnings"]
+    assert "/srv/mitel_data.json is not being written (disk full)" in warning
+    feed_doc = json.loads(board.get("/api/v1/feed")[1])["feed"]
+    assert feed_doc["file"] == FAILING
+    health.update(writing=True, problem=None, failing_since=None, failed_attempts=0)
+    assert json.loads(board.get("/healthz")[1])["warnings"] == []
+    assert json.loads(board.get("/api/v1/feed")[1])["feed"]["file"]["writing"] is True
+
+
 # Methods, 404, CORS, tokens ---------------------------------------------------
 
 
@@ -297,6 +347,7 @@ def test_cors_origin_can_be_named_or_turned_off() -> None:
 def test_token_is_required_everywhere_but_health(path: str) -> None:
     board = Board(WebSettings(token="s3cret"))
     board.connect()
+    feed(board.floor, "74R13024320140115")
     response, _ = board.get(path)
     assert response.code == 401
     assert header(response, "www-authenticate") == 'Bearer realm="mitelacd"'
