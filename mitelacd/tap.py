@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -13,9 +12,10 @@ from twisted.python import usage
 from twisted.python.filepath import FilePath
 
 from mitelacd import logs
+from mitelacd.carry import CarriedAgentsExpiry
 from mitelacd.documents import FloorDocuments
 from mitelacd.logs import Logger
-from mitelacd.persist import LegacyFileWriter, load_legacy
+from mitelacd.persist import FileLock, FileLockedError, LegacyFileWriter, load_legacy
 from mitelacd.protocol import PBXClientFactory
 from mitelacd.push import DEFAULT_PUSH_INTERVAL
 from mitelacd.state import FloorState
@@ -340,24 +340,36 @@ def makeService(options: Options, reactor: Any = None) -> MitelACDService:
         reactor, stale_after=options["watchdog"], first_version=int(reactor.seconds() * 1e6)
     )
     path: FilePath[str] = options["file"]
-    carried = load_legacy(path, datetime.datetime.now())
+    # One daemon per file: a second one stops here, before it reads the file.
+    try:
+        lock = FileLock.acquire(path)
+    except FileLockedError as e:
+        raise SystemExit(f"mitelacd: {e}") from None
+    top = MitelACDService(floor)
+    carried = load_legacy(path, reactor.seconds(), options["carry-max-age"])
     if carried is not None:
         floor.carry(carried)
         log.info(
-            "carried {agents} agents, {groups} groups and {paths} paths over from {path}",
+            "carried {agents} agents, {groups} groups and {paths} paths over from {path};"
+            " agents stay unconfirmed until the PBX names them",
             agents=len(carried.agents),
             groups=len(carried.groups),
             paths=len(carried.paths),
             path=path.path,
         )
+        if options["unconfirmed-max-age"] is not None:
+            expiry = CarriedAgentsExpiry(floor, reactor, options["unconfirmed-max-age"])
+            expiry.setServiceParent(top)
     documents = FloorDocuments(floor)
-    top = MitelACDService(floor)
     # Children stop in reverse order: the client hangs up before the writer's
     # final flush, so the last state reaches the file.
-    writer = LegacyFileWriter(path, documents, reactor, options["write-interval"])
+    # The writer holds the lock from here on, and lets it go after its last write.
+    writer = LegacyFileWriter(path, documents, reactor, options["write-interval"], lock=lock)
     writer.setServiceParent(top)
     if options["http"] is not None:
-        web = WebService(options["http"], floor, documents, options.webSettings(), reactor)
+        web = WebService(
+            options["http"], floor, documents, options.webSettings(), reactor, writer.health
+        )
         web.setServiceParent(top)
     factory = PBXClientFactory(
         floor,

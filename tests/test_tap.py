@@ -67,6 +67,9 @@ def test_push_interval_and_log_level(tmp_path: Path) -> None:
         (["--host", "h", "--push-interval", "-1"], "from 0 to 10 seconds"),
         (["--host", "h", "--push-interval", "now"], "number of seconds"),
         (["--host", "h", "--log-level", "loud"], "one of debug, info, warn, error"),
+        (["--host", "h", "--carry-max-age", "-1"], "0 or more seconds"),
+        (["--host", "h", "--carry-max-age", "long"], "number of seconds"),
+        (["--host", "h", "--unconfirmed-max-age", "0"], "more than 0"),
     ],
 )
 def test_bad_command_lines_are_usage_errors(argv: list[str], message: str) -> None:
@@ -127,6 +130,58 @@ def test_service_dials_the_pbx_and_carries_the_file(tmp_path: Path) -> None:
     assert service.floor.last_update == 12.5
     service.stopService()
     assert not factory.continueTrying
+
+
+@pytest.mark.parametrize("age, carried", [(899, True), (901, False)])
+def test_only_a_recent_file_is_carried(tmp_path: Path, age: float, carried: bool) -> None:
+    path = tmp_path / "mitel_data.json"
+    doc = {"agents": {"6184": "idle"}, "groups": {}, "paths": {}, "lastUpdate": 1_000_000.0}
+    path.write_text(json.dumps(doc))
+    reactor = MemoryReactorClock()
+    reactor.advance(1_000_000.0 + age)
+    service = tap.makeService(
+        parse("--host", "127.0.0.1", "--file", str(path), "--carry-max-age", "900"), reactor
+    )
+    service.startService()
+    agents = service.floor.snapshot()["agents"]
+    if carried:
+        assert [(a["id"], a["status"], a["carried"], a["confirmed"]) for a in agents] == [
+            ("6184", "idle", True, False)
+        ]
+    else:
+        assert agents == []
+    service.stopService()
+
+
+def test_unconfirmed_max_age_lets_carried_agents_go(tmp_path: Path) -> None:
+    path = tmp_path / "mitel_data.json"
+    doc = {"agents": {"6184": "idle", "6185": "busy"}, "groups": {}, "paths": {}, "lastUpdate": 5}
+    path.write_text(json.dumps(doc))
+    reactor = MemoryReactorClock()
+    argv = ("--host", "127.0.0.1", "--file", str(path), "--unconfirmed-max-age", "300")
+    service = tap.makeService(parse(*argv), reactor)
+    service.startService()
+    reactor.advance(299)
+    assert service.floor.legacy()["agents"] == {"6184": "idle", "6185": "busy"}
+    reactor.advance(1)
+    assert service.floor.legacy()["agents"] == {"6184": "out", "6185": "out"}
+    service.stopService()
+
+
+def test_a_second_daemon_on_the_same_file_stops_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "mitel_data.json"
+    first = tap.makeService(parse("--host", "127.0.0.1", "--file", str(path)), MemoryReactorClock())
+    first.startService()
+    with pytest.raises(SystemExit) as stopped:
+        tap.makeService(parse("--host", "127.0.0.1", "--file", str(path)), MemoryReactorClock())
+    message = str(stopped.value)
+    assert message.startswith("mitelacd: another mitelacd already writes " + str(path))
+    assert f"held by process {os.getpid()}" in message
+    first.stopService()
+    # Once the first has stopped, the file is free again.
+    again = tap.makeService(parse("--host", "127.0.0.1", "--file", str(path)), MemoryReactorClock())
+    again.startService()
+    again.stopService()
 
 
 def test_corrupt_file_at_start_is_set_aside_and_the_service_runs(tmp_path: Path) -> None:
