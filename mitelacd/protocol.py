@@ -30,7 +30,7 @@ _FILLER = b"\r\n\x00 "
 
 
 class ACDReceiver(LineReceiver, TimeoutMixin):
-    """Cut the ACD stream into records (state-model §1) and pass them on.
+    """Cut the ACD stream into records (docs/state-model.md §1) and pass them on.
 
     A record starts at STX and ends at LF or at the next STX. Inserting an LF
     before every STX lets ``LineReceiver`` do all of the buffering: a record is
@@ -73,7 +73,7 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
             self._flush = self.factory.timer.callLater(self.factory.flush_after, self.flushRecord)
 
     def flushRecord(self) -> None:
-        """Apply what is buffered as a whole record (state-model §1, idle flush).
+        """Apply what is buffered as a whole record (docs/state-model.md §1, idle flush).
 
         Bytes that come later start afresh: without an STX they are noise.
         """

@@ -177,7 +177,7 @@ class Agent:
 
     @property
     def activity(self) -> Activity:
-        """What the agent is doing, derived from calls and ringing (state-model §3)."""
+        """What the agent is doing, derived from calls and ringing (docs/state-model.md §3)."""
         talking = [call for call in self.calls.values() if not call.held]
         if talking:
             return _CALL_ACTIVITY[max(talking, key=lambda call: call.turn).kind]
@@ -189,7 +189,7 @@ class Agent:
 
     @property
     def status(self) -> LegacyStatus:
-        """The legacy ``in/out/busy/idle/timer`` value (state-model §4)."""
+        """The legacy ``in/out/busy/idle/timer`` value (docs/state-model.md §4)."""
         if self.carried_status is not None:
             return self.carried_status
         return legacy_status(
@@ -202,7 +202,7 @@ class Agent:
         )
 
     def apply(self, event: AgentEvent, now: float) -> None:
-        """Apply one call event, per the table of state-model §3."""
+        """Apply one call event, per the table of docs/state-model.md §3."""
         if self.carried_status is not None:
             # Flags behind a carried status are unknown: start clean, as for
             # an agent first seen in the middle of the day.
@@ -744,7 +744,7 @@ class FloorState:
             )
 
     def _check_sequence(self, seq: int) -> None:
-        """Count loss by record number (state-model §6)."""
+        """Count loss by record number (docs/state-model.md §6)."""
         feed = self.feed
         last, feed.last_seq = feed.last_seq, seq
         if last is None:
@@ -877,7 +877,7 @@ class FloorState:
     # Views -----------------------------------------------------------------
 
     def legacy(self) -> dict[str, Any]:
-        """The ``mitel_data.json`` document (state-model §4), built whole.
+        """The ``mitel_data.json`` document (docs/state-model.md §4), built whole.
 
         The daemon serves and writes the same document assembled change by
         change (:mod:`mitelacd.documents`); this is its definition.
@@ -951,7 +951,7 @@ class FloorState:
         }
 
     def snapshot(self) -> dict[str, Any]:
-        """The rich view of state-model §5, built whole.
+        """The rich view of docs/state-model.md §5, built whole.
 
         ``generated_at`` and ``stale`` are the web layer's to add, and so is
         the feed's ``stale``.
