@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -146,3 +148,139 @@ def test_reconnects_keeps_state_and_backs_off(
     gaps = [b - a for a, b in zip(accepted, accepted[1:])]
     # Backoff (first 0.05 s, factor e, jitter ~12 %): every wait clearly longer than the last.
     assert all(later > 1.5 * earlier for earlier, later in zip(gaps, gaps[1:])), gaps
+
+
+# --- terminators, faults and noise, end to end ----------------------------------------------
+
+#: What a listener counts of a stream's faults, under the names of ``/api/v1/feed``.
+FAULT_COUNTERS = (
+    "sequence_gaps",
+    "records_missed",
+    "sequence_duplicates",
+    "sequence_resyncs",
+    "noise",
+)
+
+
+def get_json(port: int | str, path: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        doc: dict[str, Any] = json.loads(response.read())
+    return doc
+
+
+def poll_feed(
+    port: int, done: Callable[[dict[str, Any]], bool], timeout: float = DEADLINE
+) -> dict[str, Any]:
+    """The daemon's ``/api/v1/feed`` object, once ``done`` says so (or at the deadline)."""
+    end = time.monotonic() + timeout
+    feed: dict[str, Any] = {}
+    while time.monotonic() < end:
+        feed = get_json(port, "/api/v1/feed")["feed"]
+        if done(feed):
+            return feed
+        time.sleep(0.1)
+    return feed
+
+
+def frozen_stream(script: FloorScript, bursts: int) -> tuple[dict[str, Any], bytes]:
+    """Run the script until its floor is frozen, then ``bursts`` more K/Q/R bursts.
+
+    The ground truth then, and every byte sent until then.
+    """
+    steps = script.steps()
+    chunks = []
+    while not script.frozen:
+        chunks.append(next(steps)[1])
+    chunks += [next(steps)[1] for _ in range(bursts)]
+    return script.expected_legacy(), b"".join(chunks)
+
+
+def keys_by_agent(stream: bytes) -> dict[str, list[str]]:
+    """Each agent's call events in a stream, as code and key (``"N01"``)."""
+    event = re.compile(rb"\x02\d\d([A-JL-PSTU])\d{6}[0-9 ]{7}([0-9 ]{7})(\d\d)")
+    out: dict[str, list[str]] = {}
+    for match in event.finditer(stream):
+        agent = match.group(2).strip().decode()
+        if agent:
+            out.setdefault(agent, []).append((match.group(1) + match.group(3)).decode())
+    return out
+
+
+def start_floor(
+    tmp_path: Path, processes: Callable[..., Twistd], sim_argv: list[str]
+) -> tuple[Path, int]:
+    """The simulator with ``sim_argv``, a daemon reading it; the data file and the HTTP port."""
+    sim = processes("mitelacd-sim", *sim_argv, cwd=tmp_path)
+    port = sim.wait_for(r"simulated ICP feed on \S+ port (\d+)").group(1)
+    data = tmp_path / "mitel_data.json"
+    daemon = processes(*daemon_argv(port, data, "--write-interval", "0.2"), cwd=tmp_path)
+    return data, daemon.http_port()
+
+
+@pytest.mark.parametrize(
+    "eol, faults", [("cr", True), ("none", False)], ids=["eol-cr-faults", "eol-none"]
+)
+def test_terminators_faults_and_noise_reach_the_file_unharmed(
+    tmp_path: Path, processes: Callable[..., Twistd], eol: str, faults: bool
+) -> None:
+    seed, events = 7, 400
+    sim_argv = ["--port", "0", "--seed", str(seed), "--events", str(events), "--speed", "200"]
+    sim_argv += ["--eol", eol, *(["--faults"] if faults else [])]
+    data, http = start_floor(tmp_path, processes, sim_argv)
+    script = FloorScript(seed=seed, events=events, eol=eol, faults=faults)  # type: ignore[arg-type]
+    expected, stream = frozen_stream(script, bursts=1)
+    injected = script.faults.feed_counters()
+
+    # The stream did exercise what state-model v2 is about.
+    keys = keys_by_agent(stream)
+    assert len(expected["agents"]) >= 20
+    assert any(k.startswith("S") for ks in keys.values() for k in ks)  # networked ACD
+    assert any(
+        a == "N01" and b[0] == "I" and c == "J" + b[1:]  # consultation over, caller held
+        for ks in keys.values()
+        for a, b, c in zip(ks, ks[1:], ks[2:])
+    )
+    assert any(k[0] in "HI" and int(k[1:]) > 3 for ks in keys.values() for k in ks)
+    assert re.search(rb"\x02\d\d[KQ]\d{19}\x02", stream.replace(b"\r", b""))  # no trailing digits
+    if faults:
+        assert all(injected[name] for name in FAULT_COUNTERS if name != "sequence_resyncs")
+        assert b"\x00" in stream
+    else:
+        assert not any(injected.values())
+
+    def settled(doc: dict[str, Any]) -> bool:
+        return all(doc[k] == expected[k] for k in ("agents", "groups", "paths"))
+
+    doc = poll_file(data, settled)
+    assert doc["agents"] == expected["agents"]
+    assert doc["groups"] == expected["groups"]
+    assert doc["paths"] == expected["paths"]
+    # Faults stop when the floor freezes, so the counts are final by now.
+    feed = poll_feed(http, lambda f: {k: f.get(k) for k in FAULT_COUNTERS} == injected)
+    assert {k: feed.get(k) for k in FAULT_COUNTERS} == injected
+    assert feed["unparsable_records"] == 0
+    assert feed["connections"] == 1
+
+
+def test_the_last_record_without_a_terminator_is_applied_after_a_silence(
+    tmp_path: Path, processes: Callable[..., Twistd]
+) -> None:
+    """No terminator and no report cycle after the floor freezes: only the idle flush applies
+    the last record (state-model §1)."""
+    seed, events = 5, 300
+    sim_argv = ["--port", "0", "--seed", str(seed), "--events", str(events), "--speed", "200"]
+    sim_argv += ["--eol", "none", "--cycle", "86400"]
+    data, http = start_floor(tmp_path, processes, sim_argv)
+    script = FloorScript(seed=seed, events=events, eol="none", cycle=86400)
+    expected, stream = frozen_stream(script, bursts=0)
+    assert stream[-1:].isdigit()  # the last record has no terminator
+
+    def settled(doc: dict[str, Any]) -> bool:
+        return all(doc[k] == expected[k] for k in ("agents", "groups", "paths"))
+
+    doc = poll_file(data, settled)
+    assert {k: doc[k] for k in ("agents", "groups", "paths")} == expected
+    # Every record was applied, the last one included.
+    feed = poll_feed(http, lambda f: f["records_this_connection"] == script.wire.records)
+    assert feed["records_this_connection"] == script.wire.records
+    assert feed["unparsable_records"] == 0

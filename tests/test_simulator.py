@@ -6,17 +6,23 @@ import datetime
 import functools
 import itertools
 import re
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
+import attrs
 import pytest
 import pytest_twisted
 from twisted.internet import defer, protocol, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
 
 from mitelacd import simulator
 from mitelacd.simulator import (
+    EOLS,
+    FaultCounts,
     FeedFactory,
     FloorScript,
     Options,
@@ -34,7 +40,7 @@ T0 = datetime.datetime(2024, 3, 11, 8, 15, 2)
 
 CALL = re.compile(rb"\x02\d\d[A-JL-PTU]\d{6}[0-9 ]{7}[0-9 ]{7}\d\d")
 PATHED = re.compile(rb"\x02\d\d[GS]\d{6}[0-9 ]{7}[0-9 ]{7}\d\d\d{3}")
-STATS = re.compile(rb"\x02\d\d[KQ]\d{6}\d{3}\d{3}\d{3}[0-9]{2}[0-5][0-9]0000000")
+STATS = re.compile(rb"\x02\d\d[KQ]\d{6}\d{3}\d{3}\d{3}[0-9]{2}[0-5][0-9](?:0000000)?")
 REFRESH = re.compile(rb"\x02\d\dR\d{6}\d{8}")
 FIELD = re.compile(rb"\d+ *")  # digits, left-justified, then spaces only
 
@@ -187,7 +193,7 @@ def test_every_record_has_the_exact_wire_layout() -> None:
             assert PATHED.fullmatch(rec) and len(rec) == 29, rec
             counts["pathed"] += 1
         elif code in b"KQ":
-            assert STATS.fullmatch(rec) and len(rec) == 30, rec
+            assert STATS.fullmatch(rec) and len(rec) in (23, 30), rec
             counts["stats"] += 1
         elif code == b"R":
             assert REFRESH.fullmatch(rec) and len(rec) == 18, rec
@@ -257,8 +263,7 @@ def test_agent_ids_and_dns_come_in_every_width() -> None:
 
 def test_every_agent_event_code_appears() -> None:
     codes = {rec[3:4].decode() for rec in all_records(long_run())}
-    # S (remote ACD answer) needs networked ACD, which is not simulated.
-    assert codes == set("ABCDEFGHIJKLMNOPQRTU")
+    assert codes == set("ABCDEFGHIJKLMNOPQRSTU")
 
 
 def test_a_ringing_call_is_answered_as_u_then_g_in_the_same_chunk() -> None:
@@ -266,7 +271,7 @@ def test_a_ringing_call_is_answered_as_u_then_g_in_the_same_chunk() -> None:
     for _, chunk in long_run():
         recs = split(chunk)
         for a, b in zip(recs, recs[1:]):
-            if b[3:4] == b"G":
+            if b[3:4] in b"GS":
                 assert a[3:4] == b"U" and a[10:24] == b[10:24] and a[4:10] == b[4:10]
                 pairs += 1
     assert pairs > 100
@@ -366,8 +371,10 @@ def test_events_zero_sends_only_reports_of_an_empty_floor() -> None:
 # --- the simulator's own ground truth ------------------------------------------------------
 
 
-# What the last record naming the only agent says about it. This holds for
-# this simulator because agents start anything new only from "available".
+# What the last record naming the only agent says about it, when that does not
+# depend on the calls on other keys. This holds for this simulator because
+# agents start anything new only from "available". J and P end one call of
+# maybe two (a consultation): see the consultation tests.
 STATUS_AFTER = {
     "A": "in",
     "B": "out",
@@ -378,44 +385,69 @@ STATUS_AFTER = {
     "G": "busy",
     "H": "busy",
     "I": "busy",
-    "J": "idle",
     "L": "timer",
     "M": "idle",
     "N": "busy",
     "O": "busy",
-    "P": "idle",
+    "S": "busy",
     "T": "busy",
     "U": "idle",
 }
 
 
 def test_one_agent_status_follows_each_record_by_hand() -> None:
-    script = FloorScript(seed=0, agents=1, groups=1, paths=1)
+    script = FloorScript(seed=0, agents=1, groups=1, paths=2)
     (agent,) = script.plan.home_dns
     assert script.expected_legacy() == {"agents": {}, "groups": {}, "paths": {}}
     checked: dict[str, int] = {}
     steps = script.steps()
-    for _ in range(6000):
+    for _ in range(8000):
         _, chunk = next(steps)
         mine = [r for r in split(chunk) if agent_of(r) == agent]
         if not mine:
             continue
         codes = "".join(chr(r[3]) for r in mine)
         status = script.expected_legacy()["agents"][agent]
-        assert status == STATUS_AFTER[codes[-1]], (codes, status)
+        if codes[-1] in STATUS_AFTER:
+            assert status == STATUS_AFTER[codes[-1]], (codes, status)
+        else:
+            assert status in ("idle", "busy"), (codes, status)
         checked[codes] = checked.get(codes, 0) + 1
     # The interesting combinations all came up: plain login, login on a set
-    # left in DND, ringing answered in one chunk, work timer then idle.
-    assert {"A", "AD", "T", "UG", "L", "M", "MJ", "J", "N", "O", "P", "B"} <= set(checked)
+    # left in DND, ringing answered (locally and from the remote path) in one
+    # chunk, work timer then idle.
+    assert {"A", "AD", "T", "UG", "US", "L", "M", "MJ", "J", "N", "O", "I", "P", "B"} <= set(
+        checked
+    )
+
+
+def button_of(rec: bytes) -> int:
+    """The key of a call event, as state-model §2 reads the tail (0 when not a number)."""
+    tail = rec[24:].decode()
+    if rec[3:4] in b"GS":
+        tail = tail[:-3]
+    return int(tail) if tail.strip().isdigit() else 0
 
 
 class Reference:
-    """state-model.md section 3 and 4, written from the table, for cross-checking."""
+    """state-model.md §3 (v2, calls by button) and §4, written from the table, for cross-checking."""
 
     def __init__(self) -> None:
         self.agents: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, str]] = {}
         self.paths: dict[str, dict[str, str]] = {}
+
+    @staticmethod
+    def fresh_agent() -> dict[str, Any]:
+        return {
+            "logged_in": False,
+            "dnd": False,
+            "mb": False,
+            "wrap": False,
+            "fresh": False,
+            "ringing": None,
+            "calls": {},  # button -> {"kind": ..., "held": ...}
+        }
 
     def feed(self, rec: bytes) -> None:
         code = chr(rec[3])
@@ -430,44 +462,57 @@ class Reference:
         agent = agent_of(rec)
         if code == "R" or not agent:
             return
-        a = self.agents.setdefault(agent, {"logged_in": False})
-        if code in "AB":
-            a.update(dnd=False, mb=False, wrap=False, activity=None, hold=False, fresh=code == "A")
-            a["logged_in"] = code == "A"
+        a = self.agents.setdefault(agent, self.fresh_agent())
+        button = button_of(rec)
+        calls: dict[int, dict[str, Any]] = a["calls"]
+        if code in "AB":  # A: clear everything else; B: clear everything
+            a.update(self.fresh_agent(), logged_in=code == "A", fresh=code == "A")
             return
-        a["logged_in"], a["fresh"] = True, False
+        a["logged_in"], a["fresh"] = True, False  # any other event: logged in, not fresh
+        # Button 0 on N, O, P, J: the agent's only call, when there is exactly one.
+        if code in "NOPJ" and button == 0 and len(calls) == 1:
+            button = next(iter(calls))
         if code in "CD":
             a["dnd"] = code == "C"
         elif code in "EF":
             a["mb"] = code == "E"
         elif code == "T":
-            a["activity"] = "ringing"
-        elif code == "U" and a.get("activity") == "ringing":
-            a["activity"] = None
-        elif code in "GSHI":
-            a["activity"], a["hold"] = code, False
+            a["ringing"] = button
+        elif code == "U":
+            a["ringing"] = None
+        elif code in "GSH":
+            calls[button] = {"kind": "acd" if code in "GS" else "personal", "held": False}
+            a["ringing"] = None
+        elif code == "I":
+            calls[button] = {"kind": "outgoing", "held": False}
         elif code in "NO":
-            a["hold"] = code == "N"
-            a["activity"] = a.get("activity") or "call"
-        elif code in "PJ":
-            a["activity"], a["hold"] = None, False
+            calls.setdefault(button, {"kind": "unknown", "held": False})["held"] = code == "N"
+        elif code == "P":
+            calls.pop(button, None)
+        elif code == "J":
+            if calls.pop(button, None) is None:  # no call on that key: the set is idle
+                calls.clear()
         elif code == "L":
-            a["wrap"], a["activity"], a["hold"] = True, None, False
+            calls.clear()
+            a["wrap"] = True
         elif code == "M":
             a["wrap"] = False
 
-    def legacy(self) -> dict[str, Any]:
-        def status(a: dict[str, Any]) -> str:
-            if not a["logged_in"]:
-                return "out"
-            if a.get("activity") or a.get("hold") or a.get("dnd") or a.get("mb"):
-                return "busy"
-            if a.get("wrap"):
-                return "timer"
-            return "in" if a.get("fresh") else "idle"
+    @staticmethod
+    def status(a: dict[str, Any]) -> str:
+        if not a["logged_in"]:
+            return "out"
+        activity = bool(a["calls"]) or a["ringing"] is not None
+        on_hold = any(c["held"] for c in a["calls"].values())
+        if activity or on_hold or a["dnd"] or a["mb"]:
+            return "busy"
+        if a["wrap"]:
+            return "timer"
+        return "in" if a["fresh"] else "idle"
 
+    def legacy(self) -> dict[str, Any]:
         return {
-            "agents": {k: status(v) for k, v in self.agents.items()},
+            "agents": {k: self.status(v) for k, v in self.agents.items()},
             "groups": self.groups,
             "paths": self.paths,
         }
@@ -518,10 +563,10 @@ def test_reported_figures_agree_with_the_floor() -> None:
 def test_longest_wait_is_the_age_of_the_oldest_queued_call() -> None:
     # White-box: the wire cannot tell which queued call is the oldest.
     script = FloorScript(agents=2, groups=1, paths=2)
-    script._arrive(100, "861")
-    script._arrive(130, "861")
-    script._arrive(160, "860")
-    groups, paths = script._figures(190.0)
+    script.floor.arrive(100, "861")
+    script.floor.arrive(130, "861")
+    script.floor.arrive(160, "860")
+    groups, paths = script.floor.figures(190.0)
     assert paths["861"] == (2, 0, 90.0)
     assert paths["860"] == (1, 0, 30.0)
     assert groups["610"] == (3, 0, 90.0)
@@ -532,6 +577,313 @@ def test_every_group_serves_a_path_and_every_path_has_a_group() -> None:
         plan = FloorScript(agents=5, groups=groups, paths=paths).plan
         assert all(plan.paths[p] for p in plan.paths)
         assert {g for gs in plan.paths.values() for g in gs} == set(plan.groups)
+
+
+# --- v2 floor: keys, consultations, networked ACD, short reports ---------------------------
+
+
+def tokens_by_agent(records: Iterable[bytes]) -> dict[str, list[str]]:
+    """Each agent's call events as code and key, e.g. ``["A00", "T01", "U01", "G01"]``."""
+    out: dict[str, list[str]] = {}
+    for rec in records:
+        if rec[3:4] not in b"KQR" and agent_of(rec):
+            out.setdefault(agent_of(rec), []).append(f"{chr(rec[3])}{button_of(rec):02d}")
+    return out
+
+
+def test_remote_paths_are_answered_with_s_and_local_ones_with_g() -> None:
+    plan = FloorScript().plan
+    assert plan.remote_paths == {"861"}
+    answers: Counter[bytes] = Counter()
+    for rec in all_records(long_run()):
+        if rec[3:4] in b"GS":
+            path = rec[26:29].decode()
+            assert (rec[3:4] == b"S") == (path in plan.remote_paths), rec
+            assert rec[24:26] == b"01"  # ACD calls are answered on key 1
+            answers[rec[3:4]] += 1
+    assert answers[b"S"] > 100 and answers[b"G"] > 2 * answers[b"S"], answers
+
+
+def test_s_has_the_layout_of_g() -> None:
+    assert (
+        encode_call_event(36, "S", datetime.datetime(2024, 3, 11, 10, 15), "2002", "1002", 1, "123")
+        == b"\x0236S1015002002   1002   01123\r\n"
+    )
+
+
+def test_some_groups_and_paths_report_without_the_trailing_digits() -> None:
+    plan = FloorScript().plan
+    assert plan.short_groups == {"620", "640"} and plan.short_paths == {"860", "007"}
+    lengths: dict[bytes, set[int]] = {b"K": set(), b"Q": set()}
+    for rec in all_records(long_run()):
+        code = rec[3:4]
+        if code in b"KQ":
+            short = plan.short_groups if code == b"K" else plan.short_paths
+            assert len(rec) == (23 if rec[10:13].decode() in short else 30), rec
+            lengths[code].add(len(rec))
+    assert lengths == {b"K": {23, 30}, b"Q": {23, 30}}
+
+
+def test_buttons_above_3_carry_outgoing_and_personal_calls_and_consultations() -> None:
+    keys: dict[str, set[int]] = {}
+    for rec in all_records(long_run()):
+        if rec[3:4] in b"HIJNOP" and agent_of(rec):
+            keys.setdefault(chr(rec[3]), set()).add(button_of(rec))
+    assert keys["I"] == {2, 4, 5, 6}  # outgoing on 2, 4, 5; consultations on 2, 4, 6
+    assert keys["H"] == {3, 5, 6}
+    assert {4, 5, 6} <= keys["J"] and {4, 5, 6} <= keys["N"] and {4, 5, 6} <= keys["O"]
+    assert all(k <= 6 for ks in keys.values() for k in ks)
+
+
+def consultations(history: list[str]) -> Counter[str]:
+    """Consultations in an agent's events: the caller on key 1 held while a call runs on another."""
+    found: Counter[str] = Counter()
+    for i, token in enumerate(history):
+        if token != "N01" or i + 1 == len(history) or history[i + 1][0] != "I":
+            continue
+        key = history[i + 1][1:]
+        rest = history[i + 2 : i + 5]
+        if rest[:2] == [f"J{key}", "O01"]:
+            assert rest[2:] in ([], ["J01"], ["L00"], ["N01"]), history[i : i + 5]
+            found["retrieved"] += 1
+        elif rest[:2] == ["P01", f"J{key}"]:
+            found["caller hung up"] += 1
+        else:
+            raise AssertionError(f"not a consultation: {history[i : i + 5]}")
+        found[f"key {key}"] += 1
+    return found
+
+
+def test_consultation_holds_the_caller_on_key_1_and_calls_on_another_key() -> None:
+    found: Counter[str] = Counter()
+    for history in tokens_by_agent(all_records(long_run())).values():
+        found += consultations(history)
+    assert found["retrieved"] > 50 and found["caller hung up"] > 10, found
+    assert found["key 02"] and found["key 04"] and found["key 06"], found
+
+
+def test_the_end_of_a_consultation_leaves_the_agent_busy_with_the_caller_on_hold() -> None:
+    script = FloorScript(seed=1)
+    reference = Reference()
+    history: dict[str, list[str]] = {}
+    seen: Counter[str] = Counter()
+    for _, chunk in itertools.islice(script.steps(), 12000):
+        recs = split(chunk)
+        for rec in recs:
+            reference.feed(rec)
+        expected = script.expected_legacy()["agents"]
+        for agent, mine in tokens_by_agent(recs).items():
+            past = history.setdefault(agent, [])
+            past.extend(mine)
+            key = past[-2][1:] if len(past) >= 3 else ""
+            if past[-3:] == ["N01", f"I{key}", f"J{key}"] and key != "01":
+                # Only the held caller is left: busy, not idle.
+                assert expected[agent] == "busy"
+                assert reference.agents[agent]["calls"] == {1: {"kind": "acd", "held": True}}
+                seen["held caller left"] += 1
+            elif past[-4:-2] == ["N01", f"I{past[-1][1:]}"] and past[-2:-1] == ["P01"]:
+                assert expected[agent] == "idle"
+                assert reference.agents[agent]["calls"] == {}
+                seen["nobody left"] += 1
+    assert seen["held caller left"] > 20 and seen["nobody left"] > 5, seen
+
+
+# --- terminators and faults -------------------------------------------------------------------
+
+#: One whole record of any kind, as this simulator sends it, without its terminator.
+RECORD = re.compile(
+    rb"\x02\d\d(?:[A-FH-JL-PTU]\d{6}[0-9 ]{14}\d\d|[GS]\d{6}[0-9 ]{14}\d{5}"
+    rb"|[KQ]\d{19}(?:0000000)?|R\d{14})"
+)
+GARBAGE = rb"[A-Za-z!-/:-@\[-`{-~]{3,24}"
+
+
+def read_stream(data: bytes, eol: str) -> tuple[list[bytes], list[bytes]]:
+    """Records (STX kept, terminator checked and dropped), and the bytes between them, strictly."""
+    end = simulator.TERMINATORS[eol]  # type: ignore[index]
+    first = data.find(b"\x02")
+    records, between = [], [data[:first]]
+    pos = first
+    while pos < len(data):
+        match = RECORD.match(data, pos)
+        assert match, data[pos : pos + 40]
+        records.append(match.group())
+        pos = match.end()
+        assert data.startswith(end, pos), data[pos - 30 : pos + 10]
+        pos += len(end)
+        after = data.find(b"\x02", pos)
+        after = len(data) if after < 0 else after
+        between.append(data[pos:after])
+        pos = after
+    return records, between
+
+
+def filler(eol: str) -> re.Pattern[bytes]:
+    """What may come between records: a NUL run, then a line of garbage, each maybe."""
+    end = simulator.TERMINATORS[eol]  # type: ignore[index]
+    lead = b"" if end.endswith(b"\n") else b"\n"
+    return re.compile(rb"(\x00{1,8})?(" + re.escape(lead) + GARBAGE + re.escape(end) + rb")?")
+
+
+def frame(data: bytes) -> tuple[list[bytes], int]:
+    """state-model §1 framing: record bodies and the count of noise lines.
+
+    A record ends at LF or at the next STX; what is left at the end is a
+    record too (the idle flush).
+    """
+    records, noise = [], 0
+    for line in data.replace(b"\x02", b"\n\x02").split(b"\n"):
+        if line.startswith(b"\x02"):
+            records.append(line[1:].rstrip(b"\r\x00 "))
+        elif line.strip(b"\r\n\x00 "):
+            noise += 1
+    return records, noise
+
+
+@functools.cache
+def faulty(eol: str, seed: int = 0, chunks: int = 6000) -> tuple[FaultCounts, bytes]:
+    script = FloorScript(seed=seed, eol=eol, faults=True)  # type: ignore[arg-type]
+    data = b"".join(c for _, c in itertools.islice(script.steps(), chunks))
+    return attrs.evolve(script.faults), data
+
+
+def clean_records(eol: str, seed: int = 0, chunks: int = 6000) -> list[bytes]:
+    script = FloorScript(seed=seed, eol=eol)  # type: ignore[arg-type]
+    return read_stream(b"".join(c for _, c in take(script, chunks)), eol)[0]
+
+
+@pytest.mark.parametrize("eol", EOLS)
+def test_each_terminator_ends_every_record_and_nothing_else_changes(eol: str) -> None:
+    run = take(FloorScript(seed=0, eol=eol), 3000)  # type: ignore[arg-type]
+    assert [t for t, _ in run] == [t for t, _ in long_run()[:3000]]
+    data = b"".join(c for _, c in run)
+    records, between = read_stream(data, eol)
+    assert not any(between)
+    same(records, [r for _, c in long_run()[:3000] for r in split(c)])
+    assert data.count(b"\r") == (len(records) if eol in ("crlf", "cr") else 0)
+    assert data.count(b"\n") == (len(records) if eol in ("crlf", "lf") else 0)
+
+
+def test_the_default_terminator_is_crlf_and_faults_are_off() -> None:
+    script = FloorScript()
+    assert script.eol == "crlf" and not script.wire.faults and not script.wire.noise
+    same(b"".join(c for _, c in take(script, 500)), b"".join(c for _, c in long_run()[:500]))
+    assert script.faults == FaultCounts()
+
+
+def test_script_refuses_an_unknown_terminator() -> None:
+    with pytest.raises(ValueError, match="crlf, lf, cr, none"):
+        FloorScript(eol="dos")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("eol", EOLS)
+def test_noise_is_nuls_and_garbage_lines_between_records_never_inside(eol: str) -> None:
+    counts, data = faulty(eol)
+    records, between = read_stream(data, eol)  # every record whole, with its terminator
+    pattern = filler(eol)
+    nul_runs = nul_bytes = noise = 0
+    for gap in between:
+        match = pattern.fullmatch(gap)
+        assert match, gap
+        nul_runs += match.group(1) is not None
+        nul_bytes += len(match.group(1) or b"")
+        noise += match.group(2) is not None
+    assert (noise, nul_runs, nul_bytes) == (counts.noise_lines, counts.nul_runs, counts.nul_bytes)
+    assert noise >= 10 and nul_runs >= 50, counts
+    # A listener framing as state-model §1 says gets every record and every noise line.
+    bodies, lines = frame(data)
+    same(bodies, [r[1:] for r in records])
+    assert lines == counts.noise_lines
+
+
+@pytest.mark.parametrize("eol", EOLS)
+def test_faults_skip_numbers_and_repeat_harmless_records_and_count_them(eol: str) -> None:
+    counts, data = faulty(eol)
+    records, _ = read_stream(data, eol)
+    assert int(records[0][1:3]) == 0
+    gaps = skipped = duplicates = 0
+    for before, rec in zip(records, records[1:]):
+        step = (int(rec[1:3]) - int(before[1:3])) % 100
+        assert step <= 4, (before, rec)  # never a resynchronisation
+        if step == 0:
+            assert rec == before and rec[3:4] not in b"JP", rec
+            duplicates += 1
+        elif step > 1:
+            gaps += 1
+            skipped += step - 1
+    assert (gaps, skipped, duplicates) == (
+        counts.gaps,
+        counts.records_skipped,
+        counts.duplicates,
+    )
+    assert gaps >= 20 and duplicates >= 20 and skipped > gaps, counts
+    assert counts.feed_counters() == {
+        "sequence_gaps": gaps,
+        "records_missed": skipped,
+        "sequence_duplicates": duplicates,
+        "sequence_resyncs": 0,
+        "noise": counts.noise_lines,
+    }
+    # No content is lost or added: without the repeats, the same records as a clean run.
+    once = [rec for before, rec in zip([b""] + records, records) if rec != before]
+    assert len(once) == len(records) - duplicates
+    same([r[3:] for r in once], [r[3:] for r in clean_records(eol)])
+
+
+def test_faults_are_reproducible_by_seed_and_leave_the_day_alone() -> None:
+    first = take(FloorScript(seed=7, eol="cr", faults=True), 3000)
+    same(first, take(FloorScript(seed=7, eol="cr", faults=True), 3000))
+    assert first != take(FloorScript(seed=8, eol="cr", faults=True), 3000)
+    noisy, clean = FloorScript(seed=7, faults=True), FloorScript(seed=7)
+    for (t1, _), (t2, _) in itertools.islice(zip(noisy.steps(), clean.steps()), 3000):
+        assert t1 == t2
+        assert noisy.expected_legacy() == clean.expected_legacy()
+    assert noisy.faults.gaps and noisy.faults.duplicates and noisy.faults.noise_lines
+
+
+def test_noise_alone_keeps_the_numbering_clean() -> None:
+    script = FloorScript(seed=3, eol="lf", noise=True)
+    data = b"".join(c for _, c in take(script, 4000))
+    records, _ = read_stream(data, "lf")
+    numbers = [int(r[1:3]) for r in records]
+    assert all(b == (a + 1) % 100 for a, b in zip(numbers, numbers[1:]))
+    assert script.faults.noise_lines and script.faults.nul_runs
+    assert script.faults.feed_counters() == {
+        "sequence_gaps": 0,
+        "records_missed": 0,
+        "sequence_duplicates": 0,
+        "sequence_resyncs": 0,
+        "noise": script.faults.noise_lines,
+    }
+    assert not FloorScript(faults=True, noise=False).wire.noise
+
+
+@pytest.mark.parametrize("eol", ["cr", "none", "crlf"])
+def test_a_listener_that_applies_duplicates_again_ends_with_the_ground_truth(eol: str) -> None:
+    script = FloorScript(seed=11, eol=eol, faults=True)  # type: ignore[arg-type]
+    reference = Reference()
+    for _, chunk in itertools.islice(script.steps(), 6000):
+        bodies, _ = frame(chunk)  # each chunk ends at a record's end
+        for body in bodies:
+            reference.feed(b"\x02" + body)
+        same(script.expected_legacy(), reference.legacy())
+    assert script.faults.duplicates >= 10
+
+
+def test_an_event_budget_stops_the_faults_with_the_floor() -> None:
+    script = FloorScript(seed=5, events=300, eol="lf", faults=True)
+    steps = script.steps()
+    while not script.frozen:
+        next(steps)
+    counts = attrs.evolve(script.faults)
+    assert counts.gaps and counts.duplicates and counts.nul_runs
+    data = b"".join(c for _, c in itertools.islice(steps, 200))
+    records, between = read_stream(data, "lf")
+    assert not any(between)
+    numbers = [int(r[1:3]) for r in records]
+    assert all(b == (a + 1) % 100 for a, b in zip(numbers, numbers[1:]))
+    assert script.faults == counts
+    assert FloorScript(events=0, faults=True).wire.faults is False
 
 
 # --- the feed: pacing and clients -------------------------------------------------------------
@@ -673,6 +1025,26 @@ def test_service_listens_on_start_and_stops_cleanly() -> None:
     assert not svc.running
 
 
+def test_service_logs_its_settings_and_the_faults_it_sent() -> None:
+    reactor = MemoryReactorClock()
+    svc = makeService(parse("--port", "0", "--seed", "2", "--eol", "none", "--faults"), reactor)
+    with capturedLogs() as events:
+        svc.startService()
+        list(itertools.islice(svc.factory.script.steps(), 2000))
+        svc.stopService()
+    lines = [formatEvent(e) for e in events]
+    assert lines[0] == (
+        "simulated ICP feed on 127.0.0.1 port 0"
+        " (seed 2, no record terminator, with numbering faults and noise)"
+    )
+    counts = svc.factory.script.faults
+    assert lines[-1] == (
+        f"faults sent: {counts.gaps} numbering gaps ({counts.records_skipped} numbers skipped),"
+        f" {counts.duplicates} duplicates, {counts.noise_lines} noise lines,"
+        f" {counts.nul_runs} NUL runs"
+    )
+
+
 def parse(*argv: str) -> Options:
     options = Options()
     options.parseOptions(list(argv))
@@ -689,6 +1061,7 @@ def test_options_defaults_and_values() -> None:
         15.0,
     )
     assert options["seed"] is None and options["events"] is None
+    assert (options["eol"], options["faults"], options["noise"]) == ("crlf", 0, 0)
     options = parse(
         "--port",
         "0",
@@ -724,6 +1097,9 @@ def test_options_defaults_and_values() -> None:
         (["--cycle", "0"], "--cycle"),
         (["--agents", "many"], "--agents wants a whole number"),
         (["--speed", "fast"], "--speed wants a number"),
+        (["--eol", "dos"], "--eol wants one of crlf, lf, cr, none, not 'dos'"),
+        (["--eol", "CRLF"], "--eol wants one of crlf, lf, cr, none, not 'CRLF'"),
+        (["--eol", ""], "--eol wants one of crlf, lf, cr, none, not ''"),
     ],
 )
 def test_options_refuse_bad_values_with_a_clear_message(argv: list[str], message: str) -> None:
@@ -743,8 +1119,36 @@ def test_help_explains_every_option() -> None:
         "seed",
         "events",
         "cycle",
+        "eol",
+        "faults",
+        "noise",
     ):
         assert f"--{name}" in text
+    assert "crlf, lf, cr, or none" in text
+
+
+@pytest.mark.parametrize("eol", EOLS)
+def test_options_take_each_terminator(eol: str) -> None:
+    assert parse("--eol", eol)["eol"] == eol
+
+
+@pytest.mark.parametrize(
+    "argv, faults, noise",
+    [
+        ([], False, False),
+        (["--noise"], False, True),
+        (["--faults"], True, True),
+        (["--faults", "--noise"], True, True),
+    ],
+)
+def test_make_service_passes_terminator_and_faults_on(
+    argv: list[str], faults: bool, noise: bool
+) -> None:
+    svc = makeService(
+        parse("--port", "0", "--seed", "1", "--eol", "cr", *argv), MemoryReactorClock()
+    )
+    script = svc.factory.script
+    assert (script.eol, script.wire.faults, script.wire.noise) == ("cr", faults, noise)
 
 
 def test_make_service_builds_the_floor_from_options() -> None:
