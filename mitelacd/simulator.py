@@ -6,7 +6,7 @@ The parts:
   :class:`~mitelacd.simschedule.Scheduler`, lets the
   :class:`~mitelacd.simfloor.Floor` decide, has a
   :class:`~mitelacd.simwire.Wire` turn it into the exact bytes of
-  ``acd-rte-protocol.md`` (with the chosen terminator and faults), and
+  docs/protocol.md (with the chosen terminator and faults), and
   answers what a correct listener's legacy view must be
   (:meth:`FloorScript.expected_legacy`), so an end-to-end test can compare
   the daemon against it.

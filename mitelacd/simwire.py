@@ -1,6 +1,6 @@
 """The fake ICP's wire: exact record bytes, record numbers, terminators and faults.
 
-* The ``encode_*`` functions give one record exactly as ``acd-rte-protocol.md``
+* The ``encode_*`` functions give one record exactly as docs/protocol.md
   lays it out (benchmarks build their streams from them too).
 * :class:`Wire` is one outgoing stream. It numbers the records, ends them
   with the chosen terminator, injects the faults a real link shows (NULs,

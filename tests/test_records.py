@@ -1,4 +1,4 @@
-"""The record parser against acd-rte-protocol.md §2 and every example of §4."""
+"""The record parser against docs/protocol.md §2 and every example of §4."""
 
 from __future__ import annotations
 
