@@ -11,6 +11,9 @@ Every page the browser opens gets RECORD_STREAM first: it wraps ``EventSource``
 and ``fetch`` to count what the board is fed (events of each stream by type,
 polls of /api/v1/state) and watches which agent tiles change on each event, so
 the tests can tell a board fed by deltas from one fed whole documents.
+
+Calls by button, holds and agents carried over from an earlier run are played
+on a second daemon, whose PBX is a loopback socket the tests write records to.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import threading
 import time
 import urllib.request
@@ -35,6 +39,9 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.support.ui import WebDriverWait
 from test_end_to_end import ROOT, Twistd
+
+from mitelacd.legacy import validate_legacy
+from mitelacd.testing import TAILS, call_body, fake_pbx, wire
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -140,7 +147,11 @@ return {
   version: document.body.dataset.version ?? null,
   agents: all('[data-agent]').map((e) => ({
     id: e.dataset.agent, status: e.dataset.status, activity: e.dataset.activity,
+    tone: e.dataset.tone, calls: e.dataset.calls, on_hold: e.dataset.onHold,
+    confirmed: e.dataset.confirmed, carried: e.dataset.carried,
+    count: e.querySelector('.a-calls')?.textContent ?? '',
     what: e.querySelector('.a-what')?.textContent ?? '',
+    note: e.querySelector('.a-note')?.textContent ?? '',
     time: e.querySelector('.a-time')?.textContent ?? ''})),
   queue_order: all('#queues > .queue').map(
     (e) => (e.dataset.group ? `group:${e.dataset.group}` : `path:${e.dataset.path}`)),
@@ -166,8 +177,9 @@ return {
 
 
 @dataclass
-class Floor:
-    sim: Twistd
+class Board:
+    """A daemon on loopback and the browser showing its board."""
+
     daemon: Twistd
     base: str
     driver: Any
@@ -187,6 +199,31 @@ class Floor:
             page = self.page()
             seen = {k: page[k] for k in ("version", "banner", "totals", "groups", "paths")}
             raise AssertionError(f"not within {timeout} s; the page now shows {seen}") from None
+
+
+@dataclass
+class Floor(Board):
+    """The simulator's floor: a busy day, too fast to follow event by event."""
+
+    sim: Twistd
+
+
+@dataclass
+class Scripted(Board):
+    """A floor of the tests' own records, played as the PBX on a loopback socket."""
+
+    pbx: socket.socket
+    seq: int = 0
+
+    def steps(self, spec: str, agent: str, dn: str) -> None:
+        """Call events as code and tail, as :meth:`mitelacd.testing.Feeder.steps`
+        takes them: ``"G01860 N01 I02"``."""
+        records = []
+        for token in spec.split():
+            tail = token[1:] or TAILS.get(token[0], "01")
+            records.append(wire(call_body(self.seq, token[0], dn, agent, tail)))
+            self.seq = (self.seq + 1) % 100
+        self.pbx.sendall(b"".join(records))
 
 
 def make_driver(folder: Path) -> Any:
@@ -237,7 +274,7 @@ def floor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Floor]:
         ).group(1)
         driver = make_driver(folder)
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_STREAM})
-        board = Floor(sim, daemon, f"http://127.0.0.1:{http}/", driver, folder)
+        board = Floor(daemon, f"http://127.0.0.1:{http}/", driver, folder, sim)
         wait_for_state(board, lambda s: s["totals"]["logged_in"] >= 30, "30 agents logged in")
         driver.get(board.base)
         board.until(lambda d: board.page()["version"] is not None)
@@ -251,7 +288,7 @@ def floor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Floor]:
 
 
 def wait_for_state(
-    board: Floor, done: Callable[[dict[str, Any]], bool], what: str, timeout: float = WAIT
+    board: Board, done: Callable[[dict[str, Any]], bool], what: str, timeout: float = WAIT
 ) -> dict[str, Any]:
     end = time.monotonic() + timeout
     while True:
@@ -270,7 +307,7 @@ class Recorder:
     shows what the paced push sent, so the page's version is looked up here.
     """
 
-    def __init__(self, board: Floor) -> None:
+    def __init__(self, board: Board) -> None:
         self.board = board
         self.docs: dict[int, dict[str, Any]] = {}
         self.running = True
@@ -324,7 +361,7 @@ def local_hms(iso: str) -> str:
 
 
 def page_and_state(
-    floor: Floor, ready: Callable[[dict[str, Any]], bool] = lambda page: True
+    floor: Board, ready: Callable[[dict[str, Any]], bool] = lambda page: True
 ) -> tuple[dict[str, Any], dict[str, Any], float]:
     """A reading of the page once ``ready``, the API's document of the version it
     shows, and the time of the reading."""
@@ -341,17 +378,44 @@ def page_and_state(
             time.sleep(0.1)
 
 
-def assert_page_shows(page: dict[str, Any], state: dict[str, Any], now: float) -> None:
-    """The page shows exactly what /api/v1/state said at the page's version."""
-    agents = state["agents"]
-    assert [a["id"] for a in page["agents"]] == [a["id"] for a in agents]
-    assert len(agents) >= 30
-    shown = {a["id"]: (a["status"], a["activity"]) for a in page["agents"]}
-    assert shown == {a["id"]: (a["status"], a["activity"]) for a in agents}
+#: The data attributes of an agent's tile that say what the API says of the agent.
+TILE_FLAGS = ("status", "activity", "calls", "on_hold", "confirmed", "carried")
+
+
+def tile_flags(agent: dict[str, Any]) -> dict[str, str]:
+    """What those attributes should say of an agent of /api/v1/state."""
+    return {
+        "status": agent["status"],
+        "activity": agent["activity"],
+        "calls": str(len(agent["calls"])),
+        "on_hold": json.dumps(agent["on_hold"]),
+        "confirmed": json.dumps(agent["confirmed"]),
+        "carried": json.dumps(agent["carried"]),
+    }
+
+
+def assert_page_shows(
+    page: dict[str, Any],
+    state: dict[str, Any],
+    now: float,
+    *,
+    agents: int = 30,
+    timed: int = 30,
+    groups: int = 4,
+    paths: int = 3,
+) -> None:
+    """The page shows exactly what /api/v1/state said at the page's version:
+    at least ``agents`` agents, ``timed`` of them with a running time, and
+    ``groups`` groups and ``paths`` paths."""
+    listed = state["agents"]
+    assert [a["id"] for a in page["agents"]] == [a["id"] for a in listed]
+    assert len(listed) >= agents
+    shown = {t["id"]: {k: t[k] for k in TILE_FLAGS} for t in page["agents"]}
+    assert shown == {a["id"]: tile_flags(a) for a in listed}
     assert page["groups"] == expected_queues(state["groups"])
-    assert len(page["groups"]) == 4
+    assert len(page["groups"]) == groups
     assert page["paths"] == expected_queues(state["paths"])
-    assert len(page["paths"]) == 3
+    assert len(page["paths"]) == paths
     totals = state["totals"]
     expected_totals = {k: str(v) for k, v in totals["agents"].items()}
     expected_totals.update(
@@ -361,17 +425,23 @@ def assert_page_shows(page: dict[str, Any], state: dict[str, Any], now: float) -
     )
     assert page["totals"] == expected_totals
     assert page["banner"] is None
-    # Time in state counts from `since` on the server's clock (same machine here).
-    timed = 0
-    for tile, agent in zip(page["agents"], agents):
-        if agent["since"] is None:
-            assert tile["time"] == ""
+    counted = 0
+    for tile, agent in zip(page["agents"], listed):
+        # Holds and several calls are in words; so is a value the PBX has not confirmed.
+        assert ("on hold" in tile["what"].lower()) == agent["on_hold"], (tile, agent)
+        calls = len(agent["calls"])
+        assert tile["count"] == (f"{calls} calls" if calls > 1 else ""), (tile, agent)
+        assert tile["note"] == ("" if agent["confirmed"] else "Unconfirmed"), (tile, agent)
+        # Time in state counts from `since` on the server's clock (same machine
+        # here), and only for what the PBX confirmed.
+        if agent["since"] is None or not agent["confirmed"]:
+            assert tile["time"] == "", (tile, agent)
             continue
         assert re.fullmatch(r"(\d+:)?\d\d:\d\d", tile["time"]), tile
         elapsed = now - parse_iso(agent["since"])
         assert abs(seconds_shown(tile["time"]) - elapsed) <= 2.5, (tile, agent["since"], now)
-        timed += 1
-    assert timed >= 30
+        counted += 1
+    assert counted >= timed
 
 
 def deltas(page: dict[str, Any]) -> int:
@@ -446,11 +516,14 @@ MADE_UP_TOTALS = {
 
 def made_up_agent(agent_id: str) -> dict[str, Any]:
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    call = {"button": 1, "kind": "personal", "held": False, "path": None, "since": now}
     return {
         "id": agent_id, "status": "busy", "activity": "personal_call", "logged_in": True,
-        "dnd": True, "make_busy": True, "make_busy_reason": 97, "wrap_up": False,
-        "on_hold": False, "fresh_login": False, "extension": "99999", "last_path": None,
-        "since": now, "confirmed": True, "last_event": "dnd_on", "last_event_at": now,
+        "dnd": True, "dnd_reason": None, "make_busy": True, "make_busy_reason": 97,
+        "wrap_up": False, "on_hold": False, "ringing": None, "calls": [call],
+        "fresh_login": False, "extension": "99999", "last_path": None, "since": now,
+        "confirmed": True, "carried": False, "carried_since": None,
+        "last_event": "dnd_on", "last_event_at": now,
     }  # fmt: skip
 
 
@@ -468,7 +541,7 @@ def test_deltas_apply_in_order_and_a_gap_resyncs(floor: Floor) -> None:
     sent = floor.driver.execute_script(SEND_DELTA, -2, -1, fields)
     page = sent["page"]
     assert page["version"] == sent["version"]
-    assert "reason 97" not in shown_as(page, first)
+    assert "Make busy 97" not in shown_as(page, first)
     assert page["totals"]["logged_in"] != "777"
     assert not sent["closed"] and page["sources"] == sources
 
@@ -484,7 +557,7 @@ def test_deltas_apply_in_order_and_a_gap_resyncs(floor: Floor) -> None:
     page = sent["page"]
     assert page["version"] == str(int(sent["version"]) + 1)
     assert [a["id"] for a in page["agents"]] == ["5", *(i for i in sent["ids"] if i != gone), "zz9"]
-    assert shown_as(page, "5") == "Personal call · Make busy (reason 97) · DND"
+    assert shown_as(page, "5") == "Personal call · Make busy 97 · DND"
     assert page["queue_order"][:2] == ["group:9", "group:610"]
     assert page["groups"]["9"] == {"waiting": "5", "agents": "1", "longest": "01:01"}
     assert page["totals"]["logged_in"] == "777" and page["totals"]["longest"] == "59:59"
@@ -579,6 +652,23 @@ def png_size(data: bytes) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
+#: Parts of agent tiles cut off: their text overflows them, or they stick out of
+#: their tile. Words and extensions give way by design (an ellipsis), the rest never.
+CUT_OFF = """
+const cut = [];
+for (const tile of document.querySelectorAll('[data-agent]')) {
+  const t = tile.getBoundingClientRect();
+  for (const part of tile.querySelectorAll('.a-id, .a-calls, .a-note, .a-time')) {
+    if (!part.checkVisibility()) continue;
+    const p = part.getBoundingClientRect();
+    const out = p.left < t.left || p.right > t.right + 0.5 || p.bottom > t.bottom + 0.5;
+    if (out || part.scrollWidth > part.clientWidth + 1) cut.push(`${tile.dataset.agent} ${part.className}`);
+  }
+}
+return cut;
+"""
+
+
 def test_screenshot_of_a_full_board(floor: Floor) -> None:
     def full(_: Any) -> bool:
         page = floor.page()
@@ -597,6 +687,7 @@ def test_screenshot_of_a_full_board(floor: Floor) -> None:
         "return [e.scrollHeight - e.clientHeight, e.scrollWidth - e.clientWidth, last.bottom];"
     )
     assert overflow[0] <= 0 and overflow[1] <= 0 and overflow[2] <= 1080, overflow
+    assert floor.driver.execute_script(CUT_OFF) == []
     shot = floor.folder / "board.png"
     assert floor.driver.save_screenshot(str(shot))
     data = shot.read_bytes()
@@ -620,20 +711,6 @@ def test_groups_and_paths_can_be_chosen(floor: Floor) -> None:
     floor.until(lambda _: floor.page()["version"] is not None)
 
 
-def assert_counters_tick(floor: Floor) -> None:
-    """Between two pushes (few come while the simulator is stopped), times count up."""
-    for _ in range(5):
-        first = floor.page()
-        time.sleep(2.5)  # a render may have set the first figures just before a tick
-        second = floor.page()
-        if first["version"] == second["version"]:
-            pairs = [(a["time"], b["time"]) for a, b in zip(first["agents"], second["agents"])]
-            timed = [(a, b) for a, b in pairs if a]
-            assert timed and all(seconds_shown(b) > seconds_shown(a) for a, b in timed), pairs
-            return
-    raise AssertionError("the page never held one version for 2.5 s")
-
-
 def test_polls_without_eventsource(floor: Floor) -> None:
     """A browser without EventSource gets the state by polling every 2 s."""
     script = floor.driver.execute_cdp_cmd(
@@ -655,6 +732,196 @@ def test_polls_without_eventsource(floor: Floor) -> None:
     assert floor.driver.execute_script("return typeof EventSource") == "function"
 
 
+# --- a floor of the tests' own records ------------------------------------------
+
+#: What an earlier run left in the data file: carried over at start, unconfirmed.
+CARRIED = {
+    "agents": {"4001": "busy", "4002": "idle"},
+    "groups": {"610": {"waiting": "000", "agents": "002", "longestwait": "0000"}},
+    "paths": {"860": {"waiting": "000", "agents": "002", "longestwait": "0000"}},
+}
+
+
+@pytest.fixture(scope="module")
+def scripted(floor: Floor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scripted]:
+    """A second daemon, in the same browser: it carries CARRIED over from its
+    file, and its PBX is a loopback socket the tests write records to."""
+    folder = tmp_path_factory.mktemp("scripted")
+    data = folder / "mitel_data.json"
+    doc = dict(CARRIED, lastUpdate=time.time())
+    assert sorted(validate_legacy(doc).agents) == ["4001", "4002"]
+    data.write_text(json.dumps(doc))
+    server, port = fake_pbx(timeout=WAIT)
+    with server:
+        # No keepalives come from this PBX: the watchdog must not find it silent.
+        daemon = Twistd(
+            "mitelacd", "--host", "127.0.0.1", "--port", str(port), "--file", str(data),
+            "--http", "tcp:0:interface=127.0.0.1", "--watchdog", "600", cwd=folder,
+        )  # fmt: skip
+        try:
+            daemon.wait_for(r"carried 2 agents, 1 groups and 1 paths over", timeout=WAIT)
+            http = daemon.http_port(timeout=WAIT)
+            conn, _ = server.accept()
+            with conn:
+                daemon.wait_for(r"connected to the PBX", timeout=WAIT)
+                yield Scripted(daemon, f"http://127.0.0.1:{http}/", floor.driver, folder, conn)
+        finally:
+            daemon.stop()
+
+
+@pytest.fixture
+def scripted_page(scripted: Scripted, floor: Floor) -> Iterator[Scripted]:
+    """The scripted floor's board in the browser; the simulator's again after."""
+    scripted.driver.get(scripted.base)
+    scripted.until(lambda _: scripted.page()["version"] is not None)
+    yield scripted
+    floor.driver.get(floor.base)
+    floor.until(lambda _: floor.page()["version"] is not None)
+
+
+def agent_in(state: dict[str, Any], agent_id: str) -> dict[str, Any]:
+    """An agent of /api/v1/state, or {} while it is not there."""
+    return next((a for a in state["agents"] if a["id"] == agent_id), {})
+
+
+def tile_in(page: dict[str, Any], agent_id: str) -> dict[str, Any]:
+    return next(t for t in page["agents"] if t["id"] == agent_id)
+
+
+def shown_once(board: Board, done: Callable[[dict[str, Any]], Any], what: str) -> dict[str, Any]:
+    """The page once it shows a version of /api/v1/state of which ``done`` holds."""
+    version = wait_for_state(board, done, what)["version"]
+
+    def caught_up(_: Any) -> dict[str, Any] | None:
+        page = board.page()
+        return page if page["version"] is not None and int(page["version"]) >= version else None
+
+    return board.until(caught_up)
+
+
+#: How an agent's tile looks: outline, opacity, animation, and the text of its
+#: note and its count of calls where they can be seen, whole, inside the tile.
+TILE_LOOK = """
+const tile = document.querySelector(`[data-agent="${CSS.escape(arguments[0])}"]`);
+const style = getComputedStyle(tile);
+const t = tile.getBoundingClientRect();
+const seen = (node) => {
+  const n = node.getBoundingClientRect();
+  const inside = n.width > 0 && n.left >= t.left && n.right <= t.right
+    && n.top >= t.top && n.bottom <= t.bottom;
+  return node.checkVisibility() && inside && node.scrollWidth <= node.clientWidth
+    ? node.textContent : null;
+};
+return {
+  outline: style.outlineStyle, opacity: Number(style.opacity), animation: style.animationName,
+  note: seen(tile.querySelector('.a-note')), count: seen(tile.querySelector('.a-calls')),
+};
+"""
+
+
+def look_of(board: Board, agent_id: str) -> dict[str, Any]:
+    return board.driver.execute_script(TILE_LOOK, agent_id)
+
+
+def assert_counters_tick(board: Board) -> None:
+    """Between two pushes, the times of confirmed agents count up; unconfirmed
+    agents have none."""
+    for _ in range(5):
+        first = board.page()
+        time.sleep(2.5)  # a render may have set the first figures just before a tick
+        second = board.page()
+        if first["version"] == second["version"]:
+            pairs = [
+                (a["time"], b["time"], b["confirmed"])
+                for a, b in zip(first["agents"], second["agents"])
+            ]
+            assert all(a == b == "" for a, b, confirmed in pairs if confirmed == "false"), pairs
+            timed = [(a, b) for a, b, confirmed in pairs if a and confirmed == "true"]
+            assert timed and all(seconds_shown(b) > seconds_shown(a) for a, b in timed), pairs
+            return
+    raise AssertionError("the page never held one version for 2.5 s")
+
+
+def test_hold_and_several_calls(scripted_page: Scripted) -> None:
+    """A consultation: an ACD call held on key 1 while an outgoing call runs on
+    key 2; then ringing, make busy and DND with their reasons."""
+    board = scripted_page
+    board.steps("G01860 N01 I02", agent="1001", dn="2001")
+    page = shown_once(board, lambda s: len(agent_in(s, "1001").get("calls", [])) == 2, "two calls")
+    tile = tile_in(page, "1001")
+    assert {k: tile[k] for k in ("status", "activity", "tone", "calls", "on_hold")} == {
+        "status": "busy", "activity": "outgoing_call", "tone": "call", "calls": "2", "on_hold": "true",
+    }  # fmt: skip
+    assert (tile["what"], tile["count"]) == ("Outgoing call · 1 on hold", "2 calls")
+    assert look_of(board, "1001")["count"] == "2 calls"
+
+    # The consultation hangs up: the caller is still on hold, the agent still busy.
+    board.steps("J02", agent="1001", dn="2001")
+    page = shown_once(board, lambda s: len(agent_in(s, "1001")["calls"]) == 1, "one call")
+    tile = tile_in(page, "1001")
+    assert (tile["status"], tile["activity"], tile["calls"], tile["on_hold"]) == (
+        "busy", "hold", "1", "true",
+    )  # fmt: skip
+    assert (tile["what"], tile["count"]) == ("On hold", "")
+
+    board.steps("O01", agent="1001", dn="2001")
+    page = shown_once(board, lambda s: not agent_in(s, "1001")["on_hold"], "the call retrieved")
+    tile = tile_in(page, "1001")
+    assert (tile["what"], tile["activity"], tile["on_hold"]) == ("ACD call", "acd_call", "false")
+
+    board.steps("T01", agent="1002", dn="2002")
+    board.steps("G01860 T02", agent="1003", dn="2003")
+    board.steps("E05 C03", agent="1004", dn="2004")
+    page = shown_once(board, lambda s: agent_in(s, "1004").get("dnd"), "DND")
+    shown = {t["id"]: (t["what"], t["tone"]) for t in page["agents"]}
+    assert shown["1002"] == ("Ringing", "ring")
+    assert shown["1003"] == ("ACD call · ringing", "call")
+    assert shown["1004"] == ("Make busy 5 · DND 3", "aux")
+    assert board.driver.execute_script(CUT_OFF) == []
+
+    page, state, now = page_and_state(board)
+    assert_fed_by_deltas(page, 1)
+    assert_page_shows(page, state, now, agents=6, timed=4, groups=1, paths=1)
+
+
+def test_carried_agents_are_drawn_unconfirmed(scripted_page: Scripted) -> None:
+    """Agents carried over from the file are never drawn as live until the PBX
+    names them; then they are like any other."""
+    board = scripted_page
+    state = board.state()
+    carried = [a for a in state["agents"] if a["carried"]]
+    assert [a["id"] for a in carried] == ["4001", "4002"]
+    assert not any(a["confirmed"] for a in carried)
+    page = shown_once(board, lambda s: s["version"] >= state["version"], "the same state")
+    for agent in carried:
+        tile = tile_in(page, agent["id"])
+        assert {k: tile[k] for k in TILE_FLAGS} == tile_flags(agent)
+        assert (tile["note"], tile["time"]) == ("Unconfirmed", ""), tile
+    live = look_of(board, "1001")  # confirmed by the test before
+    assert live == {
+        "outline": "none", "opacity": 1, "animation": "none", "note": None, "count": None,
+    }  # fmt: skip
+    look = look_of(board, "4001")
+    assert look["outline"] == "dashed" and look["opacity"] < 0.8, look
+    assert look["note"] == "Unconfirmed", look
+    assert board.driver.execute_script(CUT_OFF) == []
+
+    # Its first event on this connection makes it a live tile like any other.
+    board.steps("H01", agent="4001", dn="2401")
+    page = shown_once(board, lambda s: agent_in(s, "4001")["confirmed"], "4001 confirmed")
+    tile = tile_in(page, "4001")
+    assert (tile["confirmed"], tile["carried"], tile["activity"], tile["what"], tile["note"]) == (
+        "true", "false", "personal_call", "Personal call", "",
+    )  # fmt: skip
+    assert re.fullmatch(r"\d\d:\d\d", tile["time"]), tile
+    assert look_of(board, "4001") == live
+    assert_counters_tick(board)  # 4001's time runs, 4002 still has none
+
+    page, state, now = page_and_state(board)
+    assert_fed_by_deltas(page, 1)
+    assert_page_shows(page, state, now, agents=6, timed=5, groups=1, paths=1)
+
+
 def test_stale_feed_and_lost_server_raise_the_banner(floor: Floor) -> None:
     """Runs last: it stops the simulator, then the daemon."""
     assert floor.page()["banner"] is None
@@ -669,7 +936,12 @@ def test_stale_feed_and_lost_server_raise_the_banner(floor: Floor) -> None:
             timeout=15,
         )
         assert text
-        assert_counters_tick(floor)
+        # The watchdog's drop leaves nothing confirmed: every tile says so, and
+        # none has a running time, not even a second later.
+        for _ in range(2):
+            tiles = floor.until(lambda _: unconfirmed_tiles(floor.page()), timeout=15)
+            assert all(t["note"] == "Unconfirmed" and t["time"] == "" for t in tiles), tiles
+            time.sleep(1.5)
     finally:
         floor.sim.process.send_signal(signal.SIGCONT)
     floor.until(lambda _: floor.page()["banner"] is None, timeout=25)
@@ -691,6 +963,12 @@ def test_stale_feed_and_lost_server_raise_the_banner(floor: Floor) -> None:
     )
     log = output(floor.daemon)
     assert "Traceback" not in log and "Unhandled" not in log, log
+
+
+def unconfirmed_tiles(page: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Every tile of the page, once all of them are drawn as unconfirmed."""
+    tiles = page["agents"]
+    return tiles if tiles and all(t["confirmed"] == "false" for t in tiles) else None
 
 
 def output(child: Twistd) -> str:

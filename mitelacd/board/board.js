@@ -35,7 +35,7 @@
   let polling = null;     // interval id while polling
   let pollFailures = 0;   // failed polls in a row
   let pollsBehind = 0;    // poll answers in a row older than the model
-  const tiles = new Map(); // agent id -> {root, what, ext, time, since}
+  const tiles = new Map(); // agent id -> {root, what, ext, count, note, time, since}
   const cards = new Map(); // "group:610" -> {root, waiting, longest, agents}
 
   // --- formatting --------------------------------------------------------
@@ -53,7 +53,7 @@
   const serverNow = () => Date.now() - skew();
 
   const ACTIVITY = {
-    ringing: "Ringing", acd_call: "ACD call", personal_call: "Personal call",
+    ringing: "Ringing", hold: "On hold", acd_call: "ACD call", personal_call: "Personal call",
     outgoing_call: "Outgoing call", call: "Call",
   };
   const STATUS = {
@@ -61,19 +61,25 @@
     in: ["avail", "Logged in"], timer: ["wrap", "Wrap-up"],
   };
 
+  const callsOf = (a) => (Array.isArray(a.calls) ? a.calls : []);
+  // A reason is the PBX's code, shown as sent.
+  const withReason = (name, reason) => (reason == null ? name : `${name} ${reason}`);
+
   // [tone for the colour, words for the tile]
   function describe(a) {
     if (STATUS[a.status]) return STATUS[a.status];
+    const activity = a.activity || "none";
     const words = [];
-    if (a.on_hold) words.push("Hold");
-    else if (ACTIVITY[a.activity]) words.push(ACTIVITY[a.activity]);
-    if (a.make_busy) {
-      words.push(a.make_busy_reason == null ? "Make busy" : `Make busy (reason ${a.make_busy_reason})`);
+    if (ACTIVITY[activity]) words.push(ACTIVITY[activity]);
+    if (a.on_hold && activity !== "hold") {
+      // Talking on one call while others wait on hold.
+      words.push(`${callsOf(a).filter((c) => c.held).length || 1} on hold`);
     }
-    if (a.dnd) words.push("DND");
-    const onCall = a.on_hold || (a.activity && a.activity !== "none");
-    const aside = !onCall && (a.dnd || a.make_busy); // busy by choice, not on a call
-    const tone = a.activity === "ringing" && !a.on_hold ? "ring" : aside ? "aux" : "call";
+    if (a.ringing != null && activity !== "ringing") words.push("ringing");
+    if (a.make_busy) words.push(withReason("Make busy", a.make_busy_reason));
+    if (a.dnd) words.push(withReason("DND", a.dnd_reason));
+    const aside = activity === "none" && (a.dnd || a.make_busy); // busy by choice, not on a call
+    const tone = activity === "ringing" ? "ring" : aside ? "aux" : "call";
     return [tone, words.join(" · ") || "Busy"];
   }
 
@@ -137,7 +143,9 @@
     el("div", "a-id", root, id);
     const what = el("div", "a-what", root);
     const bot = el("div", "a-bot", root);
-    t = { root, what, since: null, ext: el("span", "a-ext", bot), time: el("span", "a-time", bot) };
+    t = { root, what, since: null, ext: el("span", "a-ext", bot), count: el("span", "a-calls", bot) };
+    t.note = el("span", "a-note", bot);
+    t.time = el("span", "a-time", bot);
     tiles.set(id, t);
     return t;
   }
@@ -148,14 +156,21 @@
   function renderAgent(id, a) {
     const t = agentTile(id);
     const [tone, words] = describe(a);
-    const confirmed = String(a.confirmed !== false);
-    setData(t.root, { status: a.status, activity: a.activity || "none", tone, confirmed });
+    const confirmed = a.confirmed !== false;
+    const calls = callsOf(a).length;
+    setData(t.root, {
+      status: a.status, activity: a.activity || "none", tone, calls: String(calls),
+      onHold: String(Boolean(a.on_hold)), confirmed: String(confirmed), carried: String(Boolean(a.carried)),
+    });
+    setText(t.count, calls > 1 ? `${calls} calls` : "");
     if (t.what.textContent !== words) {
       t.what.textContent = words;
       t.what.style.setProperty("--fit", Math.min(1, 11 / words.length).toFixed(2));
     }
     setText(t.ext, a.extension ? `x${a.extension}` : "");
-    t.since = a.since ? Date.parse(a.since) : null;
+    // What the PBX has not confirmed on this connection is not timed as if live.
+    setText(t.note, confirmed ? "" : "Unconfirmed");
+    t.since = confirmed && a.since ? Date.parse(a.since) : null;
     setText(t.time, timeText(t, serverNow()));
   }
 
