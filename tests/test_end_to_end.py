@@ -40,20 +40,33 @@ def processes() -> Iterator[Callable[..., Twistd]]:
         child.stop()
 
 
-def poll_file(
-    path: Path, done: Callable[[dict[str, Any]], bool], timeout: float = DEADLINE
+def poll(
+    read: Callable[[], dict[str, Any]],
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float = DEADLINE,
 ) -> dict[str, Any]:
+    """What ``read`` gives once ``done`` says so, or the last of it at the deadline."""
     end = time.monotonic() + timeout
     doc: dict[str, Any] = {}
     while time.monotonic() < end:
-        try:
-            doc = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            pass
+        doc = read()
         if doc and done(doc):
             return doc
         time.sleep(0.1)
     return doc
+
+
+def poll_file(
+    path: Path, done: Callable[[dict[str, Any]], bool], timeout: float = DEADLINE
+) -> dict[str, Any]:
+    def read() -> dict[str, Any]:
+        try:
+            doc: dict[str, Any] = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        return doc
+
+    return poll(read, done, timeout)
 
 
 def daemon_argv(port: int | str, data: Path, *extra: str) -> list[str]:
@@ -172,14 +185,7 @@ def poll_feed(
     port: int, done: Callable[[dict[str, Any]], bool], timeout: float = DEADLINE
 ) -> dict[str, Any]:
     """The daemon's ``/api/v1/feed`` object, once ``done`` says so (or at the deadline)."""
-    end = time.monotonic() + timeout
-    feed: dict[str, Any] = {}
-    while time.monotonic() < end:
-        feed = get_json(port, "/api/v1/feed")["feed"]
-        if done(feed):
-            return feed
-        time.sleep(0.1)
-    return feed
+    return poll(lambda: get_json(port, "/api/v1/feed")["feed"], done, timeout)
 
 
 def frozen_stream(script: FloorScript, bursts: int) -> tuple[dict[str, Any], bytes]:
