@@ -235,3 +235,31 @@ def test_tac_file_builds_the_service(tmp_path: Path, monkeypatch: pytest.MonkeyP
     children = list(IServiceCollection(namespace["application"]))
     assert len(children) == 1
     assert isinstance(IService(children[0]), tap.MitelACDService)
+
+
+def test_the_file_writers_health_reaches_the_feed_and_healthz(tmp_path: Path) -> None:
+    from treq.testing import StubTreq
+
+    from mitelacd.web import WebService
+
+    path = tmp_path / "mitel_data.json"
+    reactor = MemoryReactorClock()
+    argv = ("--host", "127.0.0.1", "--file", str(path), "--http", "tcp:0:interface=127.0.0.1")
+    service = tap.makeService(parse(*argv), reactor)
+    service.startService()
+    (web,) = [s for s in service if isinstance(s, WebService)]
+    stub = StubTreq(web.site.resource)
+
+    def get(url: str) -> dict[str, object]:
+        d = stub.get("http://127.0.0.1" + url)
+        stub.flush()
+        body: list[bytes] = []
+        d.addCallback(lambda r: r.content()).addCallback(body.append)
+        doc: dict[str, object] = json.loads(body[0])
+        return doc
+
+    feed = get("/api/v1/feed")["feed"]
+    assert isinstance(feed, dict)
+    assert (feed["file"]["path"], feed["file"]["writing"]) == (str(path), True)
+    assert get("/healthz")["warnings"] == []
+    service.stopService()
