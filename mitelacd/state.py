@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -26,6 +26,7 @@ from mitelacd import logs
 from mitelacd.changes import ChangeSet, Entity
 from mitelacd.legacy import LEGACY_STATUSES, LegacyDocument, LegacyStatus, legacy_status
 from mitelacd.logs import Logger
+from mitelacd.names import NO_NAMES, AgentState, Limits, Names
 from mitelacd.records import (
     EVENT_NAMES,
     AgentEvent,
@@ -107,6 +108,7 @@ _CALL_ACTIVITY: dict[CallKind, Activity] = {
     "unknown": "call",
 }
 #: The call each answering or dialling code starts on its button.
+QueueKind = Literal["group", "path"]
 _CALL_STARTS: dict[str, CallKind] = {"G": "acd", "S": "acd", "H": "personal", "I": "outgoing"}
 
 
@@ -165,6 +167,8 @@ class Agent:
     last_button: int | None = None
     #: PBX wall-clock time of the last event, ``HHMMSS`` as sent.
     last_event_pbx_time: str | None = None
+    #: When :attr:`state` last changed (Unix time).
+    state_since: float | None = None
     _turns: int = 0
 
     @property
@@ -186,6 +190,24 @@ class Agent:
         if self.ringing is not None:
             return "ringing"
         return "none"
+
+    @property
+    def state(self) -> AgentState:
+        """The agent in the board's words: what a colour on the wall stands for."""
+        carried = self.carried_status
+        if carried is not None:
+            return _CARRIED_STATE[carried]
+        if not self.logged_in:
+            return "logged_out"
+        if self.calls:
+            return "on_call" if any(not call.held for call in self.calls.values()) else "on_hold"
+        if self.ringing is not None:
+            return "ringing"
+        if self.dnd or self.make_busy:
+            return "not_ready"
+        if self.wrap_up:
+            return "wrap_up"
+        return "available"
 
     @property
     def status(self) -> LegacyStatus:
@@ -283,20 +305,32 @@ class Agent:
         self.ringing = None
         self.calls.clear()
 
-    def entity(self) -> Entity:
-        view = self.view()
+    def entity(self, names: Names = NO_NAMES) -> Entity:
+        view = self.view(names)
         return Entity(view, view["status"])
 
-    def view(self) -> dict[str, Any]:
+    def view(self, names: Names = NO_NAMES) -> dict[str, Any]:
+        entry = names.agent(self.agent_id)
+        state = self.state
         return {
             "id": self.agent_id,
+            "name": entry.name if entry else None,
+            "team": entry.team if entry else None,
+            "groups": list(entry.groups) if entry else [],
             "status": self.status,
+            "state": state,
+            "state_since": iso_utc(self.state_since),
+            "attention": _attention(names.agent_limits.get(state), self.state_since),
             "activity": self.activity,
             "logged_in": self.logged_in,
             "dnd": self.dnd,
             "dnd_reason": self.dnd_reason,
+            "dnd_reason_text": names.dnd_reason(self.dnd_reason) if self.dnd else None,
             "make_busy": self.make_busy,
             "make_busy_reason": self.make_busy_reason,
+            "make_busy_reason_text": (
+                names.make_busy_reason(self.make_busy_reason) if self.make_busy else None
+            ),
             "wrap_up": self.wrap_up,
             "on_hold": self.on_hold,
             "ringing": self.ringing,
@@ -326,6 +360,7 @@ class Queue:
     trailing: str = ""
     reported_at: float | None = None
     confirmed: bool = False
+    kind: QueueKind = "group"
 
     def legacy(self) -> dict[str, str]:
         return {
@@ -334,19 +369,24 @@ class Queue:
             "longestwait": self.longest_raw,
         }
 
-    def entity(self) -> Entity:
-        return Entity(self.view(), self.legacy())
+    def entity(self, names: Names = NO_NAMES) -> Entity:
+        return Entity(self.view(names), self.legacy())
 
-    def view(self) -> dict[str, Any]:
+    def view(self, names: Names = NO_NAMES) -> dict[str, Any]:
         def number(raw: str) -> int | None:
             return int(raw) if raw.isdigit() else None
 
         longest = self.longest_raw
+        waiting = number(self.waiting_raw)
+        longest_seconds = mmss_seconds(longest) if _is_mmss(longest) else None
+        table = names.groups if self.kind == "group" else names.paths
         return {
             "id": self.number,
-            "waiting": number(self.waiting_raw),
+            "name": table.get(self.number),
+            "level": names.queue_level(self.kind, self.number, waiting, longest_seconds),
+            "waiting": waiting,
             "agents_logged_in": number(self.agents_raw),
-            "longest_wait_seconds": (mmss_seconds(longest) if _is_mmss(longest) else None),
+            "longest_wait_seconds": longest_seconds,
             "trailing": self.trailing,
             "reported_at": iso_utc(self.reported_at),
             "confirmed": self.confirmed,
@@ -454,6 +494,8 @@ class FloorState:
         self._carried: set[str] = set()
         #: The PBX date that carried agents belong to: the file's, then the last R's.
         self._pbx_date: datetime.date | None = None
+        #: Display names, reasons and thresholds from the site's names file.
+        self.names: Names = NO_NAMES
         self.agents: dict[str, Agent] = {}
         self.groups: dict[str, Queue] = {}
         self.paths: dict[str, Queue] = {}
@@ -512,8 +554,9 @@ class FloorState:
 
     def _commit(self) -> None:
         agents = {k: self._agent_entity(k) for k in self._dirty_agents}
-        groups = {k: self.groups[k].entity() for k in self._dirty_groups}
-        paths = {k: self.paths[k].entity() for k in self._dirty_paths}
+        names = self.names
+        groups = {k: self.groups[k].entity(names) for k in self._dirty_groups}
+        paths = {k: self.paths[k].entity(names) for k in self._dirty_paths}
         extensions = {k: _entity_of(self.extensions.get(k)) for k in self._dirty_extensions}
         feed: dict[str, Any] = {}
         if self._feed_dirty:
@@ -554,7 +597,7 @@ class FloorState:
 
     def _agent_entity(self, agent_id: str) -> Entity:
         agent = self.agents[agent_id]
-        view = agent.view()
+        view = agent.view(self.names)
         status = view["status"]
         counted = self._counted.get(agent_id)
         if counted != status:
@@ -570,9 +613,9 @@ class FloorState:
             self.version,
             self.version,
             self._clock.seconds(),
-            {k: a.entity() for k, a in self.agents.items()},
-            {k: q.entity() for k, q in self.groups.items()},
-            {k: q.entity() for k, q in self.paths.items()},
+            {k: a.entity(self.names) for k, a in self.agents.items()},
+            {k: q.entity(self.names) for k, q in self.groups.items()},
+            {k: q.entity(self.names) for k, q in self.paths.items()},
             {k: e.entity() for k, e in self.extensions.items()},
             dict(self._feed_view),
             dict(self._totals),
@@ -599,16 +642,21 @@ class FloorState:
             )
             self._carried.add(agent_id)
             self._dirty_agents[agent_id] = None
-        for table, queues, dirty in (
-            (self.groups, doc.groups, self._dirty_groups),
-            (self.paths, doc.paths, self._dirty_paths),
-        ):
+        kinds: tuple[
+            tuple[dict[str, Queue], Mapping[str, Mapping[str, str]], dict[str, None], QueueKind],
+            ...,
+        ] = (
+            (self.groups, doc.groups, self._dirty_groups, "group"),
+            (self.paths, doc.paths, self._dirty_paths, "path"),
+        )
+        for table, queues, dirty, kind in kinds:
             for number, figures in queues.items():
                 table[number] = Queue(
                     number,
                     figures["waiting"],
                     figures["agents"],
                     figures["longestwait"],
+                    kind=kind,
                 )
                 dirty[number] = None
         self.last_update = doc.last_update
@@ -616,6 +664,14 @@ class FloorState:
         if pbx_date is None and doc.last_update > 0:
             pbx_date = datetime.datetime.fromtimestamp(doc.last_update).date()
         self._pbx_date = pbx_date
+        self._done()
+
+    def setNames(self, names: Names) -> None:
+        """Take new names, reasons and thresholds: every view that shows them changes."""
+        self.names = names
+        self._dirty_agents.update(dict.fromkeys(self.agents))
+        self._dirty_groups.update(dict.fromkeys(self.groups))
+        self._dirty_paths.update(dict.fromkeys(self.paths))
         self._done()
 
     @property
@@ -636,7 +692,7 @@ class FloorState:
             agent.clear()
             agent.logged_in = False
             agent.extension = None
-            agent.since = now
+            agent.since = agent.state_since = now
             self._dirty_agents[agent_id] = None
         self._carried.clear()
         self.feed.agents_let_go += count
@@ -797,6 +853,7 @@ class FloorState:
                 return
             agent = self.agents[event.agent] = Agent(event.agent)
         before = agent.status if agent.since is not None else None
+        state_before = agent.state if agent.state_since is not None else None
         agent.apply(event, now)
         self._carried.discard(event.agent)
         agent.confirmed = True
@@ -806,6 +863,8 @@ class FloorState:
         agent.last_event_pbx_time = _hhmmss(event.time)
         if before != agent.status:
             agent.since = now
+        if state_before != agent.state:
+            agent.state_since = now
         self.last_update = now
         self._last_update_moved = True
         self._dirty_agents[event.agent] = None
@@ -857,6 +916,7 @@ class FloorState:
             report.trailing,
             reported_at=now,
             confirmed=True,
+            kind="group" if report.is_group else "path",
         )
         dirty[report.number] = None
         self.last_update = now
@@ -968,11 +1028,10 @@ class FloorState:
         }
 
     def agentViews(self) -> list[dict[str, Any]]:
-        return [self.agents[k].view() for k in sorted(self.agents, key=id_key)]
+        return [self.agents[k].view(self.names) for k in sorted(self.agents, key=id_key)]
 
-    @staticmethod
-    def queueViews(table: dict[str, Queue]) -> list[dict[str, Any]]:
-        return [table[k].view() for k in sorted(table)]
+    def queueViews(self, table: dict[str, Queue]) -> list[dict[str, Any]]:
+        return [table[k].view(self.names) for k in sorted(table)]
 
     def extensionViews(self) -> list[dict[str, Any]]:
         return [self.extensions[k].view() for k in sorted(self.extensions, key=id_key)]
@@ -983,6 +1042,26 @@ _AGENT_LINES = {code: "agent {agent} " + phrase for code, phrase in _PHRASES.ite
 _EXTENSION_LINES = {
     code: "extension {dn} (no agent) " + phrase for code, phrase in _PHRASES.items()
 }
+
+
+#: A carried agent's state, read from its legacy status alone.
+_CARRIED_STATE: dict[LegacyStatus, AgentState] = {
+    "out": "logged_out",
+    "in": "available",
+    "idle": "available",
+    "busy": "on_call",
+    "timer": "wrap_up",
+}
+
+
+def _attention(limits: Limits | None, since: float | None) -> dict[str, str | None] | None:
+    """When an agent in this state since ``since`` passes the state's warning and alarm."""
+    if limits is None or since is None:
+        return None
+    return {
+        "warning_at": iso_utc(since + limits.warning),
+        "alarm_at": iso_utc(since + limits.alarm),
+    }
 
 
 def _entity_of(thing: Extension | None) -> Entity | None:

@@ -15,6 +15,7 @@ from mitelacd import logs
 from mitelacd.carry import CarriedAgentsExpiry
 from mitelacd.documents import FloorDocuments
 from mitelacd.logs import Logger
+from mitelacd.names import NamesError, NamesWatcher, load_names
 from mitelacd.persist import FileLock, FileLockedError, LegacyFileWriter, load_legacy
 from mitelacd.protocol import PBXClientFactory
 from mitelacd.push import DEFAULT_PUSH_INTERVAL
@@ -181,6 +182,13 @@ class Options(usage.Options):
             push_interval,
         ],
         [
+            "names",
+            None,
+            None,
+            "A TOML file of agent, group and path names, reason texts, group members"
+            " and thresholds (see docs/names.md); reloaded on SIGHUP and when it changes.",
+        ],
+        [
             "log-level",
             None,
             "info",
@@ -224,6 +232,13 @@ class Options(usage.Options):
             self["token"] = os.environ.get("MITELACD_TOKEN") or None
         if self["token"] is not None and not self["token"].strip():
             raise usage.UsageError("--token must not be empty")
+        self["names-loaded"] = None
+        if self["names"] is not None:
+            self["names"] = os.path.abspath(self["names"])
+            try:
+                self["names-loaded"] = load_names(self["names"])
+            except NamesError as e:
+                raise usage.UsageError(f"--names: {e}") from None
 
     def webSettings(self) -> WebSettings:
         return WebSettings(
@@ -249,6 +264,7 @@ ENVIRONMENT = {
     "MITELACD_CORS_ORIGIN": "--cors-origin",
     "MITELACD_PUSH_INTERVAL": "--push-interval",
     "MITELACD_LOG_LEVEL": "--log-level",
+    "MITELACD_NAMES": "--names",
 }
 _TRUE = {"1", "yes", "true", "on"}
 
@@ -360,6 +376,12 @@ def makeService(options: Options, reactor: Any = None) -> MitelACDService:
         if options["unconfirmed-max-age"] is not None:
             expiry = CarriedAgentsExpiry(floor, reactor, options["unconfirmed-max-age"])
             expiry.setServiceParent(top)
+    if options["names"] is not None:
+        floor.setNames(options["names-loaded"])
+        # Reloaded on SIGHUP and when the file changes; a bad file keeps the old names.
+        NamesWatcher(
+            options["names"], reactor, floor.setNames, names=options["names-loaded"]
+        ).setServiceParent(top)
     documents = FloorDocuments(floor)
     # Children stop in reverse order: the client hangs up before the writer's
     # final flush, so the last state reaches the file.

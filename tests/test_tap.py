@@ -263,3 +263,27 @@ def test_the_file_writers_health_reaches_the_feed_and_healthz(tmp_path: Path) ->
     assert (feed["file"]["path"], feed["file"]["writing"]) == (str(path), True)
     assert get("/healthz")["warnings"] == []
     service.stopService()
+
+
+def test_names_file_is_read_at_start_and_a_bad_one_is_a_usage_error(tmp_path: Path) -> None:
+    from mitelacd.names import NamesWatcher
+
+    names = tmp_path / "names.toml"
+    names.write_text('[agents]\n"1001" = "Ada Lovelace"\n[groups]\n"610" = 610\n')
+    data = str(tmp_path / "mitel_data.json")
+    with pytest.raises(usage.UsageError, match=r"^--names: .*names.toml, line 4: "):
+        parse("--host", "h", "--file", data, "--names", str(names))
+    names.write_text('[agents]\n"1001" = "Ada Lovelace"\n[groups]\n"610" = "Sales"\n')
+    reactor = MemoryReactorClock()
+    service = tap.makeService(parse("--host", "h", "--file", data, "--names", str(names)), reactor)
+    service.startService()
+    assert service.floor.names.groups == {"610": "Sales"}
+    (watcher,) = [s for s in service if isinstance(s, NamesWatcher)]
+    # A change on disk reaches the floor on the next look at the file.
+    names.write_text('[agents]\n"1001" = "Ada King"\n')
+    os.utime(names, ns=(1, 10**18))
+    reactor.advance(1.0)
+    entry = service.floor.names.agent("1001")
+    assert entry is not None and entry.name == "Ada King"
+    service.stopService()
+    assert not watcher.running

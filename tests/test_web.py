@@ -189,6 +189,8 @@ def test_state_document(board: Board) -> None:
     (group,) = doc["groups"]
     assert group == {
         "id": "610",
+        "name": None,
+        "level": "ok",
         "waiting": 3,
         "agents_logged_in": 2,
         "longest_wait_seconds": 105,
@@ -570,9 +572,9 @@ def test_api_entities_are_rendered_once_per_change_but_stamped_per_request(
     renders: list[str] = []
     original = Agent.view
 
-    def counting(agent: Agent) -> dict[str, Any]:
+    def counting(agent: Agent, *args: Any) -> dict[str, Any]:
         renders.append(agent.agent_id)
-        return original(agent)
+        return original(agent, *args)
 
     monkeypatch.setattr(Agent, "view", counting)
     first = json.loads(board.get("/api/v1/agents")[1])
