@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -290,3 +291,40 @@ def test_the_last_record_without_a_terminator_is_applied_after_a_silence(
     feed = poll_feed(http, lambda f: f["records_this_connection"] == script.wire.records)
     assert feed["records_this_connection"] == script.wire.records
     assert feed["unparsable_records"] == 0
+
+
+def test_a_rename_reaches_the_api_on_change_and_on_sighup(
+    tmp_path: Path, processes: Callable[..., Twistd]
+) -> None:
+    server, port = fake_pbx()
+    names = tmp_path / "names.toml"
+    names.write_text('[agents]\n"1001" = "Ada Lovelace"\n[make_busy_reasons]\n"05" = "Lunch"\n')
+    data = tmp_path / "mitel_data.json"
+    daemon = processes(*daemon_argv(port, data, "--names", str(names)), cwd=tmp_path)
+    conn, _ = server.accept()
+    with conn, server:
+        http = daemon.http_port()
+        conn.sendall(b"\x0212E0815022001   1001   05\r\n")
+
+        def agent() -> dict[str, Any]:
+            doc: dict[str, Any] = get_json(http, "/api/v1/agents/1001")["agent"]
+            return doc
+
+        ada = poll(agent, lambda a: a["name"] == "Ada Lovelace")
+        assert (ada["name"], ada["make_busy_reason_text"]) == ("Ada Lovelace", "Lunch")
+        # A change on disk is picked up by itself...
+        names.write_text('[agents]\n"1001" = "Ada King"\n[make_busy_reasons]\n"05" = "Break"\n')
+        renamed = poll(agent, lambda a: a["name"] == "Ada King", timeout=10)
+        assert renamed["make_busy_reason_text"] == "Break"
+        daemon.wait_for(r"names reloaded from .*names\.toml \(changed on disk\)", timeout=5)
+        # ...a bad file keeps the names there are...
+        names.write_text('[agents]\n"1001" = 7\n')
+        daemon.wait_for(r"names file .*names\.toml not reloaded .*line 2", timeout=10)
+        assert agent()["name"] == "Ada King"
+        # ...and SIGHUP reads the file again.
+        names.write_text('[agents]\n"1001" = "Countess of Lovelace"\n')
+        daemon.process.send_signal(signal.SIGHUP)
+        hupped = poll(agent, lambda a: a["name"] == "Countess of Lovelace", timeout=10)
+        assert hupped["name"] == "Countess of Lovelace"
+        assert json.loads(data.read_bytes())["agents"] == {"1001": "busy"}  # never a name
+        daemon.stop_cleanly()
