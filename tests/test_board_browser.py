@@ -4,20 +4,27 @@ simulator → twistd mitelacd (HTTP on a free loopback port) → the board page 
 Chromium, driven by selenium through Debian's chromium-driver. Skipped where
 selenium, chromium or chromedriver are missing (CI installs neither).
 
-The tests share one floor and one browser and run in file order: the last one
-stops the simulator. ``MITELACD_UPDATE_SCREENSHOT=1`` also writes docs/board.png.
+The tests share one browser and run in file order: the last one stops the
+simulator. ``MITELACD_UPDATE_SCREENSHOT=1`` also writes the pictures of the
+README: docs/board.png (the floor), docs/board-group.png (a group view) and
+docs/board-stale.png (the PBX link down).
 
 Every page the browser opens gets RECORD_STREAM first: it wraps ``EventSource``
 and ``fetch`` to count what the board is fed (events of each stream by type,
 polls of /api/v1/state) and watches which agent tiles change on each event, so
 the tests can tell a board fed by deltas from one fed whole documents.
 
-Calls by button, holds and agents carried over from an earlier run are played
-on a second daemon, whose PBX is a loopback socket the tests write records to.
+Every daemon reads a names file (``--names``): agents' names and groups,
+reason texts and thresholds. Calls by button, holds, names, reasons, levels
+and agents carried over from an earlier run are played on a second daemon,
+whose PBX is a loopback socket the tests write records to; floors of exactly
+40 and 150 agents, for the layouts, likewise.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime
 import json
 import os
@@ -41,7 +48,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from test_end_to_end import ROOT, Twistd
 
 from mitelacd.legacy import validate_legacy
-from mitelacd.testing import TAILS, call_body, fake_pbx, wire
+from mitelacd.simulator import FloorScript
+from mitelacd.testing import TAILS, call_body, fake_pbx, stats_body, wire
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -53,6 +61,13 @@ CHROME_ARGS = (
 WAIT = 30.0
 #: Loopback only, never through a proxy from the environment.
 LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+#: The screens the board is made for, and the smallest text allowed on each:
+#: 20 px on 1080p, and the same size on the same TV at 720p (its pixels are
+#: 1.5 times larger): 20 × 720 / 1080.
+SCREENS = {(1920, 1080): 20.0, (1280, 720): 20.0 * 720 / 1080}
+#: The agent states the board colours, and those it counts in its totals.
+STATES = ("available", "ringing", "on_call", "on_hold", "wrap_up", "not_ready", "logged_out")
+COUNTED = STATES[:-1]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -137,28 +152,48 @@ RECORD_STREAM = """
 """
 
 #: Everything the tests look at on the page, read in one script (one JS turn,
-#: so one rendered version).
+#: so one rendered version). A text the board holds in several lengths (names,
+#: words) is read as all its forms, longest first, and as the one in sight.
 READ_PAGE = """
 const all = (sel) => [...document.querySelectorAll(sel)];
 const fields = (e) => Object.fromEntries(
   [...e.querySelectorAll('[data-field]')].map((f) => [f.dataset.field, f.textContent]));
+const forms = (node) => (node ? [...node.children].map((s) => s.textContent) : []);
+const inSight = (node) => {
+  if (!node || !node.checkVisibility()) return '';
+  const box = node.getBoundingClientRect();
+  const seen = [...node.children].find((s) => {
+    const r = s.getBoundingClientRect();
+    return r.height > 1 && r.top >= box.top - 0.5 && r.bottom <= box.bottom + 0.5;
+  });
+  return seen ? seen.textContent : '';
+};
+const queue = (e) => ({
+  ...fields(e), name: e.querySelector('.q-name').firstChild?.textContent ?? '',
+  level: e.dataset.level ?? 'ok',
+});
 const banner = document.getElementById('stale-banner');
 return {
   version: document.body.dataset.version ?? null,
+  live: document.body.dataset.live,
+  title: document.getElementById('title').textContent,
+  feed_line: document.getElementById('feed-line').textContent,
   agents: all('[data-agent]').map((e) => ({
-    id: e.dataset.agent, status: e.dataset.status, activity: e.dataset.activity,
-    tone: e.dataset.tone, calls: e.dataset.calls, on_hold: e.dataset.onHold,
+    id: e.dataset.agent, status: e.dataset.status, state: e.dataset.state,
+    activity: e.dataset.activity, calls: e.dataset.calls, on_hold: e.dataset.onHold,
     confirmed: e.dataset.confirmed, carried: e.dataset.carried,
-    count: e.querySelector('.a-calls')?.textContent ?? '',
-    what: e.querySelector('.a-what')?.textContent ?? '',
+    level: e.querySelector('.a-time')?.dataset.level ?? '',
+    names: forms(e.querySelector('.a-name')), name: inSight(e.querySelector('.a-name')),
+    words: forms(e.querySelector('.a-what')), what: inSight(e.querySelector('.a-what')),
     note: e.querySelector('.a-note')?.textContent ?? '',
     time: e.querySelector('.a-time')?.textContent ?? ''})),
   queue_order: all('#queues > .queue').map(
     (e) => (e.dataset.group ? `group:${e.dataset.group}` : `path:${e.dataset.path}`)),
-  groups: Object.fromEntries(all('[data-group]').map((e) => [e.dataset.group, fields(e)])),
-  paths: Object.fromEntries(all('[data-path]').map((e) => [e.dataset.path, fields(e)])),
+  queues_seen: document.getElementById('queues').checkVisibility(),
+  groups: Object.fromEntries(all('[data-group]').map((e) => [e.dataset.group, queue(e)])),
+  paths: Object.fromEntries(all('[data-path]').map((e) => [e.dataset.path, queue(e)])),
   totals: Object.fromEntries(all('[data-total]').map((e) => [e.dataset.total, e.textContent])),
-  banner: banner.hidden ? null : banner.textContent.trim(),
+  banner: banner.hidden ? null : banner.textContent.trim().replace(/\\s+/g, ' '),
   marker: window.__loadMarker ?? null,
   navigations: performance.getEntriesByType('navigation').length,
   ...(() => {
@@ -192,6 +227,11 @@ class Board:
     def page(self) -> dict[str, Any]:
         return self.driver.execute_script(READ_PAGE)
 
+    def open(self, query: str = "") -> dict[str, Any]:
+        """The board at ``query`` (e.g. ``?groups=610``), once it shows a version."""
+        self.driver.get(self.base + query)
+        return self.until(lambda _: (p := self.page())["version"] is not None and p)
+
     def until(self, what: Callable[[Any], Any], timeout: float = WAIT) -> Any:
         try:
             return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(what)
@@ -206,6 +246,8 @@ class Floor(Board):
     """The simulator's floor: a busy day, too fast to follow event by event."""
 
     sim: Twistd
+    #: The names file's groups: group number -> IDs of its members.
+    members: dict[str, set[str]]
 
 
 @dataclass
@@ -213,6 +255,7 @@ class Scripted(Board):
     """A floor of the tests' own records, played as the PBX on a loopback socket."""
 
     pbx: socket.socket
+    names: Path
     seq: int = 0
 
     def steps(self, spec: str, agent: str, dn: str) -> None:
@@ -224,6 +267,11 @@ class Scripted(Board):
             records.append(wire(call_body(self.seq, token[0], dn, agent, tail)))
             self.seq = (self.seq + 1) % 100
         self.pbx.sendall(b"".join(records))
+
+    def stats(self, code: str, number: str, figures: str) -> None:
+        """A K (group) or Q (path) report: waiting, agents and longest wait, ``"0030020145"``."""
+        self.pbx.sendall(wire(stats_body(self.seq, code, number, figures)))
+        self.seq = (self.seq + 1) % 100
 
 
 def make_driver(folder: Path) -> Any:
@@ -237,12 +285,16 @@ def make_driver(folder: Path) -> Any:
         executable_path=CHROMEDRIVER, log_output=str(folder / "chromedriver.log")
     )
     driver = webdriver.Chrome(options=options, service=service)
-    # The viewport of a 1080p TV exactly (--window-size counts the window's frame).
+    screen(driver, 1920, 1080)
+    return driver
+
+
+def screen(driver: Any, width: int, height: int) -> None:
+    """The viewport of a TV exactly (--window-size counts the window's frame)."""
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
-        {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False},
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
     )
-    return driver
 
 
 def resume(child: Twistd) -> None:
@@ -251,21 +303,91 @@ def resume(child: Twistd) -> None:
         child.process.send_signal(signal.SIGCONT)
 
 
+# --- names files -----------------------------------------------------------------
+
+FIRST = (
+    "Ada Grace Alan Barbara Claude Dennis Edsger Frances Hedy Ivan John Ken Linus Margaret"
+    " Niklaus Radia Sophie Tim Vint Whitfield Annie Katherine Donald Leslie Robin Shafi Jean"
+    " Mary Bjarne Joan Carl Dorothy Evelyn Hal Irene Kay Lynn Mae Nell Ole"
+).split()
+LAST = (
+    "Lovelace Hopper Turing Liskov Shannon Ritchie Dijkstra Allen Lamarr Sutherland McCarthy"
+    " Thompson Torvalds Hamilton Wirth Perlman Wilson Cerf Diffie Easley Johnson Knuth"
+    " Lamport Milner Goldwasser Sammet Keller Clarke Vaughan Abelson Hoare Kahan Backus"
+).split()
+GROUP_NAMES = {"610": "Sales", "620": "Support", "630": "Billing", "640": "Renewals"}
+PATH_NAMES = {"860": "Sales hotline", "861": "Support line", "007": "Billing line"}
+MAKE_BUSY = {"1": "Lunch", "2": "Break", "3": "Training", "4": "Coaching", "5": "Admin",
+             "6": "Meeting", "8": "Team brief", "9": "Callback"}  # fmt: skip
+
+
+def person(i: int) -> str:
+    """A made-up name, different for the first few hundred ``i``."""
+    return f"{FIRST[i % len(FIRST)]} {LAST[(i * 7 + i // len(FIRST)) % len(LAST)]}"
+
+
+def toml_names(
+    agents: dict[str, dict[str, Any]],
+    groups: dict[str, str],
+    paths: dict[str, str],
+    reasons: dict[str, dict[str, str]],
+    thresholds: str,
+) -> str:
+    """A names file (docs/names.md); ``thresholds`` is its [thresholds] part as written."""
+    q = json.dumps  # a JSON string of ASCII text is a TOML basic string
+    lines = ["[agents]"]
+    for agent_id, entry in agents.items():
+        parts = [f"{key} = {q(value)}" for key, value in entry.items()]
+        lines.append(f"{q(agent_id)} = {{ {', '.join(parts)} }}")
+    for table, entries in (("groups", groups), ("paths", paths), *reasons.items()):
+        lines.append(f"[{table}]")
+        lines += [f"{q(k)} = {q(v)}" for k, v in entries.items()]
+    return "\n".join(lines) + "\n" + thresholds
+
+
+def simulator_names(plan_of: FloorScript) -> tuple[str, dict[str, set[str]]]:
+    """Names for the simulator's agents (every ninth has none) and their groups,
+    as the simulator's floor plan has them; and each group's members."""
+    members = {g: set(ids) for g, ids in plan_of.plan.groups.items()}
+    agents: dict[str, dict[str, Any]] = {}
+    everyone = sorted((a for ids in members.values() for a in ids), key=int)
+    for i, agent_id in enumerate(everyone):
+        entry: dict[str, Any] = {} if i % 9 == 4 else {"name": person(i)}
+        entry["groups"] = sorted(g for g, ids in members.items() if agent_id in ids)
+        agents[agent_id] = entry
+    text = toml_names(
+        agents, GROUP_NAMES, PATH_NAMES,
+        {"make_busy_reasons": MAKE_BUSY, "dnd_reasons": {"0": "Do not disturb"}},
+        "[thresholds]\nwaiting = [2, 4]\nlongest_wait = [20, 40]\n"
+        "[thresholds.agents]\nwrap_up = [1, 2]\non_hold = [2, 4]\n",
+    )  # fmt: skip
+    return text, members
+
+
+# --- the simulator's floor ---------------------------------------------------------
+
+SIM = {"seed": 3, "agents": 48, "groups": 4, "paths": 3}
+#: The same floor, as the simulator plans it: who is in which group.
+SIM_PLAN = FloorScript(seed=3, agents=48, groups=4, paths=3)
+
+
 @pytest.fixture(scope="module")
 def floor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Floor]:
     folder = tmp_path_factory.mktemp("board")
     children: list[Twistd] = []
     driver = None
+    names, members = simulator_names(SIM_PLAN)
+    (folder / "names.toml").write_text(names)
     try:
         sim = Twistd(
-            "mitelacd-sim", "--port", "0", "--seed", "3", "--agents", "48", "--groups", "4",
-            "--paths", "3", "--speed", "20", cwd=folder,
+            "mitelacd-sim", "--port", "0", *(f"--{k}={v}" for k, v in SIM.items()),
+            "--speed", "20", cwd=folder,
         )  # fmt: skip
         children.append(sim)
         port = sim.wait_for(r"simulated ICP feed on \S+ port (\d+)", timeout=WAIT).group(1)
         daemon = Twistd(
             "mitelacd", "--host", "127.0.0.1", "--port", port,
-            "--file", str(folder / "mitel_data.json"),
+            "--file", str(folder / "mitel_data.json"), "--names", str(folder / "names.toml"),
             "--http", "tcp:0:interface=127.0.0.1", "--watchdog", "3", cwd=folder,
         )  # fmt: skip
         children.append(daemon)
@@ -274,10 +396,9 @@ def floor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Floor]:
         ).group(1)
         driver = make_driver(folder)
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_STREAM})
-        board = Floor(daemon, f"http://127.0.0.1:{http}/", driver, folder, sim)
+        board = Floor(daemon, f"http://127.0.0.1:{http}/", driver, folder, sim, members)
         wait_for_state(board, lambda s: s["totals"]["logged_in"] >= 30, "30 agents logged in")
-        driver.get(board.base)
-        board.until(lambda d: board.page()["version"] is not None)
+        board.open()
         yield board
     finally:
         if driver is not None:
@@ -335,20 +456,26 @@ def number(value: int | None) -> str:
     return "–" if value is None else str(value)
 
 
-def expected_queues(queues: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+def expected_queues(queues: list[dict[str, Any]], kind: str) -> dict[str, dict[str, str]]:
     return {
         q["id"]: {
             "waiting": number(q["waiting"]),
             "agents": number(q["agents_logged_in"]),
             "longest": mmss(q["longest_wait_seconds"]),
+            "name": q["name"] or f"{kind} {q['id']}",
+            "level": q["level"],
         }
         for q in queues
     }
 
 
 def seconds_shown(text: str) -> int:
-    parts = [int(p) for p in text.split(":")]
-    return parts[-1] + 60 * parts[-2] + (3600 * parts[0] if len(parts) == 3 else 0)
+    """Seconds of a tile's time: ``mm:ss``, or ``1h05`` past an hour."""
+    if "h" in text:
+        hours, minutes = text.split("h")
+        return 3600 * int(hours) + 60 * int(minutes)
+    minutes, seconds = text.split(":")
+    return 60 * int(minutes) + int(seconds)
 
 
 def parse_iso(iso: str) -> float:
@@ -379,19 +506,32 @@ def page_and_state(
 
 
 #: The data attributes of an agent's tile that say what the API says of the agent.
-TILE_FLAGS = ("status", "activity", "calls", "on_hold", "confirmed", "carried")
+TILE_FLAGS = ("status", "state", "activity", "calls", "on_hold", "confirmed", "carried")
 
 
 def tile_flags(agent: dict[str, Any]) -> dict[str, str]:
     """What those attributes should say of an agent of /api/v1/state."""
     return {
         "status": agent["status"],
+        "state": agent["state"],
         "activity": agent["activity"],
         "calls": str(len(agent["calls"])),
         "on_hold": json.dumps(agent["on_hold"]),
         "confirmed": json.dumps(agent["confirmed"]),
         "carried": json.dumps(agent["carried"]),
     }
+
+
+def expected_totals(state: dict[str, Any], agents: list[dict[str, Any]]) -> dict[str, str]:
+    """The header's figures: the floor's queue totals, and ``agents`` counted by state."""
+    by_state = collections.Counter(a["state"] for a in agents)
+    totals = {s: str(by_state[s]) for s in COUNTED}
+    totals.update(
+        waiting=str(state["totals"]["waiting"]),
+        longest=mmss(state["totals"]["longest_wait_seconds"]),
+        logged_in=str(len(agents) - by_state["logged_out"]),
+    )
+    return totals
 
 
 def assert_page_shows(
@@ -412,36 +552,52 @@ def assert_page_shows(
     assert len(listed) >= agents
     shown = {t["id"]: {k: t[k] for k in TILE_FLAGS} for t in page["agents"]}
     assert shown == {a["id"]: tile_flags(a) for a in listed}
-    assert page["groups"] == expected_queues(state["groups"])
+    assert page["groups"] == expected_queues(state["groups"], "Group")
     assert len(page["groups"]) == groups
-    assert page["paths"] == expected_queues(state["paths"])
+    assert page["paths"] == expected_queues(state["paths"], "Path")
     assert len(page["paths"]) == paths
-    totals = state["totals"]
-    expected_totals = {k: str(v) for k, v in totals["agents"].items()}
-    expected_totals.update(
-        waiting=str(totals["waiting"]),
-        logged_in=str(totals["logged_in"]),
-        longest=mmss(totals["longest_wait_seconds"]),
-    )
-    assert page["totals"] == expected_totals
-    assert page["banner"] is None
+    assert page["totals"] == expected_totals(state, listed)
+    assert page["banner"] is None and page["live"] == "live"
     counted = 0
     for tile, agent in zip(page["agents"], listed):
-        # Holds and several calls are in words; so is a value the PBX has not confirmed.
-        assert ("on hold" in tile["what"].lower()) == agent["on_hold"], (tile, agent)
-        calls = len(agent["calls"])
-        assert tile["count"] == (f"{calls} calls" if calls > 1 else ""), (tile, agent)
+        # The name where the names file has one, else the ID; one of its forms in sight.
+        assert tile["names"][0] == (agent["name"] or agent["id"]), (tile, agent)
+        assert tile["name"] in tile["names"], tile
+        # Holds are in words; so is a value the PBX has not confirmed.
+        assert ("on hold" in tile["words"][0].lower()) == agent["on_hold"], (tile, agent)
         assert tile["note"] == ("" if agent["confirmed"] else "Unconfirmed"), (tile, agent)
-        # Time in state counts from `since` on the server's clock (same machine
-        # here), and only for what the PBX confirmed.
-        if agent["since"] is None or not agent["confirmed"]:
-            assert tile["time"] == "", (tile, agent)
+        # Time in state counts from `state_since` on the server's clock (same
+        # machine here), and only for what the PBX confirmed.
+        if agent["state_since"] is None or not agent["confirmed"]:
+            assert (tile["time"], tile["level"]) == ("", ""), (tile, agent)
             continue
-        assert re.fullmatch(r"(\d+:)?\d\d:\d\d", tile["time"]), tile
-        elapsed = now - parse_iso(agent["since"])
-        assert abs(seconds_shown(tile["time"]) - elapsed) <= 2.5, (tile, agent["since"], now)
+        assert tile["what"] in tile["words"], tile
+        assert re.fullmatch(r"\d\d:\d\d|\d+h\d\d", tile["time"]), tile
+        elapsed = now - parse_iso(agent["state_since"])
+        assert abs(seconds_shown(tile["time"]) - elapsed) <= 2.5, (tile, agent["state_since"], now)
+        assert_level(tile, agent, now)
         counted += 1
     assert counted >= timed
+
+
+LEVELS = ("", "warning", "alarm")
+
+
+def level_at(agent: dict[str, Any], when: float) -> str:
+    """The agent's level by its thresholds at ``when``."""
+    level = ""
+    for name in LEVELS[1:]:
+        at = (agent["attention"] or {}).get(f"{name}_at")
+        if at and when >= parse_iso(at):
+            level = name
+    return level
+
+
+def assert_level(tile: dict[str, Any], agent: dict[str, Any], now: float) -> None:
+    """Warning or alarm once the clock passed the agent's thresholds (the board
+    looks once a second: a second either way is not held against it)."""
+    low, high = (LEVELS.index(level_at(agent, now + d)) for d in (-1.2, 1.2))
+    assert low <= LEVELS.index(tile["level"]) <= high, (tile, agent, now)
 
 
 def deltas(page: dict[str, Any]) -> int:
@@ -464,6 +620,9 @@ def assert_fed_by_deltas(page: dict[str, Any], at_least: int) -> None:
     assert page["checked"] > 0 and page["unexpected"] == [], page["unexpected"]
 
 
+# --- the simulator's floor: the model, deltas, resyncs, polls ---------------------
+
+
 def test_page_matches_the_api(floor: Floor) -> None:
     """Dozens of deltas after the snapshot, the page is exactly the API's state."""
     page, state, now = page_and_state(
@@ -472,6 +631,11 @@ def test_page_matches_the_api(floor: Floor) -> None:
     assert_fed_by_deltas(page, 50)
     assert page["sources"] == 1
     assert_page_shows(page, state, now)
+    # The names file's names, not only IDs.
+    assert sum(a["name"] is not None for a in state["agents"]) >= 30
+    assert page["title"] == "Call centre floor" and page["feed_line"] == "Live · PBX 127.0.0.1"
+    seen = layout(floor)
+    assert seen["problems"] == [] and seen["min_font"] >= 20, seen
 
 
 def test_changes_arrive_without_reload(floor: Floor) -> None:
@@ -518,8 +682,11 @@ def made_up_agent(agent_id: str) -> dict[str, Any]:
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
     call = {"button": 1, "kind": "personal", "held": False, "path": None, "since": now}
     return {
-        "id": agent_id, "status": "busy", "activity": "personal_call", "logged_in": True,
-        "dnd": True, "dnd_reason": None, "make_busy": True, "make_busy_reason": 97,
+        "id": agent_id, "name": f"Made Up {agent_id}", "team": None, "groups": [],
+        "status": "busy", "state": "on_call", "state_since": now, "attention": None,
+        "activity": "personal_call", "logged_in": True,
+        "dnd": True, "dnd_reason": None, "dnd_reason_text": None,
+        "make_busy": True, "make_busy_reason": 97, "make_busy_reason_text": None,
         "wrap_up": False, "on_hold": False, "ringing": None, "calls": [call],
         "fresh_login": False, "extension": "99999", "last_path": None, "since": now,
         "confirmed": True, "carried": False, "carried_since": None,
@@ -527,8 +694,9 @@ def made_up_agent(agent_id: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def shown_as(page: dict[str, Any], agent_id: str) -> str | None:
-    return next((a["what"] for a in page["agents"] if a["id"] == agent_id), None)
+def shown_as(page: dict[str, Any], agent_id: str) -> list[str] | None:
+    """The words of an agent's tile, all their forms."""
+    return next((a["words"] for a in page["agents"] if a["id"] == agent_id), None)
 
 
 def test_deltas_apply_in_order_and_a_gap_resyncs(floor: Floor) -> None:
@@ -541,38 +709,46 @@ def test_deltas_apply_in_order_and_a_gap_resyncs(floor: Floor) -> None:
     sent = floor.driver.execute_script(SEND_DELTA, -2, -1, fields)
     page = sent["page"]
     assert page["version"] == sent["version"]
-    assert "Make busy 97" not in shown_as(page, first)
-    assert page["totals"]["logged_in"] != "777"
+    assert "Make busy 97" not in (shown_as(page, first) or [""])[0]
+    assert page["totals"]["waiting"] != "77"
     assert not sent["closed"] and page["sources"] == sources
 
     # One that follows on: agents and a group come and go, each in id order
     # (digits as numbers, anything else after them), the totals are replaced.
     gone = sent["ids"][1]
+    group = {"id": "9", "name": None, "level": "alarm", "waiting": 5, "agents_logged_in": 1,
+             "longest_wait_seconds": 61}  # fmt: skip
     fields = {
         "agents": {"zz9": made_up_agent("zz9"), "5": made_up_agent("5"), gone: None},
-        "groups": {"9": {"id": "9", "waiting": 5, "agents_logged_in": 1, "longest_wait_seconds": 61}},
+        "groups": {"9": group},
         "totals": MADE_UP_TOTALS,
-    }  # fmt: skip
+    }
     sent = floor.driver.execute_script(SEND_DELTA, 0, 1, fields)
     page = sent["page"]
     assert page["version"] == str(int(sent["version"]) + 1)
     assert [a["id"] for a in page["agents"]] == ["5", *(i for i in sent["ids"] if i != gone), "zz9"]
-    assert shown_as(page, "5") == "Personal call · Make busy 97 · DND"
+    made_up = next(a for a in page["agents"] if a["id"] == "5")
+    assert made_up["names"] == ["Made Up 5", "Made 5.", "Made"]
+    assert made_up["words"] == [
+        "Personal call · Make busy 97 · DND", "Personal · Busy 97 · DND", "Personal",
+    ]  # fmt: skip
     assert page["queue_order"][:2] == ["group:9", "group:610"]
-    assert page["groups"]["9"] == {"waiting": "5", "agents": "1", "longest": "01:01"}
-    assert page["totals"]["logged_in"] == "777" and page["totals"]["longest"] == "59:59"
+    assert page["groups"]["9"] == {
+        "waiting": "5", "agents": "1", "longest": "01:01", "name": "Group 9", "level": "alarm",
+    }  # fmt: skip
+    assert page["totals"]["waiting"] == "77" and page["totals"]["longest"] == "59:59"
 
     # One from ahead of the page's version: deltas were missed. None of it is
     # shown, and the board gives that stream up for a fresh one.
     fields = {
         "agents": {"bogus": made_up_agent("bogus")},
-        "totals": dict(MADE_UP_TOTALS, logged_in=888),
+        "totals": dict(MADE_UP_TOTALS, waiting=88),
     }
     sent = floor.driver.execute_script(SEND_DELTA, 10**6, 10**6 + 1, fields)
     page = sent["page"]
     assert sent["closed"]
     assert page["version"] == sent["version"]
-    assert shown_as(page, "bogus") is None and page["totals"]["logged_in"] != "888"
+    assert shown_as(page, "bogus") is None and page["totals"]["waiting"] != "88"
     # The new stream starts with a snapshot that wipes out what was made up,
     # and its deltas keep the page equal to the API.
     page, state, now = page_and_state(
@@ -586,27 +762,65 @@ def test_deltas_apply_in_order_and_a_gap_resyncs(floor: Floor) -> None:
     assert gone in [a["id"] for a in page["agents"]]
 
 
-def test_stale_events_raise_and_lower_the_banner(floor: Floor) -> None:
+#: Sends made-up ``stale`` events (true, then false after ``arguments[0]`` ms
+#: unless it is null), and reads the page before, at once, and every second
+#: while stale. The feed of the simulator changes many times a second, and each
+#: delta says "not stale": the board's own stream is closed for the while.
+STALE_FOR_A_WHILE = """
+const [ms, done] = [arguments[0], arguments[arguments.length - 1]];
+const sse = window.__sse;
+const es = sse.sources[sse.sources.length - 1].es;
+const read = () => { READ_PAGE };
+const send = (stale) => es.dispatchEvent(new MessageEvent("stale", {
+  data: JSON.stringify({generated_at: new Date().toISOString(), stale})}));
+const before = read();
+const dims = () => getComputedStyle(document.querySelector('.totals')).opacity;
+es.close(); // no real event comes in between
+send(true);
+const seen = [read()];
+const opacity = dims();
+// Two frames later the banner is laid out: tiles have the room they keep.
+requestAnimationFrame(() => requestAnimationFrame(() => {
+  const laidOut = read();
+  const timer = setInterval(() => seen.push(read()), 1000);
+  setTimeout(() => {
+    clearInterval(timer);
+    send(false);
+    done({before, seen, laidOut, opacity, after: read()});
+  }, ms);
+}));
+""".replace("READ_PAGE", READ_PAGE)
+
+
+def test_stale_events_dim_the_board_and_stop_its_timers(floor: Floor) -> None:
     """A ``stale`` event (the feed going stale or fresh with no change of the
-    floor, so no version) is shown at once. Made up here: with the simulator
-    running, real ones are rare."""
-    assert floor.page()["banner"] is None
-    seen = floor.driver.execute_script("""
-        const es = window.__sse.sources[window.__sse.sources.length - 1].es;
-        const banner = document.getElementById('stale-banner');
-        const send = (stale) => es.dispatchEvent(new MessageEvent("stale", {
-          data: JSON.stringify({generated_at: new Date().toISOString(), stale})}));
-        const version = document.body.dataset.version;
-        send(true);
-        const raised = banner.hidden ? null : banner.textContent.trim();
-        const degraded = document.body.classList.contains('degraded');
-        const then = document.body.dataset.version;
-        send(false);
-        return {version, then, raised, degraded, lowered: banner.hidden};
-    """)  # fmt: skip
-    assert re.match(r"No data from the PBX since \d\d:\d\d:\d\d", seen["raised"] or ""), seen
-    assert seen["degraded"] and seen["lowered"], seen
-    assert seen["then"] == seen["version"], seen
+    floor, so no version) is shown at once: the banner, the header, everything
+    dimmed, and no time counts on; fresh again, they run on. Made up here:
+    with the simulator running, real ones are rare."""
+    page = floor.page()
+    assert page["banner"] is None and page["live"] == "live"
+    floor.driver.set_script_timeout(30)
+    seen = floor.driver.execute_async_script(STALE_FOR_A_WHILE, 5200)
+    stale = seen["seen"][0]
+    assert re.match(r"No data from the PBX since \d\d:\d\d:\d\d", stale["banner"] or ""), stale
+    assert stale["live"] == "stale" and stale["feed_line"] == "Not live: PBX 127.0.0.1 silent"
+    assert float(seen["opacity"]) < 0.5
+    assert stale["version"] == seen["before"]["version"]
+    # For five seconds no figure moved, times included; confirmed agents keep theirs.
+    for later in seen["seen"][1:]:
+        assert later["agents"] == seen["laidOut"]["agents"], later
+        assert later["totals"] == stale["totals"] == seen["laidOut"]["totals"]
+    assert [a["time"] for a in seen["laidOut"]["agents"]] == [a["time"] for a in stale["agents"]]
+    assert len(seen["seen"]) >= 5
+    assert any(a["time"] and a["confirmed"] == "true" for a in stale["agents"])
+    assert all(a["level"] == "" for a in stale["agents"])
+    after = seen["after"]
+    assert after["banner"] is None and after["live"] == "live"
+    timed = [(a["time"], b["time"]) for a, b in zip(stale["agents"], after["agents"]) if a["time"]]
+    assert any(seconds_shown(b) >= seconds_shown(a) + 4 for a, b in timed), timed
+    # Its stream closed, the board opens another one.
+    floor.driver.refresh()
+    floor.until(lambda _: floor.page()["version"] is not None)
 
 
 def test_a_poll_never_undoes_a_pushed_state(floor: Floor) -> None:
@@ -639,76 +853,12 @@ def test_a_poll_never_undoes_a_pushed_state(floor: Floor) -> None:
     assert len(versions) >= 20 and "1" not in versions
     assert [int(v) for v in versions] == sorted(int(v) for v in versions)
     page = floor.page()
-    assert shown_as(page, "1") is None and page["totals"]["logged_in"] != "777"
+    assert shown_as(page, "1") is None and page["totals"]["waiting"] != "77"
     # The pushed events that came since stopped the polling.
     polls = page["polls"]
     assert polls >= 1
     time.sleep(2.5)
     assert floor.page()["polls"] == polls
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", data[:16]
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-
-
-#: Parts of agent tiles cut off: their text overflows them, or they stick out of
-#: their tile. Words and extensions give way by design (an ellipsis), the rest never.
-CUT_OFF = """
-const cut = [];
-for (const tile of document.querySelectorAll('[data-agent]')) {
-  const t = tile.getBoundingClientRect();
-  for (const part of tile.querySelectorAll('.a-id, .a-calls, .a-note, .a-time')) {
-    if (!part.checkVisibility()) continue;
-    const p = part.getBoundingClientRect();
-    const out = p.left < t.left || p.right > t.right + 0.5 || p.bottom > t.bottom + 0.5;
-    if (out || part.scrollWidth > part.clientWidth + 1) cut.push(`${tile.dataset.agent} ${part.className}`);
-  }
-}
-return cut;
-"""
-
-
-def test_screenshot_of_a_full_board(floor: Floor) -> None:
-    def full(_: Any) -> bool:
-        page = floor.page()
-        return len(page["agents"]) >= 40 and len(page["groups"]) == 4 and page["banner"] is None
-
-    floor.until(full)
-    # A more telling picture has calls queueing; wait a little for one, not more.
-    try:
-        floor.until(lambda _: full(_) and floor.page()["totals"]["waiting"] not in ("0", "–"), 15)
-    except AssertionError:
-        pass
-    # Everything fits a 1080p screen: no scrolling on a wall.
-    overflow = floor.driver.execute_script(
-        "const e = document.documentElement;"
-        "const last = [...document.querySelectorAll('[data-agent]')].pop().getBoundingClientRect();"
-        "return [e.scrollHeight - e.clientHeight, e.scrollWidth - e.clientWidth, last.bottom];"
-    )
-    assert overflow[0] <= 0 and overflow[1] <= 0 and overflow[2] <= 1080, overflow
-    assert floor.driver.execute_script(CUT_OFF) == []
-    shot = floor.folder / "board.png"
-    assert floor.driver.save_screenshot(str(shot))
-    data = shot.read_bytes()
-    assert png_size(data) == (1920, 1080)
-    assert len(data) > 50_000  # a board full of tiles, not a blank page
-    if os.environ.get("MITELACD_UPDATE_SCREENSHOT") == "1":
-        (ROOT / "docs").mkdir(exist_ok=True)
-        shutil.copyfile(shot, ROOT / "docs" / "board.png")
-
-
-def test_groups_and_paths_can_be_chosen(floor: Floor) -> None:
-    floor.driver.get(floor.base + "?groups=610,620&paths=860")
-    page = floor.until(lambda _: (p := floor.page())["version"] is not None and p)
-    assert set(page["groups"]) == {"610", "620"}
-    assert set(page["paths"]) == {"860"}
-    assert len(page["agents"]) >= 30  # agents carry no group: all of them stay
-    # Deltas of the other groups and paths add no card.
-    page = floor.until(lambda _: deltas(p := floor.page()) >= 50 and p)
-    assert page["queue_order"] == ["group:610", "group:620", "path:860"]
-    floor.driver.get(floor.base)
-    floor.until(lambda _: floor.page()["version"] is not None)
 
 
 def test_polls_without_eventsource(floor: Floor) -> None:
@@ -717,8 +867,7 @@ def test_polls_without_eventsource(floor: Floor) -> None:
         "Page.addScriptToEvaluateOnNewDocument", {"source": "delete window.EventSource;"}
     )
     try:
-        floor.driver.get(floor.base)
-        first = floor.until(lambda _: (p := floor.page())["version"] is not None and p)
+        first = floor.open()
         assert floor.driver.execute_script("return typeof EventSource") == "undefined"
         later = floor.until(lambda _: (p := floor.page())["version"] != first["version"] and p)
         assert later["navigations"] == 1 and len(later["agents"]) >= 30
@@ -727,9 +876,139 @@ def test_polls_without_eventsource(floor: Floor) -> None:
         floor.driver.execute_cdp_cmd(
             "Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]}
         )
-    floor.driver.get(floor.base)
-    floor.until(lambda _: floor.page()["version"] is not None)
+    floor.open()
     assert floor.driver.execute_script("return typeof EventSource") == "function"
+
+
+# --- views ------------------------------------------------------------------------
+
+
+def members_of(state: dict[str, Any], groups: set[str]) -> list[dict[str, Any]]:
+    """The agents of /api/v1/state the names file puts in any of ``groups``."""
+    return [a for a in state["agents"] if groups & set(a["groups"])]
+
+
+def test_a_group_view_shows_its_groups_and_their_agents(floor: Floor) -> None:
+    """``?groups=``: those groups' cards (and ``&paths=``' cards), only the agents
+    the names file puts in them, the header counting those agents."""
+    page = floor.open("?groups=610,620&paths=860")
+    assert page["title"] == "Sales · Support"
+    # Deltas of the other groups, paths and agents add no card and no tile.
+    page, state, now = page_and_state(
+        floor, lambda p: deltas(p) >= 50 and p["stream"]["last"] == "delta"
+    )
+    assert_fed_by_deltas(page, 50)
+    assert page["queue_order"] == ["group:610", "group:620", "path:860"]
+    inside = members_of(state, {"610", "620"})
+    assert {a["id"] for a in inside} <= floor.members["610"] | floor.members["620"]
+    assert 10 <= len(inside) < len(state["agents"])
+    assert [t["id"] for t in page["agents"]] == [a["id"] for a in inside]
+    assert {t["id"]: {k: t[k] for k in TILE_FLAGS} for t in page["agents"]} == {
+        a["id"]: tile_flags(a) for a in inside
+    }
+    totals = expected_totals(state, inside)
+    assert {k: page["totals"][k] for k in (*COUNTED, "logged_in")} == {
+        k: totals[k] for k in (*COUNTED, "logged_in")
+    }
+    # The floor's queue totals are not this view's: the cards say its figures.
+    assert not floor.driver.execute_script(
+        "return document.querySelector('[data-total=waiting]').checkVisibility()"
+    )
+
+    # A group alone: no paths.
+    page = floor.open("?groups=630")
+    assert page["queue_order"] == ["group:630"] and page["title"] == "Billing"
+    assert {t["id"] for t in page["agents"]} <= floor.members["630"]
+    floor.open()
+
+
+def test_queues_only_and_agents_only(floor: Floor) -> None:
+    page = floor.open("?view=queues")
+    assert page["agents"] == [] and page["queues_seen"]
+    assert len(page["queue_order"]) == 7
+    # Big figures: the cards share the screen.
+    sizes = floor.driver.execute_script(
+        "return [...document.querySelectorAll('.queue b[data-field=waiting]')]"
+        ".map((b) => parseFloat(getComputedStyle(b).fontSize))"
+    )
+    assert min(sizes) >= 100, sizes
+    assert floor.driver.execute_script(LAYOUT)["problems"] == []
+
+    page = floor.open("?view=agents")
+    assert len(page["agents"]) >= 30 and not page["queues_seen"]
+    assert floor.driver.execute_script(LAYOUT)["problems"] == []
+    floor.open()
+
+
+#: The layout as a TV shows it: every element with text in sight (not hidden,
+#: not clipped away by a box around it), the smallest font among them, and
+#: what is wrong: text cut off (by an ellipsis or by the edge of a box), tiles,
+#: cards or totals overlapping or out of the screen, a page or grid that scrolls.
+LAYOUT = """
+const problems = [];
+const say = (what, e) => problems.push(`${what}: ${e.className || e.tagName} "${e.textContent.slice(0, 40)}"`);
+// The part of an element a viewer can see: inside every box around it that clips.
+const seen = (e) => {
+  const r = e.getBoundingClientRect();
+  let box = {left: r.left, top: r.top, right: r.right, bottom: r.bottom};
+  for (let p = e.parentElement; p; p = p.parentElement) {
+    const style = getComputedStyle(p);
+    if (style.overflowX === 'visible' && style.overflowY === 'visible') continue;
+    const c = p.getBoundingClientRect();
+    box = {left: Math.max(box.left, c.left), top: Math.max(box.top, c.top),
+           right: Math.min(box.right, c.right), bottom: Math.min(box.bottom, c.bottom)};
+  }
+  box.area = Math.max(0, box.right - box.left) * Math.max(0, box.bottom - box.top);
+  return [r, box];
+};
+let min = Infinity, minAt = '', texts = 0;
+for (const e of document.body.querySelectorAll('*')) {
+  if (['SCRIPT', 'STYLE'].includes(e.tagName)) continue;
+  if (![...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+  if (!e.checkVisibility({visibilityProperty: true})) continue;
+  const [r, box] = seen(e);
+  if (box.area < 1) continue;
+  texts += 1;
+  const size = parseFloat(getComputedStyle(e).fontSize);
+  if (size < min) [min, minAt] = [size, `${e.className || e.tagName} "${e.textContent.slice(0, 30)}"`];
+  const cut = r.left < box.left - 0.5 || r.right > box.right + 0.5
+    || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5;
+  if (cut) say('cut by a box', e);
+  if (getComputedStyle(e).overflowX !== 'visible' && e.scrollWidth > e.clientWidth + 1) say('ellipsis', e);
+  if (r.left < -0.5 || r.top < -0.5 || r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5) {
+    say('off the screen', e);
+  }
+}
+const boxes = [...document.querySelectorAll('[data-agent], .queue, .total')]
+  .filter((e) => e.checkVisibility()).map((e) => [e, e.getBoundingClientRect()]);
+for (const [e, r] of boxes) {
+  if (r.left < -0.5 || r.top < -0.5 || r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5) {
+    say('tile off the screen', e);
+  }
+}
+for (let i = 0; i < boxes.length; i++) {
+  for (let j = i + 1; j < boxes.length; j++) {
+    const [a, b] = [boxes[i][1], boxes[j][1]];
+    const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+    const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+    if (w > 0.5 && h > 0.5) say(`overlaps ${boxes[j][0].className}`, boxes[i][0]);
+  }
+}
+const doc = document.documentElement;
+const grid = document.getElementById('agents');
+if (doc.scrollHeight > doc.clientHeight || doc.scrollWidth > doc.clientWidth) problems.push('the page scrolls');
+if (grid.scrollHeight > grid.clientHeight + 1) problems.push('the agents scroll');
+return {
+  problems: problems.slice(0, 30), min_font: min, min_at: minAt, texts,
+  tiles: boxes.filter(([e]) => e.dataset.agent).length,
+  unit: grid.style.getPropertyValue('--unit'), columns: grid.style.getPropertyValue('--cols'),
+  size: [innerWidth, innerHeight],
+};
+"""
+
+
+def layout(board: Board) -> dict[str, Any]:
+    return board.driver.execute_script(LAYOUT)
 
 
 # --- a floor of the tests' own records ------------------------------------------
@@ -741,42 +1020,85 @@ CARRIED = {
     "paths": {"860": {"waiting": "000", "agents": "002", "longestwait": "0000"}},
 }
 
+#: The scripted floor's names file, as docs/names.md has it.
+SCRIPTED_NAMES = """
+[agents]
+"1001" = { name = "Ada Lovelace", groups = ["610"] }
+"1002" = { name = "Grace Hopper", team = "Day", groups = ["610", "620"] }
+"1003" = "Alan Turing"
+"1004" = { name = "Edsger Dijkstra", groups = ["620"] }
+"4001" = "Barbara Liskov"
+[groups]
+"610" = "Sales"
+[paths]
+"860" = "Sales hotline"
+[make_busy_reasons]
+"05" = "Lunch"
+[dnd_reasons]
+"01" = "Meeting"
+[thresholds]
+waiting = [3, 6]
+longest_wait = [60, 120]
+[thresholds.groups."610"]
+longest_wait = [30, 90]
+[thresholds.agents]
+wrap_up = [1, 2]
+"""
+
+
+@contextlib.contextmanager
+def scripted_floor(
+    driver: Any, folder: Path, names: str, carried: dict[str, Any] | None = None
+) -> Iterator[Scripted]:
+    """A daemon whose PBX is a loopback socket the tests write to, reading
+    ``names`` and carrying ``carried`` over from its data file. Its link is
+    redialled 30 s after it drops (once a test closes the socket)."""
+    data = folder / "mitel_data.json"
+    if carried is not None:
+        doc = dict(carried, lastUpdate=time.time())
+        validate_legacy(doc)
+        data.write_text(json.dumps(doc))
+    names_file = folder / "names.toml"
+    names_file.write_text(names)
+    server, port = fake_pbx(timeout=WAIT)
+    with server:
+        # No keepalives come from this PBX: the watchdog must not find it silent.
+        daemon = Twistd(
+            "mitelacd", "--host", "127.0.0.1", "--port", str(port), "--file", str(data),
+            "--names", str(names_file), "--http", "tcp:0:interface=127.0.0.1",
+            "--watchdog", "600", "--retry-delay", "30", cwd=folder,
+        )  # fmt: skip
+        try:
+            if carried is not None:
+                count = f"carried {len(carried['agents'])} agents"
+                daemon.wait_for(count, timeout=WAIT)
+            http = daemon.http_port(timeout=WAIT)
+            conn, _ = server.accept()
+            with conn:
+                daemon.wait_for(r"connected to the PBX", timeout=WAIT)
+                yield Scripted(
+                    daemon, f"http://127.0.0.1:{http}/", driver, folder, conn, names_file
+                )
+        finally:
+            resume(daemon)
+            daemon.stop()
+
 
 @pytest.fixture(scope="module")
 def scripted(floor: Floor, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scripted]:
     """A second daemon, in the same browser: it carries CARRIED over from its
     file, and its PBX is a loopback socket the tests write records to."""
     folder = tmp_path_factory.mktemp("scripted")
-    data = folder / "mitel_data.json"
-    doc = dict(CARRIED, lastUpdate=time.time())
-    assert sorted(validate_legacy(doc).agents) == ["4001", "4002"]
-    data.write_text(json.dumps(doc))
-    server, port = fake_pbx(timeout=WAIT)
-    with server:
-        # No keepalives come from this PBX: the watchdog must not find it silent.
-        daemon = Twistd(
-            "mitelacd", "--host", "127.0.0.1", "--port", str(port), "--file", str(data),
-            "--http", "tcp:0:interface=127.0.0.1", "--watchdog", "600", cwd=folder,
-        )  # fmt: skip
-        try:
-            daemon.wait_for(r"carried 2 agents, 1 groups and 1 paths over", timeout=WAIT)
-            http = daemon.http_port(timeout=WAIT)
-            conn, _ = server.accept()
-            with conn:
-                daemon.wait_for(r"connected to the PBX", timeout=WAIT)
-                yield Scripted(daemon, f"http://127.0.0.1:{http}/", floor.driver, folder, conn)
-        finally:
-            daemon.stop()
+    with scripted_floor(floor.driver, folder, SCRIPTED_NAMES, CARRIED) as board:
+        yield board
 
 
 @pytest.fixture
 def scripted_page(scripted: Scripted, floor: Floor) -> Iterator[Scripted]:
     """The scripted floor's board in the browser; the simulator's again after."""
-    scripted.driver.get(scripted.base)
-    scripted.until(lambda _: scripted.page()["version"] is not None)
+    scripted.open()
     yield scripted
-    floor.driver.get(floor.base)
-    floor.until(lambda _: floor.page()["version"] is not None)
+    floor.open()
 
 
 def agent_in(state: dict[str, Any], agent_id: str) -> dict[str, Any]:
@@ -799,11 +1121,12 @@ def shown_once(board: Board, done: Callable[[dict[str, Any]], Any], what: str) -
     return board.until(caught_up)
 
 
-#: How an agent's tile looks: outline, opacity, animation, and the text of its
-#: note and its count of calls where they can be seen, whole, inside the tile.
+#: How an agent's tile looks: outline, opacity, colours, and the text of its
+#: note where it can be seen, whole, inside the tile.
 TILE_LOOK = """
 const tile = document.querySelector(`[data-agent="${CSS.escape(arguments[0])}"]`);
 const style = getComputedStyle(tile);
+const time = getComputedStyle(tile.querySelector('.a-time'));
 const t = tile.getBoundingClientRect();
 const seen = (node) => {
   const n = node.getBoundingClientRect();
@@ -814,13 +1137,30 @@ const seen = (node) => {
 };
 return {
   outline: style.outlineStyle, opacity: Number(style.opacity), animation: style.animationName,
-  note: seen(tile.querySelector('.a-note')), count: seen(tile.querySelector('.a-calls')),
+  background: style.backgroundColor, image: style.backgroundImage, ring: style.boxShadow,
+  time_background: time.backgroundColor, note: seen(tile.querySelector('.a-note')),
 };
+"""
+
+#: The board's palette, as computed colours.
+PALETTE = """
+const probe = document.body.appendChild(document.createElement('i'));
+const colours = {};
+for (const name of arguments[0]) {
+  probe.style.color = `var(--${name})`;
+  colours[name] = getComputedStyle(probe).color;
+}
+probe.remove();
+return colours;
 """
 
 
 def look_of(board: Board, agent_id: str) -> dict[str, Any]:
     return board.driver.execute_script(TILE_LOOK, agent_id)
+
+
+def palette(board: Board, *names: str) -> dict[str, str]:
+    return board.driver.execute_script(PALETTE, names)
 
 
 def assert_counters_tick(board: Board) -> None:
@@ -849,39 +1189,157 @@ def test_hold_and_several_calls(scripted_page: Scripted) -> None:
     board.steps("G01860 N01 I02", agent="1001", dn="2001")
     page = shown_once(board, lambda s: len(agent_in(s, "1001").get("calls", [])) == 2, "two calls")
     tile = tile_in(page, "1001")
-    assert {k: tile[k] for k in ("status", "activity", "tone", "calls", "on_hold")} == {
-        "status": "busy", "activity": "outgoing_call", "tone": "call", "calls": "2", "on_hold": "true",
+    assert {k: tile[k] for k in ("status", "state", "activity", "calls", "on_hold")} == {
+        "status": "busy", "state": "on_call", "activity": "outgoing_call", "calls": "2",
+        "on_hold": "true",
     }  # fmt: skip
-    assert (tile["what"], tile["count"]) == ("Outgoing call · 1 on hold", "2 calls")
-    assert look_of(board, "1001")["count"] == "2 calls"
+    assert tile["words"] == ["Outgoing call · 1 on hold", "Outgoing · +1 held", "Outgoing"]
+    assert tile["what"] == "Outgoing call · 1 on hold"  # a few tiles: room for all of it
 
     # The consultation hangs up: the caller is still on hold, the agent still busy.
     board.steps("J02", agent="1001", dn="2001")
     page = shown_once(board, lambda s: len(agent_in(s, "1001")["calls"]) == 1, "one call")
     tile = tile_in(page, "1001")
-    assert (tile["status"], tile["activity"], tile["calls"], tile["on_hold"]) == (
-        "busy", "hold", "1", "true",
+    assert (tile["status"], tile["state"], tile["activity"], tile["calls"], tile["on_hold"]) == (
+        "busy", "on_hold", "hold", "1", "true",
     )  # fmt: skip
-    assert (tile["what"], tile["count"]) == ("On hold", "")
+    assert tile["what"] == "On hold"
 
     board.steps("O01", agent="1001", dn="2001")
     page = shown_once(board, lambda s: not agent_in(s, "1001")["on_hold"], "the call retrieved")
     tile = tile_in(page, "1001")
-    assert (tile["what"], tile["activity"], tile["on_hold"]) == ("ACD call", "acd_call", "false")
+    assert (tile["what"], tile["state"], tile["on_hold"]) == ("ACD call", "on_call", "false")
 
     board.steps("T01", agent="1002", dn="2002")
     board.steps("G01860 T02", agent="1003", dn="2003")
     board.steps("E05 C03", agent="1004", dn="2004")
     page = shown_once(board, lambda s: agent_in(s, "1004").get("dnd"), "DND")
-    shown = {t["id"]: (t["what"], t["tone"]) for t in page["agents"]}
-    assert shown["1002"] == ("Ringing", "ring")
-    assert shown["1003"] == ("ACD call · ringing", "call")
-    assert shown["1004"] == ("Make busy 5 · DND 3", "aux")
-    assert board.driver.execute_script(CUT_OFF) == []
+    shown = {t["id"]: (t["what"], t["state"]) for t in page["agents"]}
+    assert shown["1002"] == ("Ringing", "ringing")
+    assert shown["1003"] == ("ACD call · ringing", "on_call")
+    # Make busy with the names file's text for reason 5; DND 3 has none.
+    assert shown["1004"] == ("Make busy: Lunch · DND 3", "not_ready")
+    assert layout(board)["problems"] == []
 
     page, state, now = page_and_state(board)
     assert_fed_by_deltas(page, 1)
     assert_page_shows(page, state, now, agents=6, timed=4, groups=1, paths=1)
+
+
+def test_names_and_reasons(scripted_page: Scripted) -> None:
+    """Names instead of IDs where the names file has them; the reason's text for
+    make busy and DND; names of groups and paths."""
+    board = scripted_page
+    board.steps("A", agent="1005", dn="2005")  # not in the names file
+    board.steps("C01", agent="1002", dn="2002")
+    board.steps("U02 J00 E05", agent="1003", dn="2003")
+    page = shown_once(
+        board, lambda s: agent_in(s, "1005") and agent_in(s, "1002")["dnd"], "1005 and DND"
+    )
+    names = {t["id"]: t["name"] for t in page["agents"]}
+    assert names["1001"] == "Ada Lovelace" and names["1002"] == "Grace Hopper"
+    assert names["1004"] == "Edsger Dijkstra" and names["1005"] == "1005"
+    assert tile_in(page, "1002")["what"] == "Ringing · DND: Meeting"
+    board.steps("U01", agent="1002", dn="2002")
+    page = shown_once(board, lambda s: agent_in(s, "1002")["state"] == "not_ready", "not ready")
+    assert tile_in(page, "1002")["what"] == "DND: Meeting"
+    assert tile_in(page, "1003")["what"] == "Make busy: Lunch"
+    assert (page["groups"]["610"]["name"], page["paths"]["860"]["name"]) == (
+        "Sales", "Sales hotline",
+    )  # fmt: skip
+    look = look_of(board, "1003")
+    assert "repeating-linear-gradient" in look["image"], look  # not ready: hatched
+
+
+def test_a_rename_reaches_the_board(scripted_page: Scripted) -> None:
+    """A new names file is a delta naming the agents: the tiles change in place."""
+    board = scripted_page
+    board.driver.execute_script("window.__loadMarker = 'not reloaded'")
+    board.names.write_text(SCRIPTED_NAMES.replace("Ada Lovelace", "Ada King"))
+    try:
+        page = board.until(
+            lambda _: (p := board.page()) and tile_in(p, "1001")["name"] == "Ada King" and p
+        )
+        assert page["marker"] == "not reloaded"
+        assert_fed_by_deltas(page, 1)
+    finally:
+        board.names.write_text(SCRIPTED_NAMES)
+    board.until(lambda _: tile_in(board.page(), "1001")["name"] == "Ada Lovelace")
+
+
+def test_a_queue_past_its_threshold_is_an_alarm(scripted_page: Scripted) -> None:
+    """Group 610 alarms at 90 s longest wait (the names file): its card and the
+    queue totals in the alarm colour; below the thresholds, calm again."""
+    board = scripted_page
+    colours = palette(board, "alarm", "alarm-fg", "panel", "fg")
+    board.stats("K", "610", "0020020135")  # 2 waiting, longest 01:35
+    board.stats("Q", "860", "0020020135")
+    page = shown_once(board, lambda s: s["groups"][0]["level"] == "alarm", "610 at alarm")
+    assert page["groups"]["610"] == {
+        "waiting": "2", "agents": "2", "longest": "01:35", "name": "Sales", "level": "alarm",
+    }  # fmt: skip
+    # Path 860 has the default thresholds: 95 s is a warning there.
+    assert page["paths"]["860"]["level"] == "warning"
+    card = board.driver.execute_script(
+        "const s = getComputedStyle(document.querySelector('[data-group=\"610\"]'));"
+        "const b = getComputedStyle(document.querySelector('[data-group=\"610\"] b'));"
+        "const total = getComputedStyle(document.querySelector('.t-queue'));"
+        "return [s.backgroundColor, b.color, total.backgroundColor];"
+    )
+    assert card == [colours["alarm"], colours["alarm-fg"], colours["alarm"]]
+
+    board.stats("K", "610", "0000020000")
+    board.stats("Q", "860", "0000020000")
+    page = shown_once(board, lambda s: s["paths"][0]["level"] == "ok", "860 calm")
+    assert page["groups"]["610"]["level"] == page["paths"]["860"]["level"] == "ok"
+    card = board.driver.execute_script(
+        "return getComputedStyle(document.querySelector('[data-group=\"610\"]')).backgroundColor"
+    )
+    assert card == colours["panel"]
+
+
+def test_an_agent_too_long_in_wrap_up_is_an_alarm(scripted_page: Scripted) -> None:
+    """Wrap-up thresholds of 1 and 2 s (the names file): the tile turns to the
+    warning and then the alarm colour as the clock passes them; out of
+    wrap-up, it is calm again."""
+    board = scripted_page
+    colours = palette(board, "warning", "alarm", "wrap-up")
+    board.steps("F01 D01 G01860 L01", agent="1004", dn="2004")
+    page = shown_once(board, lambda s: agent_in(s, "1004")["state"] == "wrap_up", "wrap-up")
+    assert tile_in(page, "1004")["level"] == ""
+    assert look_of(board, "1004")["background"] == colours["wrap-up"]
+    board.until(lambda _: tile_in(board.page(), "1004")["level"] == "warning", timeout=3)
+    look = look_of(board, "1004")
+    assert colours["warning"] in look["ring"] and look["time_background"] == colours["warning"]
+    board.until(lambda _: tile_in(board.page(), "1004")["level"] == "alarm", timeout=3)
+    look = look_of(board, "1004")
+    assert colours["alarm"] in look["ring"] and look["time_background"] == colours["alarm"]
+    board.steps("M01", agent="1004", dn="2004")
+    page = shown_once(board, lambda s: agent_in(s, "1004")["state"] == "available", "available")
+    assert tile_in(page, "1004")["level"] == "" and look_of(board, "1004")["ring"] == "none"
+
+
+def test_a_group_view_hides_agents_outside_the_group(scripted_page: Scripted) -> None:
+    """``?groups=610``: the members the names file names (1001, 1002), not 1004
+    (of 620) nor the agents in no group."""
+    board = scripted_page
+    state = board.state()
+    assert {a["id"] for a in state["agents"]} >= {"1001", "1002", "1003", "1004", "4001"}
+    page = board.open("?groups=610")
+    assert [t["id"] for t in page["agents"]] == ["1001", "1002"]
+    assert page["queue_order"] == ["group:610"] and page["title"] == "Sales"
+    counted = {k: v for k, v in page["totals"].items() if k in (*COUNTED, "logged_in")}
+    assert counted == {
+        k: v for k, v in expected_totals(state, members_of(state, {"610"})).items() if k in counted
+    }
+    # An agent of the group that changes is drawn; one outside it is not.
+    board.steps("H03", agent="1004", dn="2004")
+    board.steps("I02", agent="1002", dn="2002")
+    page = shown_once(board, lambda s: agent_in(s, "1002")["activity"] == "outgoing_call", "call")
+    assert [t["id"] for t in page["agents"]] == ["1001", "1002"]
+    assert tile_in(page, "1002")["state"] == "on_call"
+    board.steps("J00", agent="1002", dn="2002")
+    board.steps("J00", agent="1004", dn="2004")
 
 
 def test_carried_agents_are_drawn_unconfirmed(scripted_page: Scripted) -> None:
@@ -897,34 +1355,272 @@ def test_carried_agents_are_drawn_unconfirmed(scripted_page: Scripted) -> None:
         tile = tile_in(page, agent["id"])
         assert {k: tile[k] for k in TILE_FLAGS} == tile_flags(agent)
         assert (tile["note"], tile["time"]) == ("Unconfirmed", ""), tile
-    live = look_of(board, "1001")  # confirmed by the test before
-    assert live == {
-        "outline": "none", "opacity": 1, "animation": "none", "note": None, "count": None,
-    }  # fmt: skip
+    assert tile_in(page, "4001")["name"] == "Barbara Liskov"
+    live = look_of(board, "1001")  # confirmed by the tests before
+    assert (live["outline"], live["opacity"], live["note"]) == ("none", 1, None)
     look = look_of(board, "4001")
     assert look["outline"] == "dashed" and look["opacity"] < 0.8, look
     assert look["note"] == "Unconfirmed", look
-    assert board.driver.execute_script(CUT_OFF) == []
+    assert layout(board)["problems"] == []
 
     # Its first event on this connection makes it a live tile like any other.
     board.steps("H01", agent="4001", dn="2401")
     page = shown_once(board, lambda s: agent_in(s, "4001")["confirmed"], "4001 confirmed")
     tile = tile_in(page, "4001")
-    assert (tile["confirmed"], tile["carried"], tile["activity"], tile["what"], tile["note"]) == (
-        "true", "false", "personal_call", "Personal call", "",
+    assert (tile["confirmed"], tile["carried"], tile["state"], tile["what"], tile["note"]) == (
+        "true", "false", "on_call", "Personal call", "",
     )  # fmt: skip
     assert re.fullmatch(r"\d\d:\d\d", tile["time"]), tile
-    assert look_of(board, "4001") == live
+    look = look_of(board, "4001")
+    assert (look["outline"], look["opacity"], look["note"]) == ("none", 1, None)
     assert_counters_tick(board)  # 4001's time runs, 4002 still has none
 
     page, state, now = page_and_state(board)
     assert_fed_by_deltas(page, 1)
-    assert_page_shows(page, state, now, agents=6, timed=5, groups=1, paths=1)
+    assert_page_shows(page, state, now, agents=7, timed=6, groups=1, paths=1)
+
+
+# --- floors of 40 and 150 agents: layouts and the README's pictures ---------------
+
+#: What the agents of a staffed floor do, one after the other: every state,
+#: the reasons, holds and consultations.
+DAY = (
+    "A", "A G01860", "A G01861", "A G01860 J01", "A H03", "A I02", "A G01860 L01", "A T01",
+    "A G01860 N01", "A G01860 N01 I02", "A E01", "A C01", "A G01007", "A", "A G01860",
+    "A B", "A E03", "A G01861", "A J00", "A E07",
+)  # fmt: skip
+#: The groups' and paths' reports: 610 past its warning, 630 and path 007 past their alarm.
+REPORTS = (
+    ("K", "610", "002{agents}0040"), ("K", "620", "000{agents}0000"),
+    ("K", "630", "007{agents}0215"), ("K", "640", "001{agents}0012"),
+    ("Q", "007", "007{agents}0215"), ("Q", "860", "002{agents}0040"),
+    ("Q", "861", "000{agents}0000"),
+)  # fmt: skip
+
+
+def staffed_names(count: int) -> str:
+    """Names for agents 2001 and up (every thirteenth has none), each in one
+    group and every fifth in two; reason texts; thresholds."""
+    groups = list(GROUP_NAMES)
+    agents: dict[str, dict[str, Any]] = {}
+    for i in range(count):
+        entry: dict[str, Any] = {} if i % 13 == 6 else {"name": person(i)}
+        extra = groups[(i // 5) % 4] if i % 5 == 0 else groups[i % 4]
+        entry["groups"] = sorted({groups[i % 4], extra})
+        agents[str(2001 + i)] = entry
+    return toml_names(
+        agents, GROUP_NAMES, PATH_NAMES,
+        {"make_busy_reasons": {"1": "Lunch", "3": "Training"}, "dnd_reasons": {"1": "Meeting"}},
+        "[thresholds]\nwaiting = [3, 6]\nlongest_wait = [60, 120]\n"
+        '[thresholds.groups."610"]\nlongest_wait = [30, 90]\n'
+        "[thresholds.agents]\nwrap_up = [2, 600]\non_hold = [1, 3]\n",
+    )  # fmt: skip
+
+
+def staff(board: Scripted, count: int, spread: float = 0.0) -> None:
+    """``count`` agents living DAY, in five waves ``spread`` seconds apart from
+    first to last (times in state differ, as on a floor), and every group and
+    path reporting."""
+    for wave in range(5):
+        if wave:
+            time.sleep(spread / 4)
+        for i in range(count):
+            if (i * 3) % 5 == wave:
+                board.steps(DAY[i % len(DAY)], agent=str(2001 + i), dn=str(3001 + i))
+    for code, number, figures in REPORTS:
+        board.stats(code, number, figures.format(agents=f"{count // 4:03d}"))
+    wait_for_state(board, lambda s: len(s["agents"]) == count and len(s["paths"]) == 3, "a floor")
+
+
+@contextlib.contextmanager
+def staffed_floor(driver: Any, folder: Path, count: int, spread: float = 0.0) -> Iterator[Scripted]:
+    with scripted_floor(driver, folder, staffed_names(count)) as board:
+        staff(board, count, spread)
+        yield board
+
+
+@pytest.fixture(scope="module")
+def staffed(
+    floor: Floor, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[int], Scripted]]:
+    """Floors of a given number of agents, made when first asked for."""
+    with contextlib.ExitStack() as stack:
+        floors: dict[int, Scripted] = {}
+
+        def get(count: int) -> Scripted:
+            if count not in floors:
+                folder = tmp_path_factory.mktemp(f"staffed{count}")
+                floors[count] = stack.enter_context(
+                    staffed_floor(floor.driver, folder, count, spread=6.0)
+                )
+            return floors[count]
+
+        yield get
+
+
+def save_picture(board: Board, name: str) -> None:
+    """A picture of the screen; into docs/ with MITELACD_UPDATE_SCREENSHOT=1."""
+    shot = board.folder / name
+    assert board.driver.save_screenshot(str(shot))
+    data = shot.read_bytes()
+    assert png_size(data) == (1920, 1080)
+    assert len(data) > 50_000  # a board full of tiles, not a blank page
+    if os.environ.get("MITELACD_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, ROOT / "docs" / name)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", data[:16]
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def assert_layouts(board: Scripted, count: int, query: str = "") -> dict[tuple[int, int], Any]:
+    """On each screen: every tile in sight, no text cut off, nothing overlapping,
+    no scrolling, no text smaller than the screen allows. The measures, by screen."""
+    measures = {}
+    for (width, height), smallest in SCREENS.items():
+        screen(board.driver, width, height)
+        board.open(query)
+        board.until(lambda _: len(board.page()["agents"]) > 0)
+        time.sleep(0.3)  # a resize is laid out at the next frame
+        seen = layout(board)
+        assert seen["problems"] == [], (width, height, seen)
+        assert seen["min_font"] >= smallest - 0.01, (width, height, seen)
+        measures[width, height] = seen
+    screen(board.driver, 1920, 1080)
+    return measures
+
+
+def test_layouts_with_40_agents(staffed: Callable[[int], Scripted]) -> None:
+    board = staffed(40)
+    measures = assert_layouts(board, 40)
+    assert all(m["tiles"] == 40 for m in measures.values())
+    print("40 agents:", {k: (m["min_font"], m["unit"], m["columns"]) for k, m in measures.items()})
+
+
+def test_layouts_with_150_agents_and_pictures(staffed: Callable[[int], Scripted]) -> None:
+    board = staffed(150)
+    measures = assert_layouts(board, 150)
+    assert all(m["tiles"] == 150 for m in measures.values())
+    assert measures[1920, 1080]["min_font"] >= 20
+    print("150 agents:", {k: (m["min_font"], m["unit"], m["columns"]) for k, m in measures.items()})
+    page = board.open()
+    # The tiles by state: names, reasons, levels, as the API has them.
+    state = board.state()
+    assert_page_shows(page, state, time.time(), agents=150, timed=140, groups=4, paths=3)
+    assert {t["state"] for t in page["agents"]} == set(STATES)
+    assert page["groups"]["630"]["level"] == page["paths"]["007"]["level"] == "alarm"
+    assert page["groups"]["610"]["level"] == "warning"
+    board.until(lambda _: any(t["level"] == "alarm" for t in board.page()["agents"]), timeout=5)
+    board.until(lambda _: any(t["level"] == "warning" for t in board.page()["agents"]), timeout=5)
+    save_picture(board, "board.png")
+
+    # A group view, two groups of the floor.
+    measures = assert_layouts(board, 150, "?groups=610,630")
+    page = board.open("?groups=610,630")
+    inside = members_of(board.state(), {"610", "630"})
+    assert [t["id"] for t in page["agents"]] == [a["id"] for a in inside]
+    assert 60 <= len(inside) < 150
+    save_picture(board, "board-group.png")
+
+
+def test_the_stale_board(floor: Floor, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The PBX link of a floor of 150 goes down: the banner and the header say
+    so, every figure dims, totals included, and for 5 s nothing moves."""
+    folder = tmp_path_factory.mktemp("stale")
+    with staffed_floor(floor.driver, folder, 150) as board:
+        page = board.open()
+        assert page["live"] == "live" and len(page["agents"]) == 150
+        board.pbx.close()
+        page = board.until(lambda _: (p := board.page())["live"] == "stale" and p, timeout=15)
+        dimmed = board.until(lambda _: not (p := board.page())["agents"] or unconfirmed_tiles(p))
+        page = board.page()
+        banner = re.fullmatch(
+            r"PBX feed disconnected since (\d\d:\d\d:\d\d) .*Figures are as of then, not live\.",
+            page["banner"] or "",
+        )
+        assert banner, page["banner"]
+        assert page["feed_line"] == "Not live: PBX 127.0.0.1 disconnected"
+        assert all(t["note"] == "Unconfirmed" and t["time"] == "" for t in dimmed)
+        assert_dimmed(board)
+        time.sleep(5)
+        later = board.page()
+        assert (later["agents"], later["groups"], later["paths"], later["totals"]) == (
+            page["agents"], page["groups"], page["paths"], page["totals"],
+        )  # fmt: skip
+        seen = layout(board)
+        assert seen["problems"] == [] and seen["min_font"] >= 20, seen
+        save_picture(board, "board-stale.png")
+    floor.open()
+
+
+#: Every element with text in the totals, the cards and the tiles, and how
+#: opaque it is on the screen (its own opacity times its boxes').
+OPACITY = """
+const out = [];
+for (const e of document.querySelectorAll('.totals *, #queues *, #agents *')) {
+  if (![...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+  if (!e.checkVisibility()) continue;
+  let opacity = 1, grey = false;
+  for (let p = e; p; p = p.parentElement) {
+    const style = getComputedStyle(p);
+    opacity *= Number(style.opacity);
+    grey = grey || style.filter.includes('grayscale(1)');
+  }
+  out.push([e.className || e.tagName, e.textContent, opacity, grey]);
+}
+return out;
+"""
+
+
+def assert_dimmed(board: Board) -> None:
+    """Every figure, total and tile faded to grey."""
+    seen = board.driver.execute_script(OPACITY)
+    assert len(seen) > 100
+    bright = [s for s in seen if s[2] > 0.5 or not s[3]]
+    assert bright == [], bright[:10]
+
+
+def unconfirmed_tiles(page: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Every tile of the page, once all of them are drawn as unconfirmed."""
+    tiles = page["agents"]
+    return tiles if tiles and all(t["confirmed"] == "false" for t in tiles) else None
+
+
+def test_a_lost_server_freezes_the_board(staffed: Callable[[int], Scripted]) -> None:
+    """The daemon stops answering (stopped here): the board notices (here an
+    error of the stream makes it poll; polls time out), says so, dims
+    everything, and keeps the times of live agents where they were."""
+    board = staffed(40)
+    board.open()
+    board.daemon.process.send_signal(signal.SIGSTOP)
+    try:
+        board.driver.execute_script(
+            "const sse = window.__sse;"
+            "sse.sources[sse.sources.length - 1].es.dispatchEvent(new Event('error'));"
+        )
+        page = board.until(lambda _: (p := board.page())["live"] == "lost" and p, timeout=20)
+        assert re.match(
+            r"Board lost contact with the server since \d\d:\d\d:\d\d The server does not answer",
+            page["banner"] or "",
+        ), page["banner"]
+        assert page["feed_line"].startswith("Not live: no server since")
+        assert_dimmed(board)
+        timed = [t for t in page["agents"] if t["time"]]
+        assert len(timed) >= 30 and all(t["confirmed"] == "true" for t in timed)
+        time.sleep(5)
+        later = board.page()
+        assert later["agents"] == page["agents"] and later["totals"] == page["totals"]
+    finally:
+        board.daemon.process.send_signal(signal.SIGCONT)
+    page = board.until(lambda _: (p := board.page())["live"] == "live" and p, timeout=15)
+    assert page["banner"] is None
 
 
 def test_stale_feed_and_lost_server_raise_the_banner(floor: Floor) -> None:
     """Runs last: it stops the simulator, then the daemon."""
-    assert floor.page()["banner"] is None
+    page = floor.open()
+    assert page["banner"] is None
     floor.sim.process.send_signal(signal.SIGSTOP)
     try:
         # With --watchdog 3 the feed is stale after 3 s; the watchdog then drops
@@ -937,11 +1633,17 @@ def test_stale_feed_and_lost_server_raise_the_banner(floor: Floor) -> None:
         )
         assert text
         # The watchdog's drop leaves nothing confirmed: every tile says so, and
-        # none has a running time, not even a second later.
-        for _ in range(2):
-            tiles = floor.until(lambda _: unconfirmed_tiles(floor.page()), timeout=15)
-            assert all(t["note"] == "Unconfirmed" and t["time"] == "" for t in tiles), tiles
-            time.sleep(1.5)
+        # none has a running time; every figure dims, and for 5 s none moves.
+        tiles = floor.until(lambda _: unconfirmed_tiles(floor.page()), timeout=15)
+        assert all(t["note"] == "Unconfirmed" and t["time"] == "" for t in tiles), tiles
+        page = floor.page()
+        assert page["live"] == "stale" and page["feed_line"].startswith("Not live: PBX")
+        assert_dimmed(floor)
+        time.sleep(5)
+        later = floor.page()
+        assert (later["agents"], later["groups"], later["paths"], later["totals"]) == (
+            page["agents"], page["groups"], page["paths"], page["totals"],
+        )  # fmt: skip
     finally:
         floor.sim.process.send_signal(signal.SIGCONT)
     floor.until(lambda _: floor.page()["banner"] is None, timeout=25)
@@ -963,12 +1665,6 @@ def test_stale_feed_and_lost_server_raise_the_banner(floor: Floor) -> None:
     )
     log = output(floor.daemon)
     assert "Traceback" not in log and "Unhandled" not in log, log
-
-
-def unconfirmed_tiles(page: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """Every tile of the page, once all of them are drawn as unconfirmed."""
-    tiles = page["agents"]
-    return tiles if tiles and all(t["confirmed"] == "false" for t in tiles) else None
 
 
 def output(child: Twistd) -> str:

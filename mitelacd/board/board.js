@@ -1,12 +1,18 @@
 // mitelacd wall board: keeps a model of /api/v1/state fed by /api/v1/events
 // (Server-Sent Events: a snapshot on connect, then deltas), falling back to
 // polling /api/v1/state. Plain ES2020, no dependencies; text only via textContent.
+//
+// Views, chosen by the address: the whole floor (default); ?groups=610,620
+// (those groups' cards and their agents; &paths=860 adds paths); ?view=queues
+// (the cards alone, large); ?view=agents (the tiles alone). ?title= names the
+// board, ?token= is the API's access token.
 "use strict";
 (() => {
   const POLL_MS = 2000;          // polling period when SSE is unavailable or failing
   const SSE_RETRY_MS = 30000;    // how soon a given-up EventSource is tried again
   const SILENCE_MS = 30000;      // no data for this long: check the server with a poll
   const RESYNC_MS = 1000;        // at least this long between two fresh event streams
+  const POLL_TIMEOUT_MS = 5000;  // a poll not answered by then failed: the server hangs
 
   const params = new URLSearchParams(location.search);
   const token = params.get("token");
@@ -16,14 +22,18 @@
   };
   const onlyGroups = only("groups");
   const onlyPaths = only("paths");
+  const VIEWS = ["floor", "queues", "agents"];
+  const view = VIEWS.includes(params.get("view")) ? params.get("view") : "floor";
+  const title = params.get("title");
   const api = (path) => (token ? `${path}?token=${encodeURIComponent(token)}` : path);
 
   const $ = (id) => document.getElementById(id);
   const agentsBox = $("agents");
   const queuesBox = $("queues");
   const banner = $("stale-banner");
-  const title = params.get("title");
-  if (title) { $("title").textContent = title; document.title = title; }
+  document.body.dataset.view = view;
+  if (onlyGroups || onlyPaths) document.body.dataset.filtered = "";
+  if (title) document.title = title;
 
   // The floor as the server last told it: the /api/v1/state document with its
   // lists turned into Maps keyed by id, kept up to date by deltas.
@@ -31,56 +41,110 @@
   let skews = [];         // [second, browser clock minus server clock (ms)]: best of each second
   let lostSince = null;   // Date the page lost the server, or null
   let lostWhy = "";       // what the server said, if it answered at all
+  let frozenAt = null;    // while the data is not live: the server time it stopped (ms)
   let lastData = 0;       // Date.now() of the last document or event received
   let polling = null;     // interval id while polling
   let pollFailures = 0;   // failed polls in a row
   let pollsBehind = 0;    // poll answers in a row older than the model
-  const tiles = new Map(); // agent id -> {root, what, ext, count, note, time, since}
-  const cards = new Map(); // "group:610" -> {root, waiting, longest, agents}
+  const tiles = new Map(); // agent id -> {root, name, what, note, time, since, state, shown, ...}
+  const cards = new Map(); // "group:610" -> {root, name, waiting, longest, agents}
+  const counted = new Map(); // agent id -> state, for the agents the totals count
 
   // --- formatting --------------------------------------------------------
 
   const pad = (n) => String(n).padStart(2, "0");
   const mmss = (s) => (s == null ? "–" : `${pad(Math.floor(s / 60))}:${pad(s % 60)}`);
+  // Under an hour "mm:ss", then "1h05": never wider than "00:00".
   const duration = (s) => {
     s = Math.max(0, Math.floor(s));
-    const h = Math.floor(s / 3600);
-    return h ? `${h}:${pad(Math.floor(s / 60) % 60)}:${pad(s % 60)}` : mmss(s);
+    return s < 3600 ? mmss(s) : `${Math.floor(s / 3600)}h${pad(Math.floor(s / 60) % 60)}`;
   };
   const clockTime = (d) => `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
   const hms = (iso) => clockTime(new Date(iso));
   const skew = () => (skews.length ? Math.min(...skews.map((s) => s[1])) : 0);
   const serverNow = () => Date.now() - skew();
+  // The time timers count to: now while live, else the moment the data stopped.
+  const dataNow = () => frozenAt ?? serverNow();
+  const live = () => frozenAt == null;
 
-  const ACTIVITY = {
-    ringing: "Ringing", hold: "On hold", acd_call: "ACD call", personal_call: "Personal call",
-    outgoing_call: "Outgoing call", call: "Call",
-  };
-  const STATUS = {
-    out: ["out", "Logged out"], idle: ["avail", "Available"],
-    in: ["avail", "Logged in"], timer: ["wrap", "Wrap-up"],
-  };
+  // --- what an agent is doing, in words ------------------------------------
 
+  // The API's `state`: the board's colours.
+  const STATES = {
+    available: "Available", ringing: "Ringing", on_call: "On call", on_hold: "On hold",
+    wrap_up: "Wrap-up", not_ready: "Not ready", logged_out: "Logged out",
+  };
+  const CARRIED = { out: "logged_out", in: "available", idle: "available", busy: "on_call", timer: "wrap_up" };
   const callsOf = (a) => (Array.isArray(a.calls) ? a.calls : []);
-  // A reason is the PBX's code, shown as sent.
-  const withReason = (name, reason) => (reason == null ? name : `${name} ${reason}`);
 
-  // [tone for the colour, words for the tile]
-  function describe(a) {
-    if (STATUS[a.status]) return STATUS[a.status];
+  // `state`, or the same rules from the flags for a daemon that does not send it.
+  function stateOf(a) {
+    if (STATES[a.state]) return a.state;
+    if (a.carried) return CARRIED[a.status] || "logged_out";
+    if (a.logged_in === false || a.status === "out") return "logged_out";
+    const calls = callsOf(a);
+    if (calls.length) return calls.some((c) => !c.held) ? "on_call" : "on_hold";
+    if (a.ringing != null) return "ringing";
+    if (a.dnd || a.make_busy) return "not_ready";
+    if (a.wrap_up) return "wrap_up";
+    return "available";
+  }
+
+  // [long, short] words for what the agent is doing.
+  const ACTIVITY = {
+    acd_call: ["ACD call", "ACD"], personal_call: ["Personal call", "Personal"],
+    outgoing_call: ["Outgoing call", "Outgoing"], call: ["On a call", "Call"],
+    hold: ["On hold", "On hold"], ringing: ["Ringing", "Ringing"],
+  };
+
+  // Make busy or DND ([long, short] name of the flag), with the site's reason
+  // text, else the PBX's code.
+  function reason([flag, short], code, text) {
+    if (text) return [`${flag}: ${text}`, text];
+    return code == null ? [flag, short] : [`${flag} ${code}`, `${short} ${code}`];
+  }
+
+  // The words of a tile, longest first: the first that fits is shown.
+  function wordsOf(a, state) {
+    const parts = []; // [long, short] each
     const activity = a.activity || "none";
-    const words = [];
-    if (ACTIVITY[activity]) words.push(ACTIVITY[activity]);
-    if (a.on_hold && activity !== "hold") {
-      // Talking on one call while others wait on hold.
-      words.push(`${callsOf(a).filter((c) => c.held).length || 1} on hold`);
-    }
-    if (a.ringing != null && activity !== "ringing") words.push("ringing");
-    if (a.make_busy) words.push(withReason("Make busy", a.make_busy_reason));
-    if (a.dnd) words.push(withReason("DND", a.dnd_reason));
-    const aside = activity === "none" && (a.dnd || a.make_busy); // busy by choice, not on a call
-    const tone = activity === "ringing" ? "ring" : aside ? "aux" : "call";
-    return [tone, words.join(" · ") || "Busy"];
+    if (ACTIVITY[activity] && state !== "logged_out") parts.push(ACTIVITY[activity]);
+    else parts.push([STATES[state], STATES[state]]);
+    const held = callsOf(a).filter((c) => c.held).length || (a.on_hold ? 1 : 0);
+    if (held && activity !== "hold") parts.push([`${held} on hold`, `+${held} held`]);
+    if (a.ringing != null && activity !== "ringing") parts.push(["ringing", "ringing"]);
+    if (a.make_busy) parts.push(reason(["Make busy", "Busy"], a.make_busy_reason, a.make_busy_reason_text));
+    if (a.dnd) parts.push(reason(["DND", "DND"], a.dnd_reason, a.dnd_reason_text));
+    // Not ready with nothing else going on: the reason says it all.
+    if (state === "not_ready" && activity === "none" && parts.length > 1) parts.shift();
+    const long = parts.map((p) => p[0]).join(" · ");
+    const short = parts.map((p) => p[1]).join(" · ");
+    return [long, short, parts[0][1]];
+  }
+
+  // "Grace Hopper", "Grace H.", "Grace"; the ID when the agent has no name.
+  function namesOf(id, a) {
+    const name = typeof a.name === "string" ? a.name.trim() : "";
+    if (!name) return [id];
+    const words = name.split(/\s+/);
+    if (words.length < 2) return [name];
+    return [name, `${words[0]} ${words[words.length - 1][0]}.`, words[0]];
+  }
+
+  // A queue's level from the thresholds; a daemon that sends none: calls waiting are a warning.
+  function levelOf(q) {
+    if (q.level === undefined) return q.waiting > 0 ? "warning" : "";
+    return q.level === "warning" || q.level === "alarm" ? q.level : "";
+  }
+
+  // Warning or alarm once the clock passes the thresholds the API gave; only while live.
+  function attentionOf(t) {
+    if (!t.attention || !t.confirmed || !live()) return "";
+    const now = serverNow();
+    const at = (iso) => (iso ? Date.parse(iso) : NaN);
+    if (now >= at(t.attention.alarm_at)) return "alarm";
+    if (now >= at(t.attention.warning_at)) return "warning";
+    return "";
   }
 
   // --- the order of ids, as the server sorts its lists ---------------------
@@ -121,8 +185,12 @@
     return node;
   }
   const setText = (node, text) => { if (node.textContent !== text) node.textContent = text; };
+  // Data attributes, written only when they change; null removes one.
   const setData = (node, values) => {
-    for (const [k, v] of Object.entries(values)) if (node.dataset[k] !== v) node.dataset[k] = v;
+    for (const [k, v] of Object.entries(values)) {
+      if (v == null) delete node.dataset[k];
+      else if (node.dataset[k] !== v) node.dataset[k] = v;
+    }
   };
 
   // Put `nodes` into `box` in this order, moving only what is out of place.
@@ -133,6 +201,39 @@
     while (box.children.length > nodes.length) box.lastChild.remove();
   }
 
+  // Widths of text in em of the board's font, measured once per text.
+  const ruler = document.createElement("canvas").getContext("2d");
+  const FAMILY = getComputedStyle(document.body).fontFamily;
+  const widths = new Map();
+  function emWidth(text, weight) {
+    const key = `${weight} ${text}`;
+    let width = widths.get(key);
+    if (width == null) {
+      if (widths.size > 10000) widths.clear();
+      ruler.font = `${weight} condensed 100px ${FAMILY}`;
+      width = ruler.measureText(text).width / 100;
+      widths.set(key, width);
+    }
+    return width;
+  }
+
+  // A line holding a text in several lengths, longest first. Each knows its
+  // width (--need, in em); the grid says how much room a line has (--room, set
+  // by fit). Forms that do not fit have no height, so the first that fits
+  // heads the line and the rest are out of sight below it (board.css, .fits).
+  // Writing it only when the text changes keeps tiles untouched by a re-layout.
+  function setForms(node, forms, weight) {
+    forms = forms.filter((f, i) => f && forms.indexOf(f) === i);
+    const key = forms.join("\n");
+    if (node.dataset.forms === key) return;
+    node.dataset.forms = key;
+    node.replaceChildren(...forms.map((form) => {
+      const span = el("span", null, null, form);
+      span.style.setProperty("--need", emWidth(form, weight).toFixed(3));
+      return span;
+    }));
+  }
+
   // --- agents ------------------------------------------------------------
 
   function agentTile(id) {
@@ -140,85 +241,140 @@
     if (t) return t;
     const root = el("div", "agent");
     root.dataset.agent = id;
-    el("div", "a-id", root, id);
-    const what = el("div", "a-what", root);
-    const bot = el("div", "a-bot", root);
-    t = { root, what, since: null, ext: el("span", "a-ext", bot), count: el("span", "a-calls", bot) };
-    t.note = el("span", "a-note", bot);
-    t.time = el("span", "a-time", bot);
+    t = {
+      root, name: el("div", "a-name fits", root), what: el("div", "a-what fits", root),
+      time: el("div", "a-time", root), note: el("div", "a-note", root),
+      since: null, state: null, shown: false, attention: null, confirmed: true, level: "",
+    };
     tiles.set(id, t);
     return t;
   }
 
-  const timeText = (t, now) => (t.since == null ? "" : duration((now - t.since) / 1000));
+  const shownAgent = (a) => !onlyGroups || (Array.isArray(a.groups) && a.groups.some((g) => onlyGroups.has(String(g))));
 
-  // One agent's tile, created if new (placeAgents puts it on the page).
+  const timeText = (t) => (t.since == null ? "" : duration((dataNow() - t.since) / 1000));
+
+  // One agent's tile, created if new (placeAgents puts it on the page). Says
+  // whether the agent came into or left this view.
   function renderAgent(id, a) {
     const t = agentTile(id);
-    const [tone, words] = describe(a);
+    const state = stateOf(a);
     const confirmed = a.confirmed !== false;
-    const calls = callsOf(a).length;
+    Object.assign(t, { state, confirmed, attention: a.attention || null });
     setData(t.root, {
-      status: a.status, activity: a.activity || "none", tone, calls: String(calls),
+      state, status: a.status, activity: a.activity || "none", calls: String(callsOf(a).length),
       onHold: String(Boolean(a.on_hold)), confirmed: String(confirmed), carried: String(Boolean(a.carried)),
     });
-    setText(t.count, calls > 1 ? `${calls} calls` : "");
-    if (t.what.textContent !== words) {
-      t.what.textContent = words;
-      t.what.style.setProperty("--fit", Math.min(1, 11 / words.length).toFixed(2));
-    }
-    setText(t.ext, a.extension ? `x${a.extension}` : "");
+    setForms(t.name, namesOf(id, a), 700);
+    const tooltip = a.name ? `${a.name} (${id})` : id;
+    if (t.root.title !== tooltip) t.root.title = tooltip;
+    setForms(t.what, wordsOf(a, state), 400);
     // What the PBX has not confirmed on this connection is not timed as if live.
     setText(t.note, confirmed ? "" : "Unconfirmed");
-    t.since = confirmed && a.since ? Date.parse(a.since) : null;
-    setText(t.time, timeText(t, serverNow()));
+    const since = a.state_since ?? a.since;
+    t.since = confirmed && since ? Date.parse(since) : null;
+    setText(t.time, timeText(t));
+    showLevel(t);
+    const shown = shownAgent(a);
+    const moved = shown !== t.shown;
+    t.shown = shown;
+    count(id, shown ? state : null);
+    return moved;
   }
 
-  // The tiles of the model's agents in id order: after agents came or went.
+  // On the time, which changes on its own each second; board.css rings the tile.
+  function showLevel(t) {
+    const level = attentionOf(t);
+    if (level !== t.level) { t.level = level; setData(t.time, { level: level || null }); }
+  }
+
+  // The tiles of the model's agents in this view, in id order: after agents came or went.
   function placeAgents() {
-    const ids = [...model.agents.keys()].sort(byId);
-    for (const id of [...tiles.keys()]) if (!model.agents.has(id)) tiles.delete(id);
+    for (const id of [...tiles.keys()]) {
+      if (!model.agents.has(id)) { tiles.delete(id); count(id, null); }
+    }
+    // ?view=queues counts the agents, and draws none of them.
+    const ids = view === "queues" ? [] : [...tiles.keys()].filter((id) => tiles.get(id).shown).sort(byId);
     const resized = agentsBox.children.length !== ids.length;
     order(agentsBox, ids.map((id) => tiles.get(id).root));
-    // One size for every id, small enough for the longest.
-    const longest = Math.max(4, ...ids.map((id) => id.length));
-    agentsBox.style.setProperty("--idfit", Math.min(1, 5.5 / longest).toFixed(2));
     if (resized) fit();
+    renderTotals();
   }
 
+  // Once a second: times count, thresholds pass.
   function tickTimes() {
-    const now = serverNow();
-    for (const t of tiles.values()) setText(t.time, timeText(t, now));
+    for (const t of tiles.values()) {
+      if (!t.shown) continue;
+      setText(t.time, timeText(t));
+      showLevel(t);
+    }
   }
 
-  // Columns and tile size so that every agent fits the screen without scrolling.
+  // --- the grid of tiles -------------------------------------------------
+
+  // A tile in units of its smallest text (--u): name 1.2 high, one line of
+  // words and time, a little padding; wide enough for "Available 00:00".
+  const TILE_H = 2.72;
+  const TILE_W = 7.4;
+  const PAD_X = 0.38; // board.css .agent padding, in --u
+  const scale = () => Math.min(innerWidth / 1920, innerHeight / 1080);
+
+  // The largest text that lets every tile of the view fit the room there is,
+  // 20 design pixels at least (the grid scrolls past that) and 44 at most.
   function fit() {
-    const n = Math.max(tiles.size, 1);
+    if (view === "queues") return;
+    const n = Math.max(agentsBox.children.length, 1);
     const cs = getComputedStyle(agentsBox);
     const W = agentsBox.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
     const H = agentsBox.clientHeight - parseFloat(cs.paddingTop) - parseFloat(cs.paddingBottom);
-    const gap = Math.max(4, Math.round(W / 220));
-    let best = { unit: 0, cols: 1, row: H };
+    const s = scale();
+    const gap = Math.max(3, Math.round(6 * s));
+    let unit = 0;
     for (let cols = 1; cols <= n; cols++) {
       const rows = Math.ceil(n / cols);
       const w = (W - gap * (cols - 1)) / cols;
-      const row = Math.min((H - gap * (rows - 1)) / rows, w * 0.75);
-      const unit = Math.min(w / 9, row / 4.5);
-      if (unit > best.unit) best = { unit, cols, row };
+      const h = (H - gap * (rows - 1)) / rows;
+      unit = Math.max(unit, Math.min(w / TILE_W, h / TILE_H));
     }
-    const s = agentsBox.style;
-    s.setProperty("--cols", best.cols);
-    s.setProperty("--row", `${Math.floor(best.row)}px`);
-    s.setProperty("--unit", `${best.unit.toFixed(1)}px`);
-    s.setProperty("--gap", `${gap}px`);
+    unit = Math.floor(Math.min(unit, 44 * s) * 10) / 10;
+    const scrolls = unit < 20 * s;
+    if (scrolls) unit = 20 * s;
+    // As few columns as let the rows fit (wide tiles have room for more words),
+    // yet no tile twice as wide as it needs.
+    const across = (width) => Math.floor((W + gap) / (width * unit + gap));
+    const down = Math.max(1, Math.floor((H + gap) / (TILE_H * unit + gap)));
+    const cols = Math.max(1, Math.min(n, across(TILE_W), Math.max(Math.ceil(n / down), across(2 * TILE_W) + 1)));
+    const rows = Math.ceil(n / cols);
+    const row = Math.min((H - gap * (rows - 1)) / rows, TILE_H * unit * 1.4);
+    const width = (W - gap * (cols - 1)) / cols - 2 * PAD_X * unit;
+    const time = emWidth("00:00", 700);
+    const st = agentsBox.style;
+    st.setProperty("--cols", cols);
+    st.setProperty("--row", `${Math.floor(Math.max(row, TILE_H * unit))}px`);
+    st.setProperty("--unit", `${unit}px`);
+    st.setProperty("--gap", `${gap}px`);
+    st.setProperty("--name-room", (width / (1.2 * unit)).toFixed(3));
+    st.setProperty("--what-room", (width / unit - time - 0.4).toFixed(3));
+    agentsBox.classList.toggle("scrolls", scrolls);
+  }
+
+  // ?view=queues: columns for cards about twice as wide as high.
+  function fitQueues() {
+    if (view !== "queues") return;
+    const n = Math.max(queuesBox.children.length, 1);
+    const aspect = queuesBox.clientWidth / Math.max(1, queuesBox.clientHeight);
+    queuesBox.style.setProperty("--qcols", Math.max(1, Math.min(n, Math.round(Math.sqrt((n * aspect) / 2)))));
   }
 
   // --- groups, paths, totals ---------------------------------------------
 
   const QUEUES = [["group", "groups"], ["path", "paths"]]; // [kind, list of the model]
-  const shown = (kind, id) => {
+  const LABEL = { group: "Group", path: "Path" };
+  // With ?groups= or ?paths=, exactly the cards named; else all of them.
+  const shownQueue = (kind, id) => {
+    if (!onlyGroups && !onlyPaths) return true;
     const filter = kind === "group" ? onlyGroups : onlyPaths;
-    return !filter || filter.has(id);
+    return Boolean(filter && filter.has(id));
   };
 
   function queueCard(kind, id) {
@@ -227,28 +383,34 @@
     if (c) return c;
     const root = el("div", `queue ${kind}`);
     root.dataset[kind] = id;
-    el("div", "q-name", root, `${kind === "group" ? "Group" : "Path"} ${id}`);
-    const field = (name, label) => {
+    const name = el("div", "q-name", root);
+    const field = (field, label) => {
       const box = el("div", null, root);
       const value = el("b", null, box, "–");
-      value.dataset.field = name;
+      value.dataset.field = field;
       el("span", null, box, label);
       return value;
     };
-    c = { root, waiting: field("waiting", "waiting"), longest: field("longest", "longest") };
+    c = { root, name, waiting: field("waiting", "waiting"), longest: field("longest", "longest") };
     c.agents = field("agents", "agents");
     cards.set(key, c);
     return c;
   }
 
+  const queueName = (kind, id, q) => (q && q.name ? q.name : `${LABEL[kind]} ${id}`);
+
   // One group's or path's card, created if new (placeQueues puts it on the page).
   function renderQueue(kind, id, q) {
-    if (!shown(kind, id)) return;
+    if (!shownQueue(kind, id)) return;
     const c = queueCard(kind, id);
+    const name = queueName(kind, id, q);
+    if (c.name.firstChild?.textContent !== name) {
+      c.name.replaceChildren(name, ...(q.name ? [el("small", null, null, id)] : []));
+    }
     setText(c.waiting, q.waiting == null ? "–" : String(q.waiting));
     setText(c.agents, q.agents_logged_in == null ? "–" : String(q.agents_logged_in));
     setText(c.longest, mmss(q.longest_wait_seconds));
-    if (c.root.classList.contains("hot") !== q.waiting > 0) c.root.classList.toggle("hot");
+    setData(c.root, { level: levelOf(q) || null });
   }
 
   // The cards of the model's groups, then paths, in id order: after queues came or went.
@@ -256,59 +418,105 @@
     const keys = [];
     for (const [kind, list] of QUEUES) {
       for (const id of [...model[list].keys()].sort(byId)) {
-        if (shown(kind, id)) keys.push(`${kind}:${id}`);
+        if (shownQueue(kind, id)) keys.push(`${kind}:${id}`);
       }
     }
     const wanted = new Set(keys);
     for (const key of [...cards.keys()]) if (!wanted.has(key)) cards.delete(key);
     const resized = queuesBox.children.length !== keys.length;
     order(queuesBox, keys.map((key) => cards.get(key).root));
-    if (resized) fit();
+    if (resized) { fit(); fitQueues(); }
+    showTitle();
   }
+
+  // ?title=, else the names of the groups shown, else the floor.
+  function showTitle() {
+    let text = title || "Call centre floor";
+    if (!title && onlyGroups && model) {
+      const names = [...onlyGroups].sort(byId).map((id) => queueName("group", id, model.groups.get(id)));
+      text = names.join(" · ");
+    }
+    setText($("title"), text);
+    if (!title) document.title = text;
+  }
+
+  // The totals count agents by state, those of this view only.
+  function count(id, state) {
+    if (counted.get(id) === state) return;
+    if (state == null) counted.delete(id);
+    else counted.set(id, state);
+    totalsDirty = true;
+  }
+  let totalsDirty = true;
 
   function renderTotals() {
     const t = model.totals || {};
-    const by = t.agents || {};
-    const values = {
-      waiting: t.waiting, longest: t.longest_wait_seconds == null ? null : mmss(t.longest_wait_seconds),
-      logged_in: t.logged_in, in: by.in, idle: by.idle, busy: by.busy, timer: by.timer, out: by.out,
-    };
+    const values = { waiting: t.waiting, longest: t.longest_wait_seconds == null ? null : mmss(t.longest_wait_seconds) };
+    if (totalsDirty) {
+      const by = Object.fromEntries(Object.keys(STATES).map((s) => [s, 0]));
+      for (const state of counted.values()) by[state] += 1;
+      Object.assign(values, by, { logged_in: counted.size - by.logged_out });
+    }
+    totalsDirty = false;
     for (const node of document.querySelectorAll("[data-total]")) {
-      const v = values[node.dataset.total];
-      setText(node, v == null ? "–" : String(v));
+      const key = node.dataset.total;
+      if (key in values) setText(node, values[key] == null ? "–" : String(values[key]));
     }
-    const hot = (t.waiting || 0) > 0;
-    for (const box of document.querySelectorAll(".t-waiting, .t-longest")) {
-      if (box.classList.contains("hot") !== hot) box.classList.toggle("hot");
+    // The queue totals take the worst level of the cards.
+    let level = "";
+    for (const [, list] of QUEUES) {
+      for (const q of model[list].values()) {
+        const l = levelOf(q);
+        if (l === "alarm" || (l === "warning" && !level)) level = l;
+      }
     }
+    for (const box of document.querySelectorAll(".t-queue")) setData(box, { level: level || null });
   }
 
-  // --- feed health and the banner ----------------------------------------
+  // --- feed health: the header, the banner, what is live -------------------
 
-  function renderHealth() {
-    let text = null;
-    let detail = "Figures below may be out of date.";
+  // [text of the banner, server time (ms) the data stopped being live], or null while live.
+  function notLive() {
     const f = (model && model.feed) || {};
     if (lostSince) {
-      text = `Board lost contact with the server since ${clockTime(lostSince)}`;
-      if (lostWhy) detail = `${lostWhy}. ${detail}`;
-    } else if (model && !f.connected) {
+      const why = lostWhy ? `${lostWhy}. ` : "";
+      return [`Board lost contact with the server since ${clockTime(lostSince)}`, `${why}Figures are not live.`, lostSince.getTime()];
+    }
+    if (!model) return null;
+    if (!f.connected) {
       const since = f.disconnected_since;
-      text = since ? `PBX feed disconnected since ${hms(since)}` : "PBX feed not connected";
-      if (f.disconnect_reason) detail = `${f.disconnect_reason.replace(/\.+$/, "")}. ${detail}`;
-    } else if (model && (model.stale ?? f.stale)) {
+      const text = since ? `PBX feed disconnected since ${hms(since)}` : "PBX feed not connected";
+      const why = f.disconnect_reason ? `${f.disconnect_reason.replace(/\.+$/, "")}. ` : "";
+      return [text, `${why}Figures are as of then, not live.`, since ? Date.parse(since) : serverNow()];
+    }
+    if (model.stale ?? f.stale) {
       const heard = f.last_record_at || f.connected_since;
-      text = heard ? `No data from the PBX since ${hms(heard)}` : "No data from the PBX yet";
+      const text = heard ? `No data from the PBX since ${hms(heard)}` : "No data from the PBX yet";
+      return [text, "Figures are as of then, not live.", heard ? Date.parse(heard) : serverNow()];
     }
-    banner.hidden = text == null;
-    document.body.classList.toggle("degraded", text != null);
-    if (text != null) { setText($("stale-text"), text); setText($("stale-detail"), detail); }
+    return null;
+  }
+
+  function renderHealth() {
+    const down = notLive();
+    const wasLive = live();
+    frozenAt = down ? Math.min(down[2], frozenAt ?? Infinity, serverNow()) : null;
+    banner.hidden = down == null;
+    if (down) { setText($("stale-text"), down[0]); setText($("stale-detail"), down[1]); }
+    const f = (model && model.feed) || {};
+    let state = "connecting";
     let line = "Connecting…";
-    if (model) {
-      line = `PBX ${f.pbx_host || "?"} · ${f.connected ? "connected" : "not connected"}`;
-      if (f.last_record_at) line += ` · last record ${hms(f.last_record_at)}`;
+    if (lostSince) {
+      [state, line] = ["lost", `Not live: no server since ${clockTime(lostSince)}`];
+    } else if (model) {
+      const pbx = `PBX ${f.pbx_host || "?"}`;
+      if (!down) [state, line] = ["live", `Live · ${pbx}`];
+      else if (!f.connected) [state, line] = ["stale", `Not live: ${pbx} disconnected`];
+      else [state, line] = ["stale", `Not live: ${pbx} silent`];
     }
+    document.body.dataset.live = state;
     setText($("feed-line"), line);
+    if (wasLive !== live()) tickTimes(); // stop or restart the clocks now, not at the next second
   }
 
   // --- the model ---------------------------------------------------------
@@ -347,12 +555,12 @@
   // A whole document (a snapshot, or a poll's answer): replace the model, draw it all.
   function replace(doc) {
     model = modelOf(doc);
+    renderHealth(); // first: whether timers run
     for (const [id, a] of model.agents) renderAgent(id, a);
     placeAgents();
     for (const [kind, list] of QUEUES) for (const [id, q] of model[list]) renderQueue(kind, id, q);
     placeQueues();
     renderTotals();
-    renderHealth();
     showVersion();
   }
 
@@ -369,14 +577,17 @@
     const staleBefore = model.stale;
     Object.assign(model, { version: d.version, generated_at: d.generated_at, stale: d.stale });
     if ("last_update" in d) model.last_update = d.last_update;
+    if (d.feed) Object.assign(model.feed, d.feed);
+    model.feed.stale = model.stale; // one flag, not always among the feed's changes
+    if (d.feed || model.stale !== staleBefore) renderHealth();
     let agentsMoved = false;
     for (const [id, a] of Object.entries(d.agents || {})) {
       if (a == null) {
         agentsMoved = model.agents.delete(id) || agentsMoved;
       } else {
-        agentsMoved = agentsMoved || !model.agents.has(id);
+        agentsMoved = !model.agents.has(id) || agentsMoved;
         model.agents.set(id, a);
-        renderAgent(id, a);
+        agentsMoved = renderAgent(id, a) || agentsMoved;
       }
     }
     if (agentsMoved) placeAgents();
@@ -393,14 +604,13 @@
       }
     }
     if (queuesMoved) placeQueues();
+    else if (onlyGroups && d.groups) showTitle(); // a group renamed
     for (const [dn, x] of Object.entries(d.extensions || {})) {
       if (x == null) model.extensions.delete(dn);
       else model.extensions.set(dn, x);
     }
-    if (d.totals) { model.totals = d.totals; renderTotals(); }
-    if (d.feed) Object.assign(model.feed, d.feed);
-    model.feed.stale = model.stale; // one flag, not always among the feed's changes
-    if (d.feed || model.stale !== staleBefore) renderHealth();
+    if (d.totals) model.totals = d.totals;
+    if (d.totals || d.groups || d.paths || totalsDirty) renderTotals();
     showVersion();
   }
 
@@ -433,7 +643,9 @@
 
   async function poll() {
     try {
-      const response = await fetch(api("/api/v1/state"), { cache: "no-store" });
+      const response = await fetch(api("/api/v1/state"), {
+        cache: "no-store", signal: AbortSignal.timeout(POLL_TIMEOUT_MS),
+      });
       if (response.status === 401 || response.status === 403) {
         throw new Error("The server refused the board: check ?token= in its address");
       }
@@ -441,7 +653,8 @@
       onPolled(await response.json());
     } catch (e) {
       pollFailures += 1; // one miss may be a server restart; two are an outage
-      if (pollFailures >= 2) lost(e instanceof TypeError ? "" : e.message);
+      const why = e.name === "TimeoutError" ? "The server does not answer" : e instanceof TypeError ? "" : e.message;
+      if (pollFailures >= 2) lost(why);
     }
   }
   function startPolling() {
@@ -511,13 +724,15 @@
   // Once a second, on the server's second, so that every counter turns together.
   function tick() {
     setText($("clock"), clockTime(new Date(serverNow())));
-    tickTimes();
+    if (live()) tickTimes();
     if (!polling && lastData && Date.now() - lastData > SILENCE_MS) { lastData = Date.now(); poll(); }
     if (lostSince) renderHealth();
     setTimeout(tick, 1005 - (serverNow() % 1000));
   }
+  showTitle();
   tick();
   // The banner, the queue strip or the window changing size all change the room for tiles.
   new ResizeObserver(fit).observe(agentsBox);
+  new ResizeObserver(fitQueues).observe(queuesBox);
   startEvents();
 })();
