@@ -23,16 +23,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 from twisted.web.test.requesthelper import DummyRequest
 from zope.interface import implementer
 
 from mitelacd.changes import ENTITY_KINDS, ChangeSet
 from mitelacd.documents import FloorDocuments
+from mitelacd.logs import render
 from mitelacd.records import Malformed, ParseResult, parse_record
 from mitelacd.state import Agent, FloorState, IFloorListener, id_key
 
@@ -55,6 +58,33 @@ def stats_body(seq: int, code: str, number: str, figures: str, hhmmss: str = "08
 def wire(body: str) -> bytes:
     """A record as the PBX sends it."""
     return b"\x02" + body.encode("ascii") + b"\r\n"
+
+
+@implementer(ILogObserver)
+class LogCapture:
+    """The events one module logs, with their rendered text."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event.get("log_namespace") == self.namespace:
+            self.events.append(event)
+
+    def lines(self, level: LogLevel | None = None) -> list[str]:
+        return [render(e) for e in self.events if level is None or e["log_level"] is level]
+
+
+@contextmanager
+def capture_log(namespace: str) -> Iterator[LogCapture]:
+    """Keep what ``namespace`` logs while inside."""
+    capture = LogCapture(namespace)
+    globalLogPublisher.addObserver(capture)
+    try:
+        yield capture
+    finally:
+        globalLogPublisher.removeObserver(capture)
 
 
 @implementer(IFloorListener)

@@ -14,8 +14,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
-from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
-from zope.interface import implementer
+from twisted.logger import LogLevel
 
 from mitelacd.logs import render
 from mitelacd.names import (  # tomllib: the standard library's, or tomli before 3.11
@@ -35,6 +34,7 @@ from mitelacd.names import (  # tomllib: the standard library's, or tomli before
     tomllib,
     worse,
 )
+from mitelacd.testing import LogCapture, capture_log
 
 #: The example of docs/names.md, every table in it.
 EXAMPLE = """\
@@ -81,29 +81,10 @@ def example() -> Names:
     return parse_names(EXAMPLE, "names.toml")
 
 
-@implementer(ILogObserver)
-class LogCapture:
-    """The events the names module logs, with their rendered text."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        if event.get("log_namespace") == "mitelacd.names":
-            self.events.append(event)
-
-    def lines(self, level: LogLevel | None = None) -> list[str]:
-        return [render(e) for e in self.events if level is None or e["log_level"] is level]
-
-
 @pytest.fixture
 def logged() -> Iterator[LogCapture]:
-    capture = LogCapture()
-    globalLogPublisher.addObserver(capture)
-    try:
+    with capture_log("mitelacd.names") as capture:
         yield capture
-    finally:
-        globalLogPublisher.removeObserver(capture)
 
 
 # -- the file, read --------------------------------------------------------

@@ -14,13 +14,11 @@ from typing import Any
 
 import pytest
 from twisted.internet.task import Clock
-from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
+from twisted.logger import LogLevel
 from twisted.python.filepath import FilePath
-from zope.interface import implementer
 
 from mitelacd.documents import FloorDocuments
 from mitelacd.legacy import validate_legacy
-from mitelacd.logs import render
 from mitelacd.persist import (
     FileLock,
     FileLockedError,
@@ -33,6 +31,7 @@ from mitelacd.persist import (
 )
 from mitelacd.records import parse_record
 from mitelacd.state import FloorState
+from mitelacd.testing import LogCapture, capture_log
 
 #: Start-up time of the load tests, as local time (the set-aside name is local).
 NOW = datetime.datetime(2026, 3, 9, 8, 0, 0).timestamp()
@@ -58,29 +57,10 @@ def document(last_update: float | None) -> dict[str, Any]:
     return doc
 
 
-@implementer(ILogObserver)
-class LogCapture:
-    """The events this module's logger emits, with their rendered text."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        if event.get("log_namespace") == "mitelacd.persist":
-            self.events.append(event)
-
-    def lines(self, level: LogLevel | None = None) -> list[str]:
-        return [render(e) for e in self.events if level is None or e["log_level"] is level]
-
-
 @pytest.fixture
 def logged() -> Iterator[LogCapture]:
-    capture = LogCapture()
-    globalLogPublisher.addObserver(capture)
-    try:
+    with capture_log("mitelacd.persist") as capture:
         yield capture
-    finally:
-        globalLogPublisher.removeObserver(capture)
 
 
 class Probe:
