@@ -596,7 +596,7 @@ async def http_get(
 def records_applied(feed_document: dict[str, Any]) -> int:
     """Records a server has taken in, by its ``/api/v1/feed`` document."""
     feed = feed_document["feed"]
-    return sum(feed["records_by_code"].values()) + feed["unparsable_records"]
+    return int(sum(feed["records_by_code"].values()) + feed["unparsable_records"])
 
 
 async def wait_applied(

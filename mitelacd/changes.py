@@ -10,28 +10,38 @@ the whole floor for a change.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import attrs
+
+from mitelacd.legacy import LegacyStatus
 
 #: The kinds of entity a change set speaks of, in the order documents list them.
 EntityKind = Literal["agents", "groups", "paths", "extensions"]
 ENTITY_KINDS: tuple[EntityKind, ...] = ("agents", "groups", "paths", "extensions")
 
 
+#: What an entity is in the legacy document.
+L = TypeVar("L", covariant=True)
+
+
 @attrs.frozen
-class Entity:
+class Entity(Generic[L]):
     """The new value of one agent, group, path or extension."""
 
     #: The rich view of the API (a fresh dict: never changed after it is made).
     view: Mapping[str, Any]
-    #: Its value in the legacy document: an agent's status string, the three
-    #: raw figures of a group or path; None for extensions, which it lacks.
-    legacy: Any = None
+    #: Its value in the legacy document: an agent's status, the three raw
+    #: figures of a group or path; None for extensions, which it lacks.
+    legacy: L
 
 
-#: An entity's new value, or None when it is gone.
-Update = Entity | None
+#: An agent's new value, or None when it is gone; and so on for each kind.
+AgentUpdate = Entity[LegacyStatus] | None
+QueueUpdate = Entity[Mapping[str, str]] | None
+ExtensionUpdate = Entity[None] | None
+#: The new value of an entity of any kind, or None when it is gone.
+Update = Entity[Any] | None
 
 
 @attrs.frozen
@@ -47,16 +57,24 @@ class ChangeSet:
     version: int
     #: When the change was made, by the floor's clock (Unix time).
     at: float
-    agents: Mapping[str, Update] = attrs.field(factory=dict)
-    groups: Mapping[str, Update] = attrs.field(factory=dict)
-    paths: Mapping[str, Update] = attrs.field(factory=dict)
-    extensions: Mapping[str, Update] = attrs.field(factory=dict)
+    agents: Mapping[str, AgentUpdate] = attrs.field(factory=dict)
+    groups: Mapping[str, QueueUpdate] = attrs.field(factory=dict)
+    paths: Mapping[str, QueueUpdate] = attrs.field(factory=dict)
+    extensions: Mapping[str, ExtensionUpdate] = attrs.field(factory=dict)
     feed: Mapping[str, Any] = attrs.field(factory=dict)
     totals: Mapping[str, Any] | None = None
     last_update: float | None = None
 
     def entities(self, kind: EntityKind) -> Mapping[str, Update]:
-        return getattr(self, kind)
+        match kind:
+            case "agents":
+                return self.agents
+            case "groups":
+                return self.groups
+            case "paths":
+                return self.paths
+            case "extensions":
+                return self.extensions
 
     def merge(self, later: ChangeSet) -> ChangeSet:
         """One change set that does what ``self`` then ``later`` did."""

@@ -43,6 +43,10 @@ _PRIORITY = {
     LogLevel.critical: 2,
 }
 
+# Twisted's level constants read as Any (constantly's descriptors are
+# untyped); this table says what they are.
+_BY_NAME: dict[str, LogLevel] = {level.name: level for level in _RANK}
+
 _PREFIX = {priority: f"<{priority}>" for priority in range(8)}
 
 #: The least severe level mitelacd's own loggers emit.
@@ -57,9 +61,10 @@ def set_level(level: LogLevel) -> None:
 
 def level_named(name: str) -> LogLevel:
     """The LogLevel for a ``--log-level`` value; ValueError for anything else."""
-    if name not in LEVEL_NAMES:
+    level = _BY_NAME.get(name)
+    if level is None:
         raise ValueError(f"unknown log level {name!r} (one of {', '.join(LEVEL_NAMES)})")
-    return LogLevel.levelWithName(name)
+    return level
 
 
 def enabled(level: LogLevel) -> bool:

@@ -13,22 +13,37 @@ from __future__ import annotations
 
 import datetime
 import functools
+from typing import Literal, get_args
 
 import attrs
 
 STX = b"\x02"
 
 #: Function codes that describe something an agent (or a set) did.
-CALL_EVENT_CODES = frozenset("ABCDEFGHIJLMNOPSTU")
+CallEventCode = Literal[
+    "A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "L", "M", "N", "O", "P", "S", "T", "U"
+]  # fmt: skip
 #: Statistics reports: K for an agent skill group, Q for an ACD path.
-STATS_CODES = frozenset("KQ")
-REFRESH_CODE = "R"
-#: Codes whose tail ends with the 3-digit path reporting number.
-PATH_CODES = frozenset("GS")
-#: Codes whose tail is a make-busy (or DND) reason rather than a key number.
-REASON_CODES = frozenset("CE")
+StatsCode = Literal["K", "Q"]
+#: The keep-alive that carries the PBX's date.
+RefreshCode = Literal["R"]
+#: Every function code a readable record has.
+FunctionCode = CallEventCode | StatsCode | RefreshCode
 
-EVENT_NAMES = {
+CALL_EVENT_CODES: frozenset[CallEventCode] = frozenset(get_args(CallEventCode))
+STATS_CODES: frozenset[StatsCode] = frozenset(get_args(StatsCode))
+REFRESH_CODE: RefreshCode = "R"
+#: Codes whose tail ends with the 3-digit path reporting number.
+PATH_CODES: frozenset[CallEventCode] = frozenset(("G", "S"))
+#: Codes whose tail is a make-busy (or DND) reason rather than a key number.
+REASON_CODES: frozenset[CallEventCode] = frozenset(("C", "E"))
+
+# Looking a character up here both tells whether it is a code of that kind
+# and gives it the code's type.
+_CALL_EVENT_CODE: dict[str, CallEventCode] = {code: code for code in CALL_EVENT_CODES}
+_STATS_CODE: dict[str, StatsCode] = {code: code for code in STATS_CODES}
+
+EVENT_NAMES: dict[FunctionCode, str] = {
     "A": "login",
     "B": "logout",
     "C": "dnd_on",
@@ -97,7 +112,7 @@ class AgentEvent:
     """
 
     seq: int
-    code: str
+    code: CallEventCode
     time: datetime.time
     dn: str
     agent: str
@@ -126,7 +141,7 @@ class StatsReport:
     """A K (group) or Q (path) statistics report."""
 
     seq: int
-    code: str
+    code: StatsCode
     time: datetime.time
     #: Group or path reporting number exactly as sent (``"007"`` stays so).
     number: str
@@ -158,7 +173,7 @@ class Refresh:
     """The R keep-alive, carrying the PBX's date."""
 
     seq: int
-    code: str
+    code: RefreshCode
     time: datetime.time
     date_raw: str
     #: The PBX date, when ``date_raw`` is a valid ``YYYYMMDD``.
@@ -227,18 +242,22 @@ def parse_record(body: bytes) -> ParseResult:
     time = _parse_time(time_raw)
     if time is None:
         return Malformed(body, f"time {time_raw!r} is not HHMMSS", code, seq)
-    if code in CALL_EVENT_CODES:
-        return _call_event(body, text, seq, code, time)
-    if code in STATS_CODES:
-        return _stats(body, text, seq, code, time)
+    call_code = _CALL_EVENT_CODE.get(code)
+    if call_code is not None:
+        return _call_event(body, text, seq, call_code, time)
+    stats_code = _STATS_CODE.get(code)
+    if stats_code is not None:
+        return _stats(body, text, seq, stats_code, time)
     if code == REFRESH_CODE:
         # Anything after the 8-digit date is kept raw but does not spoil it.
         date_raw = text[_DATE.start :]
-        return Refresh(seq, code, time, date_raw, _parse_date(text[_DATE]))
+        return Refresh(seq, REFRESH_CODE, time, date_raw, _parse_date(text[_DATE]))
     return Malformed(body, f"unknown function code {code!r}", None, seq)
 
 
-def _call_event(body: bytes, text: str, seq: int, code: str, time: datetime.time) -> ParseResult:
+def _call_event(
+    body: bytes, text: str, seq: int, code: CallEventCode, time: datetime.time
+) -> ParseResult:
     dn = text[_DN].strip()
     if not _DN_CHARS.issuperset(dn) or not dn:
         return Malformed(body, f"directory number {dn!r} is not 1-7 digits, * or #", code, seq)
@@ -268,7 +287,7 @@ def _call_event(body: bytes, text: str, seq: int, code: str, time: datetime.time
     return AgentEvent(seq, code, time, dn, agent, tail, button, reason, path, extra)
 
 
-def _stats(body: bytes, text: str, seq: int, code: str, time: datetime.time) -> ParseResult:
+def _stats(body: bytes, text: str, seq: int, code: StatsCode, time: datetime.time) -> ParseResult:
     if len(text) < _TRAILING_START:
         return Malformed(body, "statistics report shorter than 22 characters", code, seq)
     fields = (text[_NUMBER], text[_WAITING], text[_AGENTS], text[_LONGEST])

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import attrs
 
+from mitelacd.legacy import LegacyStatus
 from mitelacd.simschedule import Scheduler
 from mitelacd.simwire import Wire
 
@@ -44,7 +45,6 @@ LINE_OUT, LINE_PERSONAL = 2, 3
 MAX_QUEUE = 20  # callers beyond this on one path get a busy tone instead
 
 CallKind = Literal["acd", "personal", "outgoing"]
-Status = Literal["in", "out", "busy", "idle", "timer"]
 
 
 def group_numbers(count: int) -> list[str]:
@@ -110,7 +110,7 @@ class Agent:
             and not (self.dnd or self.make_busy or self.wrap_up)
         )
 
-    def status(self) -> Status:
+    def status(self) -> LegacyStatus:
         """The legacy value, in the order of state-model §4."""
         if not self.logged_in:
             return "out"

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.logger import globalLogPublisher
+from twisted.logger import ILogObserver, globalLogPublisher
+from zope.interface import implementer
+
+from mitelacd.testing import Twistd
+
+
+@implementer(ILogObserver)
+class FailureCollector:
+    """Keeps the events that carry a failure."""
+
+    def __init__(self) -> None:
+        self.failures: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if "log_failure" in event:
+            self.failures.append(event)
 
 
 @pytest.fixture(autouse=True)
@@ -17,12 +33,8 @@ def logged_failures(request: pytest.FixtureRequest) -> Iterator[list[dict[str, A
     pytest-twisted does not fail a test on them by itself. A test that
     expects a failure takes this fixture and empties the list.
     """
-    failures: list[dict[str, Any]] = []
-
-    def observer(event: dict[str, Any]) -> None:
-        if "log_failure" in event:
-            failures.append(event)
-
+    observer = FailureCollector()
+    failures = observer.failures
     globalLogPublisher.addObserver(observer)
     try:
         yield failures
@@ -32,3 +44,17 @@ def logged_failures(request: pytest.FixtureRequest) -> Iterator[list[dict[str, A
     if failures:
         details = "\n".join(e["log_failure"].getTraceback() for e in failures)
         pytest.fail(f"{len(failures)} failure(s) were logged:\n{details}", pytrace=False)
+
+
+@pytest.fixture
+def processes() -> Iterator[Callable[..., Twistd]]:
+    """Start ``twistd`` children; each is stopped when the test ends."""
+    started: list[Twistd] = []
+
+    def start(*argv: str, cwd: Path) -> Twistd:
+        started.append(Twistd(*argv, cwd=cwd))
+        return started[-1]
+
+    yield start
+    for child in reversed(started):
+        child.stop()

@@ -39,7 +39,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import pytest
 from selenium import webdriver
@@ -61,6 +61,15 @@ CHROME_ARGS = (
 WAIT = 30.0
 #: Loopback only, never through a proxy from the environment.
 LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+T = TypeVar("T")
+
+
+def json_object(value: object) -> dict[str, Any]:
+    """``value``, a JSON object as read from the API or returned by the page's script."""
+    assert isinstance(value, dict), value
+    return value
+
+
 #: The screens the board is made for, and the smallest text allowed on each:
 #: 20 px on 1080p, and the same size on the same TV at 720p (its pixels are
 #: 1.5 times larger): 20 × 720 / 1080.
@@ -217,28 +226,31 @@ class Board:
 
     daemon: Twistd
     base: str
-    driver: Any
+    driver: webdriver.Chrome
     folder: Path
 
     def state(self) -> dict[str, Any]:
         with LOCAL.open(self.base + "api/v1/state", timeout=5) as response:
-            return json.loads(response.read())
+            return json_object(json.loads(response.read()))
 
     def page(self) -> dict[str, Any]:
-        return self.driver.execute_script(READ_PAGE)
+        return json_object(self.driver.execute_script(READ_PAGE))
 
     def open(self, query: str = "") -> dict[str, Any]:
         """The board at ``query`` (e.g. ``?groups=610``), once it shows a version."""
         self.driver.get(self.base + query)
         return self.until(lambda _: (p := self.page())["version"] is not None and p)
 
-    def until(self, what: Callable[[Any], Any], timeout: float = WAIT) -> Any:
+    def until(self, what: Callable[[Any], T | Literal[False] | None], timeout: float = WAIT) -> T:
+        """What ``what`` returns once that is true (it is asked again until then)."""
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(what)
+            done = WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(what)
         except TimeoutException:
             page = self.page()
             seen = {k: page[k] for k in ("version", "banner", "totals", "groups", "paths")}
             raise AssertionError(f"not within {timeout} s; the page now shows {seen}") from None
+        assert done is not None  # the wait returns only a true value
+        return done
 
 
 @dataclass
@@ -274,7 +286,7 @@ class Scripted(Board):
         self.seq = (self.seq + 1) % 100
 
 
-def make_driver(folder: Path) -> Any:
+def make_driver(folder: Path) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in CHROME_ARGS:
@@ -289,7 +301,7 @@ def make_driver(folder: Path) -> Any:
     return driver
 
 
-def screen(driver: Any, width: int, height: int) -> None:
+def screen(driver: webdriver.Chrome, width: int, height: int) -> None:
     """The viewport of a TV exactly (--window-size counts the window's frame)."""
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
@@ -375,7 +387,7 @@ SIM_PLAN = FloorScript(seed=3, agents=48, groups=4, paths=3)
 def floor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Floor]:
     folder = tmp_path_factory.mktemp("board")
     children: list[Twistd] = []
-    driver = None
+    driver: webdriver.Chrome | None = None
     names, members = simulator_names(SIM_PLAN)
     (folder / "names.toml").write_text(names)
     try:
@@ -1008,7 +1020,7 @@ return {
 
 
 def layout(board: Board) -> dict[str, Any]:
-    return board.driver.execute_script(LAYOUT)
+    return json_object(board.driver.execute_script(LAYOUT))
 
 
 # --- a floor of the tests' own records ------------------------------------------
@@ -1156,11 +1168,11 @@ return colours;
 
 
 def look_of(board: Board, agent_id: str) -> dict[str, Any]:
-    return board.driver.execute_script(TILE_LOOK, agent_id)
+    return json_object(board.driver.execute_script(TILE_LOOK, agent_id))
 
 
 def palette(board: Board, *names: str) -> dict[str, str]:
-    return board.driver.execute_script(PALETTE, names)
+    return json_object(board.driver.execute_script(PALETTE, names))
 
 
 def assert_counters_tick(board: Board) -> None:
@@ -1533,7 +1545,12 @@ def test_the_stale_board(floor: Floor, tmp_path_factory: pytest.TempPathFactory)
         assert page["live"] == "live" and len(page["agents"]) == 150
         board.pbx.close()
         page = board.until(lambda _: (p := board.page())["live"] == "stale" and p, timeout=15)
-        dimmed = board.until(lambda _: not (p := board.page())["agents"] or unconfirmed_tiles(p))
+
+        def dimmed_or_gone(_: Any) -> dict[str, Any] | None:
+            page = board.page()
+            return page if not page["agents"] or unconfirmed_tiles(page) else None
+
+        dimmed = board.until(dimmed_or_gone)["agents"]
         page = board.page()
         banner = re.fullmatch(
             r"PBX feed disconnected since (\d\d:\d\d:\d\d) .*Figures are as of then, not live\.",

@@ -14,6 +14,7 @@ from twisted.logger import LogLevel, formatEvent
 
 from mitelacd import logs
 from mitelacd.logs import journal, render
+from mitelacd.testing import LogCapture
 
 
 def test_lines_carry_a_priority_and_no_time_stamp() -> None:
@@ -84,12 +85,12 @@ def level() -> Iterator[None]:
 
 
 def test_log_level_drops_events_before_they_are_built(level: None) -> None:
-    seen: list[dict[str, Any]] = []
-    log = logs.Logger(observer=seen.append)
+    seen = LogCapture("mitelacd.levels")
+    log = logs.Logger(namespace="mitelacd.levels", observer=seen)
     logs.set_level(logs.level_named("warn"))
     log.info("agent {agent} is idle", agent="1001")
     log.warn("stale")
-    assert [e["log_format"] for e in seen] == ["stale"]
+    assert [e["log_format"] for e in seen.events] == ["stale"]
     assert not logs.enabled(LogLevel.info) and logs.enabled(LogLevel.error)
     with pytest.raises(ValueError, match="unknown log level 'loud'"):
         logs.level_named("loud")

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import pytest_twisted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import maybeDeferred
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 from mitelacd.protocol import ACDReceiver, PBXClientFactory
-from mitelacd.records import Malformed, ParseResult
+from mitelacd.records import AgentEvent, Malformed, ParseResult, Refresh
 from mitelacd.state import FloorState
+from mitelacd.testing import capture_log
 
 PBX = IPv4Address("TCP", "127.0.0.1", 15373)
 
@@ -56,11 +57,21 @@ class RecordingFloor(FloorState):
         super().recordReceived(result)
 
 
+def receiver(factory: PBXClientFactory) -> ACDReceiver:
+    """The protocol ``factory`` builds for a new connection to the PBX."""
+    # Twisted types what buildProtocol returns as a protocol whose ``factory``
+    # is a plain Factory, which a protocol that names its factory's class
+    # (ACDReceiver.factory) can never be; the check below is the real one.
+    proto = cast(ACDReceiver, factory.buildProtocol(PBX))
+    assert isinstance(proto, ACDReceiver)
+    return proto
+
+
 def connect(clock: Clock | None = None) -> tuple[ACDReceiver, StringTransport, RecordingFloor]:
     clock = clock or Clock()
     floor = RecordingFloor(clock)
     factory = PBXClientFactory(floor, clock)
-    proto = factory.buildProtocol(PBX)
+    proto = receiver(factory)
     transport = StringTransport(peerAddress=PBX)
     proto.makeConnection(transport)
     return proto, transport, floor
@@ -78,10 +89,10 @@ def cut(stream: bytes, points: list[int]) -> list[bytes]:
     return [stream[a:b] for a, b in zip(edges, edges[1:])]
 
 
-def comparable(floor: FloorState) -> tuple[Any, ...]:
+def comparable(floor: RecordingFloor) -> tuple[Any, ...]:
     # The version counts changes, and a read is one change: it depends on the cuts.
     snapshot = {k: v for k, v in floor.snapshot().items() if k != "version"}
-    return (floor.results, floor.legacy(), snapshot)  # type: ignore[attr-defined]
+    return (floor.results, floor.legacy(), snapshot)
 
 
 def test_crlf_records_in_one_read() -> None:
@@ -111,6 +122,7 @@ def test_coalesced_read_from_the_notes_splits_into_three() -> None:
 def test_record_split_over_reads_from_the_notes() -> None:
     floor, _ = feed([b"\x0207G0820002001   10", b"01   01860\r\n"])
     (record,) = floor.results
+    assert isinstance(record, AgentEvent)
     assert (record.agent, record.dn, record.path) == ("1001", "2001", "860")
 
 
@@ -136,6 +148,7 @@ def test_nuls_and_noise_before_stx_are_dropped_and_counted() -> None:
 def test_trailing_nul_and_spaces_are_stripped() -> None:
     floor, _ = feed([b"\x0274R13024320140115 \x00\x00\r\n"])
     (record,) = floor.results
+    assert isinstance(record, Refresh)
     assert record.date_raw == "20140115"
 
 
@@ -237,7 +250,7 @@ def test_first_valid_record_resets_the_backoff() -> None:
     factory = PBXClientFactory(floor, clock)
     factory.delay = 20.0
     factory.retries = 4
-    proto = factory.buildProtocol(PBX)
+    proto = receiver(factory)
     proto.makeConnection(StringTransport(peerAddress=PBX))
     proto.dataReceived(b"\x02garbage\r\n")
     assert factory.retries == 4  # noise is not proof of a working feed
@@ -249,10 +262,10 @@ def test_backoff_grows_while_the_pbx_hangs_up_at_once(logged_failures: list[Any]
     reactor = MemoryReactorClock()
     floor = FloorState(reactor)
     factory = PBXClientFactory(floor, reactor, max_delay=30.0)
-    delays = []
+    delays: list[float] = []
     connector = reactor.connectTCP("127.0.0.1", 15373, factory)
     for _ in range(8):
-        proto = factory.buildProtocol(PBX)
+        proto = receiver(factory)
         proto.makeConnection(StringTransport(peerAddress=PBX))
         proto.connectionLost(Failure(ConnectionDone()))
         factory.clientConnectionLost(connector, Failure(ConnectionDone()))
@@ -347,13 +360,15 @@ async def test_idle_flush_over_a_real_loopback_socket() -> None:
             # CR-only terminators, and the last record has none at all.
             self.transport.write(b"\x0274R13024320140115\r\x0212A0815022001   1001   00\r" + LAST)
 
-    server = ServerFactory.forProtocol(PBX)
-    port = reactor.listenTCP(0, server, interface="127.0.0.1")  # type: ignore[attr-defined]
+    class PBXServer(ServerFactory):
+        protocol = PBX
+
+    port = reactor.listenTCP(0, PBXServer(), interface="127.0.0.1")
+    address = port.getHost()
+    assert isinstance(address, IPv4Address)
     floor = FloorState(reactor)
-    factory = PBXClientFactory(floor, reactor)  # type: ignore[arg-type]
-    connector = reactor.connectTCP(  # type: ignore[attr-defined]
-        "127.0.0.1", port.getHost().port, factory
-    )
+    factory = PBXClientFactory(floor, reactor)
+    connector = reactor.connectTCP("127.0.0.1", address.port, factory)
     try:
         for _ in range(100):  # one second at most
             if (
@@ -368,7 +383,7 @@ async def test_idle_flush_over_a_real_loopback_socket() -> None:
     finally:
         factory.stopTrying()
         connector.disconnect()
-        await port.stopListening()
+        await maybeDeferred(port.stopListening)
 
 
 # Agent IDs (state-model §2) -------------------------------------------------------
@@ -407,16 +422,13 @@ def test_the_retry_log_states_the_delay_actually_scheduled() -> None:
     floor = FloorState(reactor)
     factory = PBXClientFactory(floor, reactor, max_delay=30.0)
     connector = reactor.connectTCP("127.0.0.1", 15373, factory)
-    events: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(events.append)
     try:
         for _ in range(6):
-            factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
+            with capture_log("mitelacd.protocol") as log:
+                factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
             (call,) = reactor.getDelayedCalls()
-            (line,) = [e for e in events if "retrying" in e.get("log_format", "")]
-            events.clear()
+            (line,) = [e for e in log.events if "retrying" in e.get("log_format", "")]
             assert line["delay"] == pytest.approx(call.getTime() - reactor.seconds())
             reactor.advance(call.getTime() - reactor.seconds())
     finally:
-        globalLogPublisher.removeObserver(events.append)
         factory.stopTrying()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import TypeVar
 
 import pytest
 from hypothesis import given
@@ -10,13 +11,17 @@ from hypothesis import strategies as st
 
 from mitelacd.records import (
     AgentEvent,
+    CallEventCode,
     Malformed,
+    ParseResult,
     Refresh,
+    StatsCode,
     StatsReport,
     parse_record,
 )
 
 T = datetime.time
+R = TypeVar("R", AgentEvent, StatsReport, Refresh)
 
 
 def body(wire: str) -> bytes:
@@ -25,28 +30,48 @@ def body(wire: str) -> bytes:
     return wire[1:-2].encode("ascii")
 
 
-def call(seq, code, time, dn, agent, tail, button=None, reason=None, path=None, extra=""):
+def call(
+    seq: int,
+    code: CallEventCode,
+    time: datetime.time,
+    dn: str,
+    agent: str,
+    tail: str,
+    button: int | None = None,
+    reason: int | None = None,
+    path: str | None = None,
+    extra: str = "",
+) -> AgentEvent:
     return AgentEvent(
         seq=seq, code=code, time=time, dn=dn, agent=agent, tail=tail,
         button=button, reason=reason, path=path, extra=extra,
     )  # fmt: skip
 
 
-def stats(seq, code, time, number, waiting, agents, longest, trailing):
+def stats(
+    seq: int,
+    code: StatsCode,
+    time: datetime.time,
+    number: str,
+    waiting: str,
+    agents: str,
+    longest: str,
+    trailing: str,
+) -> StatsReport:
     return StatsReport(
         seq=seq, code=code, time=time, number=number, waiting_raw=waiting,
         agents_raw=agents, longest_raw=longest, trailing=trailing,
     )  # fmt: skip
 
 
-def refresh(seq, time, date_raw, date):
+def refresh(seq: int, time: datetime.time, date_raw: str, date: datetime.date | None) -> Refresh:
     return Refresh(seq=seq, code="R", time=time, date_raw=date_raw, date=date)
 
 
 # Protocol doc §4, #1-#36: the wire literal and every field it must give.
 # Code choices where the doc is unsure: C/E tails are `reason` (button None);
 # G/S path = last 3 characters of the tail, button = the rest.
-EXAMPLES = [
+EXAMPLES: list[tuple[int, str, ParseResult]] = [
     (1, "\x0274R13024320140115\r\n",
      refresh(74, T(13, 2, 43), "20140115", datetime.date(2014, 1, 15))),
     (2, "\x0212A0815022001   1001   00\r\n",
@@ -122,32 +147,39 @@ EXAMPLES = [
 ]  # fmt: skip
 
 
-def test_examples_cover_the_whole_table():
+def test_examples_cover_the_whole_table() -> None:
     assert [n for n, _, _ in EXAMPLES] == list(range(1, 37))
 
 
 @pytest.mark.parametrize(
     "wire, expected", [(w, e) for _, w, e in EXAMPLES], ids=[f"#{n}" for n, _, _ in EXAMPLES]
 )
-def test_protocol_example(wire, expected):
+def test_protocol_example(wire: str, expected: ParseResult) -> None:
     # attrs equality compares every field: seq, code, time, dn, agent, tail,
     # button, reason, path, extra / number, raw figures, trailing / date.
     assert parse_record(body(wire)) == expected
 
 
-def test_example_derived_values():
-    k = parse_record(body(EXAMPLES[26][1]))  # #27
+def parsed(wire: str, kind: type[R]) -> R:
+    """The record ``wire`` holds, which must be a ``kind``."""
+    result = parse_record(body(wire))
+    assert isinstance(result, kind), result
+    return result
+
+
+def test_example_derived_values() -> None:
+    k = parsed(EXAMPLES[26][1], StatsReport)  # #27
     assert (k.waiting, k.agents, k.longest_seconds, k.is_group) == (3, 2, 105, True)
-    q = parse_record(body(EXAMPLES[27][1]))  # #28
+    q = parsed(EXAMPLES[27][1], StatsReport)  # #28
     assert (q.waiting, q.agents, q.longest_seconds, q.is_group) == (12, 2, 630, False)
-    r = parse_record(body(EXAMPLES[0][1]))  # #1
+    r = parsed(EXAMPLES[0][1], Refresh)  # #1
     assert r.pbx_datetime == datetime.datetime(2014, 1, 15, 13, 2, 43)
-    ext = parse_record(body(EXAMPLES[23][1]))  # #24
+    ext = parsed(EXAMPLES[23][1], AgentEvent)  # #24
     assert ext.is_extension_event and ext.name == "dnd_on"
-    assert not parse_record(body(EXAMPLES[1][1])).is_extension_event  # #2
+    assert not parsed(EXAMPLES[1][1], AgentEvent).is_extension_event  # #2
 
 
-def test_coalesced_and_split_examples_parse_record_by_record():
+def test_coalesced_and_split_examples_parse_record_by_record() -> None:
     coalesced = (
         "\x0204K08181061000000100000000000\r\n\x0205Q08181086000000100000000000\r\n"
         "\x0206R08181020240311\r\n"
@@ -196,7 +228,7 @@ GOOD_TAIL = b"2001   1001   00"
         (b"12B0815022001   1e10   00", "agent ID '1e10' is not 1-7 digits", "B"),
     ],
 )
-def test_malformed(raw, reason, code):
+def test_malformed(raw: bytes, reason: str, code: str | None) -> None:
     result = parse_record(raw)
     assert isinstance(result, Malformed)
     assert reason in result.reason
@@ -217,7 +249,7 @@ def test_malformed(raw, reason, code):
         (b"", None),
     ],
 )
-def test_an_unreadable_record_keeps_a_readable_number(raw, seq):
+def test_an_unreadable_record_keeps_a_readable_number(raw: bytes, seq: int | None) -> None:
     # A record whose number can be read counts for numbering (state-model §6).
     result = parse_record(raw)
     assert isinstance(result, Malformed)
@@ -225,13 +257,13 @@ def test_an_unreadable_record_keeps_a_readable_number(raw, seq):
 
 
 @pytest.mark.parametrize("dn", ["2001*", "#12", "*"])
-def test_directory_numbers_may_hold_star_and_hash(dn):
+def test_directory_numbers_may_hold_star_and_hash(dn: str) -> None:
     result = parse_record(f"12C081502{dn:<7}{'1001':<7}00".encode())
     assert isinstance(result, AgentEvent)
     assert result.dn == dn
 
 
-def test_k_with_a_letter_in_a_figure_is_malformed():
+def test_k_with_a_letter_in_a_figure_is_malformed() -> None:
     assert isinstance(parse_record(b"14K08151061000x0010000"), Malformed)
     # ...while the same report with digits is fine (the case above is not
     # rejected for some other reason).
@@ -243,8 +275,9 @@ def test_k_with_a_letter_in_a_figure_is_malformed():
 
 @pytest.mark.parametrize("dn", ["2001", "20011", "200111", "5551234"])
 @pytest.mark.parametrize("agent", ["1001", "10045", "100456", "1234567"])
-def test_dn_and_agent_of_4_to_7_characters(dn, agent):
+def test_dn_and_agent_of_4_to_7_characters(dn: str, agent: str) -> None:
     event = parse_record(f"12A081502{dn:<7}{agent:<7}00".encode())
+    assert isinstance(event, AgentEvent)
     assert (event.dn, event.agent, event.button) == (dn, agent, 0)
 
 
@@ -271,7 +304,9 @@ def test_dn_and_agent_of_4_to_7_characters(dn, agent):
         ("J", "01ACD", 1, None, None, "ACD"),
     ],
 )
-def test_tail_of_any_width(code, tail, button, reason, path, extra):
+def test_tail_of_any_width(
+    code: str, tail: str, button: int | None, reason: int | None, path: str | None, extra: str
+) -> None:
     event = parse_record(f"12{code}0815022001   1001   {tail}".encode())
     assert isinstance(event, AgentEvent)
     assert (event.tail, event.button, event.reason, event.path, event.extra) == (
@@ -279,10 +314,11 @@ def test_tail_of_any_width(code, tail, button, reason, path, extra):
     )  # fmt: skip
 
 
-def test_tail_is_everything_after_the_agent_field():
+def test_tail_is_everything_after_the_agent_field() -> None:
     # state-model §2: tail = [24:] (STX at 0) with the terminator stripped;
     # the framer has already removed trailing spaces, leading ones are data.
     event = parse_record(b"12T0815022001   1001    1")
+    assert isinstance(event, AgentEvent)
     assert (event.tail, event.button) == (" 1", 1)
 
 
@@ -294,7 +330,7 @@ def test_tail_is_everything_after_the_agent_field():
         (b"14Q0815108600030020145000", "000"),
     ],
 )
-def test_stats_with_and_without_trailing_digits(raw, trailing):
+def test_stats_with_and_without_trailing_digits(raw: bytes, trailing: str) -> None:
     report = parse_record(raw)
     assert isinstance(report, StatsReport)
     assert (report.waiting_raw, report.agents_raw, report.longest_raw) == ("003", "002", "0145")
@@ -304,7 +340,7 @@ def test_stats_with_and_without_trailing_digits(raw, trailing):
 @pytest.mark.parametrize(
     "date_raw", ["20241340", "20240230", "2024031", "", "2024-3-1", "00000000"]
 )
-def test_refresh_with_invalid_date_keeps_raw(date_raw):
+def test_refresh_with_invalid_date_keeps_raw(date_raw: str) -> None:
     result = parse_record(f"16R081510{date_raw}".encode())
     assert isinstance(result, Refresh)
     assert result.time == T(8, 15, 10)
@@ -313,7 +349,7 @@ def test_refresh_with_invalid_date_keeps_raw(date_raw):
 
 
 @pytest.mark.parametrize("raw, dn", [(b"34C1001012050", "2050"), (b"34T1001015551234", "5551234")])
-def test_stripped_blank_agent_and_tail_is_an_extension_event(raw, dn):
+def test_stripped_blank_agent_and_tail_is_an_extension_event(raw: bytes, dn: str) -> None:
     event = parse_record(raw)
     assert isinstance(event, AgentEvent)
     assert (event.dn, event.agent, event.tail) == (dn, "", "")
@@ -333,7 +369,7 @@ _near_record = st.builds(
 
 
 @given(st.binary(max_size=80) | _near_record)
-def test_parse_record_never_raises(raw):
+def test_parse_record_never_raises(raw: bytes) -> None:
     result = parse_record(raw)
     assert isinstance(result, TYPES)
     if isinstance(result, Malformed):

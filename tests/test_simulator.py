@@ -911,9 +911,10 @@ def test_the_script_starts_at_the_first_connect_and_is_paced_by_the_clock() -> N
     clock.advance(1000)
     factory = FeedFactory(FloorScript(seed=3), clock, speed=4.0)
     clock.advance(50)
-    assert factory.started_at is None
+    started = [factory.started_at]
     _, transport = connect(factory)
-    assert factory.started_at == 1050
+    started.append(factory.started_at)
+    assert started == [None, 1050]
     same(transport.value(), due_bytes(3, 4.0, 0))  # the t=0 burst, at once
     assert transport.value().endswith(b"R08000020260309\r\n")
     for step in [0.25, 0.5, 1.0, 3.0, 3.75, 10.0, 0.5, 100.0]:
@@ -1013,11 +1014,12 @@ def test_feed_refuses_a_non_positive_speed() -> None:
 def test_service_listens_on_start_and_stops_cleanly() -> None:
     reactor = MemoryReactorClock()
     svc = SimulatorService(FloorScript(), port=0, interface="127.0.0.1", speed=2.0, reactor=reactor)
-    assert svc.port is None
+    ports = [svc.port]
     svc.startService()
     ((port, factory, _, interface),) = reactor.tcpServers
     assert (port, interface, factory) == (0, "127.0.0.1", svc.factory)
-    assert svc.port == 0
+    ports.append(svc.port)
+    assert ports == [None, 0]  # known once listening
     connect(svc.factory)
     assert reactor.getDelayedCalls()
     svc.stopService()

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import datetime
 import json
+from typing import Any
 
 import pytest
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent
 
 from mitelacd import testing
-from mitelacd.legacy import LegacyFileError, legacy_status, validate_legacy
-from mitelacd.records import Malformed
-from mitelacd.state import FloorState
-from mitelacd.testing import START
+from mitelacd.legacy import LegacyFileError, LegacyStatus, legacy_status, validate_legacy
+from mitelacd.records import AgentEvent, Malformed
+from mitelacd.state import Activity, FloorState
+from mitelacd.testing import START, capture_log
 
 FLAGS = ("logged_in", "dnd", "make_busy", "wrap_up", "fresh_login", "ringing")
 
 
 class Feeder(testing.Feeder):
-    def flags(self, agent_id: str = "1001") -> dict:
+    def flags(self, agent_id: str = "1001") -> dict[str, Any]:
         a = self.agent(agent_id)
-        flags = {f: getattr(a, f) for f in FLAGS}
+        flags: dict[str, Any] = {f: getattr(a, f) for f in FLAGS}
         flags["calls"] = {b: (c.kind, c.held) for b, c in a.calls.items()}
         flags["activity"] = a.activity
         flags["on_hold"] = a.on_hold
@@ -33,9 +35,9 @@ def f() -> Feeder:
     return Feeder()
 
 
-def state(**changes) -> dict:
+def state(**changes: Any) -> dict[str, Any]:
     """A logged-in agent with nothing going on (status idle), plus changes."""
-    base = dict(logged_in=True, dnd=False, make_busy=False, wrap_up=False, fresh_login=False,
+    base: dict[str, Any] = dict(logged_in=True, dnd=False, make_busy=False, wrap_up=False, fresh_login=False,
                 ringing=None, calls={}, activity="none", on_hold=False, status="idle")  # fmt: skip
     base.update(changes)
     return base
@@ -152,7 +154,7 @@ MACHINE = [
 
 
 @pytest.mark.parametrize("before, step, expected", MACHINE, ids=[f"{b}>{c}" for b, c, _ in MACHINE])
-def test_state_machine_row(f, before, step, expected):
+def test_state_machine_row(f: Feeder, before: str, step: str, expected: dict[str, Any]) -> None:
     f.steps(before)
     f.steps(step)
     assert f.flags() == expected
@@ -169,12 +171,12 @@ def test_state_machine_row(f, before, step, expected):
         ("G01860 H03 N03", "acd_call"),  # a held call never wins over a live one
     ],
 )
-def test_activity_is_the_most_recent_unheld_call(f, spec, activity):
+def test_activity_is_the_most_recent_unheld_call(f: Feeder, spec: str, activity: Activity) -> None:
     f.steps(spec)
     assert f.agent().activity == activity
 
 
-def test_calls_in_the_rich_view(f):
+def test_calls_in_the_rich_view(f: Feeder) -> None:
     f.steps("G03860")
     f.clock.advance(30)
     f.steps("N03 I05")
@@ -190,13 +192,13 @@ def test_calls_in_the_rich_view(f):
 
 
 @pytest.mark.parametrize("tail", ["", "  ", "00"])
-def test_j_without_a_button_ends_every_call(f, tail):
+def test_j_without_a_button_ends_every_call(f: Feeder, tail: str) -> None:
     f.steps("G01860 N01 I02")
     f.event("J", tail=tail)
     assert (f.agent().calls, f.agent().status) == ({}, "idle")
 
 
-def test_c_keeps_its_tail_as_the_dnd_reason(f):
+def test_c_keeps_its_tail_as_the_dnd_reason(f: Feeder) -> None:
     f.steps("C07")
     assert (f.agent().dnd_reason, f.view()["dnd_reason"]) == (7, 7)
     f.steps("D")
@@ -204,33 +206,33 @@ def test_c_keeps_its_tail_as_the_dnd_reason(f):
 
 
 @pytest.mark.parametrize("code", "BCDEFGHIJLMNOPSTU")
-def test_every_event_but_a_clears_fresh_login(f, code):
+def test_every_event_but_a_clears_fresh_login(f: Feeder, code: str) -> None:
     f.event("A")
     assert f.agent().fresh_login
     f.event(code)
     assert not f.agent().fresh_login
 
 
-def test_g_and_s_remember_the_path(f):
+def test_g_and_s_remember_the_path(f: Feeder) -> None:
     f.event("G", tail="01860")
     assert (f.agent().last_path, f.view()["last_path"]) == ("860", "860")
     f.event("S", tail="02007")
     assert f.agent().last_path == "007"
 
 
-def test_e_remembers_the_reason(f):
+def test_e_remembers_the_reason(f: Feeder) -> None:
     f.event("E", tail="05")
     assert (f.agent().make_busy_reason, f.view()["make_busy_reason"]) == (5, 5)
 
 
 @pytest.mark.parametrize("first", "CDEFGHIJLMNOPSTU")
-def test_joining_mid_day_first_event_other_than_a_means_logged_in(f, first):
+def test_joining_mid_day_first_event_other_than_a_means_logged_in(f: Feeder, first: str) -> None:
     f.event(first)
     assert f.agent().logged_in and not f.agent().fresh_login
     assert f.agent().status != "out"
 
 
-def test_first_event_b_for_unknown_agent_is_out(f):
+def test_first_event_b_for_unknown_agent_is_out(f: Feeder) -> None:
     f.event("B")
     assert not f.agent().logged_in
     assert f.floor.legacy()["agents"] == {"1001": "out"}
@@ -239,12 +241,12 @@ def test_first_event_b_for_unknown_agent_is_out(f):
 @pytest.mark.parametrize(
     "first, status", [("G", "busy"), ("D", "idle"), ("J", "idle"), ("M", "idle")]
 )
-def test_joining_mid_day_status(f, first, status):
+def test_joining_mid_day_status(f: Feeder, first: str, status: LegacyStatus) -> None:
     f.event(first)
     assert f.floor.legacy()["agents"]["1001"] == status
 
 
-def test_displacement_b_then_a_on_the_same_dn(f):
+def test_displacement_b_then_a_on_the_same_dn(f: Feeder) -> None:
     # Protocol doc §4 #30 / #31.
     f.raw("40B1300002003   1003   00")
     f.raw("41A1300002003   1004   00")
@@ -287,7 +289,7 @@ def test_displacement_b_then_a_on_the_same_dn(f):
         ("AGNP", "idle"),
     ],
 )
-def test_legacy_status(f, codes, status):
+def test_legacy_status(f: Feeder, codes: str, status: LegacyStatus) -> None:
     f.events(codes)
     assert f.agent().status == status
     assert f.floor.legacy()["agents"] == {"1001": status}
@@ -306,13 +308,13 @@ def test_legacy_status(f, codes, status):
         (dict(), "idle"),
     ],
 )
-def test_legacy_order_on_flags(flags, status):
-    base = dict(logged_in=True, engaged=False, dnd=False, make_busy=False, wrap_up=False,
+def test_legacy_order_on_flags(flags: dict[str, bool], status: LegacyStatus) -> None:
+    base: dict[str, bool] = dict(logged_in=True, engaged=False, dnd=False, make_busy=False, wrap_up=False,
                 fresh_login=False)  # fmt: skip
     assert legacy_status(**{**base, **flags}) == status
 
 
-def test_since_is_when_the_status_last_changed(f):
+def test_since_is_when_the_status_last_changed(f: Feeder) -> None:
     # §5: ``since`` = the time the (legacy) status last changed.
     f.event("A")
     f.clock.advance(10)
@@ -328,12 +330,12 @@ def test_since_is_when_the_status_last_changed(f):
 # Extension events -----------------------------------------------------------
 
 
-def test_extension_event_changes_no_agent_and_not_last_update(f):
+def test_extension_event_changes_no_agent_and_not_last_update(f: Feeder) -> None:
     f.event("A", agent="1001", dn="2050")
     before = (f.flags(), f.floor.last_update)
     f.clock.advance(10)
     result = f.raw("34C1001012050          00")  # protocol doc §4 #24
-    assert result.is_extension_event
+    assert isinstance(result, AgentEvent) and result.is_extension_event
     f.event("H", agent="", dn="2050")  # #25 style
     assert list(f.floor.agents) == ["1001"]
     assert (f.flags(), f.floor.last_update) == before
@@ -342,7 +344,7 @@ def test_extension_event_changes_no_agent_and_not_last_update(f):
     assert [e["dn"] for e in f.floor.snapshot()["extensions"]] == ["2050"]
 
 
-def test_stripped_short_record_is_an_extension_event(f):
+def test_stripped_short_record_is_an_extension_event(f: Feeder) -> None:
     f.raw("34C1001012050")
     assert f.floor.agents == {} and "2050" in f.floor.extensions
 
@@ -350,7 +352,7 @@ def test_stripped_short_record_is_an_extension_event(f):
 # lastUpdate ---------------------------------------------------------------------
 
 
-def test_last_update_moves_on_agent_events_and_stats_only(f):
+def test_last_update_moves_on_agent_events_and_stats_only(f: Feeder) -> None:
     assert f.floor.last_update == 0
     f.event("A")
     assert f.floor.last_update == START
@@ -376,7 +378,7 @@ def test_last_update_moves_on_agent_events_and_stats_only(f):
 # Groups and paths -----------------------------------------------------------------
 
 
-def test_groups_and_paths_exactly_as_sent(f):
+def test_groups_and_paths_exactly_as_sent(f: Feeder) -> None:
     f.stats("K", "007", "0030020145" + "0000000")
     f.stats("Q", "860", "0120021030")
     legacy = f.floor.legacy()
@@ -394,13 +396,13 @@ def test_groups_and_paths_exactly_as_sent(f):
     assert (path["id"], path["trailing"], path["longest_wait_seconds"]) == ("860", "", 630)
 
 
-def test_a_new_report_replaces_the_old_figures(f):
+def test_a_new_report_replaces_the_old_figures(f: Feeder) -> None:
     f.stats("K", "610", "0030020145")
     f.stats("K", "610", "0000020000")
     assert f.floor.legacy()["groups"]["610"]["waiting"] == "000"
 
 
-def test_legacy_document_has_exactly_four_keys(f):
+def test_legacy_document_has_exactly_four_keys(f: Feeder) -> None:
     f.event("A")
     f.stats("K", "610", "0000010000")
     legacy = f.floor.legacy()
@@ -410,7 +412,7 @@ def test_legacy_document_has_exactly_four_keys(f):
     assert json.loads(f.floor.legacyJSON())["agents"] == {"1001": "busy"}
 
 
-def test_legacy_document_of_an_empty_floor(f):
+def test_legacy_document_of_an_empty_floor(f: Feeder) -> None:
     doc = json.loads(FloorState(Clock()).legacyJSON())
     assert set(doc) == {"agents", "groups", "paths", "lastUpdate"}
     assert (doc["agents"], doc["groups"], doc["paths"]) == ({}, {}, {})
@@ -418,7 +420,7 @@ def test_legacy_document_of_an_empty_floor(f):
 
 # carry() --------------------------------------------------------------------------
 
-CARRIED = {
+CARRIED: dict[str, Any] = {
     "agents": {"6186": "out", "6184": "idle", "6183": "busy", "6185": "timer", "6187": "in"},
     "groups": {"610": {"waiting": "000", "agents": "002", "longestwait": "0145"}},
     "paths": {"860": {"waiting": "003", "agents": "002", "longestwait": "0210"}},
@@ -426,7 +428,7 @@ CARRIED = {
 }
 
 
-def test_carry_shows_carried_statuses_until_a_live_event(f):
+def test_carry_shows_carried_statuses_until_a_live_event(f: Feeder) -> None:
     f.floor.carry(validate_legacy(json.loads(json.dumps(CARRIED))))
     legacy = f.floor.legacy()
     assert {k: legacy[k] for k in ("agents", "groups", "paths")} == {
@@ -441,7 +443,7 @@ def test_carry_shows_carried_statuses_until_a_live_event(f):
     assert f.floor.legacy()["agents"] == {**CARRIED["agents"], "6183": "idle"}
 
 
-def test_carried_agents_are_marked_unconfirmed_until_named(f):
+def test_carried_agents_are_marked_unconfirmed_until_named(f: Feeder) -> None:
     f.floor.carry(validate_legacy(CARRIED))
     view = f.view("6184")
     assert (view["status"], view["carried"], view["confirmed"]) == ("idle", True, False)
@@ -453,7 +455,7 @@ def test_carried_agents_are_marked_unconfirmed_until_named(f):
     assert f.floor.carried_agents == 4
 
 
-def test_carried_agents_are_let_go_when_the_pbx_date_changes(f):
+def test_carried_agents_are_let_go_when_the_pbx_date_changes(f: Feeder) -> None:
     f.floor.carry(validate_legacy(CARRIED), pbx_date=datetime.date(2024, 3, 11))
     f.event("G", agent="6183")  # named: no longer carried
     f.keepalive("20240311")  # the same day: nothing happens
@@ -469,14 +471,14 @@ def test_carried_agents_are_let_go_when_the_pbx_date_changes(f):
     assert f.floor.carried_agents == 0
 
 
-def test_the_first_date_is_compared_with_the_files_own_day(f):
+def test_the_first_date_is_compared_with_the_files_own_day(f: Feeder) -> None:
     doc = dict(CARRIED, lastUpdate=datetime.datetime(2024, 3, 11, 23, 55).timestamp())
     f.floor.carry(validate_legacy(doc))
     f.keepalive("20240312")  # restarted after midnight: yesterday's floor goes
     assert set(f.floor.legacy()["agents"].values()) == {"out"}
 
 
-def test_a_bad_r_date_lets_nobody_go(f):
+def test_a_bad_r_date_lets_nobody_go(f: Feeder) -> None:
     f.floor.carry(validate_legacy(CARRIED), pbx_date=datetime.date(2024, 3, 11))
     f.keepalive("2024031")
     f.keepalive("20241399")
@@ -486,25 +488,19 @@ def test_a_bad_r_date_lets_nobody_go(f):
     assert f.floor.feedView()["pbx_date_raw"] is None
 
 
-def test_letting_go_is_logged_with_the_count(f):
-    events = []
-    from twisted.logger import globalLogPublisher
-
+def test_letting_go_is_logged_with_the_count(f: Feeder) -> None:
     f.floor.carry(validate_legacy(CARRIED))
-    globalLogPublisher.addObserver(events.append)
-    try:
+    with capture_log("mitelacd.state") as log:
         assert f.floor.letGoCarried("unconfirmed for 600 s") == 5
         assert f.floor.letGoCarried("again") == 0
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-    (line,) = [e for e in events if "let go" in e.get("log_format", "")]
+    (line,) = [e for e in log.events if "let go" in e.get("log_format", "")]
     assert (line["count"], line["why"]) == (5, "unconfirmed for 600 s")
 
 
 # Bounded tables --------------------------------------------------------------------
 
 
-def test_the_agent_table_is_bounded():
+def test_the_agent_table_is_bounded() -> None:
     f = Feeder()
     f.floor.max_agents = 3
     for agent in ("1", "22", "333", "4444", "55555"):
@@ -515,7 +511,7 @@ def test_the_agent_table_is_bounded():
     assert f.floor.legacy()["agents"]["22"] == "busy"
 
 
-def test_the_extension_table_forgets_the_set_heard_from_longest_ago():
+def test_the_extension_table_forgets_the_set_heard_from_longest_ago() -> None:
     f = Feeder()
     f.floor.max_extensions = 2
     f.event("C", agent="", dn="2050")
@@ -529,7 +525,7 @@ def test_the_extension_table_forgets_the_set_heard_from_longest_ago():
     assert changes.extensions["2051"] is None and changes.extensions["2052"] is not None
 
 
-def test_carried_out_agent_returns_on_a_live_event(f):
+def test_carried_out_agent_returns_on_a_live_event(f: Feeder) -> None:
     f.floor.carry(validate_legacy(CARRIED))
     f.event("G", agent="6186")
     assert f.floor.legacy()["agents"]["6186"] == "busy"
@@ -559,7 +555,7 @@ def test_carried_out_agent_returns_on_a_live_event(f):
         {"agents": {}, "groups": {}, "paths": {}, "lastUpdate": float("inf")},
     ],
 )
-def test_invalid_documents_are_refused(doc):
+def test_invalid_documents_are_refused(doc: object) -> None:
     with pytest.raises(LegacyFileError):
         validate_legacy(doc)
 
@@ -567,7 +563,7 @@ def test_invalid_documents_are_refused(doc):
 # Feed ------------------------------------------------------------------------------
 
 
-def sequence_counts(f) -> tuple[int, int, int, int]:
+def sequence_counts(f: Feeder) -> tuple[int, int, int, int]:
     feed = f.floor.feedView()
     return (
         feed["sequence_gaps"],
@@ -577,7 +573,7 @@ def sequence_counts(f) -> tuple[int, int, int, int]:
     )
 
 
-def numbered(f, *numbers: int, code: str = "J") -> None:
+def numbered(f: Feeder, *numbers: int, code: str = "J") -> None:
     for seq in numbers:
         f.raw(testing.call_body(seq, code, "2001", "1001", "01"))
 
@@ -600,12 +596,14 @@ def numbered(f, *numbers: int, code: str = "J") -> None:
         ((40, 30, 31, 35), (1, 3, 0, 1)),  # counted from the new numbering on
     ],
 )
-def test_record_numbers(f, numbers, counts):
+def test_record_numbers(
+    f: Feeder, numbers: tuple[int, ...], counts: tuple[int, int, int, int]
+) -> None:
     numbered(f, *numbers)
     assert sequence_counts(f) == counts
 
 
-def test_a_record_with_a_readable_number_counts_even_when_unreadable(f):
+def test_a_record_with_a_readable_number_counts_even_when_unreadable(f: Feeder) -> None:
     numbered(f, 40)
     f.raw(b"41y0815022001   1001   00")  # unknown code, but number 41 arrived
     f.raw(b"42A08150x2001   1001   00")  # bad time
@@ -617,18 +615,10 @@ def test_a_record_with_a_readable_number_counts_even_when_unreadable(f):
     assert sequence_counts(f) == (0, 0, 0, 0)
 
 
-def test_each_kind_of_numbering_trouble_is_logged_in_its_own_words(f):
-    events = []
-    from twisted.logger import globalLogPublisher
-
-    globalLogPublisher.addObserver(events.append)
-    try:
+def test_each_kind_of_numbering_trouble_is_logged_in_its_own_words(f: Feeder) -> None:
+    with capture_log("mitelacd.state") as log:
         numbered(f, 10, 13, 13, 2)
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-    from twisted.logger import formatEvent
-
-    lines = [formatEvent(e) for e in events if e.get("log_namespace") == "mitelacd.state"]
+    lines = [formatEvent(e) for e in log.events]
     lines = [line for line in lines if "record number" in line]
     assert len(lines) == 3
     assert "jumped from 10 to 13: 2 record(s) lost upstream" in lines[0]
@@ -636,23 +626,17 @@ def test_each_kind_of_numbering_trouble_is_logged_in_its_own_words(f):
     assert "went from 13 to 02" in lines[2] and "resynchronised" in lines[2]
 
 
-def test_numbering_logs_are_rate_limited_per_kind(f):
-    events = []
-    from twisted.logger import globalLogPublisher
-
-    globalLogPublisher.addObserver(events.append)
-    try:
+def test_numbering_logs_are_rate_limited_per_kind(f: Feeder) -> None:
+    with capture_log("mitelacd.state") as log:
         numbered(f, *([5] * 30))  # 29 duplicates
         numbered(f, 7)  # and then a gap: its own allowance
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-    duplicates = [e for e in events if "twice in a row" in e.get("log_format", "")]
-    gaps = [e for e in events if "lost upstream" in e.get("log_format", "")]
+    duplicates = [e for e in log.events if "twice in a row" in e.get("log_format", "")]
+    gaps = [e for e in log.events if "lost upstream" in e.get("log_format", "")]
     assert len(duplicates) == 5 and len(gaps) == 1
     assert f.floor.feed.duplicates == 29
 
 
-def test_record_number_counts_in_the_feed_view(f):
+def test_record_number_counts_in_the_feed_view(f: Feeder) -> None:
     f.seq = 98
     f.events("AJJJ")  # 98 99 00 01
     f.keepalive()  # 02: R shares the counter
@@ -664,7 +648,7 @@ def test_record_number_counts_in_the_feed_view(f):
     assert (feed["sequence_duplicates"], feed["sequence_resyncs"]) == (0, 0)
 
 
-def test_no_gap_across_a_reconnect(f):
+def test_no_gap_across_a_reconnect(f: Feeder) -> None:
     f.floor.feedConnected("pbx", 15373)
     f.event("A")
     f.floor.feedDisconnected("lost")
@@ -674,7 +658,7 @@ def test_no_gap_across_a_reconnect(f):
     assert f.floor.feed.gaps == 0
 
 
-def test_feed_disconnected_keeps_status_but_unconfirms(f):
+def test_feed_disconnected_keeps_status_but_unconfirms(f: Feeder) -> None:
     f.floor.feedConnected("pbx", 15373)
     f.events("AC")
     f.stats("K", "610", "0000010000")
@@ -687,7 +671,7 @@ def test_feed_disconnected_keeps_status_but_unconfirms(f):
     assert f.floor.legacy()["agents"] == {"1001": "busy"}
 
 
-def test_unparsable_records_are_counted_and_change_nothing(f):
+def test_unparsable_records_are_counted_and_change_nothing(f: Feeder) -> None:
     f.events("AC")
     before = (f.flags(), f.floor.legacy())
     bad = [b"12y0815022001   1001   00", b"12B25619920011001", b"\x80\x81", b"12"]
@@ -699,13 +683,13 @@ def test_unparsable_records_are_counted_and_change_nothing(f):
     assert f.floor.snapshot()["feed"]["unparsable_records"] == len(bad)
 
 
-def test_records_by_code(f):
+def test_records_by_code(f: Feeder) -> None:
     f.events("AJJ")
     f.keepalive()
     assert f.floor.feed.records_by_code == {"A": 1, "J": 2, "R": 1}
 
 
-def test_keepalive_sets_pbx_time(f):
+def test_keepalive_sets_pbx_time(f: Feeder) -> None:
     f.keepalive("20240311")
     assert f.floor.feed.pbx_time == "2024-03-11T08:15:10"
     assert f.floor.feed.last_keepalive_at == START
@@ -713,7 +697,7 @@ def test_keepalive_sets_pbx_time(f):
 
 # All 36 examples of protocol doc §4, in order ------------------------------------
 
-PROTOCOL_EXAMPLES = """
+_PROTOCOL_EXAMPLES = """
 74R13024320140115 12A0815022001___1001___00 13D0815022001___1001___00
 14K08151061000000100000000000 15Q08151086000000100000000000 16R08151020240311
 17T0816442001___1001___01 18U0816472001___1001___01 19G0816472001___1001___01860
@@ -728,10 +712,10 @@ PROTOCOL_EXAMPLES = """
 99G1400015551234123456701007 00J1403205551234123456701 01A1500002004___10045__00
 02K0818106100000000000 03Q0818108600000000000
 """
-PROTOCOL_EXAMPLES = [b.replace("_", " ") for b in PROTOCOL_EXAMPLES.split()]
+PROTOCOL_EXAMPLES = [b.replace("_", " ") for b in _PROTOCOL_EXAMPLES.split()]
 
 
-def test_the_protocol_examples_in_order(f):
+def test_the_protocol_examples_in_order(f: Feeder) -> None:
     for body in PROTOCOL_EXAMPLES:
         assert not isinstance(f.raw(body), Malformed)
     assert f.floor.legacy()["agents"] == {
