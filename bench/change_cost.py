@@ -1,10 +1,12 @@
 """What one change costs, record in to every consumer updated, at a given floor size.
 
 In one process, on a fake clock: the parser, the floor, its documents, the
-file writer (paced, so a change only pokes it) and the push feed with
+file writer (paced, so a change only pokes it), the push feed with
 ``--push-interval 0`` and one in-memory client, so every record is rendered
-into a delta and written. The same loop on a floor of 100 agents is the
+into a delta and written, and the metrics listener of ``/metrics``. The same loop on a floor of 100 agents is the
 reference: a change must cost the same whatever the size of the floor.
+The large floor is measured once more without the metrics listener, to show
+its share, and one scrape of ``/metrics`` is timed on it.
 Log lines are off here (``--log-level warn``); ingest with logging on is
 measured over a socket by ``bench/run.py``.
 
@@ -19,10 +21,12 @@ import tempfile
 import time
 from typing import Any
 
+from prometheus_client import generate_latest
 from twisted.logger import LogLevel
 from twisted.python.filepath import FilePath
 
 from mitelacd import logs
+from mitelacd.metrics import FloorMetrics
 from mitelacd.persist import LegacyFileWriter
 from mitelacd.push import EventPush
 from mitelacd.records import parse_record
@@ -43,7 +47,7 @@ def _bodies(agents: int, records: int) -> list[bytes]:
     return out
 
 
-def _run(agents: int, records: int, folder: str) -> dict[str, float]:
+def _run(agents: int, records: int, folder: str, metrics: bool = True) -> dict[str, float]:
     f = Feeder(first_version=1)
     f.connect()
     with f.floor.batch():
@@ -57,6 +61,9 @@ def _run(agents: int, records: int, folder: str) -> dict[str, float]:
     client = StreamRequest()
     push.subscribe(client)
     client.written.clear()
+    listener = FloorMetrics(f.floor, f.clock, file=writer, push=push, process=False)
+    if metrics:
+        listener.start()
     bodies = _bodies(agents, records)
     floor = f.floor
     started = time.perf_counter()
@@ -73,12 +80,25 @@ def _run(agents: int, records: int, folder: str) -> dict[str, float]:
     for body in bodies:
         parse_record(body)
     parse = time.perf_counter() - parse_started
+    scrape_started = time.perf_counter()
+    generate_latest(listener.registry)
+    scrape = time.perf_counter() - scrape_started
+    # The listener alone, on the change sets of the loop above.
+    changes = f.recorder.take()[-records:]
+    alone = FloorMetrics(f.floor, f.clock, process=False)
+    alone_started = time.perf_counter()
+    for change in changes:
+        alone.floorChanged(change)
+    listener_us = (time.perf_counter() - alone_started) / len(changes) * 1e6
+    listener.stop()
     writer.stopService()
     push.stop()
     return {
         "us_per_change": spent / records * 1e6,
         "parse_us": parse / records * 1e6,
         "deltas": float(deltas),
+        "scrape_us": scrape * 1e6,
+        "metrics_listener_us": listener_us,
     }
 
 
@@ -89,6 +109,7 @@ def measure(agents: int, records: int) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as folder:
             big = _run(agents, records, folder)
             small = _run(100, records, folder)
+            bare = _run(agents, records, folder, metrics=False)
     finally:
         logs.set_level(LogLevel.debug)
     return {
@@ -100,6 +121,9 @@ def measure(agents: int, records: int) -> dict[str, Any]:
         "ratio": big["us_per_change"] / small["us_per_change"],
         "parse_us": big["parse_us"],
         "deltas": big["deltas"],
+        "without_metrics_us": bare["us_per_change"],
+        "scrape_us": big["scrape_us"],
+        "metrics_listener_us": big["metrics_listener_us"],
     }
 
 

@@ -38,7 +38,9 @@ Phases (``--only`` takes these names):
     References: the bare resource under the same polling, the relay's RSS.
 ``perchange``
     In-process cost of one change, from ``bench/change_cost.py`` when it
-    exists (``measure(agents, records) -> dict``).
+    exists (``measure(agents, records) -> dict``); beside it, what the
+    ``/metrics`` listener alone costs per change, and the whole change
+    without it.
 
 A table is printed at the end and a JSON report written (``--json``).
 Targets are printed beside the figures, never asserted.
@@ -1180,6 +1182,22 @@ async def phase_perchange(bench: Bench) -> None:
                 against,
             )
         )
+        # The /metrics listener: alone, and the whole change with and without it.
+        listener, without = figures.get("metrics_listener_us"), figures.get("without_metrics_us")
+        if (
+            isinstance(listener, (int, float))
+            and isinstance(without, (int, float))
+            and isinstance(us, (int, float))
+        ):
+            bench.add(
+                Row(
+                    "perchange",
+                    f"metrics listener, {agents:,} agents",
+                    f"{listener:.1f} µs",
+                    f"the whole change: {us:.1f} µs with it, {without:.1f} µs without",
+                    ratio(listener, us),
+                )
+            )
     bench.results["perchange"] = results
     bench.legend["perchange"] = (
         f"bench/change_cost.py measure(agents, {a.change_records:,}), in its own process;"
@@ -1201,17 +1219,18 @@ PHASE_RUNNERS: dict[str, Callable[[Bench], Coroutine[Any, Any, None]]] = {
 
 def budget(phase: str, a: argparse.Namespace) -> float:
     """The hard time limit of a phase, in seconds: far above what it takes."""
+    # Options come as Any from argparse: float() says what they make.
     if phase == "ingest":
-        return 3 * (60 + a.ingest_records / 10_000)
+        return float(3 * (60 + a.ingest_records / 10_000))
     if phase == "polls":
-        return 90 + 6 * a.poll_repeats * (a.wrk_seconds + 40)
+        return float(90 + 6 * a.poll_repeats * (a.wrk_seconds + 40))
     if phase == "freshness":
         runs = len(a.fresh_agents) * (1 + len(a.push_intervals))
-        return runs * (a.fresh_seconds + 120)
+        return float(runs * (a.fresh_seconds + 120))
     if phase == "pollfresh":
-        return 2 * (a.pollfresh_records * a.pollfresh_interval + 90)
+        return float(2 * (a.pollfresh_records * a.pollfresh_interval + 90))
     if phase == "footprint":
-        return len(a.footprint_agents) * 3 * (a.footprint_seconds + 150)
+        return float(len(a.footprint_agents) * 3 * (a.footprint_seconds + 150))
     return len(a.change_agents) * 250
 
 

@@ -222,6 +222,72 @@ def failure_kind(error: OSError) -> str:
     return str(error) or type(error).__name__
 
 
+class FailingWrites:
+    """A run of failed writes: how many, since when, of what kind, and the next try.
+
+    The pause before the next attempt starts at ``first_delay`` and doubles
+    with each failure up to ``max_delay``; at most one retry is due at a time.
+    """
+
+    def __init__(self, clock: IReactorTime, first_delay: float, max_delay: float) -> None:
+        self.clock = clock
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        #: Failed attempts since the last write that worked.
+        self.attempts = 0
+        #: When the first of them failed, or None while writes work.
+        self.since: float | None = None
+        #: The kind of the last failure (see :func:`failure_kind`), or None.
+        self.problem: str | None = None
+        self._delay = first_delay
+        self._retry: IDelayedCall | None = None
+
+    def failed(self, error: OSError, now: float) -> str | None:
+        """Count one failure; its kind when that differs from the last one's, else None.
+
+        A kind is told once, then not again until writes fail in another way.
+        """
+        self.attempts += 1
+        if self.attempts == 1:
+            self.since = now
+            self._delay = self.first_delay
+        else:
+            self._delay = min(self._delay * 2, self.max_delay)
+        problem = failure_kind(error)
+        if problem == self.problem:
+            return None
+        self.problem = problem
+        return problem
+
+    def retry(self, attempt: Callable[[], object]) -> None:
+        """Call ``attempt`` after the current pause, unless a retry is already due."""
+        if not self.retrying():
+            self._retry = self.clock.callLater(self._delay, self._attempt, attempt)
+
+    def _attempt(self, attempt: Callable[[], object]) -> None:
+        self._retry = None
+        attempt()
+
+    def retrying(self) -> bool:
+        return self._retry is not None and self._retry.active()
+
+    def cancel(self) -> None:
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        self._retry = None
+
+    def ended(self, now: float) -> tuple[int, float]:
+        """A write worked: the run's failed attempts and how long it lasted, then reset."""
+        attempts = self.attempts
+        lasted = now - self.since if self.since is not None else 0.0
+        self.attempts = 0
+        self.since = None
+        self.problem = None
+        self._delay = self.first_delay
+        self.cancel()
+        return attempts, lasted
+
+
 class FileLockedError(Exception):
     """Another process holds the data file's lock: this daemon must not start."""
 
@@ -334,29 +400,31 @@ class LegacyFileWriter(Service):
         self.max_delay = interval * MAX_BACKOFF_INTERVALS
         self.lock = lock
         self.writes = 0
-        #: Failed attempts since the last write that worked.
-        self.failed_attempts = 0
+        self._failures = FailingWrites(clock, interval, self.max_delay)
+        #: Failed attempts since start, for metrics.
+        self.write_failures = 0
         self._system = system
-        self._problem: str | None = None
-        self._failing_since: float | None = None
         self._last_written_at: float | None = None
-        self._delay = interval
         self._written: bytes | None = None
         self._pace = Coalescer(clock, interval, self.flush)
-        self._retry: IDelayedCall | None = None
+
+    @property
+    def failed_attempts(self) -> int:
+        """Failed attempts since the last write that worked."""
+        return self._failures.attempts
 
     @property
     def problem(self) -> str | None:
         """Why the file is not being written, or None while it is."""
-        return self._problem
+        return self._failures.problem
 
     def health(self) -> dict[str, Any]:
         """The file's state for ``/healthz`` and ``/api/v1/feed``."""
         return {
             "path": self.path.path,
             "writing": self.failed_attempts == 0,
-            "problem": self._problem,
-            "failing_since": iso_utc(self._failing_since),
+            "problem": self._failures.problem,
+            "failing_since": iso_utc(self._failures.since),
             "last_written_at": iso_utc(self._last_written_at),
             "failed_attempts": self.failed_attempts,
             "writes": self.writes,
@@ -372,7 +440,7 @@ class LegacyFileWriter(Service):
     def stopService(self) -> None:
         self.documents.removeListener(self)
         self._pace.cancel()
-        self._cancel_retry()
+        self._failures.cancel()
         # Not running any more, so a failed final write schedules no retry.
         super().stopService()
         self.flush()
@@ -380,7 +448,7 @@ class LegacyFileWriter(Service):
             self.lock.release()
 
     def floorChanged(self, changes: ChangeSet) -> None:
-        if self.documents.legacy_version == changes.version and not self._retrying():
+        if self.documents.legacy_version == changes.version and not self._failures.retrying():
             self._pace.poke()
 
     def flush(self) -> None:
@@ -401,14 +469,9 @@ class LegacyFileWriter(Service):
             self._succeeded(body, now)
 
     def _failed(self, error: OSError, now: float) -> None:
-        problem = failure_kind(error)
-        self.failed_attempts += 1
-        if self.failed_attempts == 1:
-            self._failing_since = now
-            self._delay = self.interval
-        else:
-            self._delay = min(self._delay * 2, self.max_delay)
-        if problem != self._problem:
+        self.write_failures += 1
+        problem = self._failures.failed(error, now)
+        if problem is not None:
             log.error(
                 "cannot write {path}: {problem} ({error}); the last good file is kept"
                 " and writing is retried, at most {max_delay} s apart",
@@ -417,39 +480,24 @@ class LegacyFileWriter(Service):
                 error=error,
                 max_delay=_number(self.max_delay),
             )
-            self._problem = problem
-        if self.running and not self._retrying():
+        if self.running:
             # Through the pacer, so the write after a retry still waits its interval.
-            self._retry = self.clock.callLater(self._delay, self._pace.poke)
+            self._failures.retry(self._pace.poke)
 
     def _succeeded(self, body: bytes, now: float) -> None:
-        if self.failed_attempts:
-            since = self._failing_since if self._failing_since is not None else now
-            attempts = self.failed_attempts
+        attempts, lasted = self._failures.ended(now)
+        if attempts:
             counted = str(attempts) + (" failed attempt" if attempts == 1 else " failed attempts")
             log.info(
                 "{path} is written again, after {attempts} over {duration}",
                 path=self.path.path,
                 attempts=counted,
                 failed_attempts=attempts,
-                duration=duration_words(now - since),
+                duration=duration_words(lasted),
             )
-        self._cancel_retry()
         self._written = body
         self.writes += 1
         self._last_written_at = now
-        self.failed_attempts = 0
-        self._problem = None
-        self._failing_since = None
-        self._delay = self.interval
-
-    def _retrying(self) -> bool:
-        return self._retry is not None and self._retry.active()
-
-    def _cancel_retry(self) -> None:
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
-        self._retry = None
 
     def _remove_leftover(self) -> None:
         """Remove a temporary file an interrupted run left (the lock says it is not another's)."""

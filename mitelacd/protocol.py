@@ -6,7 +6,7 @@ floor state; it knows nothing of files or HTTP.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
 from twisted.internet.protocol import ReconnectingClientFactory
@@ -59,18 +59,27 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
         host, port = _host_port(peer)
         log.info("connected to the PBX at {host}:{port}", host=host, port=port)
         self.setTimeout(self.factory.idle_timeout)
+        if self.factory.recorder is not None:
+            self.factory.recorder.connected(host, port)
         self.factory.floor.feedConnected(host, port)
 
     def dataReceived(self, data: bytes) -> None:
-        # The records of one read are one change of the floor.
-        with self.factory.floor.batch():
-            self._received(data)
-        # A record whose end has not come is applied after a short silence.
-        flush = self._flush
-        if flush is not None and flush.active():
-            flush.reset(self.factory.flush_after)
-        else:
-            self._flush = self.factory.timer.callLater(self.factory.flush_after, self.flushRecord)
+        try:
+            # The records of one read are one change of the floor.
+            with self.factory.floor.batch():
+                self._received(data)
+            # A record whose end has not come is applied after a short silence.
+            flush = self._flush
+            if flush is not None and flush.active():
+                flush.reset(self.factory.flush_after)
+            else:
+                self._flush = self.factory.timer.callLater(
+                    self.factory.flush_after, self.flushRecord
+                )
+        finally:
+            # Kept as of when it was taken in: the idle flush counts from here.
+            if self.factory.recorder is not None:
+                self.factory.recorder.received(data)
 
     def flushRecord(self) -> None:
         """Apply what is buffered as a whole record (docs/state-model.md §1, idle flush).
@@ -144,6 +153,8 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.setTimeout(None)
+        if self.factory.recorder is not None:
+            self.factory.recorder.lost(_why(reason))
         # The last record may have had no terminator: it still counts.
         self.flushRecord()
         self.factory.floor.feedDisconnected(_why(reason))
@@ -157,6 +168,19 @@ def _why(reason: Failure | None) -> str:
     if reason is None:
         return "connection closed"
     return reason.getErrorMessage() or getattr(reason.type, "__name__", "error")
+
+
+class StreamRecorder(Protocol):
+    """Keeps what the PBX sends, as read (``mitelacd.capture.CaptureRecorder``).
+
+    ``received`` is called once the read has been handled, even when that failed.
+    """
+
+    def connected(self, host: str, port: int) -> None: ...
+
+    def received(self, data: bytes) -> None: ...
+
+    def lost(self, why: str) -> None: ...
 
 
 class PBXClientFactory(ReconnectingClientFactory):
@@ -173,12 +197,15 @@ class PBXClientFactory(ReconnectingClientFactory):
         self,
         floor: FloorState,
         clock: IReactorTime,
-        idle_timeout: float = 60.0,
+        idle_timeout: float | None = 60.0,
         max_delay: float = 30.0,
         first_delay: float = 1.0,
         flush_after: float = IDLE_FLUSH,
+        recorder: StreamRecorder | None = None,
     ) -> None:
         self.floor = floor
+        #: Told of every read and connection change; None: nothing is kept.
+        self.recorder = recorder
         self.flush_after = flush_after
         # ReconnectingClientFactory asks for a whole reactor but only calls
         # callLater on it; so does the watchdog.
@@ -190,6 +217,11 @@ class PBXClientFactory(ReconnectingClientFactory):
 
     def validRecordSeen(self) -> None:
         self.resetDelay()
+
+    def nextAttempt(self) -> float | None:
+        """When the next reconnection attempt is due, or None when none is scheduled."""
+        call = self._callID
+        return call.getTime() if call is not None and call.active() else None
 
     def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
         if self.continueTrying:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
-from twisted.web.server import Request
 from zope.interface import implementer
 
 from mitelacd.changes import ENTITY_KINDS, ChangeSet, PendingChanges
@@ -52,6 +52,22 @@ def envelope(now: float, stale: bool) -> bytes:
         compact(iso_utc(now)),
         b"true" if stale else b"false",
     )
+
+
+class EventStreamRequest(Protocol):
+    """What an event stream needs of its HTTP request (``twisted.web.server.Request`` has it)."""
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None: ...
+
+    def unregisterProducer(self) -> None: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def notifyFinish(self) -> Deferred[None]: ...
+
+    def loseConnection(self) -> None: ...
 
 
 @attrs.frozen
@@ -123,7 +139,9 @@ class Subscriber:
     deltas that the ring holds anyway.
     """
 
-    def __init__(self, request: Request, push: EventPush, full: bool, cursor: int | None) -> None:
+    def __init__(
+        self, request: EventStreamRequest, push: EventPush, full: bool, cursor: int | None
+    ) -> None:
         self.request = request
         self.push = push
         self.full = full
@@ -246,7 +264,7 @@ class EventPush:
         return len(self.subscribers) >= self.max_clients
 
     def subscribe(
-        self, request: Request, full: bool = False, last_event_id: int | None = None
+        self, request: EventStreamRequest, full: bool = False, last_event_id: int | None = None
     ) -> Subscriber:
         if self._pending and not full:
             self._broadcast()  # what gathered while nobody listened, into the ring

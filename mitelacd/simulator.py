@@ -32,6 +32,7 @@ from twisted.internet import protocol
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTCP, IReactorTime
 from twisted.python import usage
 
+from mitelacd.cli import CommandOptions
 from mitelacd.logs import Logger
 from mitelacd.simfloor import (
     LINE_ACD,
@@ -444,7 +445,7 @@ def _fault_settings(faults: bool, noise: bool) -> str:
     return ", with noise" if noise else ""
 
 
-class Options(usage.Options):
+class Options(CommandOptions):
     synopsis = "[--port 15373] [--agents 40] [--seed N] [--eol crlf|lf|cr|none] [--faults] ..."
     longdesc = "Serve a simulated call-centre floor as a Mitel 3300 ICP ACD real time event stream."
     optParameters = [
@@ -487,7 +488,26 @@ class Options(usage.Options):
         ],
     ]
 
+    #: What --replay leaves out: the floor comes from the capture.
+    _FLOOR_OPTIONS = ("agents", "groups", "paths", "seed", "events", "cycle", "eol")
+    _FLOOR_FLAGS = ("faults", "noise")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["replay"] = []
+
+    def opt_replay(self, path: str) -> None:
+        self["replay"].append(path)
+
+    opt_replay.__doc__ = (
+        "Serve this capture (from mitelacd --record, plain or .gz) byte for byte instead"
+        " of a simulated floor, its timing scaled by --speed; give it again for more files"
+        " (docs/capture.md). The floor options do not apply."
+    )
+
     def postOptions(self) -> None:
+        if self["replay"]:
+            self._check_replay()
         checks = [
             (0 <= self["port"] <= 65535, "--port must be between 0 and 65535"),
             (1 <= self["agents"] <= 999, "--agents must be between 1 and 999"),
@@ -501,12 +521,38 @@ class Options(usage.Options):
             if not ok:
                 raise usage.UsageError(message)
 
+    def _check_replay(self) -> None:
+        given = [f"--{n}" for n in self._FLOOR_OPTIONS if self[n] != self.defaults[n]]
+        given += [f"--{n}" for n in self._FLOOR_FLAGS if self[n]]
+        if given:
+            raise usage.UsageError(
+                f"--replay serves a capture as it was: {', '.join(given)} cannot apply"
+            )
+        from mitelacd.capture import CaptureError, CaptureReader
 
-def makeService(options: Options, reactor: Any = None) -> SimulatorService:
+        for path in self["replay"]:
+            try:
+                CaptureReader(path).close()
+            except CaptureError as e:
+                raise usage.UsageError(f"--replay: {e}") from None
+
+
+def makeService(options: Options, reactor: Any = None) -> Any:
+    """A :class:`SimulatorService`, or with ``--replay`` a ``ReplayService``."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
+    if options["replay"]:
+        from mitelacd.replayserver import ReplayService
+
+        return ReplayService(
+            options["replay"],
+            port=options["port"],
+            interface=options["interface"],
+            speed=options["speed"],
+            reactor=reactor,
+        )
     seed = options["seed"]
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)

@@ -30,6 +30,7 @@ from mitelacd.names import NO_NAMES, AgentState, Limits, Names
 from mitelacd.records import (
     EVENT_NAMES,
     AgentEvent,
+    CallEventCode,
     Malformed,
     ParseResult,
     Refresh,
@@ -109,7 +110,12 @@ _CALL_ACTIVITY: dict[CallKind, Activity] = {
 }
 #: The call each answering or dialling code starts on its button.
 QueueKind = Literal["group", "path"]
-_CALL_STARTS: dict[str, CallKind] = {"G": "acd", "S": "acd", "H": "personal", "I": "outgoing"}
+_CALL_STARTS: dict[CallEventCode, CallKind] = {
+    "G": "acd",
+    "S": "acd",
+    "H": "personal",
+    "I": "outgoing",
+}
 
 
 @attrs.define
@@ -162,7 +168,7 @@ class Agent:
     carried_status: LegacyStatus | None = None
     #: When this run carried the agent over from the file.
     carried_since: float | None = None
-    last_event: str | None = None
+    last_event: CallEventCode | None = None
     last_event_at: float | None = None
     last_button: int | None = None
     #: PBX wall-clock time of the last event, ``HHMMSS`` as sent.
@@ -305,7 +311,7 @@ class Agent:
         self.ringing = None
         self.calls.clear()
 
-    def entity(self, names: Names = NO_NAMES) -> Entity:
+    def entity(self, names: Names = NO_NAMES) -> Entity[LegacyStatus]:
         view = self.view(names)
         return Entity(view, view["status"])
 
@@ -342,7 +348,7 @@ class Agent:
             "confirmed": self.confirmed,
             "carried": self.carried,
             "carried_since": iso_utc(self.carried_since),
-            "last_event": EVENT_NAMES.get(self.last_event or "", None),
+            "last_event": EVENT_NAMES[self.last_event] if self.last_event else None,
             "last_event_at": iso_utc(self.last_event_at),
             "last_event_pbx_time": self.last_event_pbx_time,
             "last_button": self.last_button,
@@ -369,7 +375,7 @@ class Queue:
             "longestwait": self.longest_raw,
         }
 
-    def entity(self, names: Names = NO_NAMES) -> Entity:
+    def entity(self, names: Names = NO_NAMES) -> Entity[Mapping[str, str]]:
         return Entity(self.view(names), self.legacy())
 
     def view(self, names: Names = NO_NAMES) -> dict[str, Any]:
@@ -398,12 +404,12 @@ class Extension:
     """A set seen with a blank agent field, and what it last did."""
 
     dn: str
-    last_event: str
+    last_event: CallEventCode
     last_event_at: float
     tail: str
 
-    def entity(self) -> Entity:
-        return Entity(self.view())
+    def entity(self) -> Entity[None]:
+        return Entity(self.view(), None)
 
     def view(self) -> dict[str, Any]:
         return {
@@ -425,6 +431,8 @@ class Feed:
     disconnected_since: float | None = None
     disconnect_reason: str | None = None
     connections: int = 0
+    #: Connection attempts that failed (refused, unreachable, timed out).
+    connect_failures: int = 0
     last_record_at: float | None = None
     last_keepalive_at: float | None = None
     pbx_time: str | None = None
@@ -519,8 +527,8 @@ class FloorState:
         self._feed_dirty = False
         self._last_update_moved = False
         # Totals, kept up to date change by change.
-        self._counted: dict[str, str] = {}
-        self._by_status: dict[str, int] = dict.fromkeys(LEGACY_STATUSES, 0)
+        self._counted: dict[str, LegacyStatus] = {}
+        self._by_status: dict[LegacyStatus, int] = dict.fromkeys(LEGACY_STATUSES, 0)
         self._totals = self._compute_totals()
         self._feed_view = self._compute_feed_view()
 
@@ -595,10 +603,10 @@ class FloorState:
             except Exception:
                 log.failure("listener {listener!r} failed", listener=listener)
 
-    def _agent_entity(self, agent_id: str) -> Entity:
+    def _agent_entity(self, agent_id: str) -> Entity[LegacyStatus]:
         agent = self.agents[agent_id]
         view = agent.view(self.names)
-        status = view["status"]
+        status: LegacyStatus = view["status"]
         counted = self._counted.get(agent_id)
         if counted != status:
             if counted is not None:
@@ -725,6 +733,7 @@ class FloorState:
         feed = self.feed
         feed.host, feed.port = host, port
         feed.disconnect_reason = reason
+        feed.connect_failures += 1
         self._feed_dirty = True
         self._done()
 
@@ -975,6 +984,7 @@ class FloorState:
             "disconnected_since": iso_utc(feed.disconnected_since),
             "disconnect_reason": feed.disconnect_reason,
             "connections": feed.connections,
+            "connect_failures": feed.connect_failures,
             "last_record_at": iso_utc(feed.last_record_at),
             "last_keepalive_at": iso_utc(feed.last_keepalive_at),
             "pbx_time": feed.pbx_time,
@@ -1064,7 +1074,7 @@ def _attention(limits: Limits | None, since: float | None) -> dict[str, str | No
     }
 
 
-def _entity_of(thing: Extension | None) -> Entity | None:
+def _entity_of(thing: Extension | None) -> Entity[None] | None:
     return None if thing is None else thing.entity()
 
 

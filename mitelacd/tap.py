@@ -13,14 +13,19 @@ from twisted.python.filepath import FilePath
 
 from mitelacd import logs
 from mitelacd.carry import CarriedAgentsExpiry
+from mitelacd.cli import EXIT_USAGE as EXIT_USAGE  # the status of a usage error, for callers
+from mitelacd.cli import CommandOptions, usage_exit
 from mitelacd.documents import FloorDocuments
+from mitelacd.endpoint import check_endpoint
 from mitelacd.logs import Logger
+from mitelacd.metrics import FloorMetrics
 from mitelacd.names import NamesError, NamesWatcher, load_names
 from mitelacd.persist import FileLock, FileLockedError, LegacyFileWriter, load_legacy
 from mitelacd.protocol import PBXClientFactory
 from mitelacd.push import DEFAULT_PUSH_INTERVAL
+from mitelacd.sdnotify import ReadyWhen, SystemdNotifier, started
 from mitelacd.state import FloorState
-from mitelacd.web import DEFAULT_HTTP, WebService, WebSettings, check_endpoint
+from mitelacd.web import DEFAULT_HTTP, WebService, WebSettings
 
 log = Logger()
 
@@ -94,7 +99,30 @@ def writable_file(value: str) -> FilePath[str]:
     return path
 
 
-class Options(usage.Options):
+def writable_folder(value: str) -> str:
+    """``--record``: a folder that exists and that we may write in."""
+    folder = os.path.abspath(value)
+    if not os.path.isdir(folder):
+        raise usage.UsageError(f"--record {value}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise usage.UsageError(f"--record {value}: cannot write in folder {folder}")
+    return folder
+
+
+def record_days(value: str) -> int:
+    """``--record-days``: a whole number of days, 1 or more."""
+    try:
+        days = int(value)
+    except ValueError:
+        raise usage.UsageError(
+            f"--record-days must be a whole number of days, not {value!r}"
+        ) from None
+    if days < 1:
+        raise usage.UsageError(f"--record-days must be 1 or more, not {days}")
+    return days
+
+
+class Options(CommandOptions):
     """twistd mitelacd [options]"""
 
     synopsis = "[--host PBX | --simulate] [options]"
@@ -110,6 +138,11 @@ class Options(usage.Options):
             "Run a simulated PBX on a free loopback port and read that (no PBX needed).",
         ],
         ["access-log", None, "Log every HTTP request (off: boards poll often)."],
+        [
+            "metrics-public",
+            None,
+            "Serve /metrics without the token, for a Prometheus that cannot send one.",
+        ],
     ]
     optParameters = [
         [
@@ -189,6 +222,21 @@ class Options(usage.Options):
             " and thresholds (see docs/names.md); reloaded on SIGHUP and when it changes.",
         ],
         [
+            "record",
+            None,
+            None,
+            "Keep the raw bytes from the PBX with their arrival times in this folder, a file"
+            " per PBX day, compressed when the day is over (see docs/capture.md).",
+        ],
+        [
+            "record-days",
+            None,
+            31,
+            "Keep the captures of --record this many days, the current one included;"
+            " older ones are deleted.",
+            record_days,
+        ],
+        [
             "log-level",
             None,
             "info",
@@ -219,13 +267,15 @@ class Options(usage.Options):
         elif not self["host"]:
             raise usage.UsageError("--host is required (or --simulate to run without a PBX)")
         self["file"] = writable_file(self["file"])
+        if self["record"] is not None:
+            self["record"] = writable_folder(self["record"])
         if self["http"].strip().lower() == "none":
             self["http"] = None
         else:
             try:
                 check_endpoint(self["http"])
-            except (ValueError, KeyError, TypeError) as e:
-                raise usage.UsageError(f"--http {self['http']!r} is not an endpoint: {e}") from None
+            except ValueError as e:
+                raise usage.UsageError(f"--http {self['http']!r}: {e}") from None
         if self["cors-origin"].strip().lower() == "none":
             self["cors-origin"] = None
         if self["token"] is None:
@@ -246,6 +296,7 @@ class Options(usage.Options):
             token=self["token"],
             access_log=bool(self["access-log"]),
             push_interval=self["push-interval"],
+            metrics_public=bool(self["metrics-public"]),
         )
 
 
@@ -265,6 +316,8 @@ ENVIRONMENT = {
     "MITELACD_PUSH_INTERVAL": "--push-interval",
     "MITELACD_LOG_LEVEL": "--log-level",
     "MITELACD_NAMES": "--names",
+    "MITELACD_RECORD": "--record",
+    "MITELACD_RECORD_DAYS": "--record-days",
 }
 _TRUE = {"1", "yes", "true", "on"}
 
@@ -279,6 +332,7 @@ def options_from_environment(environ: Mapping[str, str]) -> Options:
     for name, flag in (
         ("MITELACD_SIMULATE", "--simulate"),
         ("MITELACD_ACCESS_LOG", "--access-log"),
+        ("MITELACD_METRICS_PUBLIC", "--metrics-public"),
     ):
         if environ.get(name, "").strip().lower() in _TRUE:
             argv.append(flag)
@@ -287,7 +341,7 @@ def options_from_environment(environ: Mapping[str, str]) -> Options:
     try:
         options.parseOptions(argv)
     except usage.UsageError as e:
-        raise SystemExit(f"mitelacd.tac: {e} (from the MITELACD_* environment)") from None
+        raise usage_exit(f"mitelacd.tac: {e} (from the MITELACD_* environment)") from None
     return options
 
 
@@ -388,9 +442,24 @@ def makeService(options: Options, reactor: Any = None) -> MitelACDService:
     # The writer holds the lock from here on, and lets it go after its last write.
     writer = LegacyFileWriter(path, documents, reactor, options["write-interval"], lock=lock)
     writer.setServiceParent(top)
+    recorder = None
+    if options["record"] is not None:
+        from mitelacd.capture import CaptureRecorder
+
+        # Before the client, so that it stops after the client has hung up.
+        recorder = CaptureRecorder(options["record"], reactor, floor, options["record-days"])
+        recorder.setServiceParent(top)
     if options["http"] is not None:
+        metrics = FloorMetrics(floor, reactor, file=writer)
         web = WebService(
-            options["http"], floor, documents, options.webSettings(), reactor, writer.health
+            options["http"],
+            floor,
+            documents,
+            options.webSettings(),
+            reactor,
+            writer.health,
+            metrics,
+            capture_health=recorder.health if recorder is not None else None,
         )
         web.setServiceParent(top)
     factory = PBXClientFactory(
@@ -399,6 +468,7 @@ def makeService(options: Options, reactor: Any = None) -> MitelACDService:
         idle_timeout=options["watchdog"],
         max_delay=options["max-retry-delay"],
         first_delay=options["retry-delay"],
+        recorder=recorder,
     )
     if options["simulate"]:
         from mitelacd.simulator import FloorScript, SimulatorService
@@ -407,5 +477,19 @@ def makeService(options: Options, reactor: Any = None) -> MitelACDService:
         simulator = SimulatorService(FloorScript(), port=0, interface="127.0.0.1", reactor=reactor)
         SimulatedFloor(simulator, client).setServiceParent(top)
     else:
-        PBXClientService(options["host"], options["port"], factory, reactor).setServiceParent(top)
+        client = PBXClientService(options["host"], options["port"], factory, reactor)
+        client.setServiceParent(top)
+    # Last, so that it starts after the writer and says READY=1 once HTTP
+    # listens too, and stops first, saying STOPPING=1. Idle without $NOTIFY_SOCKET.
+    ready: list[ReadyWhen] = [started(writer)]
+    if options["http"] is not None:
+        ready.append(web.whenListening)
+    SystemdNotifier.fromEnvironment(
+        floor,
+        reactor,
+        os.environ,
+        ready_when=ready,
+        target=lambda: (client.host, client.port),
+        next_attempt=factory.nextAttempt,
+    ).setServiceParent(top)
     return top

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -62,14 +63,14 @@ def wire(body: str) -> bytes:
 
 @implementer(ILogObserver)
 class LogCapture:
-    """The events one module logs, with their rendered text."""
+    """The events one module logs (every module's for ``None``), with their rendered text."""
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str | None) -> None:
         self.namespace = namespace
         self.events: list[dict[str, Any]] = []
 
     def __call__(self, event: dict[str, Any]) -> None:
-        if event.get("log_namespace") == self.namespace:
+        if self.namespace is None or event.get("log_namespace") == self.namespace:
             self.events.append(event)
 
     def lines(self, level: LogLevel | None = None) -> list[str]:
@@ -77,8 +78,8 @@ class LogCapture:
 
 
 @contextmanager
-def capture_log(namespace: str) -> Iterator[LogCapture]:
-    """Keep what ``namespace`` logs while inside."""
+def capture_log(namespace: str | None) -> Iterator[LogCapture]:
+    """Keep what ``namespace`` logs while inside (``None``: everything logged)."""
     capture = LogCapture(namespace)
     globalLogPublisher.addObserver(capture)
     try:
@@ -279,8 +280,24 @@ def _key(kind: str) -> str:
 TWISTD = str(Path(sys.executable).parent / "twistd")
 
 
+#: Run ``argv[2:]`` with the descriptors listed in ``argv[1]`` moved to 3, 4, ...
+_AS_SYSTEMD = """
+import os, sys
+fds = [int(fd) for fd in sys.argv[1].split(",")]
+for i, fd in enumerate(fds):
+    os.dup2(fd, 3 + i)
+    os.close(fd)
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
 class Twistd:
-    """A ``twistd -n`` child whose log lines can be waited for."""
+    """A ``twistd -n`` child whose log lines can be waited for.
+
+    ``listen_fds`` are handed over as systemd hands a socket unit's sockets
+    (``LISTEN_FDS``, ``LISTEN_PID``, descriptors from 3), for ``--http systemd:...``.
+    """
 
     def __init__(
         self,
@@ -288,18 +305,34 @@ class Twistd:
         cwd: Path,
         pythonpath: Path | None = None,
         stdout: Any = subprocess.PIPE,
+        env: Mapping[str, str] | None = None,
+        listen_fds: Sequence[socket.socket] = (),
     ) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        environ = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         if pythonpath is not None:
-            env["PYTHONPATH"] = str(pythonpath)
-        self.process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", *argv],
-            cwd=cwd,
-            env=env,
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+            environ["PYTHONPATH"] = str(pythonpath)
+        command = [TWISTD, "-n", "--pidfile=", *argv]
+        passed: list[int] = []
+        if listen_fds:
+            # As systemd passes sockets: from descriptor 3 on, with LISTEN_PID
+            # the daemon's own (the launcher's, kept by exec).
+            passed = [fcntl.fcntl(s.fileno(), fcntl.F_DUPFD_CLOEXEC, 100) for s in listen_fds]
+            command = [sys.executable, "-c", _AS_SYSTEMD, ",".join(map(str, passed)), *command]
+            environ["LISTEN_FDS"] = str(len(passed))
+            environ["LISTEN_FDNAMES"] = ":".join(["mitelacd.socket"] * len(passed))
+        try:
+            self.process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=environ,
+                stdout=stdout,
+                stderr=subprocess.STDOUT,
+                text=True,
+                pass_fds=passed,
+            )
+        finally:
+            for fd in passed:
+                os.close(fd)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         if self.process.stdout is not None:
@@ -332,7 +365,7 @@ class Twistd:
 
     def http_port(self, timeout: float = 60.0) -> int:
         """The port of the web service, from its start-up line."""
-        return int(self.wait_for(r"wall board and API at http://[^:]+:(\d+)/", timeout).group(1))
+        return int(self.wait_for(r"wall board and API at https?://[^:]+:(\d+)/", timeout).group(1))
 
     def stop_cleanly(self) -> None:
         """SIGTERM, then an orderly shutdown (twistd exits by the same signal)."""
@@ -347,6 +380,17 @@ class Twistd:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+def injected_site(folder: Path, source: str) -> Path:
+    """A folder with a ``sitecustomize.py`` of ``source``, to put first on a child's PYTHONPATH.
+
+    Faults (a module that is not installed, a folder that cannot be written)
+    are injected into a real process this way, before anything is imported.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(source)
+    return folder
 
 
 def fake_pbx(timeout: float = 60.0) -> tuple[socket.socket, int]:

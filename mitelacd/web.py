@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 from twisted.application import strports
 from twisted.application.service import MultiService
-from twisted.internet import endpoints
+from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IPushProducer, IReactorTime
 from twisted.web import http, pages
@@ -24,9 +24,12 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
+from mitelacd.accesslog import redacted_log_formatter
 from mitelacd.changes import EntityKind
 from mitelacd.documents import FloorDocuments
+from mitelacd.endpoint import is_tls
 from mitelacd.logs import Logger
+from mitelacd.metrics import FloorMetrics
 from mitelacd.push import CHUNK, DEFAULT_PUSH_INTERVAL, EventPush, envelope, parse_event_id
 from mitelacd.render import compact
 from mitelacd.state import FloorState, iso_utc
@@ -60,16 +63,8 @@ class WebSettings:
     retry_ms: int = 2000
     #: Event stream clients served at once; more get 503.
     max_push_clients: int = 1000
-
-
-def check_endpoint(description: str) -> str:
-    """Raise ValueError unless ``description`` is a server endpoint string."""
-    endpoints.serverFromString(_NoReactor(), description)
-    return description
-
-
-class _NoReactor:
-    """Enough of a reactor for parsing an endpoint string without listening."""
+    #: Serve /metrics without the token.
+    metrics_public: bool = False
 
 
 def render_json(request: Request, doc: Any, code: int = http.OK) -> bytes:
@@ -81,6 +76,43 @@ def render_json(request: Request, doc: Any, code: int = http.OK) -> bytes:
 
 def _error(request: Request, code: int, error: str, detail: str) -> bytes:
     return render_json(request, {"error": error, "detail": detail}, code)
+
+
+class ApiError(Resource):
+    """An error in the API's JSON shape (docs/api.md), whatever the method."""
+
+    isLeaf = True
+
+    def __init__(self, code: int, error: str, detail: str) -> None:
+        super().__init__()
+        self.code = code
+        self.error = error
+        self.detail = detail
+
+    def render(self, request: Request) -> bytes:
+        return _error(request, self.code, self.error, self.detail)
+
+
+def not_found(request: Request) -> ApiError:
+    """The JSON 404 for a path nothing is served at."""
+    path = (request.path or b"/").decode("utf-8", "replace")
+    return ApiError(http.NOT_FOUND, "not_found", f"nothing is served at {path}")
+
+
+class ApiRequest(Request):
+    """A request whose unexpected failure is answered with a JSON error (the board page's in HTML)."""
+
+    def processingFailed(self, reason: Any) -> Any:
+        if self.startedWriting or self.path == b"/":
+            return super().processingFailed(reason)
+        self._log.failure("", failure=reason)
+        body = _error(
+            self, http.INTERNAL_SERVER_ERROR, "internal_error", "the request failed; see the log"
+        )
+        self.setHeader(b"content-length", b"%d" % len(body))
+        self.write(body)
+        self.finish()
+        return reason
 
 
 @implementer(IPushProducer)
@@ -238,10 +270,16 @@ class Health(Resource):
 
     isLeaf = True
 
-    def __init__(self, floor: FloorState, file_health: FileHealth | None = None) -> None:
+    def __init__(
+        self,
+        floor: FloorState,
+        file_health: FileHealth | None = None,
+        capture_health: FileHealth | None = None,
+    ) -> None:
         super().__init__()
         self._floor = floor
         self._file_health = file_health
+        self._capture_health = capture_health
 
     def render_GET(self, request: Request) -> bytes:
         floor, feed = self._floor, self._floor.feed
@@ -253,6 +291,13 @@ class Health(Resource):
             warnings.append(
                 f"the data file {file['path']} is not being written"
                 f" ({file['problem']}) since {file['failing_since']}"
+            )
+        capture = self._capture_health() if self._capture_health is not None else None
+        if capture is not None and not capture["writing"]:
+            warnings.append(
+                f"the capture in {capture['folder']} is not being written"
+                f" ({capture['problem']}) since {capture['failing_since']};"
+                f" {capture['pending_bytes']} bytes wait in memory"
             )
         if feed.connections == 0:
             doc.update(
@@ -307,7 +352,8 @@ class Board(Resource):
 
     def render_GET(self, request: Request) -> bytes:
         if request.postpath not in ([], [b""]):
-            return pages.notFound().render(request)
+            missing: bytes = pages.notFound().render(request)
+            return missing
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         request.setHeader(b"cache-control", b"no-cache")
         request.setHeader(b"x-content-type-options", b"nosniff")
@@ -368,10 +414,10 @@ class _Branch(Resource):
     """A folder of the URL tree: only its children are served."""
 
     def getChild(self, path: bytes, request: Request) -> IResource:
-        return pages.notFound()
+        return not_found(request)
 
     def render(self, request: Request) -> bytes:
-        return pages.notFound().render(request)
+        return not_found(request).render(request)
 
 
 class Root(_Branch):
@@ -385,17 +431,21 @@ class Root(_Branch):
         settings: WebSettings,
         clock: IReactorTime,
         file_health: FileHealth | None = None,
+        metrics: FloorMetrics | None = None,
+        capture_health: FileHealth | None = None,
     ) -> None:
         super().__init__()
         self._settings = settings
         self._token = settings.token.encode("utf-8") if settings.token else None
+        #: What is served without the token.
+        self._open = {b"healthz", b"metrics"} if settings.metrics_public else {b"healthz"}
         stamp = Stamp(floor, clock)
         self.putChild(b"", Board())
         self.putChild(b"mitel_data.json", Legacy(documents))
-        self.putChild(b"healthz", Health(floor, file_health))
+        self.putChild(b"healthz", Health(floor, file_health, capture_health))
         v1 = _Branch()
         v1.putChild(b"state", Document(stamp, documents.state))
-        v1.putChild(b"feed", Document(stamp, _feed(documents, file_health)))
+        v1.putChild(b"feed", Document(stamp, _feed(documents, file_health, capture_health)))
         for kind in ("groups", "paths", "extensions"):
             v1.putChild(kind.encode("ascii"), Document(stamp, _listing(documents, kind)))
         v1.putChild(b"agents", Agents(stamp, documents))
@@ -403,6 +453,8 @@ class Root(_Branch):
         api = _Branch()
         api.putChild(b"v1", v1)
         self.putChild(b"api", api)
+        if metrics is not None:
+            self.putChild(b"metrics", metrics.resource())
 
     def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
         origin = self._settings.cors_origin
@@ -415,15 +467,16 @@ class Root(_Branch):
                 return Preflight()
         if request.method not in (b"GET", b"HEAD"):
             request.setHeader(b"allow", b"GET, HEAD")
-            return pages.errorPage(
-                http.NOT_ALLOWED, "Method Not Allowed", "Only GET and HEAD are served here."
+            return _refusal(
+                path, http.NOT_ALLOWED, "method_not_allowed", "only GET and HEAD are served here"
             )
-        if path != b"healthz" and not self._authorised(request):
+        if path not in self._open and not self._authorised(request):
             request.setHeader(b"www-authenticate", b'Bearer realm="mitelacd"')
-            return pages.errorPage(
-                http.UNAUTHORIZED, "Unauthorized", "A valid access token is required."
+            return _refusal(
+                path, http.UNAUTHORIZED, "unauthorized", "a valid access token is required"
             )
-        return super().getChildWithDefault(path, request)
+        child: IResource = super().getChildWithDefault(path, request)
+        return child
 
     def _authorised(self, request: Request) -> bool:
         if self._token is None:
@@ -438,15 +491,36 @@ class Root(_Branch):
         return hmac.compare_digest(given, self._token)
 
 
+def _refusal(path: bytes, code: int, error: str, detail: str) -> IResource:
+    """A refused request: a page for the board (people read it), JSON everywhere else."""
+    if path == b"":
+        brief = http.RESPONSES[code].decode("ascii")
+        return pages.errorPage(code, brief, detail[:1].upper() + detail[1:] + ".")
+    return ApiError(code, error, detail)
+
+
 class BoardSite(Site):
-    """The HTTP site: no tracebacks to clients, no access log unless asked for."""
+    """The HTTP site: JSON errors, no tracebacks to clients, no access log unless asked for.
+
+    The access log never holds the token: see :mod:`mitelacd.accesslog`.
+    """
 
     displayTracebacks = False
     noisy = False
+    requestFactory = ApiRequest
 
-    def __init__(self, root: Resource, access_log: bool, reactor: Any) -> None:
-        super().__init__(root, reactor=reactor)
+    def __init__(
+        self, root: Resource, access_log: bool, reactor: Any, metrics: FloorMetrics | None = None
+    ) -> None:
+        super().__init__(root, reactor=reactor, logFormatter=redacted_log_formatter)
         self.access_log = access_log
+        self.metrics = metrics
+
+    def getResourceFor(self, request: Request) -> IResource:
+        if self.metrics is not None:
+            self.metrics.watchRequest(request)
+        resource: IResource = super().getResourceFor(request)
+        return resource
 
     def log(self, request: http.Request) -> None:
         if self.access_log:
@@ -458,12 +532,18 @@ def _listing(documents: FloorDocuments, kind: EntityKind) -> Callable[[bytes], l
 
 
 def _feed(
-    documents: FloorDocuments, file_health: FileHealth | None
+    documents: FloorDocuments,
+    file_health: FileHealth | None,
+    capture_health: FileHealth | None = None,
 ) -> Callable[[bytes], list[bytes]]:
-    """``/api/v1/feed``: the feed's health, and the data file's when there is one."""
-    if file_health is None:
+    """``/api/v1/feed``: the feed's health, and the data file's and capture's when there are."""
+    parts = [(b'"file":', file_health), (b'"capture":', capture_health)]
+    present = [(key, health) for key, health in parts if health is not None]
+    if not present:
         return documents.feed_document
-    return lambda stale: documents.feed_document(stale, b'"file":' + compact(file_health()))
+    return lambda stale: documents.feed_document(
+        stale, b",".join(key + compact(health()) for key, health in present)
+    )
 
 
 class WebService(MultiService):
@@ -477,6 +557,8 @@ class WebService(MultiService):
         settings: WebSettings,
         reactor: Any,
         file_health: FileHealth | None = None,
+        metrics: FloorMetrics | None = None,
+        capture_health: FileHealth | None = None,
     ) -> None:
         super().__init__()
         self.description = description
@@ -489,13 +571,26 @@ class WebService(MultiService):
             retry_ms=settings.retry_ms,
             max_clients=settings.max_push_clients,
         )
-        root = Root(floor, documents, self.push, settings, reactor, file_health)
-        self.site = BoardSite(root, settings.access_log, reactor)
+        #: The daemon's metrics; they read the push feed made here.
+        self.metrics = FloorMetrics(floor, reactor) if metrics is None else metrics
+        self.metrics.push = self.push
+        root = Root(
+            floor,
+            documents,
+            self.push,
+            settings,
+            reactor,
+            file_health,
+            self.metrics,
+            capture_health,
+        )
+        self.site = BoardSite(root, settings.access_log, reactor, self.metrics)
         # Twisted owns the port: it listens before privileges are dropped
         # and a failure to listen stops the start.
         self.listening = strports.service(description, self.site, reactor=reactor)
         self.listening.setServiceParent(self)
         self.port: IListeningPort | None = None
+        self._waiting_for_port: list[Deferred[IListeningPort]] = []
 
     def privilegedStartService(self) -> None:
         with self._plainly():
@@ -505,6 +600,7 @@ class WebService(MultiService):
         with self._plainly():
             super().startService()
         self.push.start()
+        self.metrics.start()
         waiting = self.listening._waitingForPort
         if waiting is not None:
             waiting.addCallback(self._listening)
@@ -519,14 +615,27 @@ class WebService(MultiService):
                 f"mitelacd: cannot serve HTTP on {self.description!r}: {e.socketError}"
             ) from None
 
+    def whenListening(self) -> Deferred[IListeningPort]:
+        """Fires with the listening port once the site listens (at once if it does)."""
+        waiter: Deferred[IListeningPort] = Deferred()
+        if self.port is not None:
+            waiter.callback(self.port)
+        else:
+            self._waiting_for_port.append(waiter)
+        return waiter
+
     def _listening(self, port: IListeningPort) -> IListeningPort:
         self.port = port
+        waiters, self._waiting_for_port = self._waiting_for_port, []
+        for waiter in waiters:
+            waiter.callback(port)
         address = port.getHost()
         host = getattr(address, "host", "?")
         if ":" in host:
             host = f"[{host}]"
         log.info(
-            "wall board and API at http://{host}:{port}/",
+            "wall board and API at {scheme}://{host}:{port}/",
+            scheme="https" if is_tls(self.description) else "http",
             host=host,
             port=getattr(address, "port", "?"),
         )
@@ -534,5 +643,6 @@ class WebService(MultiService):
 
     def stopService(self) -> Any:
         self.push.stop()
+        self.metrics.stop()
         self.port = None
         return super().stopService()

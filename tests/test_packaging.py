@@ -7,6 +7,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import mitelacd
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -37,3 +39,12 @@ def test_wheel_holds_the_dropins_but_no_twisted_init(tmp_path: Path) -> None:
     assert not [n for n in names if "dropin.cache" in n]
     modules = {"records", "protocol", "state", "persist", "simulator", "tap", "logs"}
     assert {f"mitelacd/{m}.py" for m in modules} <= names
+    # The licence travels with the wheel, and the version is mitelacd.__version__.
+    wheel_file = zipfile.ZipFile(wheel)
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    (licence,) = [n for n in names if n.endswith("/LICENSE") and ".dist-info/" in n]
+    assert wheel_file.read(licence) == (ROOT / "LICENSE").read_bytes()
+    headers = wheel_file.read(metadata).decode("utf-8").split("\n\n", 1)[0].splitlines()
+    assert "Version: 0.2.0" in headers and mitelacd.__version__ == "0.2.0"
+    assert "License-File: LICENSE" in headers
+    assert "Provides-Extra: tls" in headers

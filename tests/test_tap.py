@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from twisted.application.service import IServiceMaker
+from twisted.copyright import version as twisted_version
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel
 from twisted.plugin import getPlugins
 from twisted.python import usage
 
+import mitelacd
 from mitelacd import logs, tap
+from mitelacd.endpoint import check_endpoint
 from mitelacd.persist import LegacyFileWriter
+from mitelacd.protocol import PBXClientFactory
+from mitelacd.testing import TWISTD
 
 
 def parse(*argv: str) -> tap.Options:
@@ -129,6 +138,7 @@ def test_service_dials_the_pbx_and_carries_the_file(tmp_path: Path) -> None:
     assert service.floor.legacy()["agents"] == {"6184": "idle"}
     assert service.floor.last_update == 12.5
     service.stopService()
+    assert isinstance(factory, PBXClientFactory)
     assert not factory.continueTrying
 
 
@@ -217,11 +227,16 @@ def test_environment_stands_for_the_command_line(tmp_path: Path) -> None:
     assert tap.options_from_environment({"MITELACD_SIMULATE": "yes"})["simulate"]
 
 
-def test_bad_environment_stops_with_the_option_message() -> None:
-    with pytest.raises(SystemExit, match="port 99999 is out of range.*MITELACD_"):
+def test_bad_environment_stops_with_the_option_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit, match="port 99999 is out of range.*MITELACD_") as stopped:
         tap.options_from_environment({"MITELACD_HOST": "h", "MITELACD_PORT": "99999"})
-    with pytest.raises(SystemExit, match="--host is required"):
+    assert stopped.value.code == tap.EXIT_USAGE == 64
+    assert "mitelacd.tac: port 99999 is out of range" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--host is required") as stopped:
         tap.options_from_environment({})
+    assert stopped.value.code == 64
 
 
 def test_tac_file_builds_the_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -248,10 +263,11 @@ def test_the_file_writers_health_reaches_the_feed_and_healthz(tmp_path: Path) ->
     service = tap.makeService(parse(*argv), reactor)
     service.startService()
     (web,) = [s for s in service if isinstance(s, WebService)]
-    stub = StubTreq(web.site.resource)
+    # StubTreq makes its request methods at run time.
+    stub: Any = StubTreq(web.site.resource)
 
     def get(url: str) -> dict[str, object]:
-        d = stub.get("http://127.0.0.1" + url)
+        d = stub.request("GET", "http://127.0.0.1" + url)
         stub.flush()
         body: list[bytes] = []
         d.addCallback(lambda r: r.content()).addCallback(body.append)
@@ -287,3 +303,183 @@ def test_names_file_is_read_at_start_and_a_bad_one_is_a_usage_error(tmp_path: Pa
     assert entry is not None and entry.name == "Ada King"
     service.stopService()
     assert not watcher.running
+
+
+# Usage errors end twistd with status 64; --version ----------------------------
+
+ROOT = Path(__file__).parent.parent
+NAMES_LINE_4 = '[agents]\n"1001" = "Ada"\n[groups]\n"610" = 610\n'
+
+
+def run_twistd(
+    *argv: str, cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``twistd -n`` as an operator runs it, to its end."""
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    environ.pop("MITELACD_TOKEN", None)
+    return subprocess.run(
+        [TWISTD, "-n", "--pidfile=", *argv],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["mitelacd", "--colour"], "twistd mitelacd: option --colour not recognized"),
+        (["mitelacd"], "twistd mitelacd: --host is required"),
+        (["mitelacd", "--host", "h", "--port", "99999"], "port 99999 is out of range"),
+        (["mitelacd", "--host", "h", "--watchdog", "soon"], "--watchdog must be a number"),
+        (
+            ["mitelacd", "--host", "h", "--http", "tcp:99999"],
+            "--http 'tcp:99999': port 99999 is out of range (0-65535",
+        ),
+        (
+            ["mitelacd", "--host", "h", "--http", "tcp:8080:interface=board"],
+            "interface 'board' is not an IP address",
+        ),
+        (["mitelacd", "--host", "h", "--http", "quic:443"], "Unknown endpoint type: 'quic'"),
+        (
+            ["mitelacd", "--host", "h", "--http", "unix:/nonexistent-folder/http.sock"],
+            "unix: folder /nonexistent-folder does not exist",
+        ),
+        (["mitelacd", "--host", "h", "--names", "names.toml"], "names.toml, line 4"),
+        (["mitelacd-sim", "--agents", "0"], "twistd mitelacd-sim: --agents must be between 1"),
+        (["mitelacd-sim", "--colour"], "twistd mitelacd-sim: option --colour not recognized"),
+    ],
+)
+def test_a_usage_error_exits_64_and_says_what_is_wrong(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    (tmp_path / "names.toml").write_text(NAMES_LINE_4)
+    done = run_twistd(*argv, cwd=tmp_path)
+    assert done.returncode == tap.EXIT_USAGE == 64, done.stderr
+    assert message in done.stderr
+    # The usage first, as twistd shows it, then the message; all on stderr.
+    assert f"Usage: twistd [options] {argv[0]} " in done.stderr
+    assert done.stderr.rstrip().endswith(message) or message in done.stderr.splitlines()[-1]
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"MITELACD_HOST": "h", "MITELACD_HTTP": "tcp:99999"}, "port 99999 is out of range"),
+        ({"MITELACD_HOST": "h", "MITELACD_NAMES": "names.toml"}, "names.toml, line 4"),
+        ({}, "--host is required"),
+    ],
+)
+def test_a_bad_environment_for_the_tac_file_exits_64(
+    tmp_path: Path, environ: dict[str, str], message: str
+) -> None:
+    (tmp_path / "names.toml").write_text(NAMES_LINE_4)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MITELACD_")}
+    done = subprocess.run(
+        [TWISTD, "-n", "--pidfile=", "-y", str(ROOT / "mitelacd.tac")],
+        cwd=tmp_path,
+        env={**clean, "PYTHONPATH": str(ROOT), **environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 64, done.stderr
+    assert "mitelacd.tac: " in done.stderr and message in done.stderr
+    assert "(from the MITELACD_* environment)" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_failure_that_is_not_a_usage_error_is_not_64(tmp_path: Path) -> None:
+    # A taken port may be free at the next try: systemd should restart.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = run_twistd(
+            "mitelacd",
+            "--simulate",
+            "--file",
+            str(tmp_path / "mitel_data.json"),
+            "--http",
+            f"tcp:{port}:interface=127.0.0.1",
+            cwd=tmp_path,
+        )
+    assert done.returncode == 1
+    assert f"cannot serve HTTP on 'tcp:{port}:interface=127.0.0.1'" in done.stdout + done.stderr
+
+
+def test_version_is_mitelacds(tmp_path: Path) -> None:
+    assert mitelacd.__version__ == "0.2.0"
+    line = f"mitelacd 0.2.0 (Twisted {twisted_version}, Python {platform.python_version()})\n"
+    for command in ("mitelacd", "mitelacd-sim"):
+        done = run_twistd(command, "--version", cwd=tmp_path)
+        assert (done.returncode, done.stdout, done.stderr) == (0, line, "")
+    assert "Print mitelacd's version" in str(tap.Options())
+
+
+# The --http endpoint -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "description, message",
+    [
+        ("", "the endpoint is empty"),
+        ("tcp", "tcp: needs a port"),
+        ("tcp:99999", "port 99999 is out of range (0-65535; 0: any free port)"),
+        ("tcp:-1", "port -1 is out of range"),
+        ("tcp:http", "the port must be a number, not 'http'"),
+        ("tcp:port=70000", "port 70000 is out of range"),
+        ("tcp6:99999", "port 99999 is out of range"),
+        ("ssl:65536", "port 65536 is out of range"),
+        ("tcp:8080:interface=board.example", "interface 'board.example' is not an IP address"),
+        ("tcp:8080:interface=300.1.2.3", "interface '300.1.2.3' is not an IP address"),
+        ("tcp6:8080:interface=127.0.0.1", "tcp6: interface '127.0.0.1' is not an IPv6 address"),
+        ("tcp:8080:backlog=0", "backlog must be a whole number above 0"),
+        ("tcp:8080:colour=blue", "unknown parameter 'colour'; tcp: takes port, interface"),
+        ("tcp:8080:port=8081", "port is given twice"),
+        ("tcp:8080:127.0.0.1:50:extra", "too many parameters"),
+        ("quic:443", "Unknown endpoint type: 'quic'"),
+        ("unix:", "unix: needs a socket path"),
+        ("unix:/nonexistent-folder/http.sock", "unix: folder /nonexistent-folder does not exist"),
+        ("unix:/tmp", "is a directory"),
+        ("unix:/tmp/http.sock:mode=rw", "unix: invalid literal"),
+        ("ssl:8443:privateKey=/nonexistent/key.pem", "privateKey file '/nonexistent/key.pem'"),
+        ("systemd:domain=INET:index=0", "systemd passed no such socket"),
+        ("systemd:domain=INET", "systemd: Specify exactly one of descriptor index or name"),
+        ("systemd:INET:0:x=1", "systemd: wrong parameters"),
+    ],
+)
+def test_bad_endpoints_are_usage_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, description: str, message: str
+) -> None:
+    monkeypatch.delenv("LISTEN_FDS", raising=False)
+    with pytest.raises(ValueError) as raised:
+        check_endpoint(description)
+    assert message in str(raised.value)
+    data = str(tmp_path / "mitel_data.json")
+    with pytest.raises(usage.UsageError) as refused:
+        parse("--host", "h", "--file", data, "--http", description)
+    assert str(refused.value) == f"--http {description!r}: {raised.value}"
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "tcp:0",
+        "tcp:8080:interface=127.0.0.1",
+        "tcp:65535:interface=\\:\\:1",
+        "tcp:port=0:backlog=10",
+        "tcp6:0:interface=\\:\\:1",
+        "unix:{tmp}/http.sock",
+        "unix:{tmp}/http.sock:mode=660",
+    ],
+)
+def test_good_endpoints_pass(tmp_path: Path, description: str) -> None:
+    description = description.format(tmp=tmp_path)
+    assert check_endpoint(description) == description
+    options = parse("--host", "h", "--file", str(tmp_path / "d.json"), "--http", description)
+    assert options["http"] == description

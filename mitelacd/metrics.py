@@ -1,0 +1,491 @@
+"""``GET /metrics``: the daemon in the Prometheus text format, kept current from change sets.
+
+:class:`FloorMetrics` is a floor listener: each change set updates the few
+figures it touches (an agent's status, activity and board state counted
+once; a group's or path's three figures; the feed's counters as the floor
+keeps them), so a change costs what it changed and a scrape only reads
+what is kept, never the floor. The data file's writer, the push feed and
+the HTTP site are read (or count) as they go. Everything is in a registry
+of its own, never the process-wide default one, so several daemons (or
+tests) in one process do not clash.
+
+docs/metrics.md lists every family, its labels and what it means.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator, Mapping, Sequence, Sized
+from importlib import metadata
+from typing import Any, Literal, Protocol
+
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+from twisted.web import http, pages
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+from zope.interface import implementer
+
+from mitelacd.changes import ChangeSet, Update
+from mitelacd.legacy import LEGACY_STATUSES
+from mitelacd.names import AGENT_STATES
+from mitelacd.records import EVENT_NAMES
+from mitelacd.state import ACTIVITIES, FloorState, IFloorListener, QueueKind
+
+#: The ``endpoint`` label of ``mitelacd_http_requests_total``: the paths the
+#: site serves, an agent's own path as a pattern, and ``other`` for the rest
+#: (so that a scanner cannot make a series per URL it tries).
+Endpoint = Literal[
+    "/",
+    "/mitel_data.json",
+    "/healthz",
+    "/metrics",
+    "/api/v1/state",
+    "/api/v1/feed",
+    "/api/v1/agents",
+    "/api/v1/agents/{id}",
+    "/api/v1/groups",
+    "/api/v1/paths",
+    "/api/v1/extensions",
+    "/api/v1/events",
+    "other",
+]
+_PATHS: dict[bytes, Endpoint] = {
+    b"/": "/",
+    b"/mitel_data.json": "/mitel_data.json",
+    b"/healthz": "/healthz",
+    b"/metrics": "/metrics",
+    b"/api/v1/state": "/api/v1/state",
+    b"/api/v1/feed": "/api/v1/feed",
+    b"/api/v1/agents": "/api/v1/agents",
+    b"/api/v1/groups": "/api/v1/groups",
+    b"/api/v1/paths": "/api/v1/paths",
+    b"/api/v1/extensions": "/api/v1/extensions",
+    b"/api/v1/events": "/api/v1/events",
+}
+_ONE_AGENT = b"/api/v1/agents/"
+
+#: Feed counters the floor keeps (keys of its feed view) and the counter each becomes.
+_FEED_COUNTERS: tuple[tuple[str, str, str], ...] = (
+    (
+        "unparsable_records",
+        "mitelacd_unreadable_records",
+        "Records from the PBX that could not be read.",
+    ),
+    ("noise", "mitelacd_noise", "Runs of bytes outside any record (overlong lines included)."),
+    (
+        "sequence_gaps",
+        "mitelacd_sequence_gaps",
+        "Forward jumps of 2 to 50 in the record numbers: records lost upstream.",
+    ),
+    ("records_missed", "mitelacd_records_missed", "Records the sequence gaps skipped."),
+    (
+        "sequence_duplicates",
+        "mitelacd_sequence_duplicates",
+        "Record numbers received twice in a row.",
+    ),
+    (
+        "sequence_resyncs",
+        "mitelacd_sequence_resyncs",
+        "Record numbers that went back or jumped more than 50: numbering resynchronised.",
+    ),
+    ("connections", "mitelacd_connections", "Connections made to the PBX."),
+    (
+        "connect_failures",
+        "mitelacd_connect_failures",
+        "Connection attempts to the PBX that failed.",
+    ),
+    (
+        "agents_refused",
+        "mitelacd_agents_refused",
+        "Records for a new agent refused because the agent table was full.",
+    ),
+    (
+        "extensions_forgotten",
+        "mitelacd_extensions_forgotten",
+        "Sets dropped from the full extensions table.",
+    ),
+    (
+        "agents_let_go",
+        "mitelacd_agents_let_go",
+        "Carried agents set to out because the PBX never named them.",
+    ),
+)
+#: Every function code a readable record may have, so each series exists from the start.
+RECORD_CODES: tuple[str, ...] = tuple(sorted(EVENT_NAMES))
+_QUEUE_KINDS: tuple[QueueKind, ...] = ("group", "path")
+
+
+class FileStats(Protocol):
+    """What metrics read of the data file's writer (``LegacyFileWriter`` has it)."""
+
+    @property
+    def writes(self) -> int: ...
+
+    @property
+    def write_failures(self) -> int: ...
+
+    @property
+    def failed_attempts(self) -> int: ...
+
+
+class PushStats(Protocol):
+    """What metrics read of the push feed (``EventPush`` has it)."""
+
+    @property
+    def subscribers(self) -> Sized: ...
+
+    @property
+    def deltas_sent(self) -> int: ...
+
+
+def endpoint_of(path: bytes) -> Endpoint:
+    """The ``endpoint`` label of a request path (no query), from a fixed set."""
+    if len(path) > 1 and path.endswith(b"/"):
+        path = path[:-1]
+    known = _PATHS.get(path)
+    if known is not None:
+        return known
+    agent = path[len(_ONE_AGENT) :] if path.startswith(_ONE_AGENT) else b""
+    if agent and b"/" not in agent:
+        return "/api/v1/agents/{id}"
+    return "other"
+
+
+def build_version() -> str:
+    """mitelacd's version as installed, or ``unknown`` when it is run from a bare tree."""
+    try:
+        return metadata.version("mitelacd")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _unix_time(iso: str) -> float:
+    """A time as the views give it (``...Z``, UTC) in Unix time."""
+    if iso.endswith("Z"):
+        iso = iso[:-1] + "+00:00"
+    return datetime.datetime.fromisoformat(iso).timestamp()
+
+
+#: What is kept of one agent: legacy status, activity and board state.
+_AgentFigures = tuple[str, str, str]
+#: What is kept of one group or path: waiting, agents, longest wait, name, confirmed.
+_QueueFigures = tuple[int | None, int | None, int | None, str, bool]
+
+
+@implementer(IFloorListener)
+class FloorMetrics:
+    """The daemon's metrics: a floor listener, and the collector of its own registry."""
+
+    def __init__(
+        self,
+        floor: FloorState,
+        clock: IReactorTime,
+        file: FileStats | None = None,
+        push: PushStats | None = None,
+        version: str | None = None,
+        process: bool = True,
+    ) -> None:
+        self.floor = floor
+        self.clock = clock
+        self.file = file
+        self.push = push
+        self.version = build_version() if version is None else version
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+        if process:
+            # The usual process_* and python_* families, read at each scrape from /proc.
+            ProcessCollector(registry=self.registry)
+            PlatformCollector(registry=self.registry)
+            GCCollector(registry=self.registry)
+        self.listening = False
+        self._requests: dict[tuple[Endpoint, str], int] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self._started_at = self.clock.seconds()
+        self._feed: dict[str, Any] = {}
+        self._agents: dict[str, _AgentFigures] = {}
+        self._by_status: dict[str, int] = dict.fromkeys(LEGACY_STATUSES, 0)
+        self._by_activity: dict[str, int] = dict.fromkeys(ACTIVITIES, 0)
+        self._by_state: dict[str, int] = dict.fromkeys(AGENT_STATES, 0)
+        self._queues: dict[QueueKind, dict[str, _QueueFigures]] = {k: {} for k in _QUEUE_KINDS}
+        self._last_record: tuple[str | None, float | None] = (None, None)
+
+    # Listening -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the whole floor as it is now, then follow its changes."""
+        if self.listening:
+            return
+        self._reset()
+        self.floorChanged(self.floor.everything())
+        self.floor.addListener(self)
+        self.listening = True
+
+    def stop(self) -> None:
+        if self.listening:
+            self.floor.removeListener(self)
+            self.listening = False
+
+    def floorChanged(self, changes: ChangeSet) -> None:
+        if changes.feed:
+            self._feed.update(changes.feed)
+        if changes.agents:
+            self._agents_changed(changes.agents)
+        if changes.groups:
+            self._queues_changed(self._queues["group"], changes.groups)
+        if changes.paths:
+            self._queues_changed(self._queues["path"], changes.paths)
+
+    def _agents_changed(self, updates: Mapping[str, Update]) -> None:
+        kept = self._agents
+        by_status, by_activity, by_state = self._by_status, self._by_activity, self._by_state
+        for key, entity in updates.items():
+            old = kept.get(key)
+            if entity is None:
+                if old is None:
+                    continue
+                del kept[key]
+                new = None
+            else:
+                view = entity.view
+                new = (entity.legacy, view["activity"], view["state"])
+                if new == old:
+                    continue
+                kept[key] = new
+                by_status[new[0]] = by_status.get(new[0], 0) + 1
+                by_activity[new[1]] = by_activity.get(new[1], 0) + 1
+                by_state[new[2]] = by_state.get(new[2], 0) + 1
+            if old is not None:
+                by_status[old[0]] -= 1
+                by_activity[old[1]] -= 1
+                by_state[old[2]] -= 1
+
+    @staticmethod
+    def _queues_changed(kept: dict[str, _QueueFigures], updates: Mapping[str, Update]) -> None:
+        for key, entity in updates.items():
+            if entity is None:
+                kept.pop(key, None)
+                continue
+            view = entity.view
+            kept[key] = (
+                view["waiting"],
+                view["agents_logged_in"],
+                view["longest_wait_seconds"],
+                view["name"] or "",
+                bool(view["confirmed"]),
+            )
+
+    # HTTP ------------------------------------------------------------------
+
+    def watchRequest(self, request: http.Request) -> None:
+        """Count ``request`` by endpoint and status once it is answered (or its client leaves)."""
+        endpoint = endpoint_of(request.path or b"/")
+        request.notifyFinish().addBoth(self._answered, request, endpoint)
+
+    def _answered(self, result: Failure | None, request: http.Request, endpoint: Endpoint) -> None:
+        self.requestAnswered(endpoint, request.code)
+
+    def requestAnswered(self, endpoint: Endpoint, status: int) -> None:
+        key = (endpoint, str(status))
+        self._requests[key] = self._requests.get(key, 0) + 1
+
+    def resource(self) -> Resource:
+        """``/metrics``, for the site's tree."""
+        return MetricsPage(self.registry)
+
+    # Scrapes ---------------------------------------------------------------
+
+    def lastRecordAge(self) -> float:
+        """Seconds since the last valid record; since the start while none has come."""
+        iso = self._feed.get("last_record_at")
+        parsed_for, at = self._last_record
+        if iso != parsed_for:
+            at = None if iso is None else _unix_time(iso)
+            self._last_record = (iso, at)
+        return max(0.0, self.clock.seconds() - (self._started_at if at is None else at))
+
+    def collect(self) -> Iterator[Metric]:
+        """Every family, from what the change sets left (the registry calls this per scrape)."""
+        feed = self._feed
+        yield _gauge(
+            "mitelacd_build_info", "mitelacd's version.", ["version"], [((self.version,), 1)]
+        )
+        yield _gauge(
+            "mitelacd_feed_connected",
+            "1 while the PBX link is up, else 0.",
+            value=1 if feed.get("connected") else 0,
+        )
+        yield _gauge(
+            "mitelacd_feed_stale",
+            "1 while the feed is stale (no link, or no record for longer than --watchdog).",
+            value=1 if self.floor.isStale() else 0,
+        )
+        yield _gauge(
+            "mitelacd_feed_stale_after_seconds",
+            "Silence after which the feed counts as stale (--watchdog).",
+            value=float(feed.get("stale_after_seconds") or 0),
+        )
+        yield _gauge(
+            "mitelacd_feed_last_record_age_seconds",
+            "Seconds since the last valid record (since the start while none has come).",
+            value=self.lastRecordAge(),
+        )
+        records = CounterMetricFamily(
+            "mitelacd_records", "Valid records from the PBX, by function code.", labels=["code"]
+        )
+        by_code: Mapping[str, int] = feed.get("records_by_code") or {}
+        for code in RECORD_CODES:
+            records.add_metric([code], by_code.get(code, 0))
+        yield records
+        for key, name, text in _FEED_COUNTERS:
+            yield CounterMetricFamily(name, text, value=feed.get(key) or 0)
+        attempts = (feed.get("connections") or 0) + (feed.get("connect_failures") or 0)
+        yield CounterMetricFamily(
+            "mitelacd_reconnects",
+            "Connection attempts to the PBX after the first one, whether they succeeded or failed.",
+            value=max(0, attempts - 1),
+        )
+        yield _by(
+            "mitelacd_agents",
+            "Agents by legacy status (mitel_data.json).",
+            "status",
+            self._by_status,
+        )
+        yield _by(
+            "mitelacd_agents_by_activity",
+            "Agents by what they are doing on their set.",
+            "activity",
+            self._by_activity,
+        )
+        yield _by(
+            "mitelacd_agents_by_state",
+            "Agents by the wall board's state.",
+            "state",
+            self._by_state,
+        )
+        yield from self._queue_families()
+        yield from self._service_families()
+
+    def _queue_families(self) -> Iterator[Metric]:
+        labels = ["kind", "number"]
+        waiting = GaugeMetricFamily(
+            "mitelacd_queue_waiting", "Calls waiting in a group or path.", labels=labels
+        )
+        agents = GaugeMetricFamily(
+            "mitelacd_queue_agents", "Agents logged in to a group or path.", labels=labels
+        )
+        longest = GaugeMetricFamily(
+            "mitelacd_queue_longest_wait_seconds",
+            "How long the longest waiting call of a group or path has waited.",
+            labels=labels,
+        )
+        confirmed = GaugeMetricFamily(
+            "mitelacd_queue_confirmed",
+            "1 when the figures came from the PBX on this connection; 0 when carried"
+            " over from the file or from before the link was lost.",
+            labels=labels,
+        )
+        info = GaugeMetricFamily(
+            "mitelacd_queue_info",
+            "Always 1: the name of a group or path, to join on kind and number.",
+            labels=[*labels, "name"],
+        )
+        for kind in _QUEUE_KINDS:
+            for number, (w, a, lw, name, sure) in self._queues[kind].items():
+                series = [kind, number]
+                # A figure the PBX sent as something other than digits has no sample.
+                if w is not None:
+                    waiting.add_metric(series, w)
+                if a is not None:
+                    agents.add_metric(series, a)
+                if lw is not None:
+                    longest.add_metric(series, lw)
+                confirmed.add_metric(series, 1 if sure else 0)
+                info.add_metric([kind, number, name], 1)
+        yield from (waiting, agents, longest, confirmed, info)
+
+    def _service_families(self) -> Iterator[Metric]:
+        file = self.file
+        if file is not None:
+            yield CounterMetricFamily(
+                "mitelacd_file_writes", "Successful writes of the data file.", value=file.writes
+            )
+            yield CounterMetricFamily(
+                "mitelacd_file_write_failures",
+                "Failed attempts to write the data file.",
+                value=file.write_failures,
+            )
+            yield _gauge(
+                "mitelacd_file_writing",
+                "1 while the data file is being written, 0 while writes fail.",
+                value=0 if file.failed_attempts else 1,
+            )
+        push = self.push
+        if push is not None:
+            yield _gauge(
+                "mitelacd_push_clients",
+                "Event stream (/api/v1/events) clients connected.",
+                value=len(push.subscribers),
+            )
+            yield CounterMetricFamily(
+                "mitelacd_push_deltas",
+                "Deltas sent to event stream clients.",
+                value=push.deltas_sent,
+            )
+        requests = CounterMetricFamily(
+            "mitelacd_http_requests",
+            "HTTP requests answered, by endpoint and status code.",
+            labels=["endpoint", "status"],
+        )
+        for (endpoint, status), count in sorted(self._requests.items()):
+            requests.add_metric([endpoint, status], count)
+        yield requests
+
+
+def _gauge(
+    name: str,
+    text: str,
+    labels: Sequence[str] | None = None,
+    samples: Sequence[tuple[Sequence[str], float]] = (),
+    value: float | None = None,
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, text, value=value, labels=labels)
+    for label_values, sample in samples:
+        family.add_metric(list(label_values), sample)
+    return family
+
+
+def _by(name: str, text: str, label: str, counts: Mapping[str, int]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, text, labels=[label])
+    for value, count in counts.items():
+        family.add_metric([value], count)
+    return family
+
+
+class MetricsPage(Resource):
+    """``/metrics``: the registry in the text format a Prometheus asks for.
+
+    Rendered in the reactor's thread (``prometheus_client.twisted`` would
+    render in a thread pool, beside the reactor changing what it reads).
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
+        self._registry = registry
+
+    def render_GET(self, request: Request) -> bytes:
+        if request.postpath not in ([], [b""]):
+            result: bytes = pages.notFound().render(request)
+            return result
+        accept = request.getHeader(b"accept")
+        encoder, content_type = choose_encoder(accept.decode("latin-1") if accept else "")
+        request.setHeader(b"content-type", content_type.encode("ascii"))
+        request.setHeader(b"cache-control", b"no-cache")
+        return encoder(self._registry)

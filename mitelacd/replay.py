@@ -1,0 +1,284 @@
+"""``mitelacd-replay FILE...``: run captures through the parser and the floor, offline.
+
+Every read of a capture goes through the same :class:`~mitelacd.protocol.ACDReceiver`
+and :class:`~mitelacd.state.FloorState` as in the daemon, on a
+:class:`~twisted.internet.task.Clock` moved to the read's arrival time, so
+that the idle flush of a record without an end, and every time the floor
+keeps, come out as they did live. The final legacy document (the daemon's
+``mitel_data.json`` at that point) is printed on standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
+
+import attrs
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, globalLogBeginner
+from twisted.python.failure import Failure
+
+from mitelacd import __version__, logs
+from mitelacd.capture import (
+    CaptureError,
+    CaptureReader,
+    Connected,
+    Data,
+    Entry,
+    Gap,
+    Lost,
+    ReadReport,
+    Started,
+    Stopped,
+    first_time,
+)
+from mitelacd.documents import FloorDocuments
+from mitelacd.protocol import IDLE_FLUSH, ACDReceiver, PBXClientFactory
+from mitelacd.state import FloorState, iso_utc
+
+#: The exit status of a file that cannot be read, and of a bad command line.
+EXIT_UNREADABLE = 2
+
+
+class ReplayedLoss(Exception):
+    """A connection loss as the capture tells it; its message is the reason recorded."""
+
+
+@attrs.define
+class ReplaySummary:
+    """What a replay went through."""
+
+    files: int = 0
+    reads: int = 0
+    data_bytes: int = 0
+    connections: int = 0
+    losses: int = 0
+    runs: int = 0
+    gaps: int = 0
+    gap_bytes: int = 0
+    first: float | None = None
+    last: float | None = None
+    reports: list[ReadReport] = attrs.Factory(list)
+
+    def words(self) -> str:
+        span = ""
+        if self.first is not None and self.last is not None:
+            span = f", from {iso_utc(self.first)} to {iso_utc(self.last)}"
+        return (
+            f"{self.files} file(s), {self.reads} reads ({self.data_bytes} bytes),"
+            f" {self.connections} connection(s), {self.gaps} gap(s)"
+            f" ({self.gap_bytes} bytes missing), {self.runs} daemon start(s){span}"
+        )
+
+
+class Replayer:
+    """A floor fed from capture entries, on a clock moved to each entry's time.
+
+    Connections follow the capture: ``connected`` makes one (ending any still
+    open), ``lost``, ``stop``, ``start`` and ``gap`` end it, and a read that
+    comes while none is open (a file that begins mid-connection, or after a
+    gap) opens one to the last PBX seen. The watchdog is off: a connection
+    the daemon dropped for silence is in the capture as a loss.
+    """
+
+    def __init__(self, flush_after: float = IDLE_FLUSH) -> None:
+        self.clock = Clock()
+        self.floor = FloorState(self.clock)
+        self.documents = FloorDocuments(self.floor)
+        self.factory = PBXClientFactory(
+            self.floor, self.clock, idle_timeout=None, flush_after=flush_after
+        )
+        self.flush_after = flush_after
+        self.summary = ReplaySummary()
+        self._receiver: ACDReceiver | None = None
+        self._peer: tuple[str, int] = ("pbx", 15373)
+
+    def _advance(self, when: float) -> None:
+        # A capture's times never go back; if one does, time stands still.
+        if when > self.clock.seconds():
+            self.clock.advance(when - self.clock.seconds())
+
+    def feed(self, entry: Entry) -> None:
+        summary = self.summary
+        if summary.first is None:
+            summary.first = entry.time
+            self.clock.advance(entry.time - self.clock.seconds())
+        self._advance(entry.time)
+        summary.last = max(summary.last or entry.time, entry.time)
+        match entry:
+            case Data(_, data):
+                if self._receiver is None:
+                    self._connect(*self._peer)
+                assert self._receiver is not None
+                summary.reads += 1
+                summary.data_bytes += len(data)
+                self._receiver.dataReceived(data)
+            case Connected(_, host, port, continued):
+                if continued and self._receiver is not None:
+                    return
+                self._lose("a new connection was made")
+                self._connect(host, port)
+            case Lost(_, why):
+                self._lose(why)
+            case Started():
+                summary.runs += 1
+                self._lose("mitelacd started again", flush=False)
+            case Stopped(_, why):
+                self._lose(f"mitelacd {why}", flush=False)
+            case Gap(_, _, _, data_bytes):
+                summary.gaps += 1
+                summary.gap_bytes += data_bytes
+                self._lose(f"capture gap: {data_bytes} bytes not recorded", flush=False)
+
+    def feed_all(self, entries: Iterable[Entry]) -> None:
+        for entry in entries:
+            self.feed(entry)
+
+    def finish(self, until: float | None = None) -> None:
+        """Let time pass after the last entry: a record without an end is flushed, as live."""
+        end = self.clock.seconds() + self.flush_after * 2
+        self._advance(end if until is None else until)
+
+    def legacy(self) -> bytes:
+        """The legacy document now, byte for byte as the daemon writes its file."""
+        return self.documents.legacy()
+
+    def _connect(self, host: str, port: int) -> None:
+        address = (IPv6Address if ":" in host else IPv4Address)("TCP", host, port)
+        receiver = ACDReceiver()
+        receiver.factory = self.factory
+        receiver.makeConnection(StringTransport(peerAddress=address))
+        self._receiver = receiver
+        self._peer = (host, port)
+        self.summary.connections += 1
+
+    def _lose(self, why: str, flush: bool = True) -> None:
+        """End the connection; ``flush``: apply a record still waiting for its end, as live.
+
+        When the daemon stopped, its file was written before the connection
+        closed, so a record left waiting then never reached the file; after
+        a gap, the rest of that record is missing. Such a record is dropped.
+        """
+        receiver, self._receiver = self._receiver, None
+        if receiver is not None:
+            self.summary.losses += 1
+            if not flush:
+                receiver.clearLineBuffer()
+            receiver.connectionLost(Failure(ReplayedLoss(why)))
+
+
+def replay_files(
+    paths: Sequence[str], until: float | None = None, replayer: Replayer | None = None
+) -> Replayer:
+    """Replay the captures at ``paths`` (ordered by their first entry) up to ``until``.
+
+    CaptureError when a file cannot be read at all.
+    """
+    replayer = replayer or Replayer()
+    ordered = sorted(paths, key=lambda p: _sort_key(p))
+    for path in ordered:
+        reader = CaptureReader(path)
+        replayer.summary.files += 1
+        replayer.summary.reports.append(reader.report)
+        for entry in reader:
+            if until is not None and entry.time > until:
+                reader.close()
+                break
+            replayer.feed(entry)
+    replayer.finish(until)
+    return replayer
+
+
+def _sort_key(path: str) -> float:
+    first = first_time(path)
+    return float("inf") if first is None else first
+
+
+def parse_time(value: str) -> float:
+    """``--at``: Unix seconds, or an ISO 8601 date and time (local time unless it says)."""
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a time: {value!r} (Unix seconds or ISO 8601, e.g. 2026-03-09T17:30:00)"
+        ) from None
+    return when.timestamp()
+
+
+def _arguments() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mitelacd-replay",
+        description=(
+            "Run mitelacd captures (from --record) through the parser and the floor"
+            " offline, and print the final legacy document (mitel_data.json) on"
+            " standard output. A summary goes to standard error."
+        ),
+    )
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="capture files, plain or .gz; replayed in the order of their first entry",
+    )
+    parser.add_argument(
+        "--at",
+        type=parse_time,
+        default=None,
+        metavar="TIME",
+        help="stop at this time (Unix seconds or ISO 8601) and print the document as it was",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no summary on standard error (warnings still)"
+    )
+    parser.add_argument("--version", action="version", version=f"mitelacd-replay {__version__}")
+    return parser
+
+
+def _warnings_to(stream: IO[str]) -> Any:
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_level") in (LogLevel.warn, LogLevel.error, LogLevel.critical):
+            stream.write(f"mitelacd-replay: {logs.render(event)}\n")
+
+    return observe
+
+
+def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
+    """The console script; returns the exit status."""
+    out = stdout or sys.stdout
+    args = _arguments().parse_args(argv)
+    try:
+        replayer = replay_files(args.files, args.at)
+    except CaptureError as e:
+        sys.stderr.write(f"mitelacd-replay: {e}\n")
+        return EXIT_UNREADABLE
+    summary = replayer.summary
+    for report in summary.reports:
+        for problem in report.problems():
+            sys.stderr.write(f"mitelacd-replay: {report.path}: {problem}\n")
+    if not args.quiet:
+        sys.stderr.write(f"mitelacd-replay: {summary.words()}\n")
+    out.write(replayer.legacy().decode("ascii") + "\n")
+    out.flush()
+    return 0
+
+
+def run() -> None:
+    """Entry point of the ``mitelacd-replay`` console script."""
+    # The floor's own warnings (numbering gaps, unreadable records) are worth
+    # seeing; its line per event is not.
+    logs.set_level(LogLevel.warn)
+    globalLogBeginner.beginLoggingTo([_warnings_to(sys.stderr)], redirectStandardIO=False)
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    run()
