@@ -1,7 +1,9 @@
 """No plugin cache warning at start in an environment the daemon cannot write to.
 
 An installed environment is stood in for by a folder of its own holding the
-two dropins, as pip puts them; writes to that folder fail with EACCES in the
+two dropins, as pip puts them, under names of their own: where mitelacd is
+installed for real, Twisted's plugins folder already holds dropins of the
+same module names, which would hide these from the scan. Writes to that folder fail with EACCES in the
 child processes, injected by a ``sitecustomize`` (we run as root, who may
 write anywhere).
 """
@@ -18,6 +20,7 @@ from mitelacd.testing import Twistd, injected_site
 
 ROOT = Path(__file__).parent.parent
 WARNING = "Unable to write to plugin cache"
+DROPINS = ("mitelacd_plugin.py", "mitelacd_sim_plugin.py")
 
 READ_ONLY = """
 import builtins, errno, os
@@ -78,8 +81,8 @@ class Install:
         self.site = tmp_path / "site"
         self.plugins = self.site / "twisted" / "plugins"
         self.plugins.mkdir(parents=True)
-        for dropin in ("mitelacd_plugin.py", "mitelacd_sim_plugin.py"):
-            shutil.copy(ROOT / "twisted" / "plugins" / dropin, self.plugins)
+        for dropin in DROPINS:
+            shutil.copy(ROOT / "twisted" / "plugins" / dropin, self.plugins / f"installed_{dropin}")
         self.read_only = injected_site(
             tmp_path / "read-only", READ_ONLY.format(folder=str(self.plugins))
         )
@@ -150,7 +153,7 @@ def test_an_upgraded_dropin_makes_the_cache_stale_until_refreshed(tmp_path: Path
     install = Install(tmp_path)
     assert install.refresh().returncode == 0
     # pip replaces the dropin after the cache was written: the cache is older.
-    earlier = (install.plugins / "mitelacd_plugin.py").stat().st_mtime - 10
+    earlier = (install.plugins / "installed_mitelacd_plugin.py").stat().st_mtime - 10
     os.utime(install.cache, (earlier, earlier))
     assert [line for line in install.start() if WARNING in line]
     assert install.refresh().returncode == 0
