@@ -15,6 +15,7 @@ from typing import Any, Generic, Literal, TypeVar
 import attrs
 
 from mitelacd.legacy import LegacyStatus
+from mitelacd.names import AgentState
 
 #: The kinds of entity a change set speaks of, in the order documents list them.
 EntityKind = Literal["agents", "groups", "paths", "extensions"]
@@ -34,6 +35,61 @@ class Entity(Generic[L]):
     #: Its value in the legacy document: an agent's status, the three raw
     #: figures of a group or path; None for extensions, which it lacks.
     legacy: L
+
+
+@attrs.frozen
+class CallOnKey:
+    """One call on an agent's set as it stands after an event."""
+
+    button: int
+    #: ``acd``, ``personal``, ``outgoing`` or ``unknown``.
+    kind: str
+    held: bool
+    path: str | None
+
+
+@attrs.frozen
+class AgentStep:
+    """One agent event as the floor applied it, with the agent as it left it.
+
+    Change sets carry these in order, so that a listener that counts (the
+    day's figures) sees each event even when one read held many for the
+    same agent.
+    """
+
+    #: When the floor applied it (its clock, Unix time).
+    at: float
+    agent: str
+    code: str
+    #: The event's button (key) as sent, its reason and its path.
+    button: int | None
+    reason: int | None
+    path: str | None
+    #: The agent after the event: board state, flags and calls by key.
+    state: AgentState
+    logged_in: bool
+    dnd: bool
+    dnd_reason: int | None
+    make_busy: bool
+    make_busy_reason: int | None
+    wrap_up: bool
+    ringing: int | None
+    calls: tuple[CallOnKey, ...]
+
+
+@attrs.frozen
+class QueueStep:
+    """One K or Q report as the floor applied it."""
+
+    at: float
+    kind: Literal["group", "path"]
+    number: str
+    #: None when the field was not a number (kept raw in the rich view).
+    waiting: int | None
+    longest_seconds: int | None
+
+
+Step = AgentStep | QueueStep
 
 
 #: An agent's new value, or None when it is gone; and so on for each kind.
@@ -64,6 +120,8 @@ class ChangeSet:
     feed: Mapping[str, Any] = attrs.field(factory=dict)
     totals: Mapping[str, Any] | None = None
     last_update: float | None = None
+    #: The agent events and queue reports applied, in order.
+    steps: tuple[Step, ...] = ()
 
     def entities(self, kind: EntityKind) -> Mapping[str, Update]:
         match kind:
@@ -93,6 +151,7 @@ class ChangeSet:
             feed={**self.feed, **later.feed},
             totals=later.totals if later.totals is not None else self.totals,
             last_update=later.last_update if later.last_update is not None else self.last_update,
+            steps=self.steps + later.steps,
         )
 
 

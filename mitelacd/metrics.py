@@ -51,6 +51,10 @@ Endpoint = Literal[
     "/api/v1/paths",
     "/api/v1/extensions",
     "/api/v1/events",
+    "/api/v1/reports",
+    "/api/v1/reports/today/agents",
+    "/api/v1/reports/today/paths",
+    "/api/v1/reports/today/groups",
     "other",
 ]
 _PATHS: dict[bytes, Endpoint] = {
@@ -65,6 +69,10 @@ _PATHS: dict[bytes, Endpoint] = {
     b"/api/v1/paths": "/api/v1/paths",
     b"/api/v1/extensions": "/api/v1/extensions",
     b"/api/v1/events": "/api/v1/events",
+    b"/api/v1/reports": "/api/v1/reports",
+    b"/api/v1/reports/today/agents": "/api/v1/reports/today/agents",
+    b"/api/v1/reports/today/paths": "/api/v1/reports/today/paths",
+    b"/api/v1/reports/today/groups": "/api/v1/reports/today/groups",
 }
 _ONE_AGENT = b"/api/v1/agents/"
 

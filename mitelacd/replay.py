@@ -6,6 +6,12 @@ and :class:`~mitelacd.state.FloorState` as in the daemon, on a
 that the idle flush of a record without an end, and every time the floor
 keeps, come out as they did live. The final legacy document (the daemon's
 ``mitel_data.json`` at that point) is printed on standard output.
+
+With ``--history URL`` the day's figures are counted from the replay instead,
+as the daemon counts them, and the days the captures cover put in place of
+what the history database holds for them (``mitelacd-replay --history URL
+FILE...``): a report can be worked out again after a fix. A day the captures
+cover only in part is left alone unless named with ``--day``.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
 import attrs
+from sqlalchemy.exc import SQLAlchemyError
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -38,11 +45,28 @@ from mitelacd.capture import (
     first_time,
 )
 from mitelacd.documents import FloorDocuments
+from mitelacd.history import (
+    HistoryError,
+    HistoryURLError,
+    day_bounds,
+    error_detail,
+    parse_url,
+    problem_kind,
+    redact,
+)
 from mitelacd.protocol import IDLE_FLUSH, ACDReceiver, PBXClientFactory
+from mitelacd.reportrows import IntervalRow, StateSpan
 from mitelacd.state import FloorState, iso_utc
 
 #: The exit status of a file that cannot be read, and of a bad command line.
 EXIT_UNREADABLE = 2
+
+#: The exit status of a history database that cannot be written.
+EXIT_HISTORY = 1
+
+#: How far the captures may start after a day's start, or end before its end,
+#: for the day to count as covered whole (seconds).
+DAY_SLACK = 60.0
 
 
 class ReplayedLoss(Exception):
@@ -63,6 +87,8 @@ class ReplaySummary:
     gap_bytes: int = 0
     first: float | None = None
     last: float | None = None
+    #: The PBX address of the first connection in the captures.
+    first_host: str | None = None
     reports: list[ReadReport] = attrs.Factory(list)
 
     def words(self) -> str:
@@ -119,6 +145,8 @@ class Replayer:
                 summary.data_bytes += len(data)
                 self._receiver.dataReceived(data)
             case Connected(_, host, port, continued):
+                if summary.first_host is None:
+                    summary.first_host = host
                 if continued and self._receiver is not None:
                     return
                 self._lose("a new connection was made")
@@ -194,6 +222,123 @@ def replay_files(
     return replayer
 
 
+@attrs.define
+class FigureRows:
+    """What the day's figures closed during a replay: interval rows and agent state spans."""
+
+    intervals: list[IntervalRow] = attrs.Factory(list)
+    spans: list[StateSpan] = attrs.Factory(list)
+
+    def __call__(self, intervals: Sequence[IntervalRow], spans: Sequence[StateSpan]) -> None:
+        self.intervals.extend(intervals)
+        self.spans.extend(spans)
+
+
+class ReplayedFigures:
+    """The day's figures counted from a replay, as the daemon counts them live.
+
+    Hung on the replayer's floor before the captures are fed; :meth:`finish`
+    closes the interval under way at the end of the replay.
+    """
+
+    def __init__(
+        self,
+        replayer: Replayer,
+        day_starts: datetime.time = datetime.time(0),
+        tz: datetime.tzinfo | None = None,
+    ) -> None:
+        from mitelacd.figures import DayClock, DayFigures
+
+        self.replayer = replayer
+        self.rows = FigureRows()
+        self.days = DayClock(day_starts, tz)
+        self.day_starts = day_starts
+        self.tz = tz
+        self.figures = DayFigures(day_starts, tz, sink=self.rows)
+        replayer.floor.addListener(self.figures)
+
+    def finish(self) -> FigureRows:
+        self.figures.finish(self.replayer.clock.seconds())
+        return self.rows
+
+    def day_of(self, when: float) -> str:
+        return self.days.day(when).isoformat()
+
+    def days_covered(self, slack: float = DAY_SLACK) -> tuple[list[str], list[str]]:
+        """The days with rows the captures cover whole, and those they cover only in part.
+
+        Whole: the captures run from the day's start to its end, give or
+        take ``slack`` seconds.
+        """
+        summary = self.replayer.summary
+        found = {r.day for r in self.rows.intervals} | {
+            self.day_of(s.start) for s in self.rows.spans
+        }
+        whole: list[str] = []
+        partial: list[str] = []
+        for day in sorted(found):
+            low, high = day_bounds(day, self.day_starts, self.tz)
+            if (
+                summary.first is not None
+                and summary.last is not None
+                and summary.first <= low + slack
+                and summary.last >= high - slack
+            ):
+                whole.append(day)
+            else:
+                partial.append(day)
+        return whole, partial
+
+    def of_days(self, days: Sequence[str]) -> tuple[list[IntervalRow], list[StateSpan]]:
+        """The rows and spans that belong to ``days``."""
+        wanted = set(days)
+        intervals = [r for r in self.rows.intervals if r.day in wanted]
+        spans = [s for s in self.rows.spans if self.day_of(s.start) in wanted]
+        return intervals, spans
+
+
+def rebuild_history(
+    figures: ReplayedFigures,
+    url: str,
+    source: str,
+    days: Sequence[str] | None = None,
+    report: IO[str] | None = None,
+) -> list[str]:
+    """Put the replay's rows of ``days`` (default: the days covered whole) in the history.
+
+    One transaction: the database holds the old days or the new ones. The
+    days replaced are returned; what was done is told on ``report``.
+    """
+    from mitelacd.history import open_store
+
+    tell = report or sys.stderr
+    whole, partial = figures.days_covered()
+    chosen = sorted(set(days)) if days else whole
+    if not days:
+        for day in partial:
+            tell.write(
+                f"mitelacd-replay: {day} is only partly in the captures: left as it is"
+                f" (name it with --day {day} to replace it all the same)\n"
+            )
+    if not chosen:
+        tell.write("mitelacd-replay: no whole day in the captures; the history is unchanged\n")
+        return []
+    intervals, spans = figures.of_days(chosen)
+    store = open_store(url)
+    try:
+        store.migrate()
+        deleted = store.replace_days(
+            source, chosen, intervals, spans, figures.day_starts, figures.tz
+        )
+    finally:
+        store.close()
+    tell.write(
+        f"mitelacd-replay: {', '.join(chosen)} of source {source!r} in {store.url.shown}:"
+        f" {deleted} rows replaced by {len(intervals)} interval rows and {len(spans)} state spans\n"
+    )
+    return chosen
+
+
 def _sort_key(path: str) -> float:
     first = first_time(path)
     return float("inf") if first is None else first
@@ -239,8 +384,61 @@ def _arguments() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quiet", action="store_true", help="no summary on standard error (warnings still)"
     )
+    parser.add_argument(
+        "--history",
+        default=None,
+        metavar="URL",
+        help=(
+            "count the day's figures from the captures and put the days they cover whole in"
+            " this history database (a SQLite file or postgresql://user@host/db) in place of"
+            " what it holds for them; the legacy document is then not printed"
+        ),
+    )
+    parser.add_argument(
+        "--source",
+        default=None,
+        help=(
+            "with --history: the source the rows go under, the daemon's --history-source"
+            " (default: the PBX address of the captures' first connection, else 'replay')"
+        ),
+    )
+    parser.add_argument(
+        "--day-starts",
+        type=_day_starts,
+        default=datetime.time(0),
+        metavar="HH:MM",
+        help="with --history: when a report day starts, as the daemon's --day-starts (00:00)",
+    )
+    parser.add_argument(
+        "--day",
+        dest="days",
+        action="append",
+        type=_day,
+        default=None,
+        metavar="DATE",
+        help=(
+            "with --history: replace this day (YYYY-MM-DD; may be given more than once)"
+            " even if the captures cover only part of it"
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"mitelacd-replay {__version__}")
     return parser
+
+
+def _day_starts(value: str) -> datetime.time:
+    from mitelacd.figures import parse_day_starts
+
+    try:
+        return parse_day_starts(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _day(value: str) -> str:
+    try:
+        return datetime.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day: {value!r} (YYYY-MM-DD)") from None
 
 
 def _warnings_to(stream: IO[str]) -> Any:
@@ -254,9 +452,20 @@ def _warnings_to(stream: IO[str]) -> Any:
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
     """The console script; returns the exit status."""
     out = stdout or sys.stdout
-    args = _arguments().parse_args(argv)
+    parser = _arguments()
+    args = parser.parse_args(argv)
+    replayer = Replayer()
+    figures: ReplayedFigures | None = None
+    if args.history is not None:
+        try:
+            parse_url(args.history)
+        except HistoryURLError as e:
+            parser.error(f"--history: {e}")
+        figures = ReplayedFigures(replayer, args.day_starts)
+    elif args.source is not None or args.days is not None:
+        parser.error("--source and --day go with --history")
     try:
-        replayer = replay_files(args.files, args.at)
+        replayer = replay_files(args.files, args.at, replayer)
     except CaptureError as e:
         sys.stderr.write(f"mitelacd-replay: {e}\n")
         return EXIT_UNREADABLE
@@ -266,6 +475,18 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
             sys.stderr.write(f"mitelacd-replay: {report.path}: {problem}\n")
     if not args.quiet:
         sys.stderr.write(f"mitelacd-replay: {summary.words()}\n")
+    if figures is not None:
+        figures.finish()
+        source = args.source or summary.first_host or "replay"
+        try:
+            rebuild_history(figures, args.history, source, args.days)
+        except (HistoryError, SQLAlchemyError, OSError) as e:
+            sys.stderr.write(
+                f"mitelacd-replay: cannot write the history database {redact(args.history)}:"
+                f" {problem_kind(e)} ({error_detail(e)})\n"
+            )
+            return EXIT_HISTORY
+        return 0
     out.write(replayer.legacy().decode("ascii") + "\n")
     out.flush()
     return 0

@@ -167,6 +167,10 @@ class Floor:
         self._rng, self._schedule, self._wire = rng, schedule, wire
         self.events = events
         self.sent = 0
+        #: The floor's own count of what it made happen: (agent ID, code) -> events,
+        #: and ACD calls answered by path. The ground truth of the day's figures.
+        self.events_by_agent: dict[tuple[str, str], int] = {}
+        self.answered_by_path: dict[str, int] = {}
         self.frozen = events == 0
         taken: set[str] = set()  # membership only, never iterated: keeps runs reproducible
         ids = [self._number(4 + i % 4, taken) for i in range(agents)]
@@ -230,6 +234,10 @@ class Floor:
         self._wire.call_event(t, code, dn, agent.agent_id if agent else "", button, path)
         if agent is not None:
             agent.fresh = False
+            key = (agent.agent_id, code)
+            self.events_by_agent[key] = self.events_by_agent.get(key, 0) + 1
+            if code in "GS" and path is not None:
+                self.answered_by_path[path] = self.answered_by_path.get(path, 0) + 1
         self.sent += 1
         if self.events is not None and self.sent >= self.events:
             self.frozen = True

@@ -159,6 +159,26 @@ class FloorScript:
             "paths": {p: dict(v) for p, v in wire.paths.items()},
         }
 
+    def day_counts(self) -> dict[str, dict[str, int]]:
+        """Per agent, the calls the floor made it answer, take and make so far.
+
+        Counted by the floor as it decided them, not read back from the wire:
+        ``acd_calls`` (G and S), ``personal_calls`` (H), ``outgoing_calls`` (I)
+        and ``wrap_ups`` (L).
+        """
+        names = {"acd_calls": "GS", "personal_calls": "H", "outgoing_calls": "I", "wrap_ups": "L"}
+        counts: dict[str, dict[str, int]] = {}
+        for (agent, code), n in self.floor.events_by_agent.items():
+            mine = counts.setdefault(agent, dict.fromkeys(names, 0))
+            for name, codes in names.items():
+                if code in codes:
+                    mine[name] += n
+        return counts
+
+    def answered_by_path(self) -> dict[str, int]:
+        """ACD calls answered (G and S) per path so far, as the floor decided them."""
+        return dict(self.floor.answered_by_path)
+
     @property
     def frozen(self) -> bool:
         """The event budget is spent: only clean K/Q/R bursts follow."""

@@ -23,7 +23,7 @@ from twisted.logger import LogLevel
 from zope.interface import Interface
 
 from mitelacd import logs
-from mitelacd.changes import ChangeSet, Entity
+from mitelacd.changes import AgentStep, CallOnKey, ChangeSet, Entity, QueueStep, Step
 from mitelacd.legacy import LEGACY_STATUSES, LegacyDocument, LegacyStatus, legacy_status
 from mitelacd.logs import Logger
 from mitelacd.names import NO_NAMES, AgentState, Limits, Names
@@ -526,6 +526,7 @@ class FloorState:
         self._dirty_extensions: dict[str, None] = {}
         self._feed_dirty = False
         self._last_update_moved = False
+        self._steps: list[Step] = []
         # Totals, kept up to date change by change.
         self._counted: dict[str, LegacyStatus] = {}
         self._by_status: dict[LegacyStatus, int] = dict.fromkeys(LEGACY_STATUSES, 0)
@@ -581,7 +582,10 @@ class FloorState:
         self._dirty_agents, self._dirty_groups, self._dirty_paths = {}, {}, {}
         self._dirty_extensions = {}
         self._feed_dirty = self._last_update_moved = False
-        if not (agents or groups or paths or extensions or feed or totals or last_update):
+        steps: tuple[Step, ...] = ()
+        if self._steps:
+            steps, self._steps = tuple(self._steps), []
+        if not (agents or groups or paths or extensions or feed or totals or last_update or steps):
             return
         previous = self.version
         self.version += 1
@@ -596,6 +600,7 @@ class FloorState:
             feed,
             totals,
             last_update,
+            steps,
         )
         for listener in list(self._listeners):
             try:
@@ -872,8 +877,31 @@ class FloorState:
         agent.last_event_pbx_time = _hhmmss(event.time)
         if before != agent.status:
             agent.since = now
-        if state_before != agent.state:
+        state = agent.state
+        if state_before != state:
             agent.state_since = now
+        calls = agent.calls
+        self._steps.append(
+            AgentStep(
+                now,
+                event.agent,
+                code,
+                event.button,
+                event.reason,
+                event.path,
+                state,
+                agent.logged_in,
+                agent.dnd,
+                agent.dnd_reason,
+                agent.make_busy,
+                agent.make_busy_reason,
+                agent.wrap_up,
+                agent.ringing,
+                tuple(CallOnKey(b, c.kind, c.held, c.path) for b, c in calls.items())
+                if calls
+                else (),
+            )
+        )
         self.last_update = now
         self._last_update_moved = True
         self._dirty_agents[event.agent] = None
@@ -928,6 +956,15 @@ class FloorState:
             kind="group" if report.is_group else "path",
         )
         dirty[report.number] = None
+        self._steps.append(
+            QueueStep(
+                now,
+                "group" if report.is_group else "path",
+                report.number,
+                int(report.waiting_raw) if report.waiting_raw.isdigit() else None,
+                mmss_seconds(report.longest_raw) if _is_mmss(report.longest_raw) else None,
+            )
+        )
         self.last_update = now
         self._last_update_moved = True
         if not logs.enabled(LogLevel.info):

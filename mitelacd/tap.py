@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -17,12 +18,16 @@ from mitelacd.cli import EXIT_USAGE as EXIT_USAGE  # the status of a usage error
 from mitelacd.cli import CommandOptions, usage_exit
 from mitelacd.documents import FloorDocuments
 from mitelacd.endpoint import check_endpoint
+from mitelacd.figuremetrics import FigureMetrics
+from mitelacd.figures import parse_day_starts
 from mitelacd.logs import Logger
 from mitelacd.metrics import FloorMetrics
 from mitelacd.names import NamesError, NamesWatcher, load_names
 from mitelacd.persist import FileLock, FileLockedError, LegacyFileWriter, load_legacy
 from mitelacd.protocol import PBXClientFactory
 from mitelacd.push import DEFAULT_PUSH_INTERVAL
+from mitelacd.reports import FiguresService
+from mitelacd.reportsweb import Reports
 from mitelacd.sdnotify import ReadyWhen, SystemdNotifier, started
 from mitelacd.state import FloorState
 from mitelacd.web import DEFAULT_HTTP, WebService, WebSettings
@@ -120,6 +125,31 @@ def record_days(value: str) -> int:
     if days < 1:
         raise usage.UsageError(f"--record-days must be 1 or more, not {days}")
     return days
+
+
+def history_days(value: str) -> int:
+    """``--history-days``: a whole number of days, 1 or more."""
+    try:
+        days = int(value)
+    except ValueError:
+        raise usage.UsageError(
+            f"--history-days must be a whole number of days, not {value!r}"
+        ) from None
+    if days < 1:
+        raise usage.UsageError(f"--history-days must be 1 or more, not {days}")
+    return days
+
+
+def day_starts(value: str) -> datetime.time:
+    """``--day-starts``: HH:MM on a quarter hour."""
+    try:
+        return parse_day_starts(value)
+    except ValueError as e:
+        raise usage.UsageError(str(e)) from None
+
+
+#: The history database's file name beside the data file, when --history is not given.
+HISTORY_FILE = "mitelacd-history.db"
 
 
 class Options(CommandOptions):
@@ -237,6 +267,36 @@ class Options(CommandOptions):
             record_days,
         ],
         [
+            "day-starts",
+            None,
+            datetime.time(0, 0),
+            "Local time (HH:MM, on a quarter hour) at which the day's figures start"
+            " again (see docs/reports.md).",
+            day_starts,
+        ],
+        [
+            "history",
+            None,
+            None,
+            "Where to keep the day's figures and agent states: a SQLite file"
+            " (sqlite:///path.db or a path), postgresql://user@host:port/db, or 'none'."
+            f" Default: {HISTORY_FILE} beside --file.",
+        ],
+        [
+            "history-days",
+            None,
+            400,
+            "Keep this many days of history, today included; older days are deleted daily.",
+            history_days,
+        ],
+        [
+            "history-source",
+            None,
+            None,
+            "The name this daemon's rows carry in a history shared by several daemons."
+            " Default: the PBX host (simulator with --simulate).",
+        ],
+        [
             "log-level",
             None,
             "info",
@@ -282,6 +342,21 @@ class Options(CommandOptions):
             self["token"] = os.environ.get("MITELACD_TOKEN") or None
         if self["token"] is not None and not self["token"].strip():
             raise usage.UsageError("--token must not be empty")
+        history = self["history"]
+        if history is None:
+            history = os.path.join(os.path.dirname(self["file"].path), HISTORY_FILE)
+        if history.strip().lower() == "none":
+            self["history"] = None
+        else:
+            from mitelacd.history import HistoryURLError, parse_url
+
+            try:
+                parse_url(history)
+            except HistoryURLError as e:
+                raise usage.UsageError(f"--history: {e}") from None
+            self["history"] = history
+        if self["history-source"] is None:
+            self["history-source"] = "simulator" if self["simulate"] else self["host"]
         self["names-loaded"] = None
         if self["names"] is not None:
             self["names"] = os.path.abspath(self["names"])
@@ -318,6 +393,10 @@ ENVIRONMENT = {
     "MITELACD_NAMES": "--names",
     "MITELACD_RECORD": "--record",
     "MITELACD_RECORD_DAYS": "--record-days",
+    "MITELACD_DAY_STARTS": "--day-starts",
+    "MITELACD_HISTORY": "--history",
+    "MITELACD_HISTORY_DAYS": "--history-days",
+    "MITELACD_HISTORY_SOURCE": "--history-source",
 }
 _TRUE = {"1", "yes", "true", "on"}
 
@@ -449,8 +528,29 @@ def makeService(options: Options, reactor: Any = None) -> MitelACDService:
         # Before the client, so that it stops after the client has hung up.
         recorder = CaptureRecorder(options["record"], reactor, floor, options["record-days"])
         recorder.setServiceParent(top)
+    # The history before the figures: children stop in reverse order, so the
+    # figures hand over the interval under way before the history's last write.
+    history = None
+    if options["history"] is not None:
+        from mitelacd.history import open_store
+        from mitelacd.historyservice import HistoryService
+
+        url = options["history"]
+        history = HistoryService(
+            lambda: open_store(url),
+            options["history-source"],
+            reactor,
+            reactor,
+            keep_days=options["history-days"],
+            url=url,
+            day_starts=options["day-starts"],
+        )
+        history.setServiceParent(top)
+    figures = FiguresService(floor, reactor, options["day-starts"], history=history)
+    figures.setServiceParent(top)
     if options["http"] is not None:
         metrics = FloorMetrics(floor, reactor, file=writer)
+        metrics.registry.register(FigureMetrics(figures.figures, history))
         web = WebService(
             options["http"],
             floor,
@@ -460,6 +560,8 @@ def makeService(options: Options, reactor: Any = None) -> MitelACDService:
             writer.health,
             metrics,
             capture_health=recorder.health if recorder is not None else None,
+            reports=Reports(figures, history),
+            history_health=history.health if history is not None else None,
         )
         web.setServiceParent(top)
     factory = PBXClientFactory(

@@ -433,6 +433,8 @@ class Root(_Branch):
         file_health: FileHealth | None = None,
         metrics: FloorMetrics | None = None,
         capture_health: FileHealth | None = None,
+        reports: Resource | None = None,
+        history_health: FileHealth | None = None,
     ) -> None:
         super().__init__()
         self._settings = settings
@@ -445,11 +447,16 @@ class Root(_Branch):
         self.putChild(b"healthz", Health(floor, file_health, capture_health))
         v1 = _Branch()
         v1.putChild(b"state", Document(stamp, documents.state))
-        v1.putChild(b"feed", Document(stamp, _feed(documents, file_health, capture_health)))
+        v1.putChild(
+            b"feed",
+            Document(stamp, _feed(documents, file_health, capture_health, history_health)),
+        )
         for kind in ("groups", "paths", "extensions"):
             v1.putChild(kind.encode("ascii"), Document(stamp, _listing(documents, kind)))
         v1.putChild(b"agents", Agents(stamp, documents))
         v1.putChild(b"events", Events(push))
+        if reports is not None:
+            v1.putChild(b"reports", reports)
         api = _Branch()
         api.putChild(b"v1", v1)
         self.putChild(b"api", api)
@@ -535,9 +542,14 @@ def _feed(
     documents: FloorDocuments,
     file_health: FileHealth | None,
     capture_health: FileHealth | None = None,
+    history_health: FileHealth | None = None,
 ) -> Callable[[bytes], list[bytes]]:
     """``/api/v1/feed``: the feed's health, and the data file's and capture's when there are."""
-    parts = [(b'"file":', file_health), (b'"capture":', capture_health)]
+    parts = [
+        (b'"file":', file_health),
+        (b'"capture":', capture_health),
+        (b'"history":', history_health),
+    ]
     present = [(key, health) for key, health in parts if health is not None]
     if not present:
         return documents.feed_document
@@ -559,6 +571,8 @@ class WebService(MultiService):
         file_health: FileHealth | None = None,
         metrics: FloorMetrics | None = None,
         capture_health: FileHealth | None = None,
+        reports: Resource | None = None,
+        history_health: FileHealth | None = None,
     ) -> None:
         super().__init__()
         self.description = description
@@ -583,6 +597,8 @@ class WebService(MultiService):
             file_health,
             self.metrics,
             capture_health,
+            reports,
+            history_health,
         )
         self.site = BoardSite(root, settings.access_log, reactor, self.metrics)
         # Twisted owns the port: it listens before privileges are dropped

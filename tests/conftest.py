@@ -11,6 +11,7 @@ import pytest
 from twisted.logger import ILogObserver, globalLogPublisher
 from zope.interface import implementer
 
+from mitelacd.pgtesting import PostgresMissing, PostgresServer
 from mitelacd.testing import Twistd
 
 
@@ -58,3 +59,21 @@ def processes() -> Iterator[Callable[..., Twistd]]:
     yield start
     for child in reversed(started):
         child.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session, in a temporary folder; gone at the end.
+
+    Without PostgreSQL's programs the tests that need it fail (they are
+    never skipped), saying which package to install.
+    """
+    try:
+        server = PostgresServer()
+    except PostgresMissing as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()

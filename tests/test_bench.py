@@ -37,5 +37,13 @@ def test_the_suite_lists_its_phases() -> None:
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
     assert out.returncode == 0, out.stderr
-    for phase in ("ingest", "polls", "freshness", "pollfresh", "footprint", "perchange"):
+    for phase in (
+        "ingest",
+        "polls",
+        "freshness",
+        "pollfresh",
+        "footprint",
+        "perchange",
+        "history",
+    ):
         assert phase in out.stdout

@@ -150,8 +150,9 @@ RECORD_STREAM = """
         log.versions.push(document.body.dataset.version);
       }
       const node = r.target.nodeType === 1 ? r.target : r.target.parentElement;
-      const tile = node && !node.closest(".a-time") && node.closest("[data-agent]");
-      if (!tile) continue; // counters tick on their own; placing tiles is not changing them
+      const tile = node && !node.closest(".a-time, .a-today") && node.closest("[data-agent]");
+      // Counters tick and the day's figures come on their own; placing tiles is not changing them.
+      if (!tile) continue;
       log.checked += 1;
       if (named !== "all" && !named.has(tile.dataset.agent)) log.unexpected.push(tile.dataset.agent);
     }

@@ -5,7 +5,8 @@
 // Views, chosen by the address: the whole floor (default); ?groups=610,620
 // (those groups' cards and their agents; &paths=860 adds paths); ?view=queues
 // (the cards alone, large); ?view=agents (the tiles alone). ?title= names the
-// board, ?token= is the API's access token.
+// board, ?token= is the API's access token. Each tile and card has a small
+// line of the day's figures from /api/v1/reports/today/*; ?today=0 hides it.
 "use strict";
 (() => {
   const POLL_MS = 2000;          // polling period when SSE is unavailable or failing
@@ -13,6 +14,7 @@
   const SILENCE_MS = 30000;      // no data for this long: check the server with a poll
   const RESYNC_MS = 1000;        // at least this long between two fresh event streams
   const POLL_TIMEOUT_MS = 5000;  // a poll not answered by then failed: the server hangs
+  const TODAY_MS = 30000;        // how often the day's figures are fetched again
 
   const params = new URLSearchParams(location.search);
   const token = params.get("token");
@@ -25,6 +27,7 @@
   const VIEWS = ["floor", "queues", "agents"];
   const view = VIEWS.includes(params.get("view")) ? params.get("view") : "floor";
   const title = params.get("title");
+  const todayOn = params.get("today") !== "0";
   const api = (path) => (token ? `${path}?token=${encodeURIComponent(token)}` : path);
 
   const $ = (id) => document.getElementById(id);
@@ -46,9 +49,12 @@
   let polling = null;     // interval id while polling
   let pollFailures = 0;   // failed polls in a row
   let pollsBehind = 0;    // poll answers in a row older than the model
-  const tiles = new Map(); // agent id -> {root, name, what, note, time, since, state, shown, ...}
-  const cards = new Map(); // "group:610" -> {root, name, waiting, longest, agents}
+  const tiles = new Map(); // agent id -> {root, name, what, note, time, today, since, state, shown, ...}
+  const cards = new Map(); // "group:610" -> {root, name, waiting, longest, agents, today}
   const counted = new Map(); // agent id -> state, for the agents the totals count
+  // The day's figures by id, per kind ("agents", "paths", "groups"): a Map, or
+  // null while the server has given none (an older server has no such report).
+  const today = { agents: null, paths: null, groups: null };
 
   // --- formatting --------------------------------------------------------
 
@@ -244,9 +250,11 @@
     t = {
       root, name: el("div", "a-name fits", root), what: el("div", "a-what fits", root),
       time: el("div", "a-time", root), note: el("div", "a-note", root),
+      today: el("div", "a-today fits", root),
       since: null, state: null, shown: false, attention: null, confirmed: true, level: "",
     };
     tiles.set(id, t);
+    showTodayOf(id, t);
     return t;
   }
 
@@ -317,10 +325,15 @@
   const TILE_H = 2.72;
   const TILE_W = 7.4;
   const PAD_X = 0.38; // board.css .agent padding, in --u
+  const LINE = 1.12;  // board.css .agent line-height
+  // The line of the day's figures: smaller than the words, 20 design pixels at least.
+  const TODAY_SCALE = 0.8;
   const scale = () => Math.min(innerWidth / 1920, innerHeight / 1080);
 
   // The largest text that lets every tile of the view fit the room there is,
   // 20 design pixels at least (the grid scrolls past that) and 44 at most.
+  // The line of the day's figures is left out where tiles with it would need
+  // text smaller than that.
   function fit() {
     if (view === "queues") return;
     const n = Math.max(agentsBox.children.length, 1);
@@ -328,33 +341,50 @@
     const W = agentsBox.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
     const H = agentsBox.clientHeight - parseFloat(cs.paddingTop) - parseFloat(cs.paddingBottom);
     const s = scale();
+    const least = 20 * s;
     const gap = Math.max(3, Math.round(6 * s));
-    let unit = 0;
-    for (let cols = 1; cols <= n; cols++) {
-      const rows = Math.ceil(n / cols);
-      const w = (W - gap * (cols - 1)) / cols;
-      const h = (H - gap * (rows - 1)) / rows;
-      unit = Math.max(unit, Math.min(w / TILE_W, h / TILE_H));
-    }
+    const largest = (withToday) => {
+      let best = 0;
+      for (let cols = 1; cols <= n; cols++) {
+        const rows = Math.ceil(n / cols);
+        const w = (W - gap * (cols - 1)) / cols;
+        const h = (H - gap * (rows - 1)) / rows;
+        let unit = Math.min(w / TILE_W, h / (TILE_H + (withToday ? LINE * TODAY_SCALE : 0)));
+        // Past its smallest size, the today line is 20 design pixels whatever the unit.
+        if (withToday && TODAY_SCALE * unit < least) unit = Math.min(w / TILE_W, (h - LINE * least) / TILE_H);
+        best = Math.max(best, unit);
+      }
+      return best;
+    };
+    let withToday = hasToday() && live();
+    let unit = largest(withToday);
+    if (withToday && unit < least) { withToday = false; unit = largest(false); }
     unit = Math.floor(Math.min(unit, 44 * s) * 10) / 10;
-    const scrolls = unit < 20 * s;
-    if (scrolls) unit = 20 * s;
+    const scrolls = unit < least;
+    if (scrolls) unit = least;
+    const todaySize = withToday ? Math.max(least, TODAY_SCALE * unit) : 0;
+    const tileH = TILE_H + (LINE * todaySize) / unit; // in units
     // As few columns as let the rows fit (wide tiles have room for more words),
     // yet no tile twice as wide as it needs.
     const across = (width) => Math.floor((W + gap) / (width * unit + gap));
-    const down = Math.max(1, Math.floor((H + gap) / (TILE_H * unit + gap)));
+    const down = Math.max(1, Math.floor((H + gap) / (tileH * unit + gap)));
     const cols = Math.max(1, Math.min(n, across(TILE_W), Math.max(Math.ceil(n / down), across(2 * TILE_W) + 1)));
     const rows = Math.ceil(n / cols);
-    const row = Math.min((H - gap * (rows - 1)) / rows, TILE_H * unit * 1.4);
+    const row = Math.min((H - gap * (rows - 1)) / rows, tileH * unit * 1.4);
     const width = (W - gap * (cols - 1)) / cols - 2 * PAD_X * unit;
     const time = emWidth("00:00", 700);
     const st = agentsBox.style;
     st.setProperty("--cols", cols);
-    st.setProperty("--row", `${Math.floor(Math.max(row, TILE_H * unit))}px`);
+    st.setProperty("--row", `${Math.floor(Math.max(row, tileH * unit))}px`);
     st.setProperty("--unit", `${unit}px`);
     st.setProperty("--gap", `${gap}px`);
     st.setProperty("--name-room", (width / (1.2 * unit)).toFixed(3));
     st.setProperty("--what-room", (width / unit - time - 0.4).toFixed(3));
+    if (withToday) {
+      st.setProperty("--today-size", `${todaySize}px`);
+      st.setProperty("--today-room", (width / todaySize).toFixed(3));
+    }
+    setData(agentsBox, { today: withToday ? "" : null });
     agentsBox.classList.toggle("scrolls", scrolls);
   }
 
@@ -364,6 +394,115 @@
     const n = Math.max(queuesBox.children.length, 1);
     const aspect = queuesBox.clientWidth / Math.max(1, queuesBox.clientHeight);
     queuesBox.style.setProperty("--qcols", Math.max(1, Math.min(n, Math.round(Math.sqrt((n * aspect) / 2)))));
+  }
+
+  // --- the day's figures --------------------------------------------------
+
+  // Fetched from the reports when the board starts and every TODAY_MS after,
+  // never on a push: each tile and card gets a quiet line of the day so far.
+  // A server without them (an older daemon) or one that refuses them leaves
+  // the line out. While the board is not live the line gives its room to the
+  // banner (board.css hides the cards'); a server out of reach keeps the
+  // figures it gave, for when it is back.
+  const TODAY_KINDS = { agents: view !== "queues", paths: view !== "agents", groups: view !== "agents" };
+  const hasToday = () => todayOn && today.agents != null;
+
+  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+  // An average: "2:08", past an hour "1h05".
+  const minutes = (s) => {
+    s = Math.max(0, Math.round(s));
+    return s < 3600 ? `${Math.floor(s / 60)}:${pad(s % 60)}` : `${Math.floor(s / 3600)}h${pad(Math.floor(s / 60) % 60)}`;
+  };
+  const hhmm = (iso) => {
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? null : `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  };
+  const whole = (v) => (Number.isFinite(v) ? Math.max(0, Math.round(v)) : null);
+
+  // [long, short] words of the ACD calls and their average talk, or null for none.
+  function callsToday(f) {
+    const calls = whole(f.acd_calls) ?? 0;
+    if (!calls) return null;
+    const average = Number.isFinite(f.acd_talk_average_seconds) ? minutes(f.acd_talk_average_seconds) : null;
+    return [plural(calls, "call", "calls"), average];
+  }
+
+  // [long, middle, short] words of a queue's peak, or null for none.
+  function peakOf(f) {
+    const peak = whole(f.max_waiting);
+    if (!peak) return null;
+    const at = f.max_waiting_at ? hhmm(f.max_waiting_at) : null;
+    return at
+      ? [`peak ${peak} waiting at ${at}`, `peak ${peak} at ${at}`, `peak ${peak}`]
+      : [`peak ${peak} waiting`, `peak ${peak}`, `peak ${peak}`];
+  }
+
+  // An agent's line, longest form first: "today: 12 calls · avg 2:08".
+  function agentToday(f) {
+    const calls = callsToday(f || {});
+    if (!calls) return ["today: no calls", "no calls"];
+    const [n, average] = calls;
+    if (!average) return [`today: ${n}`, n];
+    return [`today: ${n} · avg ${average}`, `${n} · avg ${average}`, `${n} · ${average}`, n];
+  }
+
+  // A path's line ("today: 40 calls · avg 2:31 · peak 5 waiting at 10:42") or
+  // a group's ("today: peak 5 waiting at 10:42"), longest form first.
+  function queueToday(kind, f) {
+    f = f || {};
+    const peak = peakOf(f);
+    if (kind === "group") {
+      return peak ? [`today: ${peak[0]}`, `today: ${peak[1]}`, `today: ${peak[2]}`, peak[2]] : ["today: none waited", "none waited"];
+    }
+    // Beside the figures of now, "today" matters more than the peak's time.
+    const calls = callsToday(f);
+    const n = calls ? calls[0] : "no calls";
+    const talk = calls && calls[1] ? [`${n} · avg ${calls[1]}`, `${n} · ${calls[1]}`] : [n, n];
+    const short = [`today: ${talk[0]}`, `today: ${talk[1]}`, talk[0], talk[1], n];
+    if (!peak) return short;
+    return [`today: ${talk[0]} · ${peak[0]}`, `today: ${talk[0]} · ${peak[1]}`, `today: ${talk[0]} · ${peak[2]}`, ...short];
+  }
+
+  function showTodayOf(id, t) {
+    setForms(t.today, hasToday() ? agentToday(today.agents.get(id)) : [], 400);
+  }
+
+  function showTodayOfQueue(kind, id, c) {
+    const figures = todayOn ? today[`${kind}s`] : null;
+    setForms(c.today, figures ? queueToday(kind, figures.get(id)) : [], 400);
+  }
+
+  async function fetchToday(kind) {
+    let figures = today[kind];
+    try {
+      const response = await fetch(api(`/api/v1/reports/today/${kind}`), {
+        cache: "no-store", signal: AbortSignal.timeout(POLL_TIMEOUT_MS),
+      });
+      if (!response.ok) {
+        figures = null; // not on this server, or not for this board
+      } else {
+        const list = (await response.json())[kind];
+        figures = Array.isArray(list) ? new Map(list.filter((e) => e && e.id != null).map((e) => [String(e.id), e])) : null;
+      }
+    } catch (e) {
+      if (e instanceof SyntaxError) figures = null; // an answer that is not JSON
+    }
+    const had = today[kind] != null;
+    today[kind] = figures;
+    if (kind === "agents") {
+      for (const [id, t] of tiles) showTodayOf(id, t);
+      if (had !== (figures != null)) fit();
+    } else {
+      const cardKind = kind === "paths" ? "path" : "group";
+      for (const [key, c] of cards) {
+        const [k, id] = key.split(/:(.*)/s);
+        if (k === cardKind) showTodayOfQueue(k, id, c);
+      }
+    }
+  }
+
+  function refreshToday() {
+    for (const [kind, wanted] of Object.entries(TODAY_KINDS)) if (wanted) fetchToday(kind);
   }
 
   // --- groups, paths, totals ---------------------------------------------
@@ -393,7 +532,9 @@
     };
     c = { root, name, waiting: field("waiting", "waiting"), longest: field("longest", "longest") };
     c.agents = field("agents", "agents");
+    c.today = el("div", "q-today fits", root);
     cards.set(key, c);
+    showTodayOfQueue(kind, id, c);
     return c;
   }
 
@@ -516,7 +657,10 @@
     }
     document.body.dataset.live = state;
     setText($("feed-line"), line);
-    if (wasLive !== live()) tickTimes(); // stop or restart the clocks now, not at the next second
+    if (wasLive !== live()) {
+      tickTimes(); // stop or restart the clocks now, not at the next second
+      fit(); // the tiles' line of the day goes or comes back
+    }
   }
 
   // --- the model ---------------------------------------------------------
@@ -735,4 +879,5 @@
   new ResizeObserver(fit).observe(agentsBox);
   new ResizeObserver(fitQueues).observe(queuesBox);
   startEvents();
+  if (todayOn) { refreshToday(); setInterval(refreshToday, TODAY_MS); }
 })();

@@ -1,0 +1,1157 @@
+"""The history database: every interval's figures and every agent state span, kept for reports.
+
+SQLite (a file) or PostgreSQL, through SQLAlchemy Core. Everything here is
+synchronous and blocks on the database: it runs in worker threads
+(:mod:`mitelacd.historyservice`), in ``mitelacd-report`` and in
+``mitelacd-replay``, never on the reactor's thread.
+
+The tables (docs/history.md):
+
+``agent_intervals``, ``path_intervals``, ``group_intervals``
+    One row per agent, path or group and 15-minute interval (or part of
+    one): ``source``, ``day``, ``interval_start``, ``hour_start``, ``id``,
+    then a column per figure of :data:`~mitelacd.reportrows.FIGURES`, named
+    as the figure. There is no unique key: a daemon that restarts inside an
+    interval writes a row for each part, and reports combine them by each
+    figure's rule (sum or max).
+``agent_reasons``
+    Not-ready seconds per agent, interval, kind (``dnd``, ``make_busy``) and
+    reason code (NULL when the PBX sent none).
+``agent_states``
+    Each span an agent spent in one board state: ``start_at`` and ``end_at``
+    (Unix seconds; ``start`` and ``end`` are reserved words in SQL), the
+    state after it, the event that ended it, and the reason, path and
+    button.
+``mitelacd_schema``
+    One row per migration applied; the highest ``version`` is the schema's.
+``mitelacd_writes``
+    The last batch written per source, so that a batch whose commit was not
+    confirmed is not written twice when it is tried again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from mitelacd.reportrows import (
+    FIGURES,
+    REPORT_INTERVALS,
+    ROW_KINDS,
+    Figure,
+    IntervalRow,
+    ReasonKind,
+    ReportInterval,
+    RowKind,
+    StateSpan,
+)
+from mitelacd.state import id_key
+
+#: How long a SQLite connection waits for another writer's lock, in milliseconds.
+SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+
+#: How long connecting to PostgreSQL may take, in seconds.
+CONNECT_TIMEOUT: Final = 10
+
+#: The URL schemes of PostgreSQL that are understood (all through psycopg 3).
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class HistoryError(Exception):
+    """Something about the history database that the caller should tell as it is."""
+
+
+class HistoryURLError(HistoryError, ValueError):
+    """``--history`` is not a URL or path this module can use."""
+
+
+class HistorySchemaError(HistoryError):
+    """The database's schema is not one this mitelacd can use (newer, or not mitelacd's)."""
+
+
+class HistoryMissing(HistoryError):
+    """A database that was to be read does not exist."""
+
+
+# --- URLs --------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class HistoryURL:
+    """A ``--history`` value understood: what SQLAlchemy connects to, and what a log may show."""
+
+    #: ``sqlite`` or ``postgresql``.
+    backend: str
+    #: The SQLAlchemy URL (with the driver, and the password).
+    engine_url: sa.URL
+    #: The URL as given, with any password replaced by ``***``.
+    shown: str
+    #: SQLite: the database file's absolute path.
+    path: str | None = None
+
+
+def parse_url(url: str) -> HistoryURL:
+    """Understand a ``--history`` value without connecting; HistoryURLError saying why not.
+
+    ``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db`` or a bare
+    filesystem path are SQLite files; ``postgresql://user@host:port/db``
+    (also ``postgres://``, ``postgresql+psycopg://``) is PostgreSQL through
+    psycopg 3.
+    """
+    text = url.strip()
+    if not text:
+        raise HistoryURLError("the history database URL is empty")
+    if "://" not in text:
+        return _sqlite_url(text, text)
+    scheme = text.split("://", 1)[0].lower()
+    if scheme == "sqlite":
+        rest = text.split("://", 1)[1]
+        if not rest.startswith("/") or rest == "/":
+            raise HistoryURLError(
+                f"{text!r}: a SQLite URL names a file: sqlite:///relative/path.db or"
+                " sqlite:////absolute/path.db (an in-memory database would be lost at exit)"
+            )
+        return _sqlite_url(rest[1:], text)
+    if scheme in _POSTGRES_SCHEMES:
+        try:
+            parsed = make_url(text)
+        except ArgumentError as e:
+            raise HistoryURLError(
+                f"{_hide_password(text)!r} is not a PostgreSQL URL: {e}"
+            ) from None
+        if not parsed.database:
+            raise HistoryURLError(
+                f"{parsed.render_as_string(hide_password=True)!r} names no database:"
+                " postgresql://user@host:port/database"
+            )
+        return HistoryURL(
+            "postgresql",
+            parsed.set(drivername="postgresql+psycopg"),
+            parsed.render_as_string(hide_password=True),
+        )
+    raise HistoryURLError(
+        f"unknown history database {_hide_password(text)!r}: use sqlite:///path/file.db,"
+        " a file path, or postgresql://user@host:port/database"
+    )
+
+
+def _sqlite_url(path: str, given: str) -> HistoryURL:
+    if path.startswith("file:") or "?" in path:
+        raise HistoryURLError(f"{given!r}: give the SQLite database as a plain file path")
+    absolute = os.path.abspath(os.path.expanduser(path))
+    if os.path.isdir(absolute):
+        raise HistoryURLError(f"{given!r} is a folder: name the database file in it")
+    return HistoryURL(
+        "sqlite", sa.URL.create("sqlite+pysqlite", database=absolute), given, absolute
+    )
+
+
+def _hide_password(text: str) -> str:
+    """``scheme://user:***@host``: a password in something that looks like a URL, hidden."""
+    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", text)
+
+
+def redact(url: str) -> str:
+    """The URL as a log or ``/api/v1/feed`` may show it: any password hidden."""
+    try:
+        return parse_url(url).shown
+    except HistoryURLError:
+        return _hide_password(url)
+
+
+# --- schema and migrations ---------------------------------------------------------------------
+
+INTERVAL_TABLES: Final[Mapping[RowKind, str]] = {
+    "agent": "agent_intervals",
+    "path": "path_intervals",
+    "group": "group_intervals",
+}
+
+
+#: The same figures per day, kept up to date as intervals are written: a report
+#: by day reads these rather than add up 96 intervals per id and day.
+DAY_TABLES: Final[Mapping[RowKind, str]] = {
+    "agent": "agent_days",
+    "path": "path_days",
+    "group": "group_days",
+}
+
+#: The reason of a not-ready row that has none, in the unique key of agent_reason_days.
+_NO_REASON: Final[sa.ColumnClause[Any]] = sa.literal_column("-1")
+
+
+def _reason_day_key(table: sa.Table) -> tuple[Any, ...]:
+    """The unique key of agent_reason_days: a missing reason is one reason, not each its own."""
+    return (
+        table.c.source,
+        table.c.day,
+        table.c.agent,
+        table.c.kind,
+        sa.func.coalesce(table.c.reason, _NO_REASON),
+    )
+
+
+def _interval_columns(kind: RowKind) -> list[sa.Column[Any]]:
+    columns: list[sa.Column[Any]] = [
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("day", sa.Text, nullable=False),
+        sa.Column("interval_start", sa.BigInteger, nullable=False),
+        sa.Column("hour_start", sa.BigInteger, nullable=False),
+        sa.Column("id", sa.Text, nullable=False),
+    ]
+    for figure in FIGURES[kind]:
+        kind_of = sa.BigInteger if figure.integer else sa.Double
+        columns.append(sa.Column(figure.name, kind_of, nullable=False, server_default=sa.text("0")))
+    return columns
+
+
+def _schema() -> tuple[sa.MetaData, dict[str, sa.Table]]:
+    """The tables as the latest migration leaves them."""
+    metadata = sa.MetaData()
+    tables: dict[str, sa.Table] = {}
+    for kind, name in INTERVAL_TABLES.items():
+        tables[name] = sa.Table(
+            name,
+            metadata,
+            *_interval_columns(kind),
+            sa.Index(f"{name}_day_id", "day", "id"),
+            sa.Index(f"{name}_interval_start", "interval_start"),
+            sa.Index(f"{name}_source_day", "source", "day"),
+        )
+    tables["agent_reasons"] = sa.Table(
+        "agent_reasons",
+        metadata,
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("day", sa.Text, nullable=False),
+        sa.Column("interval_start", sa.BigInteger, nullable=False),
+        sa.Column("hour_start", sa.BigInteger, nullable=False),
+        sa.Column("agent", sa.Text, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("reason", sa.Integer, nullable=True),
+        sa.Column("seconds", sa.Double, nullable=False),
+        sa.Index("agent_reasons_day_agent", "day", "agent"),
+        sa.Index("agent_reasons_source_day", "source", "day"),
+    )
+    tables["agent_states"] = sa.Table(
+        "agent_states",
+        metadata,
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("agent", sa.Text, nullable=False),
+        sa.Column("state", sa.Text, nullable=False),
+        sa.Column("next_state", sa.Text, nullable=False),
+        sa.Column("start_at", sa.Double, nullable=False),
+        sa.Column("end_at", sa.Double, nullable=False),
+        sa.Column("code", sa.Text, nullable=False),
+        sa.Column("reason", sa.Integer, nullable=True),
+        sa.Column("path", sa.Text, nullable=True),
+        sa.Column("button", sa.Integer, nullable=True),
+        sa.Index("agent_states_start_at", "start_at"),
+        sa.Index("agent_states_agent_start_at", "agent", "start_at"),
+    )
+    for kind, name in DAY_TABLES.items():
+        tables[name] = sa.Table(
+            name,
+            metadata,
+            sa.Column("source", sa.Text, nullable=False),
+            sa.Column("day", sa.Text, nullable=False),
+            sa.Column("id", sa.Text, nullable=False),
+            sa.Column("first_interval_start", sa.BigInteger, nullable=False),
+            *_interval_columns(kind)[5:],
+            sa.Index(f"{name}_key", "source", "day", "id", unique=True),
+            sa.Index(f"{name}_day_id", "day", "id"),
+        )
+    reason_days = tables["agent_reason_days"] = sa.Table(
+        "agent_reason_days",
+        metadata,
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("day", sa.Text, nullable=False),
+        sa.Column("agent", sa.Text, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("reason", sa.Integer, nullable=True),
+        sa.Column("seconds", sa.Double, nullable=False),
+        # Covers a report by day: read in the order it groups by, table untouched.
+        sa.Index("agent_reason_days_day_agent", "day", "agent", "kind", "reason", "seconds"),
+    )
+    sa.Index(
+        "agent_reason_days_key",
+        *_reason_day_key(reason_days),
+        unique=True,
+    )
+    tables["mitelacd_writes"] = sa.Table(
+        "mitelacd_writes",
+        metadata,
+        sa.Column("source", sa.Text, primary_key=True),
+        sa.Column("batch", sa.Text, nullable=False),
+        sa.Column("written_at", sa.Double, nullable=False),
+    )
+    return metadata, tables
+
+
+_METADATA, TABLES = _schema()
+
+#: The tables whose rows belong to a report day by their ``day`` column.
+_DAY_KEYED: Final = (
+    *INTERVAL_TABLES.values(),
+    "agent_reasons",
+    *DAY_TABLES.values(),
+    "agent_reason_days",
+)
+
+_SCHEMA_METADATA = sa.MetaData()
+SCHEMA_TABLE = sa.Table(
+    "mitelacd_schema",
+    _SCHEMA_METADATA,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("applied_at", sa.Double, nullable=False),
+)
+
+
+@attrs.frozen
+class Migration:
+    """One step of the schema: applied once, in a transaction of its own."""
+
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _create_version_1(connection: Connection) -> None:
+    # The tables as first released. A figure added to FIGURES later needs a
+    # step of its own that adds its column (ALTER TABLE ... ADD COLUMN ...
+    # DEFAULT 0), and this step must then go on creating only what it did.
+    _METADATA.create_all(connection, checkfirst=False)
+
+
+#: Every step, in order; the last one's version is the schema's.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "interval, reason, state and write tables", _create_version_1),
+)
+
+#: The schema version this code writes and reads.
+SCHEMA_VERSION: Final = MIGRATIONS[-1].version
+
+#: What PostgreSQL's advisory lock for migrations is keyed on (any constant will do).
+_MIGRATION_LOCK = 0x6D6974656C616364 & 0x7FFFFFFFFFFFFFFF
+
+
+# --- time helpers ------------------------------------------------------------------------------
+
+
+def check_day(day: str) -> str:
+    """``day`` when it is a real ``YYYY-MM-DD`` date; ValueError otherwise."""
+    if not _DAY.fullmatch(day):
+        raise ValueError(f"not a day: {day!r} (YYYY-MM-DD)")
+    datetime.date.fromisoformat(day)
+    return day
+
+
+def day_bounds(
+    day: str, day_starts: datetime.time = datetime.time(0), tz: datetime.tzinfo | None = None
+) -> tuple[float, float]:
+    """Unix times the report day ``day`` runs from and to, by ``--day-starts`` (local time)."""
+    date = datetime.date.fromisoformat(check_day(day))
+    start = datetime.datetime.combine(date, day_starts, tzinfo=tz)
+    end = datetime.datetime.combine(date + datetime.timedelta(days=1), day_starts, tzinfo=tz)
+    return start.timestamp(), end.timestamp()
+
+
+# --- the store ---------------------------------------------------------------------------------
+
+
+class HistoryStore:
+    """The history database, open. Every method blocks; call from one or more worker threads.
+
+    Made by :func:`open_store`. :meth:`migrate` brings the schema to
+    :data:`SCHEMA_VERSION` (refusing one that is newer); the other methods
+    expect it there.
+    """
+
+    def __init__(self, url: HistoryURL, engine: Engine) -> None:
+        self.url = url
+        self.engine = engine
+        self._postgres = url.backend == "postgresql"
+
+    # --- housekeeping ---
+
+    @property
+    def shown_url(self) -> str:
+        return self.url.shown
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``, so it never fails half way on a lock)."""
+        with self.engine.connect() as connection:
+            connection.execution_options(mitelacd_write=True)
+            with connection.begin():
+                yield connection
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A read transaction that sees one snapshot of the database."""
+        with self.engine.connect() as connection:
+            if self._postgres:
+                connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                yield connection
+
+    def version(self) -> int:
+        """The schema version of the database; 0 for one mitelacd never migrated."""
+        with self._reading() as connection:
+            return self._version(connection)
+
+    def _version(self, connection: Connection) -> int:
+        if not sa.inspect(connection).has_table(SCHEMA_TABLE.name):
+            return 0
+        found = connection.execute(sa.select(sa.func.max(SCHEMA_TABLE.c.version))).scalar()
+        return int(found or 0)
+
+    def migrate(self, steps: Sequence[Migration] = MIGRATIONS) -> int:
+        """Apply the steps the database lacks, each in its own transaction; the version reached.
+
+        HistorySchemaError when the database is newer than the steps know, or
+        is not empty yet has no schema table of mitelacd's.
+        """
+        latest = steps[-1].version if steps else 0
+        version = self.version()
+        if version > latest:
+            raise self._too_new(version, latest)
+        for step in steps:
+            if step.version <= version:
+                continue
+            with self._writing() as connection:
+                if self._postgres:
+                    connection.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                    )
+                SCHEMA_TABLE.create(connection, checkfirst=True)
+                # Another process may have migrated meanwhile.
+                version = self._version(connection)
+                if version > latest:
+                    raise self._too_new(version, latest)
+                if step.version <= version:
+                    continue
+                if version == 0:
+                    self._refuse_foreign(connection)
+                step.apply(connection)
+                connection.execute(
+                    SCHEMA_TABLE.insert().values(
+                        version=step.version, description=step.description, applied_at=time.time()
+                    )
+                )
+                version = step.version
+        return version
+
+    def _refuse_foreign(self, connection: Connection) -> None:
+        names = set(sa.inspect(connection).get_table_names()) - {SCHEMA_TABLE.name}
+        clash = sorted(names & set(TABLES))
+        if clash:
+            raise HistorySchemaError(
+                f"{self.url.shown} already has tables named {', '.join(clash)} but no"
+                f" {SCHEMA_TABLE.name} table: it is not a mitelacd history database;"
+                " use an empty database"
+            )
+
+    def _too_new(self, version: int, latest: int) -> HistorySchemaError:
+        return HistorySchemaError(
+            f"the history database {self.url.shown} has schema version {version}, newer than"
+            f" this mitelacd knows ({latest}): upgrade mitelacd, or use another database"
+        )
+
+    def check_schema(self) -> None:
+        """HistorySchemaError unless the schema is exactly the one this code reads."""
+        version = self.version()
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise self._too_new(version, SCHEMA_VERSION)
+        if version == 0:
+            raise HistorySchemaError(f"{self.url.shown} is not a mitelacd history database")
+        raise HistorySchemaError(
+            f"the history database {self.url.shown} has schema version {version}; this mitelacd"
+            f" reads version {SCHEMA_VERSION}: start the daemon with it once to upgrade it"
+        )
+
+    # --- writing ---
+
+    def write(
+        self,
+        source: str,
+        intervals: Sequence[IntervalRow],
+        spans: Sequence[StateSpan],
+        batch: str | None = None,
+    ) -> None:
+        """Insert the rows, all in one transaction (or none of them).
+
+        ``batch``, when given, is recorded as the last batch of ``source`` in
+        the same transaction: :meth:`last_batch` tells afterwards whether a
+        write whose commit was not confirmed went through.
+        """
+        with self._writing() as connection:
+            self._insert(connection, source, intervals, spans)
+            if batch is not None:
+                self._mark(connection, source, batch)
+
+    def last_batch(self, source: str) -> str | None:
+        """The batch of the last :meth:`write` of ``source`` that was given one."""
+        table = TABLES["mitelacd_writes"]
+        with self._reading() as connection:
+            found = connection.execute(
+                sa.select(table.c.batch).where(table.c.source == source)
+            ).scalar()
+        return None if found is None else str(found)
+
+    def _mark(self, connection: Connection, source: str, batch: str) -> None:
+        table = TABLES["mitelacd_writes"]
+        done = connection.execute(
+            table.update()
+            .where(table.c.source == source)
+            .values(batch=batch, written_at=time.time())
+        )
+        if done.rowcount == 0:
+            connection.execute(
+                table.insert().values(source=source, batch=batch, written_at=time.time())
+            )
+
+    def replace_days(
+        self,
+        source: str,
+        days: Collection[str],
+        intervals: Sequence[IntervalRow],
+        spans: Sequence[StateSpan],
+        day_starts: datetime.time = datetime.time(0),
+        tz: datetime.tzinfo | None = None,
+    ) -> int:
+        """Put these rows in place of everything ``source`` has for ``days``; one transaction.
+
+        Interval rows go by their day; state spans by their start, within the
+        days' bounds by ``day_starts`` (local time, or ``tz``). A row or span
+        outside ``days`` is a ValueError (it would be stored twice). Returns
+        how many rows were deleted.
+        """
+        wanted = {check_day(d) for d in days}
+        bounds = [day_bounds(d, day_starts, tz) for d in sorted(wanted)]
+        for row in intervals:
+            if row.day not in wanted:
+                raise ValueError(f"an interval row of {row.day}, not one of the days replaced")
+        for span in spans:
+            if not any(low <= span.start < high for low, high in bounds):
+                raise ValueError(
+                    f"a state span starting at {span.start}, outside the days replaced"
+                )
+        deleted = 0
+        with self._writing() as connection:
+            for name in _DAY_KEYED:
+                table = TABLES[name]
+                done = connection.execute(
+                    table.delete().where(table.c.source == source, table.c.day.in_(sorted(wanted)))
+                )
+                deleted += max(done.rowcount, 0)
+            states = TABLES["agent_states"]
+            for low, high in bounds:
+                done = connection.execute(
+                    states.delete().where(
+                        states.c.source == source,
+                        states.c.start_at >= low,
+                        states.c.start_at < high,
+                    )
+                )
+                deleted += max(done.rowcount, 0)
+            self._insert(connection, source, intervals, spans)
+        return deleted
+
+    def _insert(
+        self,
+        connection: Connection,
+        source: str,
+        intervals: Sequence[IntervalRow],
+        spans: Sequence[StateSpan],
+    ) -> None:
+        by_kind: dict[RowKind, list[dict[str, Any]]] = defaultdict(list)
+        reasons: list[dict[str, Any]] = []
+        # The batch's rows combined per day and id (a day row is updated once
+        # per statement), and its reasons per day, agent, kind and reason.
+        days: dict[tuple[RowKind, str, str], dict[str, Any]] = {}
+        reason_days: dict[tuple[str, str, str, int | None], float] = {}
+        for row in intervals:
+            values: dict[str, Any] = {
+                "source": source,
+                "day": row.day,
+                "interval_start": row.interval_start,
+                "hour_start": row.hour_start,
+                "id": row.id,
+            }
+            figures = row.figures
+            for figure in FIGURES[row.kind]:
+                value = figures.get(figure.name, 0)
+                values[figure.name] = int(value) if figure.integer else float(value)
+            by_kind[row.kind].append(values)
+            _add_to_day(days, row.kind, values)
+            for (reason_kind, reason), seconds in row.reasons.items():
+                reasons.append(
+                    {
+                        "source": source,
+                        "day": row.day,
+                        "interval_start": row.interval_start,
+                        "hour_start": row.hour_start,
+                        "agent": row.id,
+                        "kind": reason_kind,
+                        "reason": reason,
+                        "seconds": float(seconds),
+                    }
+                )
+                key = (row.day, row.id, reason_kind, reason)
+                reason_days[key] = reason_days.get(key, 0.0) + float(seconds)
+        for row_kind, rows in by_kind.items():
+            connection.execute(TABLES[INTERVAL_TABLES[row_kind]].insert(), rows)
+        for row_kind in ROW_KINDS:
+            day_rows = [v for (k, _, _), v in days.items() if k == row_kind]
+            if day_rows:
+                self._upsert_days(connection, row_kind, day_rows)
+        if reasons:
+            connection.execute(TABLES["agent_reasons"].insert(), reasons)
+            self._upsert_reason_days(connection, source, reason_days)
+        if spans:
+            connection.execute(
+                TABLES["agent_states"].insert(),
+                [
+                    {
+                        "source": source,
+                        "agent": s.agent,
+                        "state": s.state,
+                        "next_state": s.next_state,
+                        "start_at": float(s.start),
+                        "end_at": float(s.end),
+                        "code": s.code,
+                        "reason": s.reason,
+                        "path": s.path,
+                        "button": s.button,
+                    }
+                    for s in spans
+                ],
+            )
+
+    def _insert_statement(self, table: sa.Table) -> Any:
+        if self._postgres:
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def _upsert_days(
+        self, connection: Connection, kind: RowKind, rows: list[dict[str, Any]]
+    ) -> None:
+        table = TABLES[DAY_TABLES[kind]]
+        statement = self._insert_statement(table)
+        new = statement.excluded
+        larger = sa.func.greatest if self._postgres else sa.func.max
+        smaller = sa.func.least if self._postgres else sa.func.min
+        updates: dict[str, Any] = {
+            "first_interval_start": smaller(table.c.first_interval_start, new.first_interval_start)
+        }
+        for figure in FIGURES[kind]:
+            old, added = table.c[figure.name], new[figure.name]
+            updates[figure.name] = old + added if figure.combine == "sum" else larger(old, added)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.source, table.c.day, table.c.id], set_=updates
+        )
+        connection.execute(statement, rows)
+
+    def _upsert_reason_days(
+        self,
+        connection: Connection,
+        source: str,
+        found: Mapping[tuple[str, str, str, int | None], float],
+    ) -> None:
+        table = TABLES["agent_reason_days"]
+        statement = self._insert_statement(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(_reason_day_key(table)),
+            set_={"seconds": table.c.seconds + statement.excluded.seconds},
+        )
+        connection.execute(
+            statement,
+            [
+                {
+                    "source": source,
+                    "day": day,
+                    "agent": agent,
+                    "kind": kind,
+                    "reason": reason,
+                    "seconds": seconds,
+                }
+                for (day, agent, kind, reason), seconds in found.items()
+            ],
+        )
+
+    def prune(
+        self,
+        before_day: str,
+        day_starts: datetime.time = datetime.time(0),
+        tz: datetime.tzinfo | None = None,
+    ) -> int:
+        """Delete every source's rows of the days before ``before_day``; how many rows.
+
+        State spans go by their start: those before ``before_day`` began (by
+        ``day_starts``, local time or ``tz``).
+        """
+        cutoff, _ = day_bounds(before_day, day_starts, tz)
+        deleted = 0
+        with self._writing() as connection:
+            for name in _DAY_KEYED:
+                table = TABLES[name]
+                done = connection.execute(table.delete().where(table.c.day < before_day))
+                deleted += max(done.rowcount, 0)
+            states = TABLES["agent_states"]
+            done = connection.execute(states.delete().where(states.c.start_at < cutoff))
+            deleted += max(done.rowcount, 0)
+        return deleted
+
+    # --- reading ---
+
+    def report(
+        self,
+        by: RowKind,
+        first_day: str,
+        last_day: str,
+        interval: ReportInterval = "day",
+        source: str | None = None,
+        ids: Collection[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The figures of ``first_day`` to ``last_day`` (both included) per id and bucket.
+
+        A bucket is a 15-minute interval, an hour, or a day (``interval``);
+        the rows of one id in one bucket (parts of intervals, hours, every
+        source when ``source`` is None) are combined by each figure's rule.
+        Each row: ``id``, ``day``, ``start`` (Unix time of the bucket's
+        first interval), every figure by name, and what follows from them
+        (see :func:`derived`). Ordered by ``start``, then ``id`` (numbers in
+        numeric order).
+        """
+        if by not in ROW_KINDS:
+            raise ValueError(f"by must be one of {', '.join(ROW_KINDS)}, not {by!r}")
+        if interval not in REPORT_INTERVALS:
+            raise ValueError(
+                f"interval must be one of {', '.join(REPORT_INTERVALS)}, not {interval!r}"
+            )
+        check_day(first_day)
+        check_day(last_day)
+        figures = FIGURES[by]
+        bucket: sa.Column[Any] | None
+        start: Any
+        if interval == "day":
+            # Kept per day as intervals are written: a few rows per id and day.
+            table = TABLES[DAY_TABLES[by]]
+            bucket = None
+            start = sa.func.min(table.c.first_interval_start)
+        else:
+            table = TABLES[INTERVAL_TABLES[by]]
+            bucket = table.c.interval_start if interval == "15m" else table.c.hour_start
+            start = bucket
+        columns: list[Any] = [table.c.id, table.c.day, start.label("start")]
+        columns += [self._shown(_combined(table, f), f) for f in figures]
+        where = [table.c.day >= first_day, table.c.day <= last_day]
+        if source is not None:
+            where.append(table.c.source == source)
+        if ids is not None:
+            where.append(table.c.id.in_(sorted(set(ids))))
+        group = [table.c.day, table.c.id] + ([] if bucket is None else [bucket])
+        query = sa.select(*columns).where(*where).group_by(*group)
+        with self._reading() as connection:
+            rows = connection.execute(query).all()
+            reasons = (
+                self._reasons(connection, first_day, last_day, interval, source, ids)
+                if by == "agent"
+                else {}
+            )
+        # The database rounds and casts: each row is zipped with the names as it is.
+        keys = ["id", "day", "start", *(f.name for f in figures)]
+        out: list[dict[str, Any]] = []
+        for values in rows:
+            entry: dict[str, Any] = dict(zip(keys, values))
+            entry.update(derived(by, entry))
+            if by == "agent":
+                key = (values[0], values[1], None if bucket is None else int(values[2]))
+                found = reasons.get(key)
+                if found is None:
+                    entry["dnd_by_reason"] = []
+                    entry["make_busy_by_reason"] = []
+                else:
+                    entry["dnd_by_reason"], entry["make_busy_by_reason"] = found
+            out.append(entry)
+        out.sort(key=lambda e: (e["start"], id_key(e["id"])))
+        return out
+
+    def _shown(self, combined: Any, figure: Figure) -> Any:
+        """A combined figure as a report shows it: counts as integers, seconds to the millisecond.
+
+        Done by the database, which is faster at it than Python here (in
+        PostgreSQL a sum of bigints is a numeric: cast back).
+        """
+        if figure.integer:
+            if self._postgres and figure.combine == "sum":
+                return sa.cast(combined, sa.BigInteger).label(figure.name)
+            return combined
+        return self._rounded(combined).label(figure.name)
+
+    def _rounded(self, value: Any) -> Any:
+        # round(x * 1000) / 1000 in floating point: PostgreSQL's round(x, 3)
+        # would go through numeric, several times slower.
+        thousand = sa.literal_column("1000.0", sa.Double)
+        return sa.func.round(value * thousand, type_=sa.Double) / thousand
+
+    def _reasons(
+        self,
+        connection: Connection,
+        first_day: str,
+        last_day: str,
+        interval: ReportInterval,
+        source: str | None,
+        ids: Collection[str] | None,
+    ) -> dict[tuple[str, str, int | None], tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        """Per agent and bucket: the DND and the make busy seconds by reason, as reports list them."""
+        bucket: sa.Column[Any] | None
+        if interval == "day":
+            table = TABLES["agent_reason_days"]
+            bucket = None
+        else:
+            table = TABLES["agent_reasons"]
+            bucket = table.c.interval_start if interval == "15m" else table.c.hour_start
+        columns: list[Any] = [table.c.agent, table.c.day, table.c.kind, table.c.reason]
+        if bucket is not None:
+            columns.append(bucket)
+        where = [table.c.day >= first_day, table.c.day <= last_day]
+        if source is not None:
+            where.append(table.c.source == source)
+        if ids is not None:
+            where.append(table.c.agent.in_(sorted(set(ids))))
+        group = [table.c.day, table.c.agent, table.c.kind, table.c.reason]
+        if bucket is not None:
+            group.append(bucket)
+        total = self._rounded(sa.func.sum(table.c.seconds))
+        # In the order the lists show them: codes in order, the time without one last.
+        order = (table.c.reason.is_(None), table.c.reason)
+        query = sa.select(*columns, total).where(*where).group_by(*group).order_by(*order)
+        found: dict[tuple[str, str, int | None], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+        found = {}
+        for values in connection.execute(query).all():
+            key = (values[0], values[1], None if bucket is None else int(values[4]))
+            lists = found.get(key)
+            if lists is None:
+                lists = found[key] = ([], [])
+            reason = values[3]
+            lists[0 if values[2] == "dnd" else 1].append({"reason": reason, "seconds": values[-1]})
+        return found
+
+    def day_rows(self, source: str, day: str) -> list[IntervalRow]:
+        """What ``source`` stored for ``day``: one row per kind, id and interval, parts combined.
+
+        Ordered by interval, kind and id; for restoring the day's totals at a
+        restart.
+        """
+        check_day(day)
+        out: list[IntervalRow] = []
+        with self._reading() as connection:
+            reasons = self._day_reasons(connection, source, day)
+            for kind in ROW_KINDS:
+                table = TABLES[INTERVAL_TABLES[kind]]
+                figures = FIGURES[kind]
+                query = (
+                    sa.select(
+                        table.c.id,
+                        table.c.interval_start,
+                        sa.func.min(table.c.hour_start),
+                        *(_combined(table, f) for f in figures),
+                    )
+                    .where(table.c.source == source, table.c.day == day)
+                    .group_by(table.c.interval_start, table.c.id)
+                )
+                for row in connection.execute(query):
+                    values = tuple(row)
+                    identifier, start = str(values[0]), int(values[1])
+                    out.append(
+                        IntervalRow(
+                            kind=kind,
+                            id=identifier,
+                            day=day,
+                            interval_start=start,
+                            hour_start=int(values[2]),
+                            figures={
+                                f.name: (int(v or 0) if f.integer else float(v or 0.0))
+                                for f, v in zip(figures, values[3:])
+                            },
+                            reasons=reasons.get((identifier, start), {}) if kind == "agent" else {},
+                        )
+                    )
+        order = {kind: n for n, kind in enumerate(ROW_KINDS)}
+        out.sort(key=lambda r: (r.interval_start, order[r.kind], id_key(r.id)))
+        return out
+
+    def _day_reasons(
+        self, connection: Connection, source: str, day: str
+    ) -> dict[tuple[str, int], dict[tuple[ReasonKind, int | None], float]]:
+        table = TABLES["agent_reasons"]
+        keys = (table.c.agent, table.c.interval_start, table.c.kind, table.c.reason)
+        query = (
+            sa.select(*keys, sa.func.sum(table.c.seconds))
+            .where(table.c.source == source, table.c.day == day)
+            .group_by(*keys)
+        )
+        found: dict[tuple[str, int], dict[tuple[ReasonKind, int | None], float]] = {}
+        for row in connection.execute(query):
+            agent, start, kind, reason, seconds = tuple(row)
+            reason_kind: ReasonKind = "dnd" if kind == "dnd" else "make_busy"
+            code = None if reason is None else int(reason)
+            found.setdefault((str(agent), int(start)), {})[(reason_kind, code)] = float(seconds)
+        return found
+
+    def states(
+        self, source: str | None, agent: str | None, start: float, end: float
+    ) -> list[StateSpan]:
+        """The state spans that began from ``start`` to before ``end``, in order of their start.
+
+        Of one agent, or all when ``agent`` is None; of one source, or all
+        when ``source`` is None.
+        """
+        table = TABLES["agent_states"]
+        where = [table.c.start_at >= start, table.c.start_at < end]
+        if source is not None:
+            where.append(table.c.source == source)
+        if agent is not None:
+            where.append(table.c.agent == agent)
+        query = (
+            sa.select(
+                table.c.agent,
+                table.c.state,
+                table.c.next_state,
+                table.c.start_at,
+                table.c.end_at,
+                table.c.code,
+                table.c.reason,
+                table.c.path,
+                table.c.button,
+            )
+            .where(*where)
+            .order_by(table.c.start_at, table.c.agent)
+        )
+        with self._reading() as connection:
+            return [
+                StateSpan(
+                    agent=r[0],
+                    state=r[1],
+                    next_state=r[2],
+                    start=float(r[3]),
+                    end=float(r[4]),
+                    code=r[5],
+                    reason=None if r[6] is None else int(r[6]),
+                    path=r[7],
+                    button=None if r[8] is None else int(r[8]),
+                )
+                for r in connection.execute(query)
+            ]
+
+    def count(self, table: str, source: str | None = None) -> int:
+        """How many rows ``table`` holds (of ``source``); for tests and tools."""
+        found = TABLES[table]
+        query = sa.select(sa.func.count()).select_from(found)
+        if source is not None:
+            query = query.where(found.c.source == source)
+        with self._reading() as connection:
+            return int(connection.execute(query).scalar() or 0)
+
+
+def _add_to_day(
+    days: dict[tuple[RowKind, str, str], dict[str, Any]], kind: RowKind, values: dict[str, Any]
+) -> None:
+    """Combine one interval row's values into its day's, by each figure's rule."""
+    key = (kind, values["day"], values["id"])
+    found = days.get(key)
+    if found is None:
+        day = {k: v for k, v in values.items() if k not in ("interval_start", "hour_start")}
+        day["first_interval_start"] = values["interval_start"]
+        days[key] = day
+        return
+    found["first_interval_start"] = min(found["first_interval_start"], values["interval_start"])
+    for figure in FIGURES[kind]:
+        name = figure.name
+        if figure.combine == "sum":
+            found[name] += values[name]
+        else:
+            found[name] = max(found[name], values[name])
+
+
+def _combined(table: sa.Table, figure: Figure) -> Any:
+    column = table.c[figure.name]
+    combine = sa.func.sum if figure.combine == "sum" else sa.func.max
+    return combine(column).label(figure.name)
+
+
+def derived(by: RowKind, figures: Mapping[str, Any]) -> dict[str, Any]:
+    """What follows from a row's figures, shown beside them.
+
+    Agents: ``acd_talk_average_seconds`` (talk time per ACD call, None
+    without calls) and ``not_ready_seconds`` (DND and make busy). Paths and
+    groups: ``mean_waiting``, the time-weighted mean number of calls waiting
+    (None when no report covered the time).
+    """
+    if by == "agent":
+        calls = int(figures.get("acd_calls", 0) or 0)
+        talk = float(figures.get("acd_talk_seconds", 0.0) or 0.0)
+        not_ready = float(figures.get("dnd_seconds", 0.0) or 0.0) + float(
+            figures.get("make_busy_seconds", 0.0) or 0.0
+        )
+        return {
+            "acd_talk_average_seconds": round(talk / calls, 3) if calls else None,
+            "not_ready_seconds": round(not_ready, 3),
+        }
+    covered = float(figures.get("covered_seconds", 0.0) or 0.0)
+    waiting = float(figures.get("waiting_seconds", 0.0) or 0.0)
+    return {"mean_waiting": round(waiting / covered, 3) if covered > 0 else None}
+
+
+# --- opening -----------------------------------------------------------------------------------
+
+
+def open_store(
+    url: str, create: bool = True, store_class: type[HistoryStore] = HistoryStore
+) -> HistoryStore:
+    """Connect to the history database at ``url`` (see :func:`parse_url`).
+
+    Nothing is read or written yet (call :meth:`HistoryStore.migrate` or
+    :meth:`HistoryStore.check_schema`). ``create=False``: a SQLite file that
+    does not exist is HistoryMissing rather than made. ``store_class``: a
+    subclass to make instead (tests put faults in one).
+    """
+    parsed = parse_url(url)
+    if parsed.backend == "sqlite":
+        assert parsed.path is not None
+        if not create and not os.path.exists(parsed.path):
+            raise HistoryMissing(f"no history database at {parsed.path}")
+        engine = sa.create_engine(parsed.engine_url, pool_pre_ping=False)
+        _sqlite_events(engine)
+    else:
+        engine = sa.create_engine(
+            parsed.engine_url,
+            pool_pre_ping=True,
+            pool_size=3,
+            max_overflow=2,
+            connect_args={
+                "connect_timeout": CONNECT_TIMEOUT,
+                "application_name": "mitelacd",
+                # A database host that vanishes is noticed within a minute or so.
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 10,
+                "keepalives_count": 3,
+            },
+        )
+    return store_class(parsed, engine)
+
+
+def _sqlite_events(engine: Engine) -> None:
+    """WAL, a busy timeout, and transactions that SQLite itself begins (DDL included)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connected(dbapi_connection: Any, _record: Any) -> None:
+        # Python's sqlite3 would begin transactions itself, and not before DDL.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA cache_size = -65536")
+        finally:
+            cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get("mitelacd_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def iter_days(first_day: str, last_day: str) -> Iterable[str]:
+    """Every day from ``first_day`` to ``last_day``, both included."""
+    day = datetime.date.fromisoformat(check_day(first_day))
+    last = datetime.date.fromisoformat(check_day(last_day))
+    while day <= last:
+        yield day.isoformat()
+        day += datetime.timedelta(days=1)
+
+
+# --- what went wrong, in words -----------------------------------------------------------------
+
+_UNREACHABLE = (
+    "connection refused",
+    "could not connect",
+    "connection failed",
+    "server closed the connection",
+    "terminating connection",
+    "connection is closed",
+    "connection already closed",
+    "the connection is lost",
+    "timeout expired",
+    "timed out",
+    "no route to host",
+    "network is unreachable",
+    "name or service not known",
+    "could not translate host name",
+    "temporary failure in name resolution",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "consuming input failed",
+    "ssl syscall error",
+)
+
+
+def problem_kind(error: BaseException) -> str:
+    """What is wrong with the database, in a few words (the same words for the same trouble)."""
+    if isinstance(error, HistoryError):
+        return str(error)
+    text = error_detail(error).lower()
+    if "disk is full" in text or "no space left" in text or "could not extend file" in text:
+        return "disk full"
+    if "database is locked" in text or "database is busy" in text or "lock timeout" in text:
+        return "database locked"
+    if "unable to open database file" in text:
+        return "cannot open the database file"
+    if "readonly database" in text or "read-only" in text:
+        return "read-only database"
+    if "permission denied" in text:
+        return "permission denied"
+    if "authentication failed" in text or "no pg_hba.conf entry" in text:
+        return "authentication failed"
+    if "database" in text and "does not exist" in text:
+        return "database does not exist"
+    if any(words in text for words in _UNREACHABLE):
+        return "database unreachable"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return error_detail(error)[:120] or type(error).__name__
+
+
+def error_detail(error: BaseException) -> str:
+    """The first line of the driver's own message (SQLAlchemy's wrapper adds the SQL)."""
+    original = getattr(error, "orig", None)
+    cause = original if isinstance(original, BaseException) else error
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    if not lines:
+        return type(cause).__name__
+    return lines[0][:300]

@@ -1,0 +1,148 @@
+"""The rows of the day's figures: what the figures hand to history and what reports read.
+
+Each figure has a fixed name (docs/reports.md) and a way to combine two
+intervals into one: ``sum`` for counts and seconds, ``max`` for peaks. The
+same names are the JSON keys of ``/api/v1/reports``, the CSV columns and the
+database columns, so that a reporting tool written against one reads the
+others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import attrs
+
+#: What a row is about.
+RowKind = Literal["agent", "path", "group"]
+ROW_KINDS: tuple[RowKind, ...] = ("agent", "path", "group")
+
+#: How two intervals' values of one figure make the value of both.
+Combine = Literal["sum", "max"]
+
+#: How long one stored interval is, in seconds.
+INTERVAL_SECONDS = 15 * 60
+
+#: How a report groups intervals.
+ReportInterval = Literal["15m", "1h", "day"]
+REPORT_INTERVALS: tuple[ReportInterval, ...] = ("15m", "1h", "day")
+
+
+@attrs.frozen
+class Figure:
+    name: str
+    combine: Combine
+    #: True for counts (stored and shown as integers), False for seconds.
+    integer: bool
+
+
+def _counts(*names: str) -> tuple[Figure, ...]:
+    return tuple(Figure(n, "sum", True) for n in names)
+
+
+def _seconds(*names: str) -> tuple[Figure, ...]:
+    return tuple(Figure(n, "sum", False) for n in names)
+
+
+#: Per agent (docs/reports.md, "Agents").
+AGENT_FIGURES: tuple[Figure, ...] = (
+    *_counts("acd_calls"),
+    *_seconds("acd_talk_seconds"),
+    *_counts("holds"),
+    *_seconds("hold_seconds"),
+    *_counts("wrap_ups"),
+    *_seconds("wrap_up_seconds"),
+    *_counts("personal_calls"),
+    *_seconds("personal_seconds"),
+    *_counts("outgoing_calls"),
+    *_seconds("outgoing_seconds"),
+    *_seconds("dnd_seconds", "make_busy_seconds"),
+    *_counts("rang_unanswered"),
+    *_seconds("logged_in_seconds"),
+    # The logged-in time split by the board's state: each second in one.
+    *_seconds(
+        "state_on_call_seconds",
+        "state_on_hold_seconds",
+        "state_ringing_seconds",
+        "state_not_ready_seconds",
+        "state_wrap_up_seconds",
+        "state_available_seconds",
+    ),
+)
+
+#: Per path: the calls answered from it, and its queue as the Q records told it.
+PATH_FIGURES: tuple[Figure, ...] = (
+    *_counts("acd_calls"),
+    *_seconds("acd_talk_seconds"),
+    *_seconds("hold_seconds"),
+    *_counts("reports"),
+    Figure("max_waiting", "max", True),
+    Figure("max_longest_wait_seconds", "max", True),
+    # waiting x seconds, and the seconds covered by reports: their ratio is the
+    # time-weighted mean number waiting, over any span of intervals.
+    *_seconds("waiting_seconds", "covered_seconds"),
+)
+
+#: Per group: its queue as the K records told it.
+GROUP_FIGURES: tuple[Figure, ...] = (
+    *_counts("reports"),
+    Figure("max_waiting", "max", True),
+    Figure("max_longest_wait_seconds", "max", True),
+    *_seconds("waiting_seconds", "covered_seconds"),
+)
+
+FIGURES: Mapping[RowKind, tuple[Figure, ...]] = {
+    "agent": AGENT_FIGURES,
+    "path": PATH_FIGURES,
+    "group": GROUP_FIGURES,
+}
+
+#: Not-ready time by reason: the kind of not ready it is.
+ReasonKind = Literal["dnd", "make_busy"]
+
+
+@attrs.frozen
+class IntervalRow:
+    """One agent's, path's or group's figures over one interval (or part of one).
+
+    A daemon that stops or starts inside an interval writes a row for the
+    part it saw; rows for the same interval and id combine by each figure's
+    rule.
+    """
+
+    kind: RowKind
+    id: str
+    #: The report day (``YYYY-MM-DD``): the local date at which it started,
+    #: by ``--day-starts``.
+    day: str
+    #: Unix time the 15-minute interval starts at, and the hour it falls in
+    #: (local time; both whole seconds).
+    interval_start: int
+    hour_start: int
+    #: Every figure of :data:`FIGURES` for the kind, by name.
+    figures: Mapping[str, int | float]
+    #: Agents only: not-ready seconds by (kind, reason code; None when the PBX
+    #: sent none).
+    reasons: Mapping[tuple[ReasonKind, int | None], float] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class StateSpan:
+    """An agent spent ``start`` to ``end`` in board state ``state``, then went to ``next_state``.
+
+    ``code`` is the event that ended the span (a one-letter function code, or
+    ``"day"`` when the report day ended it, ``"stop"`` when the daemon
+    stopped). ``reason`` is the DND or make busy reason while not ready;
+    ``path`` and ``button`` those of the ACD call while on one.
+    """
+
+    agent: str
+    state: str
+    next_state: str
+    start: float
+    end: float
+    code: str
+    reason: int | None = None
+    path: str | None = None
+    button: int | None = None

@@ -1,0 +1,976 @@
+"""The history database, on SQLite and on a real PostgreSQL server: one suite for both.
+
+Every store test runs twice, on a SQLite file and on a database of the
+session's PostgreSQL server (tests/conftest.py). The service tests run the
+writer's real threads against the real databases, on a Clock the test moves.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import pytest_twisted
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+from twisted.internet import reactor, threads
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.task import Clock, deferLater
+from twisted.logger import LogLevel
+
+from mitelacd.history import (
+    DAY_TABLES,
+    INTERVAL_TABLES,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    HistoryMissing,
+    HistorySchemaError,
+    HistoryStore,
+    HistoryURLError,
+    Migration,
+    day_bounds,
+    open_store,
+    parse_url,
+    problem_kind,
+    redact,
+)
+from mitelacd.historyservice import HistoryService, HistoryUnavailable
+from mitelacd.pgtesting import PostgresServer
+from mitelacd.reportrows import FIGURES, IntervalRow, ReasonKind, RowKind, StateSpan
+from mitelacd.testing import capture_log
+
+#: 2026-03-09 00:00 UTC; every test day is a UTC day (the store never looks at time zones
+#: but for state spans, and those tests say which zone).
+MIDNIGHT = 1773014400
+DAY = "2026-03-09"
+NEXT_DAY = "2026-03-10"
+UTC = datetime.timezone.utc
+
+_databases = itertools.count(1)
+
+
+def at(hhmm: str, day_offset: int = 0) -> int:
+    hours, minutes = hhmm.split(":")
+    return MIDNIGHT + day_offset * 86400 + int(hours) * 3600 + int(minutes) * 60
+
+
+def row(
+    kind: RowKind,
+    identifier: str,
+    hhmm: str,
+    day_offset: int = 0,
+    reasons: Mapping[tuple[ReasonKind, int | None], float] | None = None,
+    **figures: int | float,
+) -> IntervalRow:
+    """A row of the interval starting at ``hhmm``; figures not named are 0."""
+    start = at(hhmm, day_offset)
+    unknown = set(figures) - {f.name for f in FIGURES[kind]}
+    assert not unknown, unknown
+    values: dict[str, int | float] = {
+        f.name: figures.get(f.name, 0 if f.integer else 0.0) for f in FIGURES[kind]
+    }
+    day = (datetime.date(2026, 3, 9) + datetime.timedelta(days=day_offset)).isoformat()
+    return IntervalRow(
+        kind=kind,
+        id=identifier,
+        day=day,
+        interval_start=start,
+        hour_start=start - start % 3600,
+        figures=values,
+        reasons=dict(reasons or {}),
+    )
+
+
+def span(agent: str, start: float, end: float, state: str = "available", **more: Any) -> StateSpan:
+    return StateSpan(
+        agent=agent,
+        state=state,
+        next_state=more.pop("next_state", "on_call"),
+        start=start,
+        end=end,
+        code=more.pop("code", "G"),
+        **more,
+    )
+
+
+# --- the two backends --------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty history database, on each backend in turn."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'history.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"history_{next(_databases)}"
+    url = server.create_database(name)
+    try:
+        yield url
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def store(history_url: str) -> Iterator[HistoryStore]:
+    opened = open_store(history_url)
+    opened.migrate()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+# --- URLs --------------------------------------------------------------------------------------
+
+
+def test_urls(tmp_path: Path) -> None:
+    bare = parse_url(str(tmp_path / "h.db"))
+    assert (bare.backend, bare.path) == ("sqlite", str(tmp_path / "h.db"))
+    assert parse_url(f"sqlite:///{tmp_path}/h.db").path == str(tmp_path / "h.db")
+    relative = parse_url("sqlite:///h.db")
+    assert relative.path is not None and relative.path.endswith("/h.db")
+    pg = parse_url("postgresql://report:s3cret@db.example:5433/calls")
+    assert pg.backend == "postgresql"
+    assert pg.engine_url.drivername == "postgresql+psycopg"
+    assert pg.engine_url.password == "s3cret"
+    assert pg.shown == "postgresql://report:***@db.example:5433/calls"
+    assert parse_url("postgres://h/calls").engine_url.drivername == "postgresql+psycopg"
+    assert redact("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
+    assert redact("mysql://u:pw@h/db") == "mysql://u:***@h/db"
+    for wrong, words in [
+        ("mysql://u:pw@h/db", "unknown history database 'mysql://u:***@h/db'"),
+        ("", "empty"),
+        ("sqlite://", "names a file"),
+        ("postgresql://h", "names no database"),
+        (str(tmp_path), "is a folder"),
+    ]:
+        with pytest.raises(HistoryURLError) as caught:
+            parse_url(wrong)
+        assert words in str(caught.value)
+        assert "pw" not in str(caught.value)
+
+
+def test_a_missing_file_is_not_made_when_reading(tmp_path: Path) -> None:
+    path = tmp_path / "none.db"
+    with pytest.raises(HistoryMissing, match="no history database at"):
+        open_store(str(path), create=False)
+    assert not path.exists()
+
+
+# --- schema ------------------------------------------------------------------------------------
+
+
+def test_migrate_makes_every_table_and_is_idempotent(history_url: str) -> None:
+    store = open_store(history_url)
+    try:
+        assert store.version() == 0
+        assert store.migrate() == SCHEMA_VERSION
+        assert store.migrate() == SCHEMA_VERSION
+        assert store.version() == SCHEMA_VERSION
+        inspector = sa.inspect(store.engine)
+        names = set(inspector.get_table_names())
+        assert {*INTERVAL_TABLES.values(), *DAY_TABLES.values()} <= names
+        assert {"agent_reasons", "agent_reason_days", "agent_states", "mitelacd_schema"} <= names
+        # A column per figure, named as the figure, of the figure's type.
+        for kind, name in INTERVAL_TABLES.items():
+            columns = {c["name"]: c["type"] for c in inspector.get_columns(name)}
+            for figure in FIGURES[kind]:
+                expected = sa.BigInteger if figure.integer else sa.Double
+                assert isinstance(columns[figure.name], expected) or (
+                    # SQLite reflects DOUBLE as its own type.
+                    not figure.integer and "DOUBLE" in str(columns[figure.name]).upper()
+                ), (name, figure.name, columns[figure.name])
+        indexes = {i["name"] for i in inspector.get_indexes("agent_intervals")}
+        assert {"agent_intervals_day_id", "agent_intervals_interval_start"} <= indexes
+        state_indexes = {i["name"] for i in inspector.get_indexes("agent_states")}
+        assert state_indexes == {"agent_states_start_at", "agent_states_agent_start_at"}
+        with store.engine.connect() as connection:
+            applied = connection.execute(sa.text("SELECT version FROM mitelacd_schema")).all()
+        assert [v for (v,) in applied] == [m.version for m in MIGRATIONS]
+    finally:
+        store.close()
+
+
+def test_a_newer_database_is_refused(history_url: str) -> None:
+    store = open_store(history_url)
+    try:
+        store.migrate()
+        with store.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO mitelacd_schema (version, description, applied_at)"
+                    " VALUES (99, 'from the future', 0)"
+                )
+            )
+        with pytest.raises(HistorySchemaError) as caught:
+            store.migrate()
+        assert "schema version 99, newer than this mitelacd knows" in str(caught.value)
+        with pytest.raises(HistorySchemaError, match="newer"):
+            store.check_schema()
+    finally:
+        store.close()
+
+
+def test_upgrading_from_version_1(history_url: str) -> None:
+    """A database at version 1 gets the later steps, once each, in order."""
+    applied: list[int] = []
+
+    def add_column(connection: sa.Connection) -> None:
+        applied.append(2)
+        connection.execute(sa.text("ALTER TABLE agent_states ADD COLUMN note TEXT"))
+
+    def add_index(connection: sa.Connection) -> None:
+        applied.append(3)
+        connection.execute(sa.text("CREATE INDEX agent_states_note ON agent_states (note)"))
+
+    later = (
+        *MIGRATIONS,
+        Migration(2, "a note per state", add_column),
+        Migration(3, "an index on it", add_index),
+    )
+    store = open_store(history_url)
+    try:
+        assert store.migrate(MIGRATIONS[:1]) == 1
+        store.write("pbx", [row("agent", "1001", "08:00", acd_calls=1)], [])
+        assert store.migrate(later) == 3
+        assert store.migrate(later) == 3
+        assert applied == [2, 3]
+        columns = {c["name"] for c in sa.inspect(store.engine).get_columns("agent_states")}
+        assert "note" in columns
+        # What was there before is still there.
+        assert store.count("agent_intervals") == 1
+    finally:
+        store.close()
+
+
+def test_a_failed_step_leaves_the_version_as_it_was(history_url: str) -> None:
+    def broken(connection: sa.Connection) -> None:
+        connection.execute(sa.text("CREATE TABLE half_done (x INTEGER)"))
+        raise RuntimeError("the step failed half way")
+
+    store = open_store(history_url)
+    try:
+        store.migrate()
+        with pytest.raises(RuntimeError):
+            store.migrate((*MIGRATIONS, Migration(SCHEMA_VERSION + 1, "broken", broken)))
+        assert store.version() == SCHEMA_VERSION
+        assert "half_done" not in sa.inspect(store.engine).get_table_names()
+    finally:
+        store.close()
+
+
+def test_a_database_of_someone_else_is_refused(history_url: str) -> None:
+    store = open_store(history_url)
+    try:
+        with store.engine.begin() as connection:
+            connection.execute(sa.text("CREATE TABLE agent_states (x INTEGER)"))
+        with pytest.raises(HistorySchemaError, match="not a mitelacd history database"):
+            store.migrate()
+    finally:
+        store.close()
+
+
+# --- reports -----------------------------------------------------------------------------------
+
+
+def agent_rows() -> list[IntervalRow]:
+    return [
+        # 08:00: two parts (a restart inside the interval), and one for 999.
+        row(
+            "agent", "1001", "08:00",
+            reasons={("make_busy", 3): 60.0, ("dnd", None): 10.0},
+            acd_calls=2, acd_talk_seconds=100.5, hold_seconds=5.25,
+            make_busy_seconds=60.0, dnd_seconds=10.0, logged_in_seconds=400.0,
+        ),
+        row(
+            "agent", "1001", "08:00",
+            reasons={("make_busy", 3): 30.0, ("make_busy", 1): 15.5},
+            acd_calls=1, acd_talk_seconds=20.25, make_busy_seconds=45.5, logged_in_seconds=500.0,
+        ),
+        row("agent", "999", "08:00", acd_calls=4, acd_talk_seconds=200.0),
+        row("agent", "1001", "08:45", acd_calls=1, acd_talk_seconds=30.0, wrap_ups=1),
+        row("agent", "1001", "09:00", acd_calls=5, acd_talk_seconds=50.0,
+            reasons={("make_busy", None): 7.0}, make_busy_seconds=7.0),
+        row("agent", "1001", "08:00", day_offset=1, acd_calls=9, acd_talk_seconds=90.0),
+    ]  # fmt: skip
+
+
+def pick(rows: Sequence[dict[str, Any]], *names: str) -> list[tuple[Any, ...]]:
+    return [tuple(r[n] for n in names) for r in rows]
+
+
+def test_agents_per_interval_hour_and_day(store: HistoryStore) -> None:
+    store.write("pbx", agent_rows(), [])
+    quarter = store.report("agent", DAY, NEXT_DAY, "15m")
+    assert pick(quarter, "id", "day", "start", "acd_calls", "acd_talk_seconds") == [
+        ("999", DAY, at("08:00"), 4, 200.0),
+        ("1001", DAY, at("08:00"), 3, 120.75),
+        ("1001", DAY, at("08:45"), 1, 30.0),
+        ("1001", DAY, at("09:00"), 5, 50.0),
+        ("1001", NEXT_DAY, at("08:00", 1), 9, 90.0),
+    ]
+    first = quarter[1]
+    assert first["hold_seconds"] == 5.25
+    assert first["logged_in_seconds"] == 900.0
+    assert first["make_busy_seconds"] == 105.5
+    assert first["not_ready_seconds"] == 115.5
+    assert first["acd_talk_average_seconds"] == 40.25
+    assert first["make_busy_by_reason"] == [
+        {"reason": 1, "seconds": 15.5},
+        {"reason": 3, "seconds": 90.0},
+    ]
+    assert first["dnd_by_reason"] == [{"reason": None, "seconds": 10.0}]
+    assert quarter[0]["acd_talk_average_seconds"] == 50.0
+    assert quarter[0]["make_busy_by_reason"] == []
+    assert isinstance(first["acd_calls"], int) and isinstance(first["hold_seconds"], float)
+    assert set(FIGURES["agent"]) <= set(FIGURES["agent"])
+    assert {f.name for f in FIGURES["agent"]} <= set(first)
+
+    hours = store.report("agent", DAY, NEXT_DAY, "1h")
+    assert pick(hours, "id", "start", "acd_calls", "acd_talk_seconds", "wrap_ups") == [
+        ("999", at("08:00"), 4, 200.0, 0),
+        ("1001", at("08:00"), 4, 150.75, 1),
+        ("1001", at("09:00"), 5, 50.0, 0),
+        ("1001", at("08:00", 1), 9, 90.0, 0),
+    ]
+    assert hours[3]["make_busy_by_reason"] == []
+    assert hours[2]["make_busy_by_reason"] == [{"reason": None, "seconds": 7.0}]
+
+    days = store.report("agent", DAY, NEXT_DAY, "day")
+    assert pick(days, "id", "day", "start", "acd_calls", "acd_talk_seconds") == [
+        ("999", DAY, at("08:00"), 4, 200.0),
+        ("1001", DAY, at("08:00"), 9, 200.75),
+        ("1001", NEXT_DAY, at("08:00", 1), 9, 90.0),
+    ]
+    whole = days[1]
+    assert whole["make_busy_by_reason"] == [
+        {"reason": 1, "seconds": 15.5},
+        {"reason": 3, "seconds": 90.0},
+        {"reason": None, "seconds": 7.0},
+    ]
+    assert whole["not_ready_seconds"] == 122.5
+    assert whole["acd_talk_average_seconds"] == round(200.75 / 9, 3)
+    # One day only; one agent only; an agent without calls has no average.
+    assert [r["id"] for r in store.report("agent", NEXT_DAY, NEXT_DAY)] == ["1001"]
+    assert [r["id"] for r in store.report("agent", DAY, DAY, ids=["999"])] == ["999"]
+    store.write("pbx", [row("agent", "1002", "10:00", logged_in_seconds=60.0)], [])
+    idle = store.report("agent", DAY, DAY, ids=["1002"])[0]
+    assert idle["acd_talk_average_seconds"] is None
+    assert store.report("agent", "2026-01-01", "2026-01-31") == []
+
+
+def test_sources_apart_and_together(store: HistoryStore) -> None:
+    store.write("north", [row("agent", "1001", "08:00", acd_calls=2)], [])
+    store.write("south", [row("agent", "1001", "08:00", acd_calls=3)], [])
+    for interval in ("15m", "1h", "day"):
+        assert [r["acd_calls"] for r in store.report("agent", DAY, DAY, interval)] == [5]
+        north = store.report("agent", DAY, DAY, interval, source="north")
+        assert [r["acd_calls"] for r in north] == [2]
+        assert store.report("agent", DAY, DAY, interval, source="west") == []
+
+
+def queue_rows(kind: RowKind) -> list[IntervalRow]:
+    extra: dict[str, Any] = {"acd_calls": 2} if kind == "path" else {}
+    return [
+        row(kind, "860", "08:00", reports=60, max_waiting=4, max_longest_wait_seconds=30,
+            waiting_seconds=900.0, covered_seconds=600.0, **extra),
+        row(kind, "860", "08:00", reports=20, max_waiting=7, max_longest_wait_seconds=12,
+            waiting_seconds=300.0, covered_seconds=300.0, **extra),
+        row(kind, "860", "08:15", reports=60, max_waiting=2, max_longest_wait_seconds=95,
+            waiting_seconds=0.0, covered_seconds=900.0),
+        row(kind, "861", "08:15", reports=0),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["path", "group"])
+def test_queues_take_the_largest_and_the_mean(store: HistoryStore, kind: RowKind) -> None:
+    store.write("pbx", queue_rows(kind), [])
+    quarter = store.report(kind, DAY, DAY, "15m")
+    assert pick(quarter, "id", "start", "reports", "max_waiting", "max_longest_wait_seconds") == [
+        ("860", at("08:00"), 80, 7, 30),
+        ("860", at("08:15"), 60, 2, 95),
+        ("861", at("08:15"), 0, 0, 0),
+    ]
+    assert [r["mean_waiting"] for r in quarter] == [round(1200 / 900, 3), 0.0, None]
+    for interval in ("1h", "day"):
+        whole = store.report(kind, DAY, DAY, interval)
+        assert pick(whole, "id", "reports", "max_waiting", "max_longest_wait_seconds") == [
+            ("860", 140, 7, 95),
+            ("861", 0, 0, 0),
+        ]
+        assert whole[0]["waiting_seconds"] == 1200.0
+        assert whole[0]["covered_seconds"] == 1800.0
+        assert whole[0]["mean_waiting"] == round(1200 / 1800, 3)
+        assert whole[1]["mean_waiting"] is None
+        assert "make_busy_by_reason" not in whole[0]
+    if kind == "path":
+        assert store.report("path", DAY, DAY)[0]["acd_calls"] == 4
+
+
+def test_a_report_asks_for_what_exists(store: HistoryStore) -> None:
+    with pytest.raises(ValueError, match="by must be"):
+        store.report("queue", DAY, DAY)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="interval must be"):
+        store.report("agent", DAY, DAY, "5m")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not a day"):
+        store.report("agent", "2026-3-9", DAY)
+
+
+# --- states, days, pruning ---------------------------------------------------------------------
+
+
+def test_state_spans(store: HistoryStore) -> None:
+    spans = [
+        span("1001", at("08:00"), at("08:01") + 0.5, "available", path=None),
+        span("1001", at("08:01") + 0.5, at("08:05"), "on_call", next_state="wrap_up",
+             code="J", path="860", button=2),
+        span("1002", at("08:02"), at("08:03"), "not_ready", next_state="available",
+             code="F", reason=4),
+        span("1001", at("09:00"), at("09:30"), "wrap_up", next_state="available", code="M"),
+    ]  # fmt: skip
+    store.write("pbx", [], spans)
+    store.write("other", [], [span("1001", at("08:00"), at("08:10"))])
+    assert store.states("pbx", None, at("08:00"), at("09:00")) == spans[:3]
+    assert store.states("pbx", "1001", at("08:00"), at("10:00")) == [spans[0], spans[1], spans[3]]
+    assert store.states("pbx", "1002", at("08:03"), at("10:00")) == []
+    assert len(store.states(None, "1001", at("08:00"), at("08:01"))) == 2
+    got = store.states("pbx", None, at("08:01"), at("08:02"))[0]
+    assert (got.path, got.button, got.code, got.start) == ("860", 2, "J", at("08:01") + 0.5)
+    assert store.states("pbx", "1002", 0, at("23:59"))[0].reason == 4
+
+
+def test_day_rows_combine_the_parts_of_an_interval(store: HistoryStore) -> None:
+    store.write("pbx", agent_rows(), [])
+    store.write("pbx", queue_rows("path"), [])
+    store.write("other", [row("agent", "1001", "08:00", acd_calls=50)], [])
+    found = store.day_rows("pbx", DAY)
+    keys = [(r.interval_start, r.kind, r.id) for r in found]
+    assert keys == [
+        (at("08:00"), "agent", "999"),
+        (at("08:00"), "agent", "1001"),
+        (at("08:00"), "path", "860"),
+        (at("08:15"), "path", "860"),
+        (at("08:15"), "path", "861"),
+        (at("08:45"), "agent", "1001"),
+        (at("09:00"), "agent", "1001"),
+    ]
+    first = found[1]
+    assert first.day == DAY and first.hour_start == at("08:00")
+    assert first.figures["acd_calls"] == 3
+    assert first.figures["acd_talk_seconds"] == 120.75
+    assert first.reasons == {("make_busy", 3): 90.0, ("make_busy", 1): 15.5, ("dnd", None): 10.0}
+    assert found[2].figures["max_waiting"] == 7
+    assert found[2].figures["reports"] == 80
+    assert set(found[2].figures) == {f.name for f in FIGURES["path"]}
+    assert store.day_rows("pbx", "2026-01-01") == []
+
+
+def test_replace_days(store: HistoryStore) -> None:
+    tz = UTC
+    store.write(
+        "pbx",
+        [row("agent", "1001", "08:00", acd_calls=1), row("agent", "1001", "08:00", 1, acd_calls=2)],
+        [span("1001", at("08:00"), at("08:01")), span("1001", at("08:00", 1), at("08:01", 1))],
+    )
+    store.write(
+        "other",
+        [row("agent", "1001", "08:00", acd_calls=7)],
+        [span("1001", at("08:00"), at("08:02"))],
+    )
+    new_rows = [
+        row(
+            "agent",
+            "1001",
+            "10:00",
+            acd_calls=4,
+            reasons={("make_busy", 2): 5.0},
+            make_busy_seconds=5.0,
+        ),
+        row("path", "860", "10:00", acd_calls=4),
+    ]
+    new_spans = [span("1001", at("10:00"), at("10:05"), "on_call")]
+    deleted = store.replace_days("pbx", [DAY], new_rows, new_spans, tz=tz)
+    assert deleted > 0
+    days = store.report("agent", DAY, NEXT_DAY, "day", source="pbx")
+    assert pick(days, "day", "start", "acd_calls") == [
+        (DAY, at("10:00"), 4),
+        (NEXT_DAY, at("08:00", 1), 2),
+    ]
+    assert days[0]["make_busy_by_reason"] == [{"reason": 2, "seconds": 5.0}]
+    assert [r["acd_calls"] for r in store.report("agent", DAY, DAY, source="other")] == [7]
+    assert store.states("pbx", None, 0, at("23:59", 5)) == [
+        new_spans[0],
+        span("1001", at("08:00", 1), at("08:01", 1)),
+    ]
+    assert len(store.states("other", None, 0, at("23:59", 5))) == 1
+    # Replacing again gives the same: nothing is stored twice.
+    store.replace_days("pbx", [DAY], new_rows, new_spans, tz=tz)
+    assert store.report("path", DAY, DAY, source="pbx")[0]["acd_calls"] == 4
+    assert store.count("agent_intervals", "pbx") == 2
+    with pytest.raises(ValueError, match="not one of the days replaced"):
+        store.replace_days("pbx", [NEXT_DAY], new_rows, [], tz=tz)
+    with pytest.raises(ValueError, match="outside the days replaced"):
+        store.replace_days("pbx", [NEXT_DAY], [], new_spans, tz=tz)
+    # A refused replacement changed nothing.
+    assert store.count("agent_intervals", "pbx") == 2
+
+
+def test_replace_days_by_the_day_start(store: HistoryStore) -> None:
+    """With days starting at 06:00, a span at 05:00 belongs to the day before."""
+    six = datetime.time(6, 0)
+    early = span("1001", at("05:00"), at("05:30"))
+    late = span("1001", at("07:00"), at("07:30"))
+    store.write("pbx", [], [early, late])
+    store.replace_days("pbx", [DAY], [], [], day_starts=six, tz=UTC)
+    assert store.states("pbx", None, 0, at("23:59", 3)) == [early]
+    assert day_bounds(DAY, six, UTC) == (at("06:00"), at("06:00", 1))
+
+
+def test_prune(store: HistoryStore) -> None:
+    store.write(
+        "pbx",
+        [
+            row(
+                "agent", "1001", "08:00", acd_calls=1, reasons={("dnd", None): 3.0}, dnd_seconds=3.0
+            ),
+            row("path", "860", "08:00", acd_calls=1),
+            row("group", "601", "08:00", reports=1),
+            row("agent", "1001", "08:00", 1, acd_calls=2),
+        ],
+        [span("1001", at("08:00"), at("08:01")), span("1001", at("08:00", 1), at("08:01", 1))],
+    )
+    assert store.prune(DAY, tz=UTC) == 0
+    # Day one: 3 interval rows, 1 reason, 3 day rows, 1 reason day, 1 span.
+    assert store.prune(NEXT_DAY, tz=UTC) == 9
+    assert store.report("agent", DAY, NEXT_DAY) != []
+    assert [r["day"] for r in store.report("agent", DAY, NEXT_DAY)] == [NEXT_DAY]
+    assert store.report("path", DAY, NEXT_DAY) == []
+    assert store.count("agent_reasons") == 0
+    assert store.count("agent_reason_days") == 0
+    assert len(store.states(None, None, 0, at("23:59", 3))) == 1
+
+
+def test_a_write_is_all_or_nothing(store: HistoryStore) -> None:
+    bad = StateSpan("1001", None, "x", 1.0, 2.0, "G")  # type: ignore[arg-type]
+    with pytest.raises(sa.exc.IntegrityError):
+        store.write("pbx", [row("agent", "1001", "08:00", acd_calls=1)], [bad], batch="b1")
+    assert store.count("agent_intervals") == 0
+    assert store.count("agent_days") == 0
+    assert store.last_batch("pbx") is None
+    store.write("pbx", [row("agent", "1001", "08:00", acd_calls=1)], [], batch="b2")
+    store.write("pbx", [], [], batch="b3")
+    assert store.last_batch("pbx") == "b3"
+    assert store.last_batch("other") is None
+
+
+def test_many_rows_in_one_write(store: HistoryStore) -> None:
+    rows = [row("agent", str(1000 + n), "08:00", acd_calls=1) for n in range(2500)]
+    rows += [row("agent", str(1000 + n), "08:00", acd_calls=1) for n in range(2500)]
+    spans = [span(str(n), at("08:00") + n / 10, at("08:00") + n / 10 + 1) for n in range(3000)]
+    store.write("pbx", rows, spans)
+    assert store.count("agent_intervals") == 5000
+    assert store.count("agent_days") == 2500
+    assert store.count("agent_states") == 3000
+    report = store.report("agent", DAY, DAY)
+    assert len(report) == 2500 and {r["acd_calls"] for r in report} == {2}
+
+
+def test_problem_kinds() -> None:
+    locked = OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+    assert problem_kind(locked) == "database locked"
+    full = OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+    assert problem_kind(full) == "disk full"
+    refused = OperationalError(
+        "x",
+        {},
+        Exception(
+            'connection failed: connection to server at "127.0.0.1", port 1 failed: Connection refused'
+        ),
+    )
+    assert problem_kind(refused) == "database unreachable"
+    assert problem_kind(HistorySchemaError("too new")) == "too new"
+    assert problem_kind(OSError(28, "No space left on device")) == "disk full"
+
+
+# --- the service -------------------------------------------------------------------------------
+
+
+async def until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Let the reactor run (the writing thread reports through it) until ``condition``."""
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await deferLater(reactor, 0.01, lambda: None)
+    raise AssertionError(f"not within {timeout} s: {what or condition}")
+
+
+class Flaky(HistoryStore):
+    """A store whose writes fail while ``down`` (class-wide, as the service opens new ones)."""
+
+    down = False
+    #: Fail after the commit, as when the link breaks before the database answers.
+    lose_answer = 0
+    writes = 0
+
+    def write(
+        self,
+        source: str,
+        intervals: Sequence[IntervalRow],
+        spans: Sequence[StateSpan],
+        batch: str | None = None,
+    ) -> None:
+        if Flaky.down:
+            raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+        super().write(source, intervals, spans, batch)
+        Flaky.writes += 1
+        if Flaky.lose_answer:
+            Flaky.lose_answer -= 1
+            raise OperationalError(
+                "COMMIT", {}, Exception("server closed the connection unexpectedly")
+            )
+
+
+@pytest.fixture
+def flaky() -> Iterator[type[Flaky]]:
+    Flaky.down, Flaky.lose_answer, Flaky.writes = False, 0, 0
+    yield Flaky
+    Flaky.down, Flaky.lose_answer, Flaky.writes = False, 0, 0
+
+
+def interval_rows(count: int, first: int = 0) -> list[IntervalRow]:
+    """``count`` rows, each of its own agent, one ACD call each."""
+    return [row("agent", str(10_000 + first + n), "08:00", acd_calls=1) for n in range(count)]
+
+
+def service_for(url: str, clock: Clock, **options: Any) -> HistoryService:
+    store_class = options.pop("store_class", HistoryStore)
+    return HistoryService(
+        lambda: open_store(url, store_class=store_class),
+        "pbx",
+        clock,
+        cast(IReactorFromThreads, reactor),
+        url=url,
+        **options,
+    )
+
+
+async def started(service: HistoryService, clock: Clock) -> None:
+    service.startService()
+    clock.advance(0)
+    await until(lambda: service.ok and service._busy is None, what="the store opened")
+    clock.advance(0)  # then old days are pruned
+    await until(lambda: service._busy is None, what="the days pruned")
+
+
+async def flushed(service: HistoryService, clock: Clock, step: float = 1.0) -> None:
+    """Move the clock until nothing waits (at most a minute of it)."""
+    for _ in range(120):
+        if service.backlog == 0 and service._busy is None:
+            return
+        clock.advance(step)
+        await until(lambda: service._busy is None, what="the write ended")
+    raise AssertionError(f"still {service.backlog} rows waiting")
+
+
+async def stopped(service: HistoryService) -> None:
+    done = service.stopService()
+    await done.addTimeout(30, reactor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_many_adds_make_few_transactions(history_url: str) -> None:
+    clock = Clock()
+    service = service_for(history_url, clock, flush_interval=1.0)
+    await started(service, clock)
+    try:
+        for n in range(1000):
+            service.add(interval_rows(1, n), [span(str(n), at("08:00"), at("08:01"))])
+        assert service.backlog == 2000
+        clock.advance(0.5)
+        assert service._busy is None  # nothing before the interval is up
+        clock.advance(0.5)
+        await until(lambda: service._busy is None)
+        assert service.transactions == 1
+        assert service.written_rows == 2000
+        service.add(interval_rows(5, 5000), [])
+        await flushed(service, clock)
+        assert service.transactions == 2
+        health = service.health()
+        assert health["ok"] is True and health["backlog"] == 0
+        assert health["written_rows"] == 2005 and health["dropped_rows"] == 0
+        assert health["last_write_at"] is not None and health["failing_since"] is None
+        rows = await service.query(lambda s: s.report("agent", DAY, DAY))
+        assert len(rows) == 1005
+    finally:
+        await stopped(service)
+    store = open_store(history_url)
+    assert store.count("agent_states") == 1000
+    store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_writes_what_waits(history_url: str) -> None:
+    clock = Clock()
+    service = service_for(history_url, clock)
+    await started(service, clock)
+    service.add(interval_rows(30), [])
+    await stopped(service)
+    store = open_store(history_url)
+    assert store.count("agent_intervals") == 30
+    store.close()
+    assert service.written_rows == 30
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_long_backlog_drops_the_oldest_and_counts_them(
+    tmp_path: Path, flaky: type[Flaky]
+) -> None:
+    url = str(tmp_path / "h.db")
+    clock = Clock()
+    service = service_for(url, clock, max_backlog=100, store_class=flaky)
+    await started(service, clock)
+    flaky.down = True
+    with capture_log("mitelacd.historyservice") as logged:
+        service.add(interval_rows(60), [])
+        clock.advance(1)
+        await until(lambda: service.write_failures == 1)
+        service.add(interval_rows(60, 60), [])
+        assert service.backlog == 100 and service.dropped_rows == 20
+        service.add(interval_rows(10, 120), [])
+        assert service.dropped_rows == 30
+        assert service.health()["ok"] is False
+        assert service.health()["problem"] == "database locked"
+        flaky.down = False
+        await flushed(service, clock)
+    warnings = logged.lines(LogLevel.warn)
+    assert len(warnings) == 1 and "dropping the oldest (20 rows so far)" in warnings[0]
+    recovered = logged.lines(LogLevel.info)
+    assert len(recovered) == 1 and "30 rows were dropped" in recovered[0]
+    assert service.dropped_rows == 30 and service.written_rows == 100
+    rows = await service.query(lambda s: s.report("agent", DAY, DAY))
+    # The newest 100 were kept.
+    assert [r["id"] for r in rows] == [str(10_000 + n) for n in range(30, 130)]
+    await stopped(service)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_batch_committed_without_an_answer_is_not_written_twice(
+    tmp_path: Path, flaky: type[Flaky]
+) -> None:
+    url = str(tmp_path / "h.db")
+    clock = Clock()
+    service = service_for(url, clock, store_class=flaky)
+    await started(service, clock)
+    flaky.lose_answer = 1
+    with capture_log("mitelacd.historyservice") as logged:
+        service.add(interval_rows(10), [])
+        clock.advance(1)
+        await until(lambda: service.write_failures == 1)
+        service.add(interval_rows(5, 10), [])
+        await flushed(service, clock)
+    assert flaky.writes == 2  # the lost answer's batch was not written again
+    assert service.written_rows == 15
+    rows = await service.query(lambda s: s.report("agent", DAY, DAY))
+    assert [r["acd_calls"] for r in rows] == [1] * 15
+    assert len(logged.lines(LogLevel.error)) == 1
+    assert len(logged.lines(LogLevel.info)) == 1
+    await stopped(service)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unreachable_database_at_start_is_tried_again(tmp_path: Path) -> None:
+    folder = tmp_path / "later"
+    url = f"sqlite:///{folder}/h.db"
+    clock = Clock()
+    service = service_for(url, clock)
+    with capture_log("mitelacd.historyservice") as logged:
+        service.startService()
+        clock.advance(0)
+        await until(lambda: service.write_failures == 1)
+        service.add(interval_rows(3), [])
+        assert service.health()["problem"] == "cannot open the database file"
+        failed = service.query(lambda s: s.version())
+        with pytest.raises(HistoryUnavailable, match="cannot open the database file"):
+            await failed
+        for delay in (1, 2, 4):
+            clock.advance(delay)
+            await until(lambda: service._busy is None)
+        assert service.write_failures == 4
+        folder.mkdir()
+        clock.advance(8)
+        await until(lambda: service.ok)
+        await flushed(service, clock)
+    errors = logged.lines(LogLevel.error)
+    assert len(errors) == 1, errors
+    assert f"cannot write the history to {url}: cannot open the database file" in errors[0]
+    infos = [line for line in logged.lines(LogLevel.info) if "again" in line]
+    assert len(infos) == 1
+    assert "after 4 failed attempts over 15 s; nothing was lost" in infos[0]
+    assert service.written_rows == 3
+    await stopped(service)
+
+
+@pytest_twisted.ensureDeferred
+async def test_old_days_are_pruned_at_start(history_url: str) -> None:
+    store = open_store(history_url)
+    store.migrate()
+    store.write(
+        "pbx", [row("agent", "1001", "08:00", acd_calls=1), row("agent", "1001", "08:00", 1)], []
+    )
+    store.close()
+    clock = Clock()
+    clock.advance(at("12:00", 1))  # NEXT_DAY, noon UTC
+    service = service_for(history_url, clock, keep_days=1, tz=UTC)
+    assert service.prune_before() == NEXT_DAY
+    await started(service, clock)
+    await until(lambda: service.pruned_rows > 0)
+    assert service.pruned_rows == 2  # the interval row and the day row of DAY
+    rows = await service.query(lambda s: s.report("agent", DAY, NEXT_DAY))
+    assert [r["day"] for r in rows] == [NEXT_DAY]
+    await stopped(service)
+
+
+@pytest_twisted.ensureDeferred
+async def test_postgresql_stopped_mid_day_loses_nothing() -> None:
+    """The server goes away while rows keep coming; once back, each row is there once."""
+    server = PostgresServer()
+    try:
+        server.start()
+        url = server.create_database("midday")
+        clock = Clock()
+        service = service_for(url, clock)
+        await started(service, clock)
+        expected = 0
+        with capture_log("mitelacd.historyservice") as logged:
+            for n in range(5):
+                service.add(
+                    interval_rows(20, expected),
+                    [span("1001", at("08:00") + n, at("08:00") + n + 0.5)],
+                )
+                expected += 20
+            await flushed(service, clock)
+            await threads.deferToThread(server.stop)
+            for step in range(6):
+                service.add(
+                    interval_rows(20, expected),
+                    [span("1001", at("09:00") + step, at("09:00") + step + 0.5)],
+                )
+                expected += 20
+                clock.advance(2**step)
+                await until(lambda: service._busy is None)
+            assert service.write_failures >= 4
+            assert service.health()["problem"] == "database unreachable"
+            assert service.health()["failing_since"] is not None
+            assert service.backlog == 120 + 6
+            await threads.deferToThread(server.start)
+            clock.advance(60)
+            await until(lambda: service.ok and service._busy is None)
+            await flushed(service, clock)
+        errors = logged.lines(LogLevel.error)
+        assert len(errors) == 1, errors
+        assert "database unreachable" in errors[0] and server.url("midday") in errors[0]
+        again = [line for line in logged.lines(LogLevel.info) if "again" in line]
+        assert len(again) == 1 and "nothing was lost" in again[0], again
+        await stopped(service)
+        store = open_store(url)
+        try:
+            assert store.count("agent_intervals") == expected == 220
+            assert store.count("agent_states") == 11
+            report = store.report("agent", DAY, DAY)
+            assert len(report) == expected
+            assert {r["acd_calls"] for r in report} == {1}
+        finally:
+            store.close()
+    finally:
+        server.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_flushed_writes_now_and_does_not_wait_for_a_database_that_is_down(
+    tmp_path: Path, flaky: type[Flaky]
+) -> None:
+    clock = Clock()
+    service = service_for(str(tmp_path / "h.db"), clock, flush_interval=5.0, store_class=flaky)
+    await started(service, clock)
+    assert service.flushed().called  # nothing waits
+    service.add(interval_rows(10), [])
+    done = service.flushed()
+    assert not done.called
+    clock.advance(0)  # not the 5 s of the flush interval
+    await until(lambda: done.called)
+    assert service.written_rows == 10
+    flaky.down = True
+    with capture_log("mitelacd.historyservice"):
+        service.add(interval_rows(10, 10), [])
+        down = service.flushed()
+        clock.advance(0)
+        await until(lambda: down.called)
+        assert service.write_failures == 1 and service.backlog == 10
+        flaky.down = False
+        await flushed(service, clock)
+    await stopped(service)
+
+
+class Stuck(HistoryStore):
+    """A store whose writes hang until let go, as on a database host that vanished."""
+
+    release: threading.Event = threading.Event()
+
+    def write(
+        self,
+        source: str,
+        intervals: Sequence[IntervalRow],
+        spans: Sequence[StateSpan],
+        batch: str | None = None,
+    ) -> None:
+        Stuck.release.wait(30)
+        super().write(source, intervals, spans, batch)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_write_that_hangs_does_not_hold_up_the_stop(tmp_path: Path) -> None:
+    Stuck.release = threading.Event()
+    clock = Clock()
+    service = service_for(str(tmp_path / "h.db"), clock, store_class=Stuck, stop_timeout=10.0)
+    await started(service, clock)
+    service.add(interval_rows(7), [])
+    clock.advance(1)
+    assert service._busy is not None
+    try:
+        with capture_log("mitelacd.historyservice") as logged:
+            done = service.stopService()
+            fired = [False]
+            done.addBoth(lambda _: fired.__setitem__(0, True))
+            clock.advance(9)
+            assert fired == [False]
+            clock.advance(1)
+            assert fired == [True]  # the reactor is not made to wait for the thread
+        errors = logged.lines(LogLevel.error)
+        assert len(errors) == 1
+        assert "did not end within 10 s; 7 rows of history are not written" in errors[0]
+    finally:
+        Stuck.release.set()
+        await until(lambda: service._busy is None)
+        service._writer.stop()
+        service._reader.stop()
+
+
+def test_the_benchmark_month(store: HistoryStore) -> None:
+    from mitelacd.historybench import fill_month, last_day, time_report, time_writes
+
+    assert fill_month(store, agents=3, days=2) == 2 * 96 * (3 + 20 + 10)
+    seconds, rows = time_report(store, "agent", "day", days=2, repeat=1)
+    assert rows == 3 * 2 and 0 < seconds < 30
+    assert last_day(2) == "2026-01-06"
+    report = store.report("agent", "2026-01-05", "2026-01-05")
+    assert [r["id"] for r in report] == ["1001", "1002", "1003"]
+    assert all(r["make_busy_by_reason"] or not r["make_busy_seconds"] for r in report)
+    assert 0 < time_writes(store, events=50, batches=3) < 30
+    assert store.count("agent_states", "bench-writes") == 150
