@@ -114,30 +114,25 @@ def writable_folder(value: str) -> str:
     return folder
 
 
-def record_days(value: str) -> int:
-    """``--record-days``: a whole number of days, 1 or more."""
+def whole_days(name: str, value: str) -> int:
+    """A number of days from the command line, 1 or more."""
     try:
         days = int(value)
     except ValueError:
-        raise usage.UsageError(
-            f"--record-days must be a whole number of days, not {value!r}"
-        ) from None
+        raise usage.UsageError(f"{name} must be a whole number of days, not {value!r}") from None
     if days < 1:
-        raise usage.UsageError(f"--record-days must be 1 or more, not {days}")
+        raise usage.UsageError(f"{name} must be 1 or more, not {days}")
     return days
+
+
+def record_days(value: str) -> int:
+    """``--record-days``: a whole number of days, 1 or more."""
+    return whole_days("--record-days", value)
 
 
 def history_days(value: str) -> int:
     """``--history-days``: a whole number of days, 1 or more."""
-    try:
-        days = int(value)
-    except ValueError:
-        raise usage.UsageError(
-            f"--history-days must be a whole number of days, not {value!r}"
-        ) from None
-    if days < 1:
-        raise usage.UsageError(f"--history-days must be 1 or more, not {days}")
-    return days
+    return whole_days("--history-days", value)
 
 
 def day_starts(value: str) -> datetime.time:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -483,3 +485,34 @@ def test_good_endpoints_pass(tmp_path: Path, description: str) -> None:
     assert check_endpoint(description) == description
     options = parse("--host", "h", "--file", str(tmp_path / "d.json"), "--http", description)
     assert options["http"] == description
+
+
+def test_history_and_day_options(tmp_path: Path) -> None:
+    data = str(tmp_path / "mitel_data.json")
+    options = parse("--host", "icp.example", "--file", data)
+    assert options["history"] == str(tmp_path / "mitelacd-history.db")
+    assert options["history-days"] == 400 and options["history-source"] == "icp.example"
+    assert options["day-starts"] == datetime.time(0, 0)
+    options = parse("--simulate", "--file", data, "--history", "NONE", "--day-starts", "06:30")
+    assert options["history"] is None and options["day-starts"] == datetime.time(6, 30)
+    assert options["history-source"] == "simulator"
+    url = "postgresql://acd:secret@db.example/acd"
+    assert parse("--simulate", "--file", data, "--history", url)["history"] == url
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--day-starts", "06:10"), "--day-starts must be on a quarter hour"),
+        (("--day-starts", "noon"), "--day-starts must be HH:MM"),
+        (("--history-days", "0"), "--history-days must be 1 or more"),
+        (("--history-days", "a year"), "--history-days must be a whole number of days"),
+        (("--history", "ftp://db.example/acd"), "--history: unknown history database"),
+        (("--history", "postgresql://db.example"), "names no database"),
+    ],
+)
+def test_history_and_day_options_refused(
+    tmp_path: Path, argv: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(usage.UsageError, match=re.escape(message)):
+        parse("--simulate", "--file", str(tmp_path / "d.json"), *argv)
