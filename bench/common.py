@@ -471,8 +471,13 @@ class Sequencer:
 
 
 def daemon_argv(
-    pbx_port: int, data_file: Path, log_level: str | None, push_interval: float | None
+    pbx_port: int,
+    data_file: Path,
+    log_level: str | None,
+    push_interval: float | None,
+    extra: Sequence[str] = (),
 ) -> list[str]:
+    """``twistd mitelacd`` dialling ``pbx_port``, with ``extra`` options at the end."""
     argv = [TWISTD, "-n", "--pidfile=", "--logger", "mitelacd.logs.journal", "mitelacd"]
     argv += ["--host", HOST, "--port", str(pbx_port), "--file", str(data_file)]
     argv += ["--http", f"tcp:0:interface={HOST}"]
@@ -480,7 +485,7 @@ def daemon_argv(
         argv += ["--log-level", log_level]
     if push_interval is not None:
         argv += ["--push-interval", f"{push_interval:g}"]
-    return argv
+    return argv + list(extra)
 
 
 def bare_argv(script: str, *args: str) -> list[str]:

@@ -8,7 +8,7 @@ next to this one (``bare_ingest.py``, ``bare_web.py``, ``bare_relay.py``).
 Everything is on 127.0.0.1, on ports the system picks; every phase has a
 hard time limit. From the repository root::
 
-    python bench/run.py                  # everything, about 4 to 5 minutes
+    python bench/run.py                  # everything, about 10 to 15 minutes
     python bench/run.py --quick          # smaller and shorter: a smoke test
     python bench/run.py --only polls,footprint --wrk-seconds 10
 
@@ -41,6 +41,16 @@ Phases (``--only`` takes these names):
     exists (``measure(agents, records) -> dict``); beside it, what the
     ``/metrics`` listener alone costs per change, and the whole change
     without it.
+``history``
+    The history database (SQLite, and PostgreSQL in a throwaway server
+    from ``mitelacd.pgtesting``): the ingest phase's records with each,
+    beside the same daemon with ``--history none``; 1,000 agent events/s
+    over 500 agents for 20 s, with the history rows written, the largest
+    backlog and the drops from ``/metrics``, and each record's latency to
+    a board beside ``--history none``'s; a month of 500 agents filled into
+    each database by ``bench/history_cost.py`` (3 days with ``--quick``),
+    and a report by agent per day and per hour timed beside a bare
+    ``SUM ... GROUP BY`` on the same database. 6 to 10 minutes alone.
 
 A table is printed at the end and a JSON report written (``--json``).
 Targets are printed beside the figures, never asserted.
@@ -54,6 +64,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -62,7 +73,7 @@ import time
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 from common import (
@@ -102,9 +113,16 @@ from twisted.copyright import version as twisted_version
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.task import react
+from twisted.internet.task import LoopingCall, react
+from twisted.internet.threads import deferToThread
 
-PHASES = ("ingest", "polls", "freshness", "pollfresh", "footprint", "perchange")
+from mitelacd.pgtesting import PostgresFailed, PostgresMissing, PostgresServer
+
+PHASES = ("ingest", "polls", "freshness", "pollfresh", "footprint", "perchange", "history")
+
+#: Where a daemon run keeps its history: nowhere, a SQLite file, a PostgreSQL database.
+HistoryKind = Literal["none", "sqlite", "postgresql"]
+HISTORY_STORES: tuple[HistoryKind, ...] = ("sqlite", "postgresql")
 
 #: Sizes and lengths of a full run, and of ``--quick``; each has its option.
 FULL: dict[str, Any] = {
@@ -130,6 +148,13 @@ FULL: dict[str, Any] = {
     "footprint_seconds": 10.0,
     "change_agents": [10000, 100],
     "change_records": 20000,
+    "history_stores": list(HISTORY_STORES),
+    "history_agents": 500,
+    "history_rate": 1000.0,
+    "history_seconds": 20.0,
+    "history_scrape_every": 0.5,
+    "month_agents": 500,
+    "month_days": 30,
 }
 QUICK: dict[str, Any] = {
     **FULL,
@@ -144,6 +169,8 @@ QUICK: dict[str, Any] = {
     "footprint_agents": [2000],
     "footprint_seconds": 4.0,
     "change_records": 2000,
+    "history_seconds": 5.0,
+    "month_days": 3,
 }
 
 # --- figures and the table --------------------------------------------------------------
@@ -1205,6 +1232,640 @@ async def phase_perchange(bench: Bench) -> None:
     )
 
 
+# --- 7. history ---------------------------------------------------------------------------------
+
+_HISTORY_METRIC = re.compile(rb"^(mitelacd_history_[a-z_]+) (\S+)$", re.MULTILINE)
+
+
+@attrs.frozen
+class HistoryHealth:
+    """The history writer's counters, as the daemon's ``/metrics`` shows them."""
+
+    written: int
+    backlog: int
+    dropped: int
+
+    @classmethod
+    def parse(cls, body: bytes) -> HistoryHealth | None:
+        """None when the daemon keeps no history (``--history none``)."""
+        found = {m.group(1): float(m.group(2)) for m in _HISTORY_METRIC.finditer(body)}
+        written = found.get(b"mitelacd_history_written_rows_total")
+        if written is None:
+            return None
+        return cls(
+            int(written),
+            int(found.get(b"mitelacd_history_backlog_rows", 0)),
+            int(found.get(b"mitelacd_history_dropped_rows_total", 0)),
+        )
+
+
+async def history_health(server: Server) -> HistoryHealth | None:
+    return HistoryHealth.parse((await http_get(server.url("/metrics"))).body)
+
+
+class HealthSampler:
+    """``/metrics`` read every ``every`` seconds (one read at a time): the largest backlog,
+    and when each read was under way (the daemon renders it on its one thread)."""
+
+    def __init__(self, server: Server, every: float = 0.5) -> None:
+        self._server = server
+        self._loop = LoopingCall(lambda: Deferred.fromCoroutine(self._sample()))
+        self._every = every
+        self.peak_backlog = 0
+        self.scrapes = 0
+        self.failures = 0
+        #: (asked, answered) of every read, in perf_counter time.
+        self.windows: list[tuple[float, float]] = []
+
+    async def _sample(self) -> None:
+        asked = time.perf_counter()
+        try:
+            health = await history_health(self._server)
+        except Exception:
+            self.failures += 1
+            return
+        finally:
+            self.windows.append((asked, time.perf_counter()))
+        self.scrapes += 1
+        if health is not None:
+            self.peak_backlog = max(self.peak_backlog, health.backlog)
+
+    def start(self) -> None:
+        if self._every > 0:
+            self._loop.start(self._every, now=True)
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+
+
+@attrs.frozen
+class Drain:
+    """The history writer once it had written everything queued, or when waiting gave up."""
+
+    health: HistoryHealth | None
+    #: perf_counter time it was seen empty (or gave up).
+    at: float
+    done: bool
+    peak_backlog: int
+
+
+async def history_drained(
+    server: Server, timeout: float, every: float = 0.1, written: int = 1
+) -> Drain:
+    """Read ``/metrics`` until no history row waits and at least ``written`` rows are
+    written (at once without a history).
+
+    The daemon holds the rows it makes back until it has read today's rows of
+    earlier runs, which it tries every 2 s until the database is open: a
+    fresh database with nothing written has not had them yet.
+    """
+    deadline, peak = time.monotonic() + timeout, 0
+    while True:
+        health = await history_health(server)
+        if health is None or (health.backlog == 0 and health.written >= written):
+            return Drain(health, time.perf_counter(), True, peak)
+        peak = max(peak, health.backlog)
+        if time.monotonic() > deadline:
+            return Drain(health, time.perf_counter(), False, peak)
+        await sleep(every)
+
+
+def every_cpu(placement: Placement) -> frozenset[int] | None:
+    """The server's CPUs and the clients': where a database server shared by both runs."""
+    if placement.server and placement.clients:
+        return placement.server | placement.clients
+    return None
+
+
+@attrs.define
+class HistoryDatabases:
+    """A fresh history database for each daemon run: a SQLite file, or a database in the
+    throwaway PostgreSQL server."""
+
+    postgres: PostgresServer | None = None
+    _made: int = 0
+
+    @staticmethod
+    def start_postgres(cpus: frozenset[int] | None) -> PostgresServer:
+        """In a thread: a PostgreSQL server on ``cpus`` (its processes inherit the thread's)."""
+        before = os.sched_getaffinity(0)
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        try:
+            server = PostgresServer()
+            try:
+                server.start()
+            except BaseException:
+                server.close()
+                raise
+            return server
+        finally:
+            os.sched_setaffinity(0, before)
+
+    async def url(self, bench: Bench, kind: HistoryKind, name: str) -> str:
+        """What ``--history`` says for a run named ``name``."""
+        if kind == "none":
+            return "none"
+        if kind == "sqlite":
+            return str(bench.workdir / f"{name}-history.db")
+        if self.postgres is None:
+            raise BenchError("no PostgreSQL server for a history in PostgreSQL")
+        self._made += 1
+        database = f"history_{self._made:02d}"
+        return str(await deferToThread(self.postgres.create_database, database))
+
+    def close(self) -> None:
+        if self.postgres is not None:
+            self.postgres.close()
+
+
+async def start_history_daemon(
+    bench: Bench, databases: HistoryDatabases, kind: HistoryKind, tag: str
+) -> Server:
+    """The daemon with its default logging and pushes, and ``--history`` of ``kind``."""
+    name = bench.name(f"{tag}-{kind}")
+    history = await databases.url(bench, kind, name)
+    level = "info" if bench.features.log_level else None
+
+    def argv(port: int) -> list[str]:
+        return daemon_argv(
+            port, bench.workdir / f"{name}.json", level, None, ["--history", history]
+        )
+
+    return await start_server(name, argv, bench.workdir, bench.placement)
+
+
+@attrs.frozen
+class HistoryIngest:
+    kind: HistoryKind
+    #: The timed part: every record but the first ones.
+    run: Ingested
+    #: Every record sent.
+    records: int
+    #: The history rows waiting when every record was in, and once they were written.
+    backlog: int
+    drain: Drain
+    #: Seconds from every record in to no row waiting.
+    drain_seconds: float
+
+
+@attrs.frozen
+class IngestData:
+    """The ingest phase's records, stamped, cut in two: the first records (everyone's login
+    and one event each), sent before the clock starts, and the rest, timed."""
+
+    head: bytes
+    head_records: int
+    rest: bytes
+    rest_records: int
+
+    @classmethod
+    def make(cls, agents: int, count: int) -> IngestData:
+        records = list(Floor(agents).mix(count))
+        cut = min(len(records) // 2, 2 * agents)
+        sequencer = Sequencer()
+        head = sequencer.stamp(records[:cut])
+        return cls(head, cut, sequencer.stamp(records[cut:]), len(records) - cut)
+
+    @property
+    def records(self) -> int:
+        return self.head_records + self.rest_records
+
+
+async def history_ingest(
+    bench: Bench, databases: HistoryDatabases, kind: HistoryKind, data: IngestData
+) -> HistoryIngest:
+    """The ingest phase's run, with a history of ``kind``; then the wait for it to be written.
+
+    The first records go in first, and the clock starts once their history
+    rows are written: the daemon holds its rows back until it has read the
+    day's rows of earlier runs, a few seconds after its start, and a run
+    timed from the start would measure ingest without a history.
+    """
+    server = await start_history_daemon(bench, databases, kind, "hingest")
+    try:
+        assert server.link is not None
+        server.link.send(data.head)
+        await wait_applied(server, data.head_records, timeout=60)
+        ready = await history_drained(server, 60)
+        if not ready.done:
+            raise BenchError(f"{server.child.name}: its history wrote nothing in 60 s")
+        before = server.child.usage()
+        first_byte = server.link.stream(data.rest)
+        count = data.records
+        feed = await wait_applied(server, count, timeout=30 + count / 10_000)
+        seen_at = time.time()
+        started = await first_byte
+        used = server.child.usage().cpu - before.cpu
+        applied_at = wall_time(feed.get("last_record_at")) or seen_at
+        in_at = time.perf_counter()
+        health = await history_health(server)
+        drain = await history_drained(server, 60 + count / 5_000)
+        await sleep(0.3)  # the journald logger flushes 0.1 s after a line
+        run = Ingested(
+            data.rest_records,
+            max(1e-6, applied_at - started),
+            used,
+            log_lines(server.child),
+        )
+        backlog = health.backlog if health is not None else 0
+        return HistoryIngest(kind, run, count, backlog, drain, drain.at - in_at)
+    finally:
+        server.stop()
+
+
+@attrs.frozen
+class Sustained:
+    """Agent events at a steady rate to a daemon with a history of ``kind``."""
+
+    kind: HistoryKind
+    events: int
+    send_seconds: float
+    #: History rows written from the first event until none waited; None without a history.
+    rows: int | None
+    dropped: int | None
+    peak_backlog: int | None
+    drained: bool
+    #: Seconds from the last event sent to no history row waiting.
+    drain_seconds: float | None
+    #: Record to board, of the records no ``/metrics`` read was under way for.
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    #: The same over every record.
+    p99_all_ms: float
+    max_all_ms: float
+    seen: int
+    #: Records seen while a ``/metrics`` read was under way.
+    near_reads: int
+    server_cpu_share: float
+    scrapes: int
+    pbx_stalls: int
+
+
+def apart_from(
+    sent_at: Sequence[float], board: StreamClient, windows: Sequence[tuple[float, float]]
+) -> tuple[list[float], list[float]]:
+    """Latencies in ms of the records whose way to the board crossed no window, and of all."""
+    away: list[float] = []
+    every: list[float] = []
+    for serial, sent in enumerate(sent_at, 1):
+        seen = board.seen.get(serial)
+        if seen is None:
+            continue
+        latency = 1000 * (seen - sent)
+        every.append(latency)
+        if not any(asked <= seen and sent <= answered for asked, answered in windows):
+            away.append(latency)
+    return away, every
+
+
+async def sustained_run(
+    bench: Bench, databases: HistoryDatabases, kind: HistoryKind
+) -> tuple[Sustained, list[float], list[float]]:
+    """``--history-rate`` agent events a second for ``--history-seconds``; each one's
+    latency to a board on the event stream, and ``/metrics`` read every 0.5 s meanwhile.
+
+    Also the latencies away from the reads and of all records, for a reference made of
+    several runs."""
+    a = bench.args
+    floor = Floor(a.history_agents)
+    server = await start_history_daemon(bench, databases, kind, "hsustained")
+    audience: Audience | None = None
+    sampler: HealthSampler | None = None
+    pacer: Pacer | None = None
+    try:
+        await fed_floor(server, floor.setup())
+        settled = await history_drained(server, 60)
+        audience = Audience(server.port, 1, 1, serials_in_json)
+        await audience.open(timeout=60)
+        count = int(a.history_rate * a.history_seconds)
+        records = [floor.event((s - 1) % floor.agents, serial=s) for s in range(1, count + 1)]
+        sampler = HealthSampler(server, a.history_scrape_every)
+        sampler.start()
+        before = server.child.usage()
+        pacer = Pacer(server, records, a.history_rate)
+        sent_at = await pacer.run()
+        send_seconds = time.perf_counter() - sent_at[0]
+        board = audience.measuring[0]
+        await wait_quietly(lambda: count in board.seen, 5.0)
+        share = before.share_until(server.child.usage())
+        drain = await history_drained(server, 30 + a.history_seconds)
+        sampler.stop()
+        away, every = apart_from(sent_at, board, sampler.windows)
+        health, start = drain.health, settled.health
+        assert server.link is not None
+        result = Sustained(
+            kind=kind,
+            events=count,
+            send_seconds=send_seconds,
+            rows=None if health is None or start is None else health.written - start.written,
+            dropped=None if health is None or start is None else health.dropped - start.dropped,
+            peak_backlog=(
+                None if health is None else max(sampler.peak_backlog, drain.peak_backlog)
+            ),
+            drained=drain.done,
+            drain_seconds=None if health is None else max(0.0, drain.at - sent_at[-1]),
+            p50_ms=percentile(away, 0.50),
+            p99_ms=percentile(away, 0.99),
+            max_ms=max(away, default=float("nan")),
+            p99_all_ms=percentile(every, 0.99),
+            max_all_ms=max(every, default=float("nan")),
+            seen=len(every),
+            near_reads=len(every) - len(away),
+            server_cpu_share=share,
+            scrapes=sampler.scrapes,
+            pbx_stalls=server.link.stalls,
+        )
+        return result, away, every
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        if pacer is not None:
+            pacer.cancel()
+        if audience is not None:
+            audience.close()
+        server.stop()
+
+
+async def month_step(
+    bench: Bench, kind: HistoryKind, url: str, step: str, cpus: frozenset[int] | None
+) -> dict[str, Any]:
+    """``bench/history_cost.py --step STEP`` on the database at ``url``, in its own process
+    on ``cpus`` (the server's when None)."""
+    a = bench.args
+    argv = [
+        *(sys.executable, str(HERE / "history_cost.py"), "--history", url, "--step", step),
+        *("--agents", str(a.month_agents), "--days", str(a.month_days)),
+        *("--repeat", "3", "--hour-repeat", "1", "--mark"),
+    ]
+    child = Child(bench.name(f"month-{step}-{kind}"), argv, bench.workdir)
+    try:
+        if cpus:
+            os.sched_setaffinity(child.pid, cpus)
+        else:
+            bench.placement.pin_server(child.pid)
+        found = await child.wait_for(r"^HISTORYCOST (.*)$", timeout=month_timeout(a))
+        figures: dict[str, Any] = json.loads(found.group(1))
+        return figures
+    finally:
+        child.stop()
+
+
+async def month_costs(
+    bench: Bench, databases: HistoryDatabases, kinds: Sequence[HistoryKind]
+) -> dict[str, Any]:
+    """Every database filled at once (on every CPU), then each one's reports timed alone."""
+    urls = {kind: await databases.url(bench, kind, bench.name("month")) for kind in kinds}
+    cpus = every_cpu(bench.placement)
+    filled = await defer.gatherResults(
+        [
+            Deferred.fromCoroutine(month_step(bench, kind, url, "fill", cpus))
+            for kind, url in urls.items()
+        ],
+        consumeErrors=True,
+    )
+    months: dict[str, Any] = {}
+    for (kind, url), figures in zip(urls.items(), filled):
+        months[kind] = figures | await month_step(bench, kind, url, "time", None)
+        add_month_rows(bench, kind, months[kind])
+    return months
+
+
+def month_timeout(a: argparse.Namespace) -> float:
+    """How long one step of ``bench/history_cost.py`` may take, filling or timing."""
+    return float(120 + 15 * a.month_agents / 500 * a.month_days)
+
+
+async def phase_history(bench: Bench) -> None:
+    a = bench.args
+    kinds: list[HistoryKind] = [k for k in HISTORY_STORES if k in a.history_stores]
+    databases = HistoryDatabases()
+    atexit.register(databases.close)
+    try:
+        if "postgresql" in kinds:
+            try:
+                databases.postgres = await deferToThread(
+                    HistoryDatabases.start_postgres, every_cpu(bench.placement)
+                )
+            except (PostgresMissing, PostgresFailed) as e:
+                why = "not installed" if isinstance(e, PostgresMissing) else "did not start"
+                bench.note(f"history: PostgreSQL {why}, no rows of it: {e}")
+                bench.add(Row("history", "postgresql", f"not available ({why})"))
+                kinds.remove("postgresql")
+        ingests = await history_ingest_runs(bench, databases, kinds)
+        add_history_ingest_rows(bench, ingests)
+        sustained = await sustained_runs(bench, databases, kinds)
+        add_sustained_rows(bench, sustained)
+        months = await month_costs(bench, databases, kinds)
+    finally:
+        await deferToThread(databases.close)
+    bench.results["history"] = {
+        "ingest": {f"{n}-{r.kind}": attrs.asdict(r) for n, r in enumerate(ingests)},
+        "sustained": {f"{n}-{r.kind}": attrs.asdict(r) for n, (r, _, _) in enumerate(sustained)},
+        "month": months,
+    }
+    postgres = (
+        " (PostgreSQL: a throwaway server on every CPU, fsync off)" if databases.postgres else ""
+    )
+    bench.legend["history"] = (
+        f"ingest: the ingest phase's {a.ingest_records:,} records ({a.ingest_agents:,} agents)"
+        " to the daemon with --history none before and after (ref = their mean) and with each"
+        " database (a fresh one each run); the first records (a login and an event per agent)"
+        " go first, and once their history rows are written (the daemon holds its rows back"
+        " until it has read the day's earlier rows) the rest are timed; then until no history"
+        " row waits."
+        f" sustained: {a.history_rate:,.0f} agent events/s, each a change of board state, over"
+        f" {a.history_agents} agents for {a.history_seconds:g} s; rows, backlog and drops from"
+        f" /metrics read every {a.history_scrape_every:g} s (also with --history none); a record"
+        " to its event at a board on /api/v1/events, of the records no /metrics read was under"
+        " way for (all: every record; a read blocks the daemon for its rendering); ref = the"
+        " runs with --history none before and after, pooled."
+        f" month: bench/history_cost.py fills {a.month_agents} agents × {a.month_days} days"
+        " × 96 intervals into each database, all at once (the fill times are of that), then"
+        " times, one database at a time, HistoryStore.report by agent (best of 3 per day, 1 run per"
+        " hour) beside a bare SELECT id, SUM(..) ... GROUP BY id (, hour_start) on"
+        " agent_intervals, and one write of 1,000 state spans (median of 10)" + postgres
+    )
+
+
+async def history_ingest_runs(
+    bench: Bench, databases: HistoryDatabases, kinds: Sequence[HistoryKind]
+) -> list[HistoryIngest]:
+    """The ingest phase's records: without a history before and after, and with each kind."""
+    a = bench.args
+    data = IngestData.make(a.ingest_agents, a.ingest_records)
+    print(
+        f"  ingest: {data.records:,} records, {(len(data.head) + len(data.rest)) / 1e6:.1f} MB",
+        flush=True,
+    )
+    runs = [await history_ingest(bench, databases, "none", data)]
+    for kind in kinds:
+        runs.append(await history_ingest(bench, databases, kind, data))
+    runs.append(await history_ingest(bench, databases, "none", data))
+    return runs
+
+
+def add_history_ingest_rows(bench: Bench, runs: Sequence[HistoryIngest]) -> None:
+    nones = [r.run for r in runs if r.kind == "none"]
+    reference = sum(n.rate for n in nones) / len(nones)
+    reference_cpu = sum(n.cpu_us for n in nones) / len(nones)
+    for r in runs:
+        if r.kind == "none":
+            continue
+        label = f"--history {r.kind}"
+        bench.add(
+            Row(
+                "history",
+                f"ingest records/s, {label}",
+                rate(r.run.rate),
+                f"--history none {rate(reference)} ({' and '.join(rate(n.rate) for n in nones)})",
+                ratio(r.run.rate, reference),
+                "ratio ≥ 0.95",
+                r.run.rate >= 0.95 * reference,
+            )
+        )
+        bench.add(
+            Row(
+                "history",
+                f"ingest CPU per record, {label}",
+                f"{r.run.cpu_us:.2f} µs",
+                f"--history none {reference_cpu:.2f} µs",
+                ratio(r.run.cpu_us, reference_cpu),
+            )
+        )
+        health = r.drain.health
+        written, dropped = (health.written, health.dropped) if health else (0, 0)
+        left = (
+            f"written {r.drain_seconds:.1f} s later"
+            if r.drain.done
+            else f"{health.backlog if health else '?'} still waiting {r.drain_seconds:.0f} s later"
+        )
+        bench.add(
+            Row(
+                "history",
+                f"ingest history rows, {label}",
+                f"{written:,} written, {dropped:,} dropped; {r.backlog:,} waited at the end, {left}",
+                f"{r.records:,} records",
+                ratio(written, r.records),
+            )
+        )
+
+
+async def sustained_runs(
+    bench: Bench, databases: HistoryDatabases, kinds: Sequence[HistoryKind]
+) -> list[tuple[Sustained, list[float], list[float]]]:
+    """Without a history before and after, and with each kind in between."""
+    runs = [await sustained_run(bench, databases, "none")]
+    for kind in kinds:
+        runs.append(await sustained_run(bench, databases, kind))
+    runs.append(await sustained_run(bench, databases, "none"))
+    return runs
+
+
+def add_sustained_rows(
+    bench: Bench, runs: Sequence[tuple[Sustained, list[float], list[float]]]
+) -> None:
+    a = bench.args
+    nones = [run for run, _, _ in runs if run.kind == "none"]
+    # The reference: the latencies of both runs without a history, together.
+    pooled = [x for run, away, _ in runs if run.kind == "none" for x in away]
+    none_p50, none_p99 = percentile(pooled, 0.5), percentile(pooled, 0.99)
+    none_max = max(pooled, default=float("nan"))
+    none_all = percentile([x for run, _, every in runs if run.kind == "none" for x in every], 0.99)
+    none_cpu = sum(n.server_cpu_share for n in nones) / len(nones)
+    for run, _, _ in runs:
+        if run.kind == "none":
+            continue
+        label = f"sustained {a.history_rate:,.0f} events/s × {a.history_seconds:g} s, {run.kind}"
+        rows, dropped, peak = run.rows or 0, run.dropped or 0, run.peak_backlog or 0
+        # Bounded: at most two seconds of events wait (a flush interval, and one write).
+        bound = 2 * a.history_rate
+        drain = (
+            f"all written {run.drain_seconds:.1f} s after the last event"
+            if run.drained
+            else "NOT all written"
+        )
+        bench.add(
+            Row(
+                "history",
+                f"{label}: history rows",
+                f"{rows:,} rows ({rows / run.send_seconds:,.0f}/s), backlog max {peak:,},"
+                f" {dropped:,} dropped, {drain}",
+                f"{run.events:,} events offered ({run.events / run.send_seconds:,.0f}/s)",
+                ratio(rows, run.events),
+                f"every event written, backlog ≤ {bound:,.0f}, none dropped",
+                run.drained and dropped == 0 and rows >= run.events and peak <= bound,
+            )
+        )
+        bench.add(
+            Row(
+                "history",
+                f"{label}: record → board ms p50/p99/max",
+                f"{ms(run.p50_ms)}/{ms(run.p99_ms)}/{ms(run.max_ms)}"
+                f" (all: p99 {ms(run.p99_all_ms)}), CPU {pct(run.server_cpu_share)}",
+                f"--history none {ms(none_p50)}/{ms(none_p99)}/{ms(none_max)}"
+                f" (all: p99 {ms(none_all)}), CPU {pct(none_cpu)}",
+                ratio(run.p99_ms, none_p99),
+                "p99 < 5 ms, every record seen",
+                run.p99_ms < 5.0 and run.seen == run.events,
+            )
+        )
+    for run, _, _ in runs:
+        if run.seen < run.events:
+            bench.note(
+                f"history sustained {run.kind}: the board saw {run.seen:,} of {run.events:,}"
+                " records"
+            )
+
+
+def add_month_rows(bench: Bench, kind: HistoryKind, month: dict[str, Any]) -> None:
+    size = f"{month['agents']} agents × {month['days']} days"
+    if bench.args.quick and month["days"] < 30:
+        size += " (--quick)"
+    fill, rows = month["fill_seconds"], month["interval_rows"]
+    bench.add(
+        Row(
+            "history",
+            f"month fill, {size}, {kind}",
+            f"{rows:,} interval rows in {fill:.0f} s ({rows / fill:,.0f}/s),"
+            f" {month['bytes'] / 1e6:.0f} MB",
+        )
+    )
+    for interval, words, bare in (
+        ("day", "per day", "GROUP BY id"),
+        ("1h", "per hour", "GROUP BY id, hour_start"),
+    ):
+        report = month[f"report_{interval}"]
+        seconds, reference = report["seconds"], report["reference_seconds"]
+        goal = interval == "day"
+        bench.add(
+            Row(
+                "history",
+                f"month report by agent {words}, {size}, {kind}",
+                f"{seconds:.3f} s, {report['rows']:,} rows",
+                f"bare SQL {bare} {reference:.3f} s, {report['reference_rows']:,} rows",
+                ratio(seconds, reference),
+                "< 1 s" if goal else "",
+                seconds < 1.0 if goal else None,
+            )
+        )
+    spans = month.get("write_1000_spans_seconds")
+    if isinstance(spans, (int, float)):
+        bench.add(
+            Row(
+                "history",
+                f"one write of 1,000 state spans, {size}, {kind}",
+                f"{1000 * spans:.1f} ms",
+                "a second (1,000 events/s)",
+                spans,
+                "< 1 s",
+                spans < 1.0,
+            )
+        )
+
+
 # --- main -----------------------------------------------------------------------------------
 
 PHASE_RUNNERS: dict[str, Callable[[Bench], Coroutine[Any, Any, None]]] = {
@@ -1214,6 +1875,7 @@ PHASE_RUNNERS: dict[str, Callable[[Bench], Coroutine[Any, Any, None]]] = {
     "pollfresh": phase_pollfresh,
     "footprint": phase_footprint,
     "perchange": phase_perchange,
+    "history": phase_history,
 }
 
 
@@ -1231,6 +1893,11 @@ def budget(phase: str, a: argparse.Namespace) -> float:
         return float(2 * (a.pollfresh_records * a.pollfresh_interval + 90))
     if phase == "footprint":
         return float(len(a.footprint_agents) * 3 * (a.footprint_seconds + 150))
+    if phase == "history":
+        stores = len(a.history_stores)
+        ingest = (2 + stores) * (90 + a.ingest_records / 5_000)
+        sustained = (1 + stores) * (a.history_seconds + 150)
+        return float(ingest + sustained + (1 + stores) * month_timeout(a))
     return len(a.change_agents) * 250
 
 
@@ -1344,6 +2011,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     unknown = set(args.phases) - set(PHASES)
     if unknown:
         parser.error(f"unknown phases {sorted(unknown)}; they are {', '.join(PHASES)}")
+    stores = set(args.history_stores) - set(HISTORY_STORES)
+    if stores:
+        parser.error(
+            f"unknown history stores {sorted(stores)}; they are {', '.join(HISTORY_STORES)}"
+        )
     return args
 
 

@@ -373,6 +373,21 @@ def day_bounds(
 # --- the store ---------------------------------------------------------------------------------
 
 
+#: The columns of ``agent_states`` a span fills, in the order it is inserted.
+_SPAN_COLUMNS = (
+    "source",
+    "agent",
+    "state",
+    "next_state",
+    "start_at",
+    "end_at",
+    "code",
+    "reason",
+    "path",
+    "button",
+)
+
+
 class HistoryStore:
     """The history database, open. Every method blocks; call from one or more worker threads.
 
@@ -385,6 +400,11 @@ class HistoryStore:
         self.url = url
         self.engine = engine
         self._postgres = url.backend == "postgresql"
+        marker = "%s" if self._postgres else "?"
+        self._span_insert = (
+            f"INSERT INTO agent_states ({', '.join(_SPAN_COLUMNS)})"
+            f" VALUES ({', '.join([marker] * len(_SPAN_COLUMNS))})"
+        )
 
     # --- housekeeping ---
 
@@ -630,21 +650,23 @@ class HistoryStore:
             connection.execute(TABLES["agent_reasons"].insert(), reasons)
             self._upsert_reason_days(connection, source, reason_days)
         if spans:
-            connection.execute(
-                TABLES["agent_states"].insert(),
+            # The busiest statement (a row per agent event): straight to the
+            # driver's executemany, without a dictionary per row.
+            connection.exec_driver_sql(
+                self._span_insert,
                 [
-                    {
-                        "source": source,
-                        "agent": s.agent,
-                        "state": s.state,
-                        "next_state": s.next_state,
-                        "start_at": float(s.start),
-                        "end_at": float(s.end),
-                        "code": s.code,
-                        "reason": s.reason,
-                        "path": s.path,
-                        "button": s.button,
-                    }
+                    (
+                        source,
+                        s.agent,
+                        s.state,
+                        s.next_state,
+                        float(s.start),
+                        float(s.end),
+                        s.code,
+                        s.reason,
+                        s.path,
+                        s.button,
+                    )
                     for s in spans
                 ],
             )

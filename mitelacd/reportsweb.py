@@ -30,7 +30,7 @@ log = Logger()
 CSV_TYPE = b"text/csv; charset=utf-8"
 #: The longest span one report may cover, by its interval: a report by 15
 #: minutes or by hour has a row per id and interval, and is read whole.
-MAX_REPORT_DAYS: dict[str, int] = {"15m": 31, "1h": 93, "day": 400}
+MAX_REPORT_DAYS: dict[str, int] = {"15m": 31, "1h": 31, "day": 400}
 
 _TODAY: dict[bytes, RowKind] = {b"agents": "agent", b"paths": "path", b"groups": "group"}
 
