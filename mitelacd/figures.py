@@ -734,7 +734,7 @@ class _Shadow(DayFigures):
         sums = self.paths_under_way.get(key)
         if sums is None:
             sums = self.paths_under_way[key] = Sums()
-        return _Into(kind, key, sums)
+        return _Into(kind, key, into=sums)
 
 
 @attrs.define

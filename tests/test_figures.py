@@ -214,6 +214,24 @@ def test_figures_under_way_count_up_to_now_and_stay_open() -> None:
 # Paths and groups --------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("interval", [False, True], ids=["today", "interval"])
+def test_path_figures_under_way_count_up_to_now_like_the_agents(interval: bool) -> None:
+    run = Run.start()
+    run.script("0 A\n0.5 G01860")
+    now = T0 + 6.5
+    agent = run.figures.today("agent", now, interval)[0]
+    (path,) = run.figures.today("path", now, interval)
+    assert (path["acd_calls"], path["acd_talk_seconds"]) == (1, 6.0)
+    assert path["acd_talk_seconds"] == agent["acd_talk_seconds"]
+    assert path["acd_talk_average_seconds"] == 6.0
+    run.script("10.5 N01")
+    (path,) = run.figures.today("path", T0 + 20.5, interval)
+    assert (path["acd_talk_seconds"], path["hold_seconds"]) == (10.0, 10.0)
+    # The interval under way, as the reports read it, counts it too.
+    (row,) = [r for r in run.figures.current_rows(T0 + 20.5) if r.kind == "path"]
+    assert (row.figures["acd_talk_seconds"], row.figures["hold_seconds"]) == (10.0, 10.0)
+
+
 def test_path_figures_follow_the_answering_record() -> None:
     run = Run.start()
     run.script(
