@@ -87,8 +87,14 @@ class FigureMetrics:
         )
         yield CounterMetricFamily(
             "mitelacd_history_dropped_rows",
-            "Rows dropped because the history database was down for too long.",
+            "Rows lost: dropped while the history database was down for too long, or not"
+            " written at stop and not saved.",
             value=health.get("dropped_rows", 0),
+        )
+        yield CounterMetricFamily(
+            "mitelacd_history_refused_rows",
+            "Rows the history database refused (a value it cannot take), set aside.",
+            value=health.get("refused_rows", 0),
         )
         yield GaugeMetricFamily(
             "mitelacd_history_backlog_rows",
@@ -97,6 +103,6 @@ class FigureMetrics:
         )
         yield GaugeMetricFamily(
             "mitelacd_history_writing",
-            "1 while history writes work, 0 while they fail.",
+            "1 while history writes work and take every row, 0 while they fail.",
             value=1 if health.get("ok") else 0,
         )

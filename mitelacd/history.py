@@ -44,7 +44,14 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    SQLAlchemyError,
+    StatementError,
+)
 
 from mitelacd.reportrows import (
     FIGURES,
@@ -61,6 +68,13 @@ from mitelacd.state import id_key
 
 #: How long a SQLite connection waits for another writer's lock, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+
+#: The most page cache one SQLite connection keeps, in KiB. SQLite keeps what
+#: it has cached until the connection closes, and the daemon's connections
+#: live as long as it does: a larger cache fills up as the file grows and is
+#: never given back. The writer's working set (the last pages of each table
+#: and index) fits easily; reports read through the system's file cache.
+SQLITE_CACHE_KIB: Final = 8192
 
 #: How long connecting to PostgreSQL may take, in seconds.
 CONNECT_TIMEOUT: Final = 10
@@ -85,6 +99,47 @@ class HistorySchemaError(HistoryError):
 
 class HistoryMissing(HistoryError):
     """A database that was to be read does not exist."""
+
+
+class HistoryFileReplaced(HistoryError):
+    """The SQLite file open for writing is no longer the one at its path (deleted or replaced)."""
+
+
+#: A row the history keeps: an interval's figures, or an agent's state span.
+HistoryRow = IntervalRow | StateSpan
+
+
+def data_error(error: BaseException) -> bool:
+    """Whether ``error`` is about the rows written rather than the database.
+
+    A value the driver cannot convert (``OverflowError``: an integer too large
+    for the column), one the database refuses (``DataError``: out of range;
+    ``IntegrityError``: a NULL where none may be) or a bug in making a row
+    fails the same way however often it is tried: the row, not the database,
+    is at fault. Anything else the database or the driver says (cannot
+    connect, locked, disk full, no such table) may pass and is tried again.
+    """
+    if not isinstance(error, Exception) or isinstance(error, (MemoryError, OSError)):
+        return False
+    if isinstance(error, (DataError, IntegrityError)):
+        return True
+    if isinstance(error, DBAPIError):
+        return False
+    if isinstance(error, StatementError):
+        # SQLAlchemy's wrapper of a value its own processing could not take.
+        return error.orig is None or data_error(error.orig)
+    return not isinstance(error, (SQLAlchemyError, HistoryError))
+
+
+@attrs.frozen
+class Refused:
+    """A row the database would not take, and why (in words: no traceback is kept)."""
+
+    row: HistoryRow
+    #: What the driver or the database said (:func:`error_detail`).
+    problem: str
+    #: The name of the error's class.
+    error_type: str
 
 
 # --- URLs --------------------------------------------------------------------------------------
@@ -400,6 +455,10 @@ class HistoryStore:
         self.url = url
         self.engine = engine
         self._postgres = url.backend == "postgresql"
+        #: SQLite: the device and inode of the file the first connection opened.
+        self._file_identity: tuple[int, int] | None = None
+        if url.path is not None:
+            sa.event.listen(engine, "connect", self._connected)
         marker = "%s" if self._postgres else "?"
         self._span_insert = (
             f"INSERT INTO agent_states ({', '.join(_SPAN_COLUMNS)})"
@@ -416,6 +475,30 @@ class HistoryStore:
         """Close every pooled connection."""
         self.engine.dispose()
 
+    def _connected(self, _dbapi_connection: Any, _record: Any) -> None:
+        if self._file_identity is None and self.url.path is not None:
+            with contextlib.suppress(OSError):
+                found = os.stat(self.url.path)
+                self._file_identity = (found.st_dev, found.st_ino)
+
+    def replaced(self) -> bool:
+        """SQLite: whether the file at the path is no longer the one open (deleted, replaced).
+
+        Rows written then would go to a file nobody can read any more. False
+        for PostgreSQL, before the first connection, and when the path cannot
+        be looked at (that is for the next write to say).
+        """
+        path, identity = self.url.path, self._file_identity
+        if path is None or identity is None:
+            return False
+        try:
+            found = os.stat(path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        return (found.st_dev, found.st_ino) != identity
+
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Connection]:
         """A write transaction (SQLite: ``BEGIN IMMEDIATE``, so it never fails half way on a lock)."""
@@ -426,12 +509,19 @@ class HistoryStore:
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[Connection]:
-        """A read transaction that sees one snapshot of the database."""
+        """A read transaction that sees one snapshot of the database.
+
+        SQLite: the pages a report read are let go after it, rather than kept
+        in the connection's cache until it closes.
+        """
         with self.engine.connect() as connection:
             if self._postgres:
                 connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin():
                 yield connection
+            if not self._postgres:
+                dbapi_connection: Any = connection.connection.dbapi_connection
+                dbapi_connection.execute("PRAGMA shrink_memory")
 
     def version(self) -> int:
         """The schema version of the database; 0 for one mitelacd never migrated."""
@@ -529,6 +619,42 @@ class HistoryStore:
             self._insert(connection, source, intervals, spans)
             if batch is not None:
                 self._mark(connection, source, batch)
+
+    def write_apart(
+        self, source: str, rows: Sequence[HistoryRow], batch: str | None = None
+    ) -> list[Refused]:
+        """Insert the rows the database takes, in one transaction; those it refuses, and why.
+
+        For a batch that :meth:`write` could not write because of a row
+        (:func:`data_error`): the rows are tried in halves, each in a savepoint,
+        and a half that fails is halved again, down to the row at fault; a
+        handful of bad rows among thousands costs a few dozen savepoints. A
+        failure that is not about the rows ends it all as :meth:`write` would.
+        ``batch`` is recorded as :meth:`write` does.
+        """
+        refused: list[Refused] = []
+        with self._writing() as connection:
+            parts: list[Sequence[HistoryRow]] = [rows]
+            while parts:
+                part = parts.pop()
+                try:
+                    with connection.begin_nested():
+                        intervals = [r for r in part if isinstance(r, IntervalRow)]
+                        spans = [r for r in part if isinstance(r, StateSpan)]
+                        self._insert(connection, source, intervals, spans)
+                except Exception as e:
+                    if not data_error(e):
+                        raise
+                    if len(part) == 1:
+                        refused.append(Refused(part[0], error_detail(e), type(e).__name__))
+                        continue
+                    middle = len(part) // 2
+                    # The first half next: the rows go in in their order.
+                    parts.append(part[middle:])
+                    parts.append(part[:middle])
+            if batch is not None:
+                self._mark(connection, source, batch)
+        return refused
 
     def last_batch(self, source: str) -> str | None:
         """The batch of the last :meth:`write` of ``source`` that was given one."""
@@ -1098,7 +1224,7 @@ def _sqlite_events(engine: Engine) -> None:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.execute("PRAGMA cache_size = -65536")
+            cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         finally:
             cursor.close()
 
@@ -1106,6 +1232,25 @@ def _sqlite_events(engine: Engine) -> None:
     def _begin(connection: Connection) -> None:
         write = connection.get_execution_options().get("mitelacd_write", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def sqlite_memory() -> int | None:
+    """Bytes the SQLite library holds in this process now, page caches included; None unknown.
+
+    What ``sqlite3_memory_used()`` says, read from the library Python's own
+    ``sqlite3`` module uses: for measuring, not for the daemon's work.
+    """
+    try:
+        import _sqlite3
+        import ctypes
+
+        library = ctypes.CDLL(_sqlite3.__file__)
+        used = library.sqlite3_memory_used
+    except (ImportError, OSError, AttributeError):
+        return None
+    used.restype = ctypes.c_int64
+    used.argtypes = []
+    return int(used())
 
 
 def iter_days(first_day: str, last_day: str) -> Iterable[str]:

@@ -13,15 +13,27 @@ A batch whose write failed is tried again as it was, before anything newer:
 if its commit went through although the database never said so (the link
 broke just then), the batch's mark in ``mitelacd_writes`` tells, and it is
 not written twice.
+
+A batch the database refuses because of a row in it (a value too large for
+its column: :func:`~mitelacd.history.data_error`) is written without that row
+(:meth:`~mitelacd.history.HistoryStore.write_apart`): the row is set aside,
+counted and named in the log, the others are written.
+
+A SQLite file deleted or replaced while open is noticed before the next write
+(the file at the path is no longer the one open): said once, and a new one is
+made there. Rows still waiting at stop are saved to ``spill_path`` and written
+at the next start.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
+import os
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -34,10 +46,20 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from mitelacd.history import HistoryError, HistoryStore, error_detail, problem_kind, redact
+from mitelacd.history import (
+    HistoryError,
+    HistoryFileReplaced,
+    HistoryRow,
+    HistoryStore,
+    Refused,
+    data_error,
+    error_detail,
+    problem_kind,
+    redact,
+)
 from mitelacd.logs import Logger
 from mitelacd.persist import duration_words
-from mitelacd.reportrows import IntervalRow, StateSpan
+from mitelacd.reportrows import ROW_KINDS, IntervalRow, StateSpan
 from mitelacd.state import Throttle, iso_utc
 
 log = Logger()
@@ -57,7 +79,17 @@ STOP_TIMEOUT: Final = 10.0
 #: How often old days are pruned, in seconds.
 PRUNE_EVERY: Final = 24 * 3600.0
 
-Row = IntervalRow | StateSpan
+#: How many rows the database refused are kept to look at (the newest).
+MAX_SET_ASIDE: Final = 100
+
+#: The spill file's name is the data file's (``--file``) with this added.
+SPILL_SUFFIX: Final = ".history-spill.jsonl"
+
+#: What the first line of a spill file says it is.
+SPILL_FORMAT: Final = "mitelacd-history-spill"
+SPILL_VERSION: Final = 1
+
+Row = HistoryRow
 
 #: What counts as the database failing (tried again), rather than a bug in a batch.
 _DATABASE_TROUBLE = (SQLAlchemyError, HistoryError, OSError)
@@ -84,9 +116,39 @@ class _Batch:
     """Rows written in one transaction, under a mark that says later whether it went through."""
 
     rows: list[Row]
+    #: The ``source`` its rows are written with.
+    source: str
     token: str = attrs.field(factory=lambda: uuid.uuid4().hex)
-    #: A write of it failed: it may have been committed all the same.
-    doubtful: bool = False
+    #: Marks that, found as the source's last in ``mitelacd_writes``, say that
+    #: the first so many rows are written already: a write of this batch failed
+    #: without an answer (its own mark), or it was saved at a stop after one.
+    written_if: dict[str, int] = attrs.field(factory=dict)
+    #: Read from the spill file at start: the file goes once it is written.
+    spilled: bool = False
+
+    def trim(self, count: int) -> None:
+        """Forget the first ``count`` rows (the oldest)."""
+        del self.rows[:count]
+        self.written_if = {t: n - count for t, n in self.written_if.items() if n > count}
+
+
+@attrs.frozen
+class _Outcome:
+    """What a batch's write did: whether a transaction committed, and the rows refused."""
+
+    transaction: bool
+    refused: list[Refused] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class SetAside:
+    """A row the database refused: kept to look at, never written."""
+
+    row: Row
+    #: What the database or the driver said.
+    problem: str
+    #: When, by the service's clock.
+    at: float
 
 
 def _split(rows: Sequence[Row]) -> tuple[list[IntervalRow], list[StateSpan]]:
@@ -95,13 +157,190 @@ def _split(rows: Sequence[Row]) -> tuple[list[IntervalRow], list[StateSpan]]:
     return intervals, spans
 
 
-def _write_batch(store: HistoryStore, source: str, batch: _Batch) -> bool:
-    """In the thread: write ``batch`` unless it already is; whether it was written now."""
-    if batch.doubtful and store.last_batch(source) == batch.token:
-        return False
-    intervals, spans = _split(batch.rows)
-    store.write(source, intervals, spans, batch=batch.token)
-    return True
+def _write_batch(store: HistoryStore, batch: _Batch) -> _Outcome:
+    """In the thread: write what of ``batch`` is not written already.
+
+    A batch the database refuses because of some of its rows is written
+    without them (:meth:`HistoryStore.write_apart`); they come back in the
+    outcome.
+    """
+    rows = batch.rows
+    if batch.written_if:
+        last = store.last_batch(batch.source)
+        done = batch.written_if.get(last, 0) if last is not None else 0
+        if done >= len(rows):
+            return _Outcome(False)
+        rows = rows[done:]
+    intervals, spans = _split(rows)
+    try:
+        store.write(batch.source, intervals, spans, batch=batch.token)
+    except Exception as e:
+        if not data_error(e):
+            raise
+        return _Outcome(True, store.write_apart(batch.source, rows, batch=batch.token))
+    return _Outcome(True)
+
+
+def describe(row: Row) -> str:
+    """A row in words, for a log line: whose, and when."""
+    if isinstance(row, IntervalRow):
+        return (
+            f"the {row.kind} {row.id!r} row of the interval from"
+            f" {_when(row.interval_start)} (day {row.day})"
+        )
+    return (
+        f"the state span of agent {row.agent!r} from {_when(row.start)} to"
+        f" {_when(row.end)} ({row.state} to {row.next_state}, code {row.code!r},"
+        f" reason {row.reason!r}, path {row.path!r}, button {row.button!r})"
+    )
+
+
+def _when(value: float) -> str:
+    """A time of a row as UTC, or as it is when it is none (the row may be the fault)."""
+    try:
+        return iso_utc(value) or repr(value)
+    except (OverflowError, ValueError, OSError, TypeError):
+        return repr(value)
+
+
+# --- the spill file ----------------------------------------------------------------------------
+
+
+def row_to_json(row: Row) -> dict[str, Any]:
+    """A row as a JSON object that :func:`row_from_json` makes the same row from."""
+    if isinstance(row, IntervalRow):
+        return {
+            "row": "interval",
+            "kind": row.kind,
+            "id": row.id,
+            "day": row.day,
+            "interval_start": row.interval_start,
+            "hour_start": row.hour_start,
+            "figures": dict(row.figures),
+            "reasons": [[kind, reason, seconds] for (kind, reason), seconds in row.reasons.items()],
+        }
+    return {
+        "row": "span",
+        "agent": row.agent,
+        "state": row.state,
+        "next_state": row.next_state,
+        "start": row.start,
+        "end": row.end,
+        "code": row.code,
+        "reason": row.reason,
+        "path": row.path,
+        "button": row.button,
+    }
+
+
+def row_from_json(found: dict[str, Any]) -> Row:
+    """The row :func:`row_to_json` made ``found`` of; ValueError when it is not one."""
+    what = found.get("row")
+    if what == "interval":
+        kind = found["kind"]
+        if kind not in ROW_KINDS:
+            raise ValueError(f"not a row kind: {kind!r}")
+        reasons: dict[Any, float] = {}
+        for reason_kind, reason, seconds in found["reasons"]:
+            if reason_kind not in ("dnd", "make_busy"):
+                raise ValueError(f"not a reason kind: {reason_kind!r}")
+            reasons[(reason_kind, None if reason is None else int(reason))] = seconds
+        figures = found["figures"]
+        if not isinstance(figures, dict):
+            raise ValueError("figures are not an object")
+        return IntervalRow(
+            kind=kind,
+            id=str(found["id"]),
+            day=str(found["day"]),
+            interval_start=int(found["interval_start"]),
+            hour_start=int(found["hour_start"]),
+            figures=figures,
+            reasons=reasons,
+        )
+    if what == "span":
+        return StateSpan(
+            agent=str(found["agent"]),
+            state=str(found["state"]),
+            next_state=str(found["next_state"]),
+            start=found["start"],
+            end=found["end"],
+            code=str(found["code"]),
+            reason=found["reason"],
+            path=found["path"],
+            button=found["button"],
+        )
+    raise ValueError(f"not a history row: {what!r}")
+
+
+def write_spill(path: str, batches: Sequence[_Batch], url: str, saved_at: float) -> int:
+    """Save the batches at ``path`` (replacing it whole or not at all); how many rows.
+
+    One JSON object a line: what the file is, then each batch's head (its
+    mark, source and ``written_if``) followed by its rows.
+    """
+    rows = sum(len(b.rows) for b in batches)
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(temporary, "w", encoding="utf-8") as out:
+            head = {
+                "format": SPILL_FORMAT,
+                "version": SPILL_VERSION,
+                "url": url,
+                "saved_at": iso_utc(saved_at),
+                "batches": len(batches),
+                "rows": rows,
+            }
+            out.write(json.dumps(head) + "\n")
+            for batch in batches:
+                out.write(
+                    json.dumps(
+                        {
+                            "batch": batch.token,
+                            "source": batch.source,
+                            "written_if": batch.written_if,
+                            "rows": len(batch.rows),
+                        }
+                    )
+                    + "\n"
+                )
+                for row in batch.rows:
+                    out.write(json.dumps(row_to_json(row)) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    return rows
+
+
+def read_spill(path: str) -> list[_Batch]:
+    """The batches saved at ``path``; ValueError (or OSError) when it cannot be read as one."""
+    with open(path, encoding="utf-8") as lines:
+
+        def line() -> Any:
+            text = next(lines, None)
+            if text is None:
+                raise ValueError("the file ends before its last row")
+            return json.loads(text)
+
+        head = line()
+        if not isinstance(head, dict) or head.get("format") != SPILL_FORMAT:
+            raise ValueError("not a history spill file")
+        if head.get("version") != SPILL_VERSION:
+            raise ValueError(f"spill file version {head.get('version')!r} is not understood")
+        batches: list[_Batch] = []
+        for _ in range(int(head["batches"])):
+            found = line()
+            written_if = {str(t): int(n) for t, n in dict(found["written_if"]).items()}
+            rows = [row_from_json(line()) for _ in range(int(found["rows"]))]
+            batches.append(_Batch(rows, str(found["source"]), str(found["batch"]), written_if))
+        if next(lines, None) is not None:
+            raise ValueError("more lines than its batches hold")
+    return batches
 
 
 class HistoryService(Service):
@@ -111,7 +350,10 @@ class HistoryService(Service):
     migrated, in the writing thread at start, and again until it works.
     ``reactor`` delivers the threads' results; ``clock`` times the flushes,
     retries and the daily pruning of days older than ``keep_days`` (today
-    included), by ``day_starts`` in local time (or ``tz``).
+    included), by ``day_starts`` in local time (or ``tz``). ``spill_path``:
+    where rows not written at stop are saved, and read back at start (None:
+    they are lost). ``held``: how many rows others hold back for the history
+    (counted in :attr:`backlog`).
     """
 
     def __init__(
@@ -131,6 +373,8 @@ class HistoryService(Service):
         max_retry_delay: float = MAX_RETRY_DELAY,
         max_batch_rows: int = MAX_BATCH_ROWS,
         stop_timeout: float = STOP_TIMEOUT,
+        spill_path: str | None = None,
+        held: Callable[[], int] | None = None,
     ) -> None:
         if keep_days < 1:
             raise ValueError("keep_days must be 1 or more")
@@ -146,15 +390,21 @@ class HistoryService(Service):
         self.max_retry_delay = max_retry_delay
         self.max_batch_rows = max_batch_rows
         self.stop_timeout = stop_timeout
+        self.spill_path = spill_path
+        #: Rows held back for the history elsewhere (the figures hold what they
+        #: close until today's rows of an earlier run are read).
+        self.held = held
         self._clock = clock
         self._reactor = reactor
         self._store: HistoryStore | None = None
         self._queue: deque[Row] = deque()
-        #: A batch whose write failed, tried again before anything newer.
-        self._doubtful: _Batch | None = None
-        #: The operation in the writing thread, if any.
+        #: Batches tried again, in order, before anything newer: one whose
+        #: write failed, and those read from the spill file.
+        self._pending: deque[_Batch] = deque()
+        #: The operation in the writing thread, if any, and the batch it writes.
         self._busy: Deferred[None] | None = None
         self._busy_rows = 0
+        self._busy_batch: _Batch | None = None
         self._call: IDelayedCall | None = None
         self._prune_call: IDelayedCall | None = None
         self._prune_due = True
@@ -166,14 +416,34 @@ class HistoryService(Service):
         self._delay = first_retry_delay
         self._dropped_since_logged = 0
         self._drop_log = Throttle(clock, burst=1, interval=60.0)
+        # Rows lost (refused, or a batch that could not be written) since when
+        # the last clean write, and why.
+        self._losing_since: float | None = None
+        self._losing_problem: str | None = None
+        self._refused_since_logged = 0
+        self._unwritable_since_logged = 0
+        self._refusal_log = Throttle(clock, burst=5, interval=60.0)
+        #: The newest rows the database refused.
+        self.set_aside: deque[SetAside] = deque(maxlen=MAX_SET_ASIDE)
+        # The SQLite file was deleted or replaced: since when (until a new one is open).
+        self._replaced_since: float | None = None
+        self._replaced_log = Throttle(clock, burst=1, interval=60.0)
+        # The spill file read at start: its batches not written yet.
+        self._spill_left = 0
+        self._spill_mark = 0
+        # Why the write at stop failed.
+        self._stop_error: BaseException | None = None
         self._writer = _DaemonThreadPool(1, 1, name="mitelacd-history-write")
         self._reader = _DaemonThreadPool(0, 2, name="mitelacd-history-read")
         #: Counters, since start.
         self.written_rows = 0
         self.dropped_rows = 0
+        self.refused_rows = 0
+        self.spilled_rows = 0
         self.write_failures = 0
         self.transactions = 0
         self.pruned_rows = 0
+        self.files_replaced = 0
         self.last_write_at: float | None = None
         # Rows ever added, and rows since written or dropped (in the order added).
         self._added = 0
@@ -188,33 +458,62 @@ class HistoryService(Service):
         queue.extend(intervals)
         queue.extend(spans)
         self._added += len(intervals) + len(spans)
-        if self.backlog > self.max_backlog:
+        if self._waiting() > self.max_backlog:
             self._drop()
         if self._call is None and self._busy is None and self.running and not self._stopping:
             self._schedule(self.flush_interval)
 
+    def _waiting(self) -> int:
+        """The rows this service holds and has not written."""
+        pending = sum(len(b.rows) for b in self._pending) if self._pending else 0
+        return len(self._queue) + pending + self._busy_rows
+
     @property
     def backlog(self) -> int:
-        """Rows not written yet (queued, waiting to be tried again, being written)."""
-        doubtful = self._doubtful
-        return len(self._queue) + (len(doubtful.rows) if doubtful else 0) + self._busy_rows
+        """Rows not written yet (queued, waiting to be tried again, being written, held back)."""
+        held = self.held() if self.held is not None else 0
+        return self._waiting() + held
 
     @property
     def ok(self) -> bool:
-        return self._store is not None and self._failed_attempts == 0
+        """The history is written: the database is open, writes work and take every row."""
+        return (
+            self._store is not None
+            and self._failed_attempts == 0
+            and self._losing_since is None
+            and self._replaced_since is None
+        )
+
+    def _trouble(self) -> tuple[str | None, float | None]:
+        """What keeps the history from being written whole, and since when."""
+        if self._problem is not None:
+            return self._problem, self._failing_since
+        if self._replaced_since is not None:
+            return "the database file was deleted or replaced", self._replaced_since
+        if self._losing_since is not None:
+            return self._losing_problem, self._losing_since
+        if self._store is None:
+            return "not open yet", None
+        return None, None
 
     def health(self) -> dict[str, Any]:
-        """The database's state for ``/api/v1/feed`` and ``/metrics``."""
+        """The database's state for ``/api/v1/feed``, ``/healthz`` and ``/metrics``."""
+        problem, since = self._trouble()
+        last = self.set_aside[-1] if self.set_aside else None
         return {
             "url": self.url,
             "ok": self.ok,
             "backlog": self.backlog,
             "written_rows": self.written_rows,
             "dropped_rows": self.dropped_rows,
+            "refused_rows": self.refused_rows,
             "write_failures": self.write_failures,
-            "failing_since": iso_utc(self._failing_since),
-            "problem": self._problem,
+            "failing_since": iso_utc(since),
+            "problem": problem,
             "last_write_at": iso_utc(self.last_write_at),
+            "last_refused": None
+            if last is None
+            else {"row": describe(last.row), "problem": last.problem, "at": iso_utc(last.at)},
         }
 
     def flushed(self) -> Deferred[None]:
@@ -246,11 +545,25 @@ class HistoryService(Service):
             waiter.callback(None)
 
     def query(self, fn: Callable[[HistoryStore], T]) -> Deferred[T]:
-        """Run ``fn(store)`` in a reading thread; HistoryUnavailable when the store is not open."""
+        """Run ``fn(store)`` in a reading thread; HistoryUnavailable when the store is not open.
+
+        While the rows saved at the last stop are being written, the query
+        waits for them (unless writing fails): today's figures read at start
+        then count them.
+        """
         store = self._store
         if store is None or not self._reader.started:
-            why = self._problem or "it is not open yet"
+            why = self._trouble()[0] or "it is not open yet"
             return defer.fail(HistoryUnavailable(f"{self.url} cannot be read: {why}"))
+        if (
+            self._spill_left
+            and not self._failed_attempts
+            and not self._stopping
+            and self._settled < self._spill_mark
+        ):
+            waiter: Deferred[None] = Deferred()
+            self._waiters.append((self._spill_mark, waiter))
+            return waiter.addCallback(lambda _: self.query(fn))
         return deferToThreadPool(self._reactor, self._reader, fn, store)
 
     # --- service -----------------------------------------------------------------------------
@@ -265,6 +578,7 @@ class HistoryService(Service):
             url=self.url,
             days=self.keep_days,
         )
+        self._load_spill()
         self._schedule(0)
 
     def stopService(self) -> Deferred[None]:
@@ -286,67 +600,182 @@ class HistoryService(Service):
             ended: Deferred[None] = Deferred()
             busy.addBoth(lambda result: _fire(ended, result))
             await ended
-        batches: list[_Batch] = []
-        if self._doubtful is not None:
-            batches.append(self._doubtful)
-            self._doubtful = None
+        batches = list(self._pending)
+        self._pending.clear()
         if self._queue:
-            batches.append(_Batch(self._take(len(self._queue))))
+            batches.append(_Batch(self._take(len(self._queue)), self.source))
+        replaced = False
         while batches:
             batch = batches.pop(0)
+            self._busy_batch = batch
             self._busy_rows = len(batch.rows)
             try:
-                written = await deferToThreadPool(
+                outcome = await deferToThreadPool(
                     self._reactor, self._writer, self._final_write, batch
                 )
             except defer.CancelledError:
-                self._left(batches)
+                self._pending.extend(batches)
                 raise
             except Exception as e:
+                self._busy_batch = None
                 self._busy_rows = 0
-                self._doubtful = batch
-                self._left(batches)
-                log.error(
-                    "stopping with {rows} rows of history not written to {url}:"
-                    " {problem} ({error})",
-                    rows=self.backlog,
-                    url=self.url,
-                    problem=self._kind(e),
-                    error=error_detail(e),
-                )
+                if isinstance(e, HistoryFileReplaced) and not replaced:
+                    # Once: a new file is made at the path by the next try.
+                    replaced = True
+                    self._store = None
+                    self._noticed_replaced()
+                    batches.insert(0, batch)
+                    continue
+                # It may have been committed without an answer.
+                batch.written_if[batch.token] = len(batch.rows)
+                self._pending.append(batch)
+                self._pending.extend(batches)
+                self._stop_error = e
                 return
+            self._busy_batch = None
             self._busy_rows = 0
-            self._written(batch, written)
+            self._written(batch, outcome)
 
-    def _left(self, batches: list[_Batch]) -> None:
-        for batch in batches:
-            self._queue.extend(batch.rows)
-
-    def _final_write(self, batch: _Batch) -> bool:
+    def _final_write(self, batch: _Batch) -> _Outcome:
         store = self._store
+        if store is not None and store.replaced():
+            store.close()
+            raise HistoryFileReplaced(f"{store.url.path} was deleted or replaced")
         if store is None:
             store = self._store = self._open()
-        return _write_batch(store, self.source, batch)
+        return _write_batch(store, batch)
 
     def _stopped(self, result: object) -> None:
         self._release(lambda target: True)
-        if isinstance(result, Failure):
-            left = self.backlog
+        timed_out = isinstance(result, Failure)
+        left = self._leftovers(include_busy=timed_out)
+        rows = sum(len(b.rows) for b in left)
+        saved, outcome = False, ""
+        if rows:
+            saved, outcome = self._spill(left, rows)
+        if timed_out:
             log.error(
                 "stopping: the last write to {url} did not end within {timeout} s;"
-                " {rows} rows of history are not written",
+                " {rows} rows of history are not written{outcome}",
                 url=self.url,
                 timeout=_number(self.stop_timeout),
-                rows=left,
+                rows=rows,
+                outcome=outcome,
             )
             # A thread stuck in the database is left behind (it cannot keep
             # the process alive); joining it would hang the reactor.
             return
+        if rows:
+            error = self._stop_error
+            problem = self._kind(error) if error is not None else "not written"
+            emit = log.warn if saved else log.error
+            emit(
+                "stopping with {rows} rows of history not written to {url}: {problem}"
+                " ({error}){outcome}",
+                rows=rows,
+                url=self.url,
+                problem=problem,
+                error=error_detail(error) if error is not None else "stopped",
+                outcome=outcome,
+            )
         store, self._store = self._store, None
         self._writer.stop()
         self._reader.stop()
         if store is not None:
             store.close()
+
+    def _leftovers(self, include_busy: bool) -> list[_Batch]:
+        """What was not written, oldest first, as batches that keep their marks."""
+        left: list[_Batch] = []
+        busy = self._busy_batch
+        if include_busy and busy is not None and busy.rows:
+            # Still in the database's hands: it may yet be committed.
+            busy.written_if[busy.token] = len(busy.rows)
+            left.append(busy)
+        left.extend(b for b in self._pending if b.rows)
+        if self._queue:
+            left.append(_Batch(list(self._queue), self.source))
+        return left
+
+    def _spill(self, batches: list[_Batch], rows: int) -> tuple[bool, str]:
+        """Save what was not written to the spill file: whether it was, and how to say so."""
+        path = self.spill_path
+        if path is None:
+            self.dropped_rows += rows
+            return False, "; they are lost"
+        try:
+            write_spill(path, batches, self.url, self._clock.seconds())
+        except (OSError, ValueError, TypeError) as e:
+            self.dropped_rows += rows
+            return False, f"; they could not be saved in {path} ({e}) and are lost"
+        self.spilled_rows += rows
+        self._spill_left = 0
+        return True, f"; saved in {path}, to be written at the next start"
+
+    def _load_spill(self) -> None:
+        """Put the rows saved at the last stop before anything else, to be written first."""
+        path = self.spill_path
+        if path is None or not os.path.exists(path):
+            return
+        try:
+            batches = [b for b in read_spill(path) if b.rows]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            aside = path + ".unreadable"
+            try:
+                os.replace(path, aside)
+            except OSError:
+                aside = path
+            log.error(
+                "history: the rows saved in {path} at the last stop cannot be read ({error});"
+                " the file is left as {aside} and its rows are not written",
+                path=path,
+                error=f"{type(e).__name__}: {e}",
+                aside=aside,
+            )
+            return
+        if not batches:
+            self._forget_spill()
+            return
+        # Any of them found as the last mark written says this one was written
+        # before it (they are written in order).
+        for n, batch in enumerate(batches):
+            batch.spilled = True
+            for later in batches[n:]:
+                batch.written_if[later.token] = len(batch.rows)
+        rows = sum(len(b.rows) for b in batches)
+        self._pending.extend(batches)
+        self._added += rows
+        self._spill_left = len(batches)
+        self._spill_mark = self._added
+        log.info(
+            "history: {rows} rows saved in {path} at the last stop are written to {url} first",
+            rows=rows,
+            path=path,
+            url=self.url,
+        )
+
+    def _spill_settled(self) -> None:
+        """A batch of the spill file is written, or dropped: the file goes with the last."""
+        self._spill_left -= 1
+        if self._spill_left <= 0:
+            self._spill_left = 0
+            self._forget_spill()
+
+    def _forget_spill(self) -> None:
+        path = self.spill_path
+        if path is None:
+            return
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            log.error(
+                "history: the rows of {path} are written, but the file cannot be removed"
+                " ({error}); remove it before the next start, or they are written again",
+                path=path,
+                error=e.strerror or str(e),
+            )
 
     # --- the writing loop --------------------------------------------------------------------
 
@@ -372,11 +801,11 @@ class HistoryService(Service):
         elif self._prune_due:
             self._prune_due = False
             self._run(self._prune_old, self._pruned)
-        elif self._doubtful is not None:
-            self._write(self._doubtful)
+        elif self._pending:
+            self._write(self._pending.popleft())
         elif self._queue:
             rows = self._take(self.max_batch_rows)
-            self._write(_Batch(rows))
+            self._write(_Batch(rows, self.source))
 
     def _take(self, most: int) -> list[Row]:
         queue = self._queue
@@ -395,12 +824,16 @@ class HistoryService(Service):
     def _idle(self, _: object) -> None:
         self._busy = None
         self._busy_rows = 0
+        self._busy_batch = None
         if self._stopping or not self.running:
             return
         if self._failed_attempts:
             self._schedule(self._delay)
         elif (
-            self._prune_due or self._doubtful is not None or len(self._queue) > self.max_batch_rows
+            self._store is None
+            or self._prune_due
+            or self._pending
+            or len(self._queue) > self.max_batch_rows
         ):
             self._schedule(0)
         elif self._queue:
@@ -418,6 +851,12 @@ class HistoryService(Service):
 
     def _opened(self, store: HistoryStore) -> None:
         self._store = store
+        if self._replaced_since is not None:
+            self._replaced_since = None
+            log.info(
+                "history: a new database file is made at {path}; the history goes on in it",
+                path=store.url.path or self.url,
+            )
         self._recovered()
         if self._prune_call is None:
             self._prune_call = self._clock.callLater(PRUNE_EVERY, self._prune_time)
@@ -454,41 +893,113 @@ class HistoryService(Service):
             )
 
     def _write(self, batch: _Batch) -> None:
-        if batch is self._doubtful:
-            self._doubtful = None
+        self._busy_batch = batch
         self._run(
             lambda: self._write_in_thread(batch),
-            lambda written: self._written(batch, written),
+            lambda outcome: self._written(batch, outcome),
             rows=len(batch.rows),
         )
 
-    def _write_in_thread(self, batch: _Batch) -> bool:
+    def _write_in_thread(self, batch: _Batch) -> _Outcome:
         store = self._store
         assert store is not None
         try:
-            return _write_batch(store, self.source, batch)
+            if store.replaced():
+                # What would be written now would go where nobody reads it.
+                store.close()
+                raise HistoryFileReplaced(f"{store.url.path} was deleted or replaced")
+            return _write_batch(store, batch)
         except BaseException as e:
             raise _BatchFailed(batch, e) from e
 
-    def _written(self, batch: _Batch, written: bool) -> None:
-        self.transactions += int(written)
-        self.written_rows += len(batch.rows)
+    def _written(self, batch: _Batch, outcome: _Outcome) -> None:
+        refused = outcome.refused
+        self.transactions += int(outcome.transaction)
+        self.written_rows += len(batch.rows) - len(refused)
         self.last_write_at = self._clock.seconds()
         self._recovered()
+        if refused:
+            self._refused(refused)
+        elif batch.rows:
+            self._losses_over()
+        if batch.spilled:
+            self._spill_settled()
         self._settle(len(batch.rows))
+
+    # --- rows the database refuses -----------------------------------------------------------
+
+    def _refused(self, refused: Iterable[Refused]) -> None:
+        """Set the rows aside, count them, and name them in the log (a few a minute)."""
+        now = self._clock.seconds()
+        for item in refused:
+            self.refused_rows += 1
+            self._refused_since_logged += 1
+            self.set_aside.append(SetAside(item.row, item.problem, now))
+            self._losing(f"rows refused by the database ({item.problem})")
+            allowed, held = self._refusal_log.allow()
+            if allowed:
+                log.error(
+                    "history: {url} refused {row}: {problem}; the row is set aside and not"
+                    " written, the rest of its batch is{held}",
+                    url=self.url,
+                    row=describe(item.row),
+                    problem=item.problem,
+                    held=f" ({held} more rows were refused meanwhile)" if held else "",
+                )
+
+    def _losing(self, problem: str) -> None:
+        """Rows are lost: the history is not ``ok`` until a batch is written whole."""
+        if self._losing_since is None:
+            self._losing_since = self._clock.seconds()
+        self._losing_problem = problem
+
+    def _losses_over(self) -> None:
+        if self._losing_since is None:
+            return
+        lost = []
+        if self._refused_since_logged:
+            lost.append(f"{self._refused_since_logged} rows were refused and set aside")
+        if self._unwritable_since_logged:
+            lost.append(
+                f"{self._unwritable_since_logged} rows of batches that could not be written"
+                " were dropped"
+            )
+        log.info(
+            "history: {url} takes every row again; {lost} over {duration}",
+            url=self.url,
+            lost=" and ".join(lost) or "nothing was lost",
+            duration=duration_words(self._clock.seconds() - self._losing_since),
+        )
+        self._losing_since = None
+        self._losing_problem = None
+        self._refused_since_logged = 0
+        self._unwritable_since_logged = 0
 
     # --- failing -----------------------------------------------------------------------------
 
     def _failed(self, failure: Failure) -> None:
         error = failure.value
+        assert error is not None
         batch: _Batch | None = None
         if isinstance(error, _BatchFailed):
             batch, error = error.batch, error.error
-        if not isinstance(error, _DATABASE_TROUBLE):
-            # Not the database: a batch that can never be written. Say so, and go on.
+        if isinstance(error, HistoryFileReplaced):
+            # Closed in the thread; the next step opens a new file at the path.
+            self._store = None
+            if batch is not None:
+                self._pending.appendleft(batch)
+            self._noticed_replaced()
+            return
+        if not isinstance(error, _DATABASE_TROUBLE) and data_error(error):
+            # Not the database, nor a row (those are set aside as they are
+            # written): a batch that can never be written. Say so, and go on.
+            self._losing(f"a batch could not be written ({error_detail(error)})")
             if batch is not None:
                 self.dropped_rows += len(batch.rows)
+                self._unwritable_since_logged += len(batch.rows)
                 self._settle(len(batch.rows))
+                if batch.spilled:
+                    self._spill_settled()
             log.failure(
                 "history: a batch of {rows} rows cannot be written and is dropped",
                 Failure(error),
@@ -496,8 +1007,8 @@ class HistoryService(Service):
             )
             return
         if batch is not None:
-            batch.doubtful = True
-            self._doubtful = batch
+            batch.written_if[batch.token] = len(batch.rows)
+            self._pending.appendleft(batch)
             self._bound()
         self.write_failures += 1
         self._failed_attempts += 1
@@ -519,6 +1030,20 @@ class HistoryService(Service):
                 error=error_detail(error),
                 bound=self.max_backlog,
                 max_delay=_number(self.max_retry_delay),
+            )
+
+    def _noticed_replaced(self) -> None:
+        self.files_replaced += 1
+        if self._replaced_since is None:
+            self._replaced_since = self._clock.seconds()
+        allowed, held = self._replaced_log.allow()
+        if allowed:
+            log.warn(
+                "history: the database file of {url} was deleted or replaced while open;"
+                " what it held is gone with it. A new one is made at the same path and the"
+                " rows not yet written go there{held}",
+                url=self.url,
+                held=f" ({held} more times since the last line)" if held else "",
             )
 
     def _kind(self, error: BaseException) -> str:
@@ -552,16 +1077,19 @@ class HistoryService(Service):
 
     def _drop(self) -> None:
         """Drop the oldest rows waiting until at most ``max_backlog`` do."""
-        excess = self.backlog - self.max_backlog
+        excess = self._waiting() - self.max_backlog
         dropped = 0
-        doubtful = self._doubtful
-        if doubtful is not None and excess > 0:
-            n = min(excess, len(doubtful.rows))
-            del doubtful.rows[:n]
+        pending = self._pending
+        while excess > 0 and pending:
+            batch = pending[0]
+            n = min(excess, len(batch.rows))
+            batch.trim(n)
             dropped += n
             excess -= n
-            if not doubtful.rows:
-                self._doubtful = None
+            if not batch.rows:
+                pending.popleft()
+                if batch.spilled:
+                    self._spill_settled()
         queue = self._queue
         while excess > 0 and queue:
             queue.popleft()
@@ -583,7 +1111,7 @@ class HistoryService(Service):
             )
 
     def _bound(self) -> None:
-        if self.backlog > self.max_backlog:
+        if self._waiting() > self.max_backlog:
             self._drop()
 
 

@@ -9,7 +9,8 @@ Two pieces:
   for running under systemd: one plain ``<priority>message`` line per event
   (journald stamps the time itself), written through a buffer that is
   flushed a moment after the last line, at once for warnings and worse, and
-  at exit. Debug events are left out.
+  at exit. Debug events are left out, and the lines a listening port logs
+  on every try while out of file descriptors get through once a minute.
 
     twistd --nodaemon --pidfile= --logger mitelacd.logs.journal mitelacd ...
 """
@@ -114,6 +115,51 @@ def render(event: dict[str, Any]) -> str:
     return formatEvent(event)
 
 
+#: Lines that Twisted's listening ports log on every attempt to accept while
+#: the process is out of file descriptors (EMFILE) or buffers, by how they
+#: begin: thousands a second, as the port is readable again at once.
+REPEATED_LINES = (
+    "Could not accept new connection",
+    "EMFILE encountered; releasing reserved file descriptor",
+    "EMFILE recovery: Closed socket from",
+    "Re-reserving EMFILE recovery file descriptor",
+)
+#: One line of each kind of :data:`REPEATED_LINES` gets through per this many seconds.
+REPEAT_INTERVAL = 60.0
+
+
+class RepeatLimiter:
+    """Lets one line of each kind through per ``interval`` seconds and counts the rest.
+
+    The next line let through of a kind says how many were held back since
+    the last one. Times are whatever clock the caller reads.
+    """
+
+    def __init__(
+        self, interval: float = REPEAT_INTERVAL, kinds: tuple[str, ...] = REPEATED_LINES
+    ) -> None:
+        self.interval = interval
+        self.kinds = kinds
+        self._shown: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def kind(self, text: str) -> str | None:
+        """The kind of a line that is limited; None for every other line."""
+        return next((kind for kind in self.kinds if text.startswith(kind)), None)
+
+    def admit(self, kind: str, text: str, now: float) -> str | None:
+        """The line to write for ``text`` of ``kind`` at ``now``; None when it is held back."""
+        last = self._shown.get(kind)
+        if last is not None and now - last < self.interval:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return None
+        self._shown[kind] = now
+        held = self._held.pop(kind, 0)
+        if held and last is not None:
+            return f"{text} ({held} more like it held back in the {now - last:.0f} s before)"
+        return text
+
+
 @implementer(ILogObserver)
 class JournalLineObserver:
     """Write ``<priority>message`` lines, with the traceback of a failure.
@@ -122,6 +168,10 @@ class JournalLineObserver:
     line (on the reactor given, or the global one) they are written out, so a
     burst of thousands of lines costs one write; a warning or worse flushes
     at once, and so does the end of the process.
+
+    Lines that a listening port repeats while out of file descriptors
+    (:data:`REPEATED_LINES`) are let through once a minute, on the same
+    reactor's clock; the next one says how many were held back.
     """
 
     def __init__(
@@ -137,6 +187,7 @@ class JournalLineObserver:
         self._reactor = reactor
         self._buffer: list[str] = []
         self._scheduled = False
+        self._repeats = RepeatLimiter()
         atexit.register(self.flush)
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -148,6 +199,13 @@ class JournalLineObserver:
         failure = event.get("log_failure")
         if failure is not None:
             text = f"{text}\n{failure.getTraceback()}"
+        else:
+            kind = self._repeats.kind(text)
+            if kind is not None:
+                admitted = self._repeats.admit(kind, text, self._clock().seconds())
+                if admitted is None:
+                    return
+                text = admitted
         prefix = _PREFIX[priority]
         if "\n" in text:
             self._buffer.extend(prefix + line + "\n" for line in text.rstrip("\n").splitlines())
@@ -158,14 +216,17 @@ class JournalLineObserver:
         elif not self._scheduled:
             self._schedule()
 
-    def _schedule(self) -> None:
-        reactor = self._reactor
-        if reactor is None:
+    def _clock(self) -> Any:
+        """The reactor given, or the global one (looked up when first needed)."""
+        if self._reactor is None:
             from twisted.internet import reactor as global_reactor
 
-            reactor = self._reactor = global_reactor
+            self._reactor = global_reactor
+        return self._reactor
+
+    def _schedule(self) -> None:
         self._scheduled = True
-        reactor.callLater(self._flush_delay, self.flush)
+        self._clock().callLater(self._flush_delay, self.flush)
 
     def flush(self) -> None:
         self._scheduled = False

@@ -85,6 +85,11 @@ _FEED_COUNTERS: tuple[tuple[str, str, str], ...] = (
     ),
     ("noise", "mitelacd_noise", "Runs of bytes outside any record (overlong lines included)."),
     (
+        "records_cut",
+        "mitelacd_records_cut",
+        "Records the end of a connection cut short: never applied.",
+    ),
+    (
         "sequence_gaps",
         "mitelacd_sequence_gaps",
         "Forward jumps of 2 to 50 in the record numbers: records lost upstream.",
@@ -115,6 +120,16 @@ _FEED_COUNTERS: tuple[tuple[str, str, str], ...] = (
         "extensions_forgotten",
         "mitelacd_extensions_forgotten",
         "Sets dropped from the full extensions table.",
+    ),
+    (
+        "agents_forgotten",
+        "mitelacd_agents_forgotten",
+        "Agents out since before a day began, removed from the live tables at its start.",
+    ),
+    (
+        "pbx_dates_refused",
+        "mitelacd_pbx_dates_refused",
+        "R records whose date was not a date or went back; the last good date stayed.",
     ),
     (
         "agents_let_go",

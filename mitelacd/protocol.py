@@ -6,6 +6,7 @@ floor state; it knows nothing of files or HTTP.
 
 from __future__ import annotations
 
+import random
 from typing import Any, Protocol, cast
 
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
@@ -15,7 +16,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from mitelacd.logs import Logger
-from mitelacd.records import STX, Malformed, parse_record
+from mitelacd.records import CALL_EVENT_CODES, STX, Malformed, parse_record
 from mitelacd.state import FloorState
 
 log = Logger()
@@ -27,6 +28,32 @@ _TRAILER = b"\r\x00 "
 IDLE_FLUSH = 0.5
 #: Bytes between records that are not worth counting as noise.
 _FILLER = b"\r\n\x00 "
+#: Where the function code sits, counted from the STX.
+_CODE_AT = 3
+#: How long a record that has no terminator must be, counted from its STX,
+#: before it may be applied (state-model §1): through the agent field of a
+#: call event, a key digit and the path of G and S, the figures of K and Q,
+#: and 17 for R, as §1 sets it. Shorter, the rest of it is missing, and a
+#: cut agent ID would name an agent who does not exist.
+COMPLETE_LENGTH: dict[int, int] = {
+    **{ord(code): 24 for code in CALL_EVENT_CODES},
+    ord("G"): 28,
+    ord("S"): 28,
+    ord("K"): 23,
+    ord("Q"): 23,
+    ord("R"): 17,
+}
+
+
+def is_complete(record: bytes) -> bool:
+    """Whether a record without its terminator is long enough to apply (state-model §1).
+
+    A record cut before its function code is never complete; one whose code
+    is unknown is: it is unreadable however much of it comes.
+    """
+    if len(record) <= _CODE_AT:
+        return False
+    return len(record) >= COMPLETE_LENGTH.get(record[_CODE_AT], 0)
 
 
 class ACDReceiver(LineReceiver, TimeoutMixin):
@@ -81,10 +108,14 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
             if self.factory.recorder is not None:
                 self.factory.recorder.received(data)
 
-    def flushRecord(self) -> None:
-        """Apply what is buffered as a whole record (docs/state-model.md §1, idle flush).
+    def flushRecord(self, closing: bool = False) -> None:
+        """Apply a record whose terminator has not come (docs/state-model.md §1, idle flush).
 
-        Bytes that come later start afresh: without an STX they are noise.
+        Only a complete one: too short for its code, it waits for the rest,
+        so that a pause inside a record does not split it; when the
+        connection is ``closing`` the rest will never come, and it is counted
+        as cut instead. Bytes that come after an applied record start afresh:
+        without an STX they are noise.
         """
         if self._flush is not None and self._flush.active():
             self._flush.cancel()
@@ -92,7 +123,15 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
         rest = self.clearLineBuffer()
         if self._discarding or not rest:
             return
-        with self.factory.floor.batch():
+        floor = self.factory.floor
+        if rest.startswith(STX) and not is_complete(rest):
+            if closing:
+                floor.recordCut(rest)
+            else:
+                # Back where it was (it holds no LF): the next bytes continue it.
+                super().dataReceived(rest)
+            return
+        with floor.batch():
             self.lineReceived(rest)
 
     def _received(self, data: bytes) -> None:
@@ -155,8 +194,9 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
         self.setTimeout(None)
         if self.factory.recorder is not None:
             self.factory.recorder.lost(_why(reason))
-        # The last record may have had no terminator: it still counts.
-        self.flushRecord()
+        # The last record may have had no terminator: it still counts when
+        # it is complete, and is counted as cut when it is not.
+        self.flushRecord(closing=True)
         self.factory.floor.feedDisconnected(_why(reason))
 
 
@@ -217,6 +257,26 @@ class PBXClientFactory(ReconnectingClientFactory):
 
     def validRecordSeen(self) -> None:
         self.resetDelay()
+
+    def retry(self, connector: Any = None) -> None:
+        """Retry after a jittered delay that never passes ``maxDelay``.
+
+        Twisted jitters the delay after capping it, so a 30 s cap would let
+        waits of 33 s and more through. Here the jitter is drawn first, and a
+        draw past the cap is folded back below it: waits at the cap still
+        spread out, so that many listeners do not redial at once.
+        """
+        jitter = self.jitter
+        if jitter and self.continueTrying:
+            drawn = random.normalvariate(self.delay, self.delay * jitter)
+            cap = self.maxDelay
+            self.delay = max(0.0, 2 * cap - drawn if drawn > cap else drawn)
+        # Twisted's own jitter is off for this call: the delay is already drawn.
+        self.jitter = 0
+        try:
+            ReconnectingClientFactory.retry(self, connector)
+        finally:
+            self.jitter = jitter
 
     def nextAttempt(self) -> float | None:
         """When the next reconnection attempt is due, or None when none is scheduled."""

@@ -9,6 +9,8 @@ for every client and kept in a bounded ring, so that
   a fresh snapshot once they have left the ring;
 * a client whose socket stops draining is skipped (nothing queues up for
   it); when it drains it catches up from the ring, or gets one snapshot.
+  One that has not drained for two heartbeats is cut off: its connection
+  is aborted, which gives its socket buffers back at once.
 
 ``?full=1`` keeps the older stream of whole ``state`` documents, paced apart.
 """
@@ -44,6 +46,9 @@ DEFAULT_PUSH_INTERVAL = 0.0
 CHUNK = 64 * 1024
 #: Whole-state events (``?full=1``) are sent at most this often.
 FULL_STATE_INTERVAL = 0.5
+#: The ``Retry-After`` of the 503 that clients beyond the cap get, in seconds
+#: (the wall board tries its event stream again after as long).
+BUSY_RETRY_AFTER = 30
 
 
 def envelope(now: float, stale: bool) -> bytes:
@@ -308,15 +313,13 @@ class EventPush:
         stale = b"true" if self.stale else b"false"
         head = b"event: %s\nid: %d\ndata: " % (kind, docs.version)
         subscriber.queue(
-            [head + envelope(self.clock.seconds(), self.stale), *docs.state(stale), b"\n\n"]
+            [head + envelope(self.floor.now(), self.stale), *docs.state(stale), b"\n\n"]
         )
         subscriber.cursor = docs.version
         subscriber.stale_sent = self.stale
 
     def _stale_event(self) -> bytes:
-        return b"event: stale\ndata: %s\n\n" % (
-            envelope(self.clock.seconds(), self.stale)[:-1] + b"}"
-        )
+        return b"event: stale\ndata: %s\n\n" % (envelope(self.floor.now(), self.stale)[:-1] + b"}")
 
     # Changes ---------------------------------------------------------------
 
@@ -357,7 +360,7 @@ class EventPush:
 
     def _render(self, pending: PendingChanges) -> Delta:
         assert pending.previous is not None and pending.version is not None
-        now = self.clock.seconds()
+        now = self.floor.now()
         out = [
             b'event: delta\nid: %d\ndata: {"from":%d,"version":%d,"generated_at":%s,"stale":%s'
             % (
@@ -418,7 +421,23 @@ class EventPush:
                 log.info("dropping an event stream client that stopped reading")
                 self.drop(subscriber)
                 subscriber.gone = True
-                subscriber.request.loseConnection()
+                abort(subscriber.request)
+
+
+def abort(request: EventStreamRequest) -> None:
+    """Close a client's connection now, dropping what is still unsent.
+
+    ``loseConnection`` would wait for the send buffers to drain first, which
+    a client that stopped reading never lets happen: its connection, and the
+    megabytes of kernel buffers behind it, would stay for good. Only a
+    request with no transport to abort (a test's) is closed politely.
+    """
+    transport = getattr(getattr(request, "channel", None), "transport", None)
+    abort_connection = getattr(transport, "abortConnection", None)
+    if abort_connection is not None:
+        abort_connection()
+    else:
+        request.loseConnection()
 
 
 def parse_event_id(raw: Any) -> int | None:

@@ -88,6 +88,9 @@ _DN_CHARS = frozenset("0123456789*#")
 
 #: J may carry one more field after a key number of this width.
 _BUTTON_WIDTH = 2
+#: The most digits a key number or reason may have: 2 are sent, up to 4 are
+#: read (state-model §1). A longer number is no field of the record.
+_FIELD_MAX_DIGITS = 4
 
 
 def _number(raw: str) -> int | None:
@@ -96,6 +99,17 @@ def _number(raw: str) -> int | None:
     if raw.isascii() and raw.isdigit():
         return int(raw)
     return None
+
+
+def _overlong(raw: str) -> str | None:
+    """The number a field starts with, when it has more digits than a field may.
+
+    Leading spaces aside, so that padding cannot hide a number too wide to be
+    a key number or a reason.
+    """
+    text = raw.lstrip(" ")
+    digits = text[: len(text) - len(text.lstrip("0123456789"))]
+    return digits if len(digits) > _FIELD_MAX_DIGITS else None
 
 
 def mmss_seconds(raw: str) -> int:
@@ -271,10 +285,22 @@ def _call_event(
     reason: int | None = None
     path: str | None = None
     extra = ""
+    # The path is the last 3 characters: only the field before it can be too wide.
+    has_path = code in PATH_CODES and len(tail.strip()) >= 3
+    field = tail[:-3] if has_path else tail
+    wide = _overlong(field)
+    if wide is not None:
+        what = "reason" if code in REASON_CODES else "button"
+        return Malformed(
+            body,
+            f"{what} {wide!r} is {len(wide)} digits, more than {_FIELD_MAX_DIGITS}",
+            code,
+            seq,
+        )
     if code in PATH_CODES:
-        if len(tail.strip()) >= 3:
+        if has_path:
             path = tail[-3:]
-            button = _number(tail[:-3])
+            button = _number(field)
         else:
             button = _number(tail)
     elif code in REASON_CODES:

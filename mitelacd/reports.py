@@ -63,7 +63,7 @@ class FiguresService(Service):
     def startService(self) -> None:
         super().startService()
         figures = self.figures
-        figures.advance(self.clock.seconds())
+        figures.advance(self.floor.timeline.now())
         self.floor.addListener(figures)
         self._schedule()
         if self.history is None or figures.day is None:
@@ -129,19 +129,23 @@ class FiguresService(Service):
         self._tick = self._seed_call = None
         if self.running:
             self.floor.removeListener(self.figures)
-            self.figures.finish(self.clock.seconds())
+            self.figures.finish(self.floor.timeline.now())
             self._release()
         return super().stopService()
 
     def _schedule(self) -> None:
         end = self.figures.interval_end
-        delay = max(0.0, end - self.clock.seconds()) + TICK_LATE
+        delay = max(0.0, end - self.floor.timeline.now()) + TICK_LATE
         self._tick = self.clock.callLater(delay, self._wake)
 
     def _wake(self) -> None:
         self._tick = None
-        self.figures.advance(self.clock.seconds())
+        self.figures.advance(self.floor.timeline.now())
         self._schedule()
+
+    def held_rows(self) -> int:
+        """Rows closed while today's rows of earlier runs are read, not yet handed over."""
+        return sum(len(intervals) + len(spans) for intervals, spans in self._held or ())
 
     def _closed(self, intervals: Sequence[IntervalRow], spans: Sequence[StateSpan]) -> None:
         if self._held is not None:
@@ -172,7 +176,7 @@ class FiguresService(Service):
         for _ in range(3):
             await history.flushed()
             figures = self.figures
-            live = figures.current_rows(self.clock.seconds())
+            live = figures.current_rows(self.floor.timeline.now())
             under_way = figures.interval_start
             stored = await history.query(
                 lambda store: store.report(
@@ -185,7 +189,7 @@ class FiguresService(Service):
 
     def today(self, kind: RowKind, interval: bool = False) -> dict[str, Any]:
         """``/api/v1/reports/today/<kind>s``: the day's (or the interval's) figures by id."""
-        now = self.clock.seconds()
+        now = self.floor.timeline.now()
         figures = self.figures
         rows = figures.today(kind, now, interval)
         names = self.floor.names

@@ -24,6 +24,7 @@ from zope.interface import Interface
 
 from mitelacd import logs
 from mitelacd.changes import AgentStep, CallOnKey, ChangeSet, Entity, QueueStep, Step
+from mitelacd.clock import Timeline
 from mitelacd.legacy import LEGACY_STATUSES, LegacyDocument, LegacyStatus, legacy_status
 from mitelacd.logs import Logger
 from mitelacd.names import NO_NAMES, AgentState, Limits, Names
@@ -447,10 +448,16 @@ class Feed:
     records_this_connection: int = 0
     agents_refused: int = 0
     extensions_forgotten: int = 0
+    #: R dates that were not dates, or went back: the last good date stayed.
+    pbx_dates_refused: int = 0
+    #: Agents out since before a day began, removed at its start.
+    agents_forgotten: int = 0
     agents_let_go: int = 0
     records_by_code: dict[str, int] = attrs.Factory(dict)
     unparsable: int = 0
     noise: int = 0
+    #: Records the end of a connection cut short: never applied.
+    records_cut: int = 0
 
 
 class Throttle:
@@ -493,8 +500,16 @@ class FloorState:
         first_version: int = 0,
         max_agents: int = MAX_AGENTS,
         max_extensions: int = MAX_EXTENSIONS,
+        timeline: Timeline | None = None,
     ) -> None:
         self._clock = clock
+        #: Its wall clock stamps what is shown; its own time, which never runs
+        #: back, stamps the steps the day's figures count by. ``clock`` only
+        #: measures how long to wait.
+        self.timeline = timeline if timeline is not None else Timeline(clock)
+        #: The clock's readings at the last valid record and the last connection.
+        self._record_tick: float | None = None
+        self._connected_tick: float | None = None
         self.stale_after = stale_after
         self.max_agents = max_agents
         self.max_extensions = max_extensions
@@ -502,6 +517,8 @@ class FloorState:
         self._carried: set[str] = set()
         #: The PBX date that carried agents belong to: the file's, then the last R's.
         self._pbx_date: datetime.date | None = None
+        #: Kinds of bad R date already warned of (once each).
+        self._refused_dates: set[str] = set()
         #: Display names, reasons and thresholds from the site's names file.
         self.names: Names = NO_NAMES
         self.agents: dict[str, Agent] = {}
@@ -518,6 +535,7 @@ class FloorState:
         self._unparsable_log = Throttle(clock)
         self._sequence_logs = {kind: Throttle(clock) for kind in ("gap", "duplicate", "resync")}
         self._refused_log = Throttle(clock)
+        self._cut_log = Throttle(clock)
         # What changed since the last change set.
         self._depth = 0
         self._dirty_agents: dict[str, None] = {}
@@ -536,6 +554,10 @@ class FloorState:
     @property
     def clock(self) -> IReactorTime:
         return self._clock
+
+    def now(self) -> float:
+        """The time to stamp what is shown: the system clock (Unix time)."""
+        return self.timeline.wall()
 
     # Listeners -------------------------------------------------------------
 
@@ -562,7 +584,13 @@ class FloorState:
             self._commit()
 
     def _commit(self) -> None:
-        agents = {k: self._agent_entity(k) for k in self._dirty_agents}
+        agents: dict[str, Entity[LegacyStatus] | None] = {}
+        for k in self._dirty_agents:
+            if k in self.agents:
+                agents[k] = self._agent_entity(k)
+            else:
+                self._agent_gone(k)
+                agents[k] = None
         names = self.names
         groups = {k: self.groups[k].entity(names) for k in self._dirty_groups}
         paths = {k: self.paths[k].entity(names) for k in self._dirty_paths}
@@ -592,7 +620,7 @@ class FloorState:
         changes = ChangeSet(
             previous,
             self.version,
-            self._clock.seconds(),
+            self.timeline.wall(),
             agents,
             groups,
             paths,
@@ -620,12 +648,18 @@ class FloorState:
             self._counted[agent_id] = status
         return Entity(view, status)
 
+    def _agent_gone(self, agent_id: str) -> None:
+        """An agent left the tables: it no longer counts in the totals."""
+        counted = self._counted.pop(agent_id, None)
+        if counted is not None:
+            self._by_status[counted] -= 1
+
     def everything(self) -> ChangeSet:
         """The whole floor as one change set from nothing, for a listener that starts late."""
         return ChangeSet(
             self.version,
             self.version,
-            self._clock.seconds(),
+            self.timeline.wall(),
             {k: a.entity(self.names) for k, a in self.agents.items()},
             {k: q.entity(self.names) for k, q in self.groups.items()},
             {k: q.entity(self.names) for k, q in self.paths.items()},
@@ -644,7 +678,7 @@ class FloorState:
         go when the PBX date moves on from ``pbx_date`` (by default the local
         date of the document's ``lastUpdate``).
         """
-        now = self._clock.seconds()
+        now = self.timeline.wall()
         for agent_id, status in doc.agents.items():
             if agent_id not in self.agents and len(self.agents) >= self.max_agents:
                 self.feed.agents_refused += 1
@@ -696,7 +730,7 @@ class FloorState:
         """Set every carried agent the PBX has not named to ``out``; say how many."""
         if not self._carried:
             return 0
-        now = self._clock.seconds()
+        now = self.timeline.wall()
         count = len(self._carried)
         for agent_id in sorted(self._carried, key=id_key):
             agent = self.agents[agent_id]
@@ -718,14 +752,49 @@ class FloorState:
         self._done()
         return count
 
+    def forget(self, before: float) -> tuple[int, int]:
+        """Remove agents out, and extensions silent, since before ``before`` (§4 v3).
+
+        Called at the start of each report day, so that a floor that churns
+        never fills the tables. Says how many agents and extensions went.
+        """
+        gone_agents = [
+            agent_id
+            for agent_id, agent in self.agents.items()
+            if agent.status == "out" and (_out_since(agent) or 0.0) < before
+        ]
+        for agent_id in gone_agents:
+            del self.agents[agent_id]
+            self._carried.discard(agent_id)
+            self._dirty_agents[agent_id] = None
+        gone_extensions = [
+            dn for dn, extension in self.extensions.items() if extension.last_event_at < before
+        ]
+        for dn in gone_extensions:
+            del self.extensions[dn]
+            self._dirty_extensions[dn] = None
+        if gone_agents or gone_extensions:
+            self.feed.agents_forgotten += len(gone_agents)
+            self.feed.extensions_forgotten += len(gone_extensions)
+            self._feed_dirty = True
+            log.info(
+                "a new day: forgot {agents} agent(s) out and {extensions} extension(s)"
+                " silent since before it began",
+                agents=len(gone_agents),
+                extensions=len(gone_extensions),
+            )
+        self._done()
+        return len(gone_agents), len(gone_extensions)
+
     # Input from the protocol -----------------------------------------------
 
     def feedConnected(self, host: str, port: int) -> None:
-        now = self._clock.seconds()
+        now = self.timeline.wall()
         feed = self.feed
         feed.host, feed.port = host, port
         feed.connected = True
         feed.connected_since = now
+        self._connected_tick = self._clock.seconds()
         feed.disconnected_since = None
         feed.disconnect_reason = None
         feed.connections += 1
@@ -745,7 +814,7 @@ class FloorState:
     def feedDisconnected(self, reason: str) -> None:
         feed = self.feed
         feed.connected = False
-        feed.disconnected_since = self._clock.seconds()
+        feed.disconnected_since = self.timeline.wall()
         feed.disconnect_reason = reason
         self._feed_dirty = True
         # What we know now came from a connection that is gone.
@@ -767,6 +836,24 @@ class FloorState:
         self._unparsable(reason or f"{len(raw)} bytes outside any record", raw)
         self._done()
 
+    def recordCut(self, raw: bytes) -> None:
+        """A record the end of the connection cut short (state-model §1).
+
+        Counted and logged now and then, but never applied: what is missing
+        may be the end of an agent ID, and a cut ID would name a new agent.
+        """
+        self.feed.records_cut += 1
+        self._feed_dirty = True
+        allowed, held = self._cut_log.allow()
+        if allowed:
+            log.warn(
+                "record cut short by the end of the connection, not applied: {raw!r}"
+                " ({held} more not logged since the last such line)",
+                raw=raw[:80],
+                held=held,
+            )
+        self._done()
+
     def recordReceived(self, result: ParseResult) -> None:
         """Apply one parsed record (or count one that could not be parsed)."""
         feed = self.feed
@@ -778,22 +865,24 @@ class FloorState:
             self._unparsable(result.reason, result.raw)
             self._done()
             return
-        now = self._clock.seconds()
+        now = self.timeline.wall()
+        at = self.timeline.now()
         code = result.code
         feed.records_by_code[code] = feed.records_by_code.get(code, 0) + 1
         feed.last_record_at = now
+        self._record_tick = self._clock.seconds()
         feed.records_this_connection += 1
         self._check_sequence(result.seq)
         if isinstance(result, AgentEvent):
-            self._agent_event(result, now)
+            self._agent_event(result, now, at)
         elif isinstance(result, StatsReport):
-            self._stats(result, now)
+            self._stats(result, now, at)
         elif isinstance(result, Refresh):
             feed.last_keepalive_at = now
             stamp = result.pbx_datetime
             feed.pbx_time = stamp.isoformat() if stamp else None
             feed.pbx_date_raw = None if result.date else result.date_raw
-            self._pbx_date_seen(result.date)
+            self._pbx_date_seen(result.date, result.date_raw)
             log.debug(
                 "keep-alive {seq:02d}, PBX time {date} {time}",
                 seq=result.seq,
@@ -848,14 +937,31 @@ class FloorState:
                 held=held,
             )
 
-    def _pbx_date_seen(self, date: datetime.date | None) -> None:
-        if date is None:
+    def _pbx_date_seen(self, date: datetime.date | None, raw: str) -> None:
+        """Take the R record's date for the date rule of §4, unless it cannot be right.
+
+        A date that is not a date (month 13), or one before the last good one,
+        is counted and warned of once, and the last good date stays.
+        """
+        previous = self._pbx_date
+        if date is None or (previous is not None and date < previous):
+            self.feed.pbx_dates_refused += 1
+            kind = "not a date" if date is None else "before the last one"
+            if kind not in self._refused_dates:
+                self._refused_dates.add(kind)
+                log.warn(
+                    "the PBX sent the date {raw!r} ({kind}): the date rules keep {kept};"
+                    " further such dates are counted, not logged",
+                    raw=raw,
+                    kind=kind,
+                    kept=previous.isoformat() if previous else "none yet",
+                )
             return
-        previous, self._pbx_date = self._pbx_date, date
+        self._pbx_date = date
         if self._carried and previous is not None and date != previous:
             self.letGoCarried(f"the PBX date changed from {previous} to {date}")
 
-    def _agent_event(self, event: AgentEvent, now: float) -> None:
+    def _agent_event(self, event: AgentEvent, now: float, at: float) -> None:
         code = event.code
         if event.is_extension_event:
             self._extension_event(event, now)
@@ -883,7 +989,7 @@ class FloorState:
         calls = agent.calls
         self._steps.append(
             AgentStep(
-                now,
+                at,
                 event.agent,
                 code,
                 event.button,
@@ -939,7 +1045,7 @@ class FloorState:
                 held=held,
             )
 
-    def _stats(self, report: StatsReport, now: float) -> None:
+    def _stats(self, report: StatsReport, now: float, at: float) -> None:
         table, dirty = (
             (self.groups, self._dirty_groups)
             if report.is_group
@@ -958,7 +1064,7 @@ class FloorState:
         dirty[report.number] = None
         self._steps.append(
             QueueStep(
-                now,
+                at,
                 "group" if report.is_group else "path",
                 report.number,
                 int(report.waiting_raw) if report.waiting_raw.isdigit() else None,
@@ -1003,8 +1109,10 @@ class FloorState:
         feed = self.feed
         if not feed.connected:
             return True
-        heard = feed.last_record_at or feed.connected_since or 0
-        return self._clock.seconds() - heard > self.stale_after
+        # Measured on the clock, not by the stamps: a step of the system clock
+        # must neither hide a silent feed nor fake one.
+        heard = self._record_tick if self._record_tick is not None else self._connected_tick
+        return heard is None or self._clock.seconds() - heard > self.stale_after
 
     def feedView(self) -> dict[str, Any]:
         """Health of the feed; whether it is stale is the reader's to say, at its time."""
@@ -1034,8 +1142,11 @@ class FloorState:
             "records_by_code": dict(sorted(feed.records_by_code.items())),
             "unparsable_records": feed.unparsable,
             "noise": feed.noise,
+            "records_cut": feed.records_cut,
             "agents_refused": feed.agents_refused,
             "extensions_forgotten": feed.extensions_forgotten,
+            "agents_forgotten": feed.agents_forgotten,
+            "pbx_dates_refused": feed.pbx_dates_refused,
             "agents_let_go": feed.agents_let_go,
         }
 
@@ -1109,6 +1220,11 @@ def _attention(limits: Limits | None, since: float | None) -> dict[str, str | No
         "warning_at": iso_utc(since + limits.warning),
         "alarm_at": iso_utc(since + limits.alarm),
     }
+
+
+def _out_since(agent: Agent) -> float | None:
+    """Since when an agent has had its status (for a carried one: since it was carried)."""
+    return agent.since if agent.since is not None else agent.carried_since
 
 
 def _entity_of(thing: Extension | None) -> Entity[None] | None:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
 from twisted.application.service import MultiService, Service
 from twisted.internet.interfaces import IConnector
 from twisted.python import usage
 from twisted.python.filepath import FilePath
 
-from mitelacd import logs
+from mitelacd import logs, openfiles
 from mitelacd.carry import CarriedAgentsExpiry
 from mitelacd.cli import EXIT_USAGE as EXIT_USAGE  # the status of a usage error, for callers
 from mitelacd.cli import CommandOptions, usage_exit
+from mitelacd.clock import Timeline, install_steady_clock
+from mitelacd.dayturn import DayTurn
 from mitelacd.documents import FloorDocuments
 from mitelacd.endpoint import check_endpoint
 from mitelacd.figuremetrics import FigureMetrics
@@ -205,9 +209,17 @@ class Options(CommandOptions):
             "watchdog",
             None,
             60.0,
-            "Drop and redial the PBX link after this many seconds without data;"
-            " the feed counts as stale after as long.",
+            "Drop and redial the PBX link after this many seconds without data.",
             lambda v: positive_seconds("--watchdog", v),
+        ],
+        [
+            "stale-after",
+            None,
+            35.0,
+            "Show the feed as not live (API, event stream, board, /healthz 503) after"
+            " this many seconds without a valid record; the PBX sends a keep-alive"
+            " about every 15 s.",
+            lambda v: positive_seconds("--stale-after", v),
         ],
         [
             "retry-delay",
@@ -379,6 +391,7 @@ ENVIRONMENT = {
     "MITELACD_CARRY_MAX_AGE": "--carry-max-age",
     "MITELACD_UNCONFIRMED_MAX_AGE": "--unconfirmed-max-age",
     "MITELACD_WATCHDOG": "--watchdog",
+    "MITELACD_STALE_AFTER": "--stale-after",
     "MITELACD_RETRY_DELAY": "--retry-delay",
     "MITELACD_MAX_RETRY_DELAY": "--max-retry-delay",
     "MITELACD_HTTP": "--http",
@@ -472,16 +485,33 @@ class MitelACDService(MultiService):
         self.floor = floor
 
 
-def makeService(options: Options, reactor: Any = None) -> MitelACDService:
+def makeService(
+    options: Options,
+    reactor: Any = None,
+    wall: Callable[[], float] | None = None,
+    limits: openfiles.Limits | None = None,
+) -> MitelACDService:
+    """The daemon. ``reactor`` times every wait; ``wall`` (default: the system
+    clock) stamps what is shown and stored; ``limits`` (default: this
+    process's) is where the open file limit is read and raised."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
+        # Waits must not stretch when the system clock steps back.
+        install_steady_clock(reactor)
+        wall = time.time if wall is None else wall
     logs.set_level(logs.level_named(options["log-level"]))
+    # As many open files as allowed: every event stream client holds one.
+    open_files = openfiles.at_start(reactor, limits)
+    timeline = Timeline(reactor, wall)
     # Versions start from the start time in microseconds, so that they (and
     # the event ids of the push feed) keep growing across restarts.
     floor = FloorState(
-        reactor, stale_after=options["watchdog"], first_version=int(reactor.seconds() * 1e6)
+        reactor,
+        stale_after=options["stale-after"],
+        first_version=int(timeline.now() * 1e6),
+        timeline=timeline,
     )
     path: FilePath[str] = options["file"]
     # One daemon per file: a second one stops here, before it reads the file.
@@ -490,7 +520,7 @@ def makeService(options: Options, reactor: Any = None) -> MitelACDService:
     except FileLockedError as e:
         raise SystemExit(f"mitelacd: {e}") from None
     top = MitelACDService(floor)
-    carried = load_legacy(path, reactor.seconds(), options["carry-max-age"])
+    carried = load_legacy(path, timeline.now(), options["carry-max-age"])
     if carried is not None:
         floor.carry(carried)
         log.info(
@@ -528,7 +558,7 @@ def makeService(options: Options, reactor: Any = None) -> MitelACDService:
     history = None
     if options["history"] is not None:
         from mitelacd.history import open_store
-        from mitelacd.historyservice import HistoryService
+        from mitelacd.historyservice import SPILL_SUFFIX, HistoryService
 
         url = options["history"]
         history = HistoryService(
@@ -539,18 +569,31 @@ def makeService(options: Options, reactor: Any = None) -> MitelACDService:
             keep_days=options["history-days"],
             url=url,
             day_starts=options["day-starts"],
+            # Rows not written at stop wait beside the data file for the next start.
+            spill_path=path.path + SPILL_SUFFIX,
         )
         history.setServiceParent(top)
     figures = FiguresService(floor, reactor, options["day-starts"], history=history)
     figures.setServiceParent(top)
+    if history is not None:
+        # What the figures hold back until today's rows of an earlier run are
+        # read waits for the history too: it counts in the backlog.
+        history.held = figures.held_rows
+    # The live tables forget agents gone since before each day began.
+    DayTurn(floor, reactor, options["day-starts"]).setServiceParent(top)
     if options["http"] is not None:
         metrics = FloorMetrics(floor, reactor, file=writer)
         metrics.registry.register(FigureMetrics(figures.figures, history))
+        settings = options.webSettings()
+        settings = attrs.evolve(
+            settings,
+            max_push_clients=openfiles.push_client_cap(open_files, settings.max_push_clients),
+        )
         web = WebService(
             options["http"],
             floor,
             documents,
-            options.webSettings(),
+            settings,
             reactor,
             writer.health,
             metrics,

@@ -30,7 +30,14 @@ from mitelacd.documents import FloorDocuments
 from mitelacd.endpoint import is_tls
 from mitelacd.logs import Logger
 from mitelacd.metrics import FloorMetrics
-from mitelacd.push import CHUNK, DEFAULT_PUSH_INTERVAL, EventPush, envelope, parse_event_id
+from mitelacd.push import (
+    BUSY_RETRY_AFTER,
+    CHUNK,
+    DEFAULT_PUSH_INTERVAL,
+    EventPush,
+    envelope,
+    parse_event_id,
+)
 from mitelacd.render import compact
 from mitelacd.state import FloorState, iso_utc
 
@@ -94,9 +101,11 @@ class ApiError(Resource):
 
 
 def not_found(request: Request) -> ApiError:
-    """The JSON 404 for a path nothing is served at."""
-    path = (request.path or b"/").decode("utf-8", "replace")
-    return ApiError(http.NOT_FOUND, "not_found", f"nothing is served at {path}")
+    """The JSON 404 for a path nothing is served at.
+
+    The path is not echoed: what a client sent is never reflected back.
+    """
+    return ApiError(http.NOT_FOUND, "not_found", "nothing is served at this path")
 
 
 class ApiRequest(Request):
@@ -196,7 +205,7 @@ class Stamp:
     def open(self) -> tuple[bytes, bytes]:
         """The envelope to put in front of a document, and the stale flag in JSON."""
         stale = self._floor.isStale()
-        return envelope(self._clock.seconds(), stale), b"true" if stale else b"false"
+        return envelope(self._floor.now(), stale), b"true" if stale else b"false"
 
 
 class Legacy(Resource):
@@ -259,7 +268,10 @@ class OneAgent(Resource):
             return _error(request, http.NOT_FOUND, "not_found", "no such resource")
         agent = self._documents.entity("agents", self._agent_id)
         if agent is None:
-            detail = f"agent {self._agent_id!r} has not been seen"
+            # An ID is echoed only when it could be one (1-7 digits).
+            agent_id = self._agent_id
+            named = f"agent {agent_id!r}" if agent_id.isdigit() and len(agent_id) <= 7 else "agent"
+            detail = f"{named} has not been seen"
             return _error(request, http.NOT_FOUND, "not_found", detail)
         head, _ = self._stamp.open()
         return send_parts(request, [head, b'"agent":', agent, b"}"])
@@ -275,11 +287,13 @@ class Health(Resource):
         floor: FloorState,
         file_health: FileHealth | None = None,
         capture_health: FileHealth | None = None,
+        history_health: FileHealth | None = None,
     ) -> None:
         super().__init__()
         self._floor = floor
         self._file_health = file_health
         self._capture_health = capture_health
+        self._history_health = history_health
 
     def render_GET(self, request: Request) -> bytes:
         floor, feed = self._floor, self._floor.feed
@@ -298,6 +312,13 @@ class Health(Resource):
                 f"the capture in {capture['folder']} is not being written"
                 f" ({capture['problem']}) since {capture['failing_since']};"
                 f" {capture['pending_bytes']} bytes wait in memory"
+            )
+        history = self._history_health() if self._history_health is not None else None
+        if history is not None and not history["ok"] and history["failing_since"] is not None:
+            warnings.append(
+                f"the history database {history['url']} is not being written"
+                f" ({history['problem']}) since {history['failing_since']};"
+                f" {history['backlog']} rows wait in memory"
             )
         if feed.connections == 0:
             doc.update(
@@ -381,6 +402,11 @@ class Events(Resource):
         if request.method == b"HEAD":
             return b""
         if self._push.full():
+            request.setHeader(b"retry-after", b"%d" % BUSY_RETRY_AFTER)
+            # Closed after the answer: a refused client must not keep a file open.
+            request.setHeader(b"connection", b"close")
+            if request.channel is not None:
+                request.channel.persistent = False
             return _error(
                 request, http.SERVICE_UNAVAILABLE, "busy", "too many event stream clients"
             )
@@ -444,7 +470,7 @@ class Root(_Branch):
         stamp = Stamp(floor, clock)
         self.putChild(b"", Board())
         self.putChild(b"mitel_data.json", Legacy(documents))
-        self.putChild(b"healthz", Health(floor, file_health, capture_health))
+        self.putChild(b"healthz", Health(floor, file_health, capture_health, history_health))
         v1 = _Branch()
         v1.putChild(b"state", Document(stamp, documents.state))
         v1.putChild(
@@ -524,6 +550,8 @@ class BoardSite(Site):
         self.metrics = metrics
 
     def getResourceFor(self, request: Request) -> IResource:
+        # No answer is to be read as anything but the type it says it is.
+        request.setHeader(b"x-content-type-options", b"nosniff")
         if self.metrics is not None:
             self.metrics.watchRequest(request)
         resource: IResource = super().getResourceFor(request)

@@ -401,7 +401,8 @@ def floor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Floor]:
         daemon = Twistd(
             "mitelacd", "--host", "127.0.0.1", "--port", port,
             "--file", str(folder / "mitel_data.json"), "--names", str(folder / "names.toml"),
-            "--http", "tcp:0:interface=127.0.0.1", "--watchdog", "3", cwd=folder,
+            "--http", "tcp:0:interface=127.0.0.1", "--stale-after", "3", "--watchdog", "4",
+            cwd=folder,
         )  # fmt: skip
         children.append(daemon)
         http = daemon.wait_for(
@@ -1079,7 +1080,7 @@ def scripted_floor(
         daemon = Twistd(
             "mitelacd", "--host", "127.0.0.1", "--port", str(port), "--file", str(data),
             "--names", str(names_file), "--http", "tcp:0:interface=127.0.0.1",
-            "--watchdog", "600", "--retry-delay", "30", cwd=folder,
+            "--watchdog", "600", "--stale-after", "600", "--retry-delay", "30", cwd=folder,
         )  # fmt: skip
         try:
             if carried is not None:
@@ -1641,8 +1642,8 @@ def test_stale_feed_and_lost_server_raise_the_banner(floor: Floor) -> None:
     assert page["banner"] is None
     floor.sim.process.send_signal(signal.SIGSTOP)
     try:
-        # With --watchdog 3 the feed is stale after 3 s; the watchdog then drops
-        # the link and redials (the stopped simulator's backlog still accepts).
+        # With --stale-after 3 the feed is stale after 3 s; at 4 s the watchdog
+        # drops the link and redials (the stopped simulator's backlog still accepts).
         text = floor.until(
             lambda _: re.search(
                 r"No data from the PBX since \d\d:\d\d:\d\d", floor.page()["banner"] or ""

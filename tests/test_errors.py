@@ -40,7 +40,7 @@ class Live:
             10, reactor
         )
         body = await response.content()
-        wanted = ("content-type", "allow", "www-authenticate")
+        wanted = ("content-type", "allow", "www-authenticate", "x-content-type-options")
         found = {name: response.headers.getRawHeaders(name, [""])[0] for name in wanted}
         return response.code, found, body
 
@@ -72,16 +72,16 @@ def api_error(code: int, headers: dict[str, str], body: bytes) -> dict[str, Any]
 @pytest.mark.parametrize(
     "path, detail",
     [
-        ("/api", "nothing is served at /api"),
-        ("/api/", "nothing is served at /api/"),
-        ("/api/v1", "nothing is served at /api/v1"),
-        ("/api/v2/state", "nothing is served at /api/v2/state"),
-        ("/api/v1/nope", "nothing is served at /api/v1/nope"),
-        ("/api/v1/nope?token=x", "nothing is served at /api/v1/nope"),
+        ("/api", "nothing is served at this path"),
+        ("/api/", "nothing is served at this path"),
+        ("/api/v1", "nothing is served at this path"),
+        ("/api/v2/state", "nothing is served at this path"),
+        ("/api/v1/nope", "nothing is served at this path"),
+        ("/api/v1/nope?token=x", "nothing is served at this path"),
         ("/api/v1/agents/4242", "agent '4242' has not been seen"),
         ("/api/v1/agents/4242/calls", "no such resource"),
-        ("/nope", "nothing is served at /nope"),
-        ("/board.js", "nothing is served at /board.js"),
+        ("/nope", "nothing is served at this path"),
+        ("/board.js", "nothing is served at this path"),
     ],
 )
 @pytest_twisted.ensureDeferred
@@ -89,6 +89,27 @@ async def test_404_is_json(live: Live, path: str, detail: str) -> None:
     code, headers, body = await live.request("GET", path)
     assert code == 404
     assert api_error(code, headers, body) == {"error": "not_found", "detail": detail}
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/%3Cscript%3Ealert(1)%3C%2Fscript%3E", "/%3Cimg%20src=x%3E", "/api/v1/agents/<b>"],
+)
+@pytest_twisted.ensureDeferred
+async def test_a_404_never_echoes_what_the_client_sent(live: Live, path: str) -> None:
+    code, headers, body = await live.request("GET", path)
+    assert code == 404
+    assert b"<" not in body and b"script" not in body and b"img" not in body, body
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/state", "/mitel_data.json", "/healthz", "/api/v1/nope", "/metrics"]
+)
+@pytest_twisted.ensureDeferred
+async def test_every_answer_says_nosniff(live: Live, path: str) -> None:
+    _, headers, _ = await live.request("GET", path)
+    assert headers["x-content-type-options"] == "nosniff"
 
 
 @pytest_twisted.ensureDeferred

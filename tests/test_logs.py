@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from twisted.internet.task import Clock
 from twisted.logger import Logger as TwistedLogger
-from twisted.logger import LogLevel, formatEvent
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.python import log as legacy_log
 
 from mitelacd import logs
 from mitelacd.logs import journal, render
@@ -94,3 +95,66 @@ def test_log_level_drops_events_before_they_are_built(level: None) -> None:
     assert not logs.enabled(LogLevel.info) and logs.enabled(LogLevel.error)
     with pytest.raises(ValueError, match="unknown log level 'loud'"):
         logs.level_named("loud")
+
+
+ACCEPT_FAILED = "Could not accept new connection ({acceptError})"
+
+
+def test_accept_failures_get_through_once_a_minute_with_a_count_of_the_rest() -> None:
+    """As Twisted's tcp.Port logs them while out of file descriptors: 5,913 in 35 s."""
+    out, clock = io.StringIO(), Clock()
+    port_log = TwistedLogger(
+        namespace="twisted.internet.tcp.Port", observer=journal(out, flush_delay=0, reactor=clock)
+    )
+    for _ in range(5913):
+        port_log.info(ACCEPT_FAILED, acceptError="EMFILE")
+        clock.advance(35 / 5913)
+    assert out.getvalue() == "<6>Could not accept new connection (EMFILE)\n"
+    clock.advance(24.9)  # 59.9 s after the first
+    port_log.info(ACCEPT_FAILED, acceptError="EMFILE")
+    assert out.getvalue().count("\n") == 1
+    clock.advance(0.2)
+    port_log.info(ACCEPT_FAILED, acceptError="EMFILE")
+    port_log.info(ACCEPT_FAILED, acceptError="EMFILE")
+    assert out.getvalue().splitlines() == [
+        "<6>Could not accept new connection (EMFILE)",
+        "<6>Could not accept new connection (EMFILE) (5913 more like it held back"
+        " in the 60 s before)",
+    ]
+    clock.advance(600)  # a line after a quiet spell says nothing of the one held back
+    port_log.info(ACCEPT_FAILED, acceptError="ENFILE")
+    assert out.getvalue().splitlines()[-1] == (
+        "<6>Could not accept new connection (ENFILE) (1 more like it held back in the 600 s before)"
+    )
+
+
+def test_other_lines_and_each_kind_of_repeat_are_not_held_back_by_another() -> None:
+    out, clock = io.StringIO(), Clock()
+    observer = journal(out, flush_delay=0, reactor=clock)
+    log = TwistedLogger(namespace="twisted.internet.tcp.Port", observer=observer)
+    for _ in range(3):
+        log.info("EMFILE encountered; releasing reserved file descriptor.")
+        log.info("EMFILE recovery: Closed socket from {address}", address=("127.0.0.1", 4))
+        log.info(ACCEPT_FAILED, acceptError="EMFILE")
+        log.info("agent {agent} is idle", agent="1001")
+    assert out.getvalue().splitlines() == [
+        "<6>EMFILE encountered; releasing reserved file descriptor.",
+        "<6>EMFILE recovery: Closed socket from ('127.0.0.1', 4)",
+        "<6>Could not accept new connection (EMFILE)",
+        "<6>agent 1001 is idle",
+        "<6>agent 1001 is idle",
+        "<6>agent 1001 is idle",
+    ]
+
+
+def test_the_legacy_log_is_limited_too() -> None:
+    """A ``twisted.python.log.msg`` line, as older Twisted's ports wrote it, reaches us as text."""
+    out, clock = io.StringIO(), Clock()
+    observer = journal(out, flush_delay=0, reactor=clock)
+    globalLogPublisher.addObserver(observer)
+    try:
+        for _ in range(100):
+            legacy_log.msg("Could not accept new connection (EMFILE)")
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert out.getvalue() == "<6>Could not accept new connection (EMFILE)\n"

@@ -19,10 +19,10 @@ from twisted.internet import defer, reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.error import ConnectionLost, ConnectionRefusedError
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
@@ -542,6 +542,30 @@ def test_reconnects_count_every_attempt_after_the_first() -> None:
         assert reconnects() == 2
         assert metrics.registry.get_sample_value("mitelacd_connect_failures_total") == 1
         assert metrics.registry.get_sample_value("mitelacd_connections_total") == 2
+    finally:
+        factory.stopTrying()
+        metrics.stop()
+
+
+def test_records_cut_by_the_end_of_a_connection_are_counted() -> None:
+    f = Feeder()
+    metrics = FloorMetrics(f.floor, f.clock, process=False)
+    metrics.start()
+    factory = PBXClientFactory(f.floor, f.clock)
+
+    def cut() -> float | None:
+        return metrics.registry.get_sample_value("mitelacd_records_cut_total")
+
+    try:
+        assert cut() == 0
+        for tail in (b"\x0202A0815032002   16", b"\x0203K081510610"):
+            receiver = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 15373))
+            assert receiver is not None
+            receiver.makeConnection(StringTransport())
+            receiver.dataReceived(b"\x0201A0815022001   1633   00\r\n" + tail)
+            receiver.connectionLost(Failure(ConnectionLost()))
+        assert cut() == f.floor.feedView()["records_cut"] == 2
+        assert list(f.floor.agents) == ["1633"] and not f.floor.groups
     finally:
         factory.stopTrying()
         metrics.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import statistics
 from typing import Any, cast
 
 import pytest
@@ -10,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import maybeDeferred
-from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -311,10 +313,10 @@ def test_an_unterminated_last_record_is_applied_after_a_short_silence() -> None:
 def test_bytes_after_a_flush_start_afresh() -> None:
     clock = Clock()
     proto, _, floor = connect(clock)
-    proto.dataReceived(LAST[:-4])  # "\x0212A0815022001   1001" and a pause
+    proto.dataReceived(LAST[:-2])  # "\x0212A0815022001   1001   " and a pause
     clock.advance(1)
-    proto.dataReceived(b"   00\r\n\x0213C0815022001   1001   00\r\n")
-    # The first part is applied as it stood (a login: the agent field is whole);
+    proto.dataReceived(b"00\r\n\x0213C0815022001   1001   00\r\n")
+    # The first part is applied as it stood (complete: the agent field is whole);
     # the rest has no STX and is noise, and the next record is read as usual.
     assert [type(r).__name__ for r in floor.results] == ["AgentEvent", "AgentEvent"]
     assert floor.feed.noise == 1
@@ -348,6 +350,131 @@ def test_a_half_discarded_overlong_line_is_not_flushed() -> None:
     proto.dataReceived(b"\x02" + b"9" * 5000)
     clock.advance(1)
     assert floor.results == [] and floor.feed.noise == 1
+
+
+# Only a complete record is flushed (state-model §1, v3) ------------------------------
+
+#: A whole record of each layout (CR LF off), and how long it must be, counted
+#: from its STX, before it is applied without a terminator.
+COMPLETE_AT = [
+    (b"\x0212A0815022001   1001   00", 24),
+    (b"\x0239B1200002001   1001   00", 24),
+    (b"\x0230E0900002001   1001   05", 24),
+    (b"\x0200J1403205551234123456701", 24),
+    (b"\x0217T0816442001   1001   01", 24),
+    (b"\x0234C1001012050          00", 24),
+    (b"\x0219G0816472001   1001   01860", 28),
+    (b"\x0236S1015002002   1002   01123", 28),
+    (b"\x0214K08151061000000100000000000", 23),
+    (b"\x0238Q10151086001200210300000000", 23),
+    (b"\x0274R13024320140115", 17),
+]
+COMPLETE_IDS = [chr(record[3]) + str(need) for record, need in COMPLETE_AT]
+
+
+def nothing_applied(floor: RecordingFloor) -> bool:
+    return not (floor.results or floor.agents or floor.extensions or floor.groups or floor.paths)
+
+
+@pytest.mark.parametrize("record, need", COMPLETE_AT, ids=COMPLETE_IDS)
+def test_the_end_of_a_connection_applies_a_complete_record_and_cuts_a_short_one(
+    record: bytes, need: int
+) -> None:
+    for length in range(1, need):
+        proto, _, floor = connect()
+        proto.dataReceived(record[:length])
+        proto.connectionLost(Failure(ConnectionLost()))
+        assert nothing_applied(floor), record[:length]
+        assert (floor.feed.records_cut, floor.feed.unparsable, floor.feed.noise) == (1, 0, 0)
+        assert floor.feedView()["records_cut"] == 1
+    proto, _, floor = connect()
+    proto.dataReceived(record[:need])
+    proto.connectionLost(Failure(ConnectionLost()))
+    ((result),) = floor.results
+    assert not isinstance(result, Malformed), result
+    assert floor.feed.records_cut == 0
+
+
+@pytest.mark.parametrize("record, need", COMPLETE_AT, ids=COMPLETE_IDS)
+def test_a_pause_inside_a_short_record_does_not_split_it(record: bytes, need: int) -> None:
+    reference, _ = feed([record + b"\r\n"])
+    for at in range(1, need):
+        clock = Clock()
+        proto, _, floor = connect(clock)
+        proto.dataReceived(record[:at])
+        clock.advance(1)
+        assert nothing_applied(floor), record[:at]
+        assert floor.feed.noise == floor.feed.records_cut == 0
+        proto.dataReceived(record[at:] + b"\r\n")
+        assert floor.results == reference.results
+        assert floor.legacy()["agents"] == reference.legacy()["agents"]
+
+
+def test_a_reset_inside_the_agent_field_invents_no_agent() -> None:
+    proto, _, floor = connect()
+    proto.dataReceived(b"\x0201A0815022001   1633   00\r\n")
+    proto.dataReceived(b"\x0202A0815032002   16")
+    proto.connectionLost(Failure(ConnectionLost()))
+    assert floor.legacy()["agents"] == {"1633": "in"}
+    assert [r.seq for r in floor.results] == [1]
+    assert (floor.feed.records_cut, floor.feed.unparsable) == (1, 0)
+
+
+def test_a_pause_inside_the_agent_field_invents_no_agent() -> None:
+    clock = Clock()
+    proto, _, floor = connect(clock)
+    proto.dataReceived(b"\x0201A0815022001   1633   00\r\n\x0202A0815032002   16")
+    clock.advance(0.6)
+    proto.dataReceived(b"34   00\r\n")
+    assert floor.legacy()["agents"] == {"1633": "in", "1634": "in"}
+    assert [r.seq for r in floor.results] == [1, 2]
+    assert floor.feed.noise == floor.feed.unparsable == 0
+
+
+def test_a_record_ended_by_the_next_stx_is_complete_whatever_its_length() -> None:
+    # The length rule is for records that end by silence or by the end of the
+    # connection; the next STX ends a record as a terminator does.
+    proto, _, floor = connect()
+    proto.dataReceived(b"\x0212A0815022001   1001\x0213C0815022001   1001   00")
+    proto.connectionLost(Failure(ConnectionLost()))
+    assert [r.code for r in floor.results] == ["A", "C"]
+    assert floor.legacy()["agents"] == {"1001": "busy"}
+    assert floor.feed.records_cut == 0
+
+
+#: What state-model §1 asks of a record with no terminator yet, by function code.
+NEEDED = {**dict.fromkeys(b"ABCDEFHIJLMNOPTU", 24), ord("G"): 28, ord("S"): 28}
+NEEDED.update({ord("K"): 23, ord("Q"): 23, ord("R"): 17})
+
+
+def still_short(sofar: bytes) -> bool:
+    """Whether the record under way at the end of ``sofar`` is shorter than it must be."""
+    start = sofar.rfind(b"\x02")
+    if start < 0 or sofar.rfind(b"\n") > start:
+        return False
+    record = sofar[start:]
+    return len(record) <= 3 or len(record) < NEEDED[record[3]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(streams(), st.lists(st.integers(min_value=0), max_size=40))
+def test_pauses_while_a_record_is_short_change_nothing(
+    stream_and_count: tuple[bytes, int], points: list[int]
+) -> None:
+    stream, _ = stream_and_count
+    whole, _ = feed([stream])
+    clock = Clock()
+    proto, _, paused = connect(clock)
+    sofar = b""
+    for chunk in cut(stream, points):
+        proto.dataReceived(chunk)
+        sofar += chunk
+        if still_short(sofar):
+            clock.advance(1)
+    assert paused.results == whole.results
+    legacy, reference = paused.legacy(), whole.legacy()
+    assert all(legacy[key] == reference[key] for key in ("agents", "groups", "paths"))
+    assert (paused.feed.noise, paused.feed.records_cut) == (whole.feed.noise, 0)
 
 
 @pytest_twisted.ensureDeferred
@@ -432,3 +559,30 @@ def test_the_retry_log_states_the_delay_actually_scheduled() -> None:
             reactor.advance(call.getTime() - reactor.seconds())
     finally:
         factory.stopTrying()
+
+
+def test_jitter_never_takes_a_redial_past_the_cap() -> None:
+    reactor = MemoryReactorClock()
+    floor = FloorState(reactor)
+    factory = PBXClientFactory(floor, reactor, max_delay=30.0)
+    connector = reactor.connectTCP("127.0.0.1", 15373, factory)
+    saved = random.getstate()
+    random.seed(15373)
+    delays: list[float] = []
+    try:
+        for _ in range(300):
+            factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
+            (call,) = reactor.getDelayedCalls()
+            delays.append(call.getTime() - reactor.seconds())
+            reactor.advance(delays[-1])
+    finally:
+        random.setstate(saved)
+        factory.stopTrying()
+    assert all(0 < delay <= 30.0 for delay in delays), max(delays)
+    # Still jittered at the cap: no two waits alike, spread over seconds.
+    at_cap = delays[6:]  # 1, e, e², ... reaches 30 s by the sixth attempt
+    assert len(set(at_cap)) == len(at_cap)
+    assert statistics.pstdev(at_cap) > 1.0
+    assert 25.0 < statistics.mean(at_cap) < 30.0
+    # Below the cap the backoff grows as before.
+    assert delays[:4] == sorted(delays[:4]) and delays[3] > 10.0

@@ -314,6 +314,64 @@ def test_tail_of_any_width(
     )  # fmt: skip
 
 
+# Field widths (state-model §1, v3): a key number or a reason has 2 digits, and up
+# to 4 are read; a longer number is no field of the record, never a huge integer.
+HUGE = "9" * 20
+
+
+@pytest.mark.parametrize(
+    "code, tail, reason",
+    [
+        ("E", HUGE, f"reason '{HUGE}' is 20 digits, more than 4"),
+        ("E", "00005", "reason '00005' is 5 digits"),
+        ("C", "12345", "reason '12345' is 5 digits"),
+        ("G", HUGE + "860", f"button '{HUGE}' is 20 digits"),
+        ("G", HUGE, "button '99999999999999999' is 17 digits"),
+        ("S", "12345123", "button '12345' is 5 digits"),
+        ("J", HUGE, f"button '{HUGE}' is 20 digits"),
+        ("J", "  " + HUGE, f"button '{HUGE}' is 20 digits"),
+        ("J", "01234", "button '01234' is 5 digits"),
+        ("N", HUGE, f"button '{HUGE}' is 20 digits"),
+        ("O", HUGE, f"button '{HUGE}' is 20 digits"),
+        ("P", HUGE, f"button '{HUGE}' is 20 digits"),
+        ("T", HUGE, f"button '{HUGE}' is 20 digits"),
+        ("U", " " + HUGE, f"button '{HUGE}' is 20 digits"),
+        ("H", HUGE, f"button '{HUGE}' is 20 digits"),
+        ("I", "10000", "button '10000' is 5 digits"),
+        ("A", "00000", "button '00000' is 5 digits"),
+        ("L", HUGE + " x", f"button '{HUGE}' is 20 digits"),
+    ],
+)
+def test_a_number_wider_than_its_field_is_unreadable(code: str, tail: str, reason: str) -> None:
+    raw = f"12{code}0815022001   1001   {tail}".encode()
+    result = parse_record(raw)
+    assert isinstance(result, Malformed), result
+    assert reason in result.reason
+    assert (result.raw, result.code, result.seq) == (raw, code, 12)
+
+
+@pytest.mark.parametrize(
+    "code, tail, button, reason, path, extra",
+    [
+        ("N", "9999", 9999, None, None, ""),
+        ("T", "  0012", 12, None, None, ""),
+        ("E", "9999", None, 9999, None, ""),
+        ("C", "0099", None, 99, None, ""),
+        ("G", "9999860", 9999, None, "860", ""),
+        ("S", "0001123", 1, None, "123", ""),
+        ("J", "0123", 1, None, None, "23"),
+        ("J", "01 " + HUGE, 1, None, None, " " + HUGE),  # the extra field is kept raw
+        ("H", "1 " + HUGE, None, None, None, ""),  # not a number: read as no button
+    ],
+)
+def test_up_to_four_digits_are_read(
+    code: str, tail: str, button: int | None, reason: int | None, path: str | None, extra: str
+) -> None:
+    event = parse_record(f"12{code}0815022001   1001   {tail}".encode())
+    assert isinstance(event, AgentEvent), event
+    assert (event.button, event.reason, event.path, event.extra) == (button, reason, path, extra)
+
+
 def test_tail_is_everything_after_the_agent_field() -> None:
     # state-model §2: tail = [24:] (STX at 0) with the terminator stripped;
     # the framer has already removed trailing spaces, leading ones are data.

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from twisted.internet.task import Clock
-from twisted.logger import formatEvent
+from twisted.logger import LogLevel, formatEvent
 
 from mitelacd import testing
 from mitelacd.legacy import LegacyFileError, LegacyStatus, legacy_status, validate_legacy
@@ -488,6 +488,25 @@ def test_a_bad_r_date_lets_nobody_go(f: Feeder) -> None:
     assert f.floor.feedView()["pbx_date_raw"] is None
 
 
+def test_bad_and_backward_r_dates_are_warned_of_once_and_keep_the_last_good_date(
+    f: Feeder,
+) -> None:
+    f.floor.carry(validate_legacy(CARRIED), pbx_date=datetime.date(2024, 3, 11))
+    with capture_log("mitelacd.state") as log:
+        for raw in ("20241311", "20241399", "20240310", "20240301", "20240311"):
+            f.keepalive(raw)
+    # A month 13 and a date going back let nobody go and count.
+    assert f.floor.carried_agents == 5
+    assert f.floor.feedView()["pbx_dates_refused"] == 4
+    warnings = [line for line in log.lines(LogLevel.warn) if "the PBX sent the date" in line]
+    assert len(warnings) == 2, warnings
+    assert "'20241311' (not a date)" in warnings[0] and "keep 2024-03-11" in warnings[0]
+    assert "'20240310' (before the last one)" in warnings[1]
+    # The last good date still rules: the next day lets the carried agents go.
+    f.keepalive("20240312")
+    assert f.floor.carried_agents == 0
+
+
 def test_letting_go_is_logged_with_the_count(f: Feeder) -> None:
     f.floor.carry(validate_legacy(CARRIED))
     with capture_log("mitelacd.state") as log:
@@ -681,6 +700,43 @@ def test_unparsable_records_are_counted_and_change_nothing(f: Feeder) -> None:
     assert f.floor.feed.unparsable == len(bad)
     assert (f.flags(), f.floor.legacy()) == before
     assert f.floor.snapshot()["feed"]["unparsable_records"] == len(bad)
+
+
+@pytest.mark.parametrize("step", ["E" + "9" * 20, "G" + "9" * 20 + "860", "N" + "9" * 20, "T10000"])
+def test_a_number_wider_than_its_field_changes_nothing(f: Feeder, step: str) -> None:
+    # state-model §1 (v3): unreadable, counted, and no call on a key 99999...
+    f.steps("A00 H01")
+    before = (f.flags(), f.floor.legacy())
+    result = f.raw(f"{f.next_seq():02d}{step[0]}0815022001   1001   {step[1:]}")
+    assert isinstance(result, Malformed)
+    assert (f.flags(), f.floor.legacy()) == before
+    assert f.floor.feedView()["unparsable_records"] == 1
+
+
+def test_a_cut_record_is_counted_and_changes_nothing_else(f: Feeder) -> None:
+    f.events("A")
+    f.recorder.take()
+    before = (f.flags(), f.floor.legacy(), f.floor.feed.records_this_connection)
+    f.floor.recordCut(b"\x0202A0815032002   16")
+    assert (f.flags(), f.floor.legacy(), f.floor.feed.records_this_connection) == before
+    assert list(f.floor.agents) == ["1001"]
+    assert f.floor.feed.records_cut == 1
+    (changes,) = f.recorder.take()
+    assert changes.feed == {"records_cut": 1}
+    assert not (changes.agents or changes.extensions or changes.last_update or changes.steps)
+
+
+def test_cut_records_are_logged_at_a_limited_rate(f: Feeder) -> None:
+    with capture_log("mitelacd.state") as log:
+        for _ in range(8):
+            f.floor.recordCut(b"\x0202A0815032002   16")
+        f.clock.advance(60)
+        f.floor.recordCut(b"\x0203K081510610")
+    lines = [formatEvent(e) for e in log.events if "cut short" in e.get("log_format", "")]
+    assert len(lines) == 6
+    assert "A0815032002   16" in lines[0]
+    assert "(3 more not logged since the last such line)" in lines[5]
+    assert f.floor.feedView()["records_cut"] == 9
 
 
 def test_records_by_code(f: Feeder) -> None:

@@ -72,6 +72,7 @@ def test_push_interval_and_log_level(tmp_path: Path) -> None:
         (["--host", "h", "--write-interval", "0"], "more than 0"),
         (["--host", "h", "--write-interval", "soon"], "number of seconds"),
         (["--host", "h", "--watchdog", "-5"], "more than 0"),
+        (["--host", "h", "--stale-after", "0"], "more than 0"),
         (["--host", "h", "--file", "/nonexistent-folder/mitel_data.json"], "does not exist"),
         (["--host", "h", "--colour"], "colour"),
         (["--simulate", "--host", "h"], "not both"),
