@@ -8,7 +8,7 @@ next to this one (``bare_ingest.py``, ``bare_web.py``, ``bare_relay.py``).
 Everything is on 127.0.0.1, on ports the system picks; every phase has a
 hard time limit. From the repository root::
 
-    python bench/run.py                  # everything, about 10 to 15 minutes
+    python bench/run.py                  # everything, about 45 minutes
     python bench/run.py --quick          # smaller and shorter: a smoke test
     python bench/run.py --only polls,footprint --wrk-seconds 10
 
@@ -51,6 +51,12 @@ Phases (``--only`` takes these names):
     each database by ``bench/history_cost.py`` (3 days with ``--quick``),
     and a report by agent per day and per hour timed beside a bare
     ``SUM ... GROUP BY`` on the same database. 6 to 10 minutes alone.
+``soak``
+    Memory over a long run: 2,000 agents, 200 records/s, a statistics burst
+    every 15 s, 50 event stream clients and 20 boards polling, for 30
+    minutes, with the default history (SQLite) and, at the same time, with
+    ``--history none``: the RSS slope after a 10-minute warm-up, in MB an
+    hour, beside the other's.
 
 A table is printed at the end and a JSON report written (``--json``).
 Targets are printed beside the figures, never asserted.
@@ -99,6 +105,7 @@ from common import (
     http_get,
     percentile,
     reactor,
+    records_applied,
     run_wrk,
     serial_in_record,
     serials_in_json,
@@ -118,7 +125,16 @@ from twisted.internet.threads import deferToThread
 
 from mitelacd.pgtesting import PostgresFailed, PostgresMissing, PostgresServer
 
-PHASES = ("ingest", "polls", "freshness", "pollfresh", "footprint", "perchange", "history")
+PHASES = (
+    "ingest",
+    "polls",
+    "freshness",
+    "pollfresh",
+    "footprint",
+    "perchange",
+    "history",
+    "soak",
+)
 
 #: Where a daemon run keeps its history: nowhere, a SQLite file, a PostgreSQL database.
 HistoryKind = Literal["none", "sqlite", "postgresql"]
@@ -155,6 +171,13 @@ FULL: dict[str, Any] = {
     "history_scrape_every": 0.5,
     "month_agents": 500,
     "month_days": 30,
+    "soak_minutes": 30.0,
+    "soak_warmup": 10.0,
+    "soak_sample": 10.0,
+    "soak_agents": 2000,
+    "soak_rate": 200.0,
+    "soak_clients": 50,
+    "soak_pollers": 20,
 }
 QUICK: dict[str, Any] = {
     **FULL,
@@ -171,6 +194,8 @@ QUICK: dict[str, Any] = {
     "change_records": 2000,
     "history_seconds": 5.0,
     "month_days": 3,
+    "soak_minutes": 2.0,
+    "soak_sample": 2.0,
 }
 
 # --- figures and the table --------------------------------------------------------------
@@ -1868,6 +1893,166 @@ def add_month_rows(bench: Bench, kind: HistoryKind, month: dict[str, Any]) -> No
 
 # --- main -----------------------------------------------------------------------------------
 
+
+# --- 8. soak -------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Soaked:
+    """One daemon's memory over a long, steady run."""
+
+    label: str
+    #: (seconds since the trickle started, RSS in KiB), one every ``soak_sample`` seconds.
+    samples: list[tuple[float, int]]
+    warmup: float
+    records: int
+    applied: int
+    polls: int
+    poll_errors: int
+    clients: int
+    connected: int
+
+    def slope_mb_per_hour(self) -> float:
+        """Least-squares slope of RSS over the samples after the warm-up, in MB an hour."""
+        points = [(t, kib / 1024) for t, kib in self.samples if t >= self.warmup]
+        if len(points) < 2:
+            return float("nan")
+        n = len(points)
+        mean_t = sum(t for t, _ in points) / n
+        mean_m = sum(m for _, m in points) / n
+        spread = sum((t - mean_t) ** 2 for t, _ in points)
+        if not spread:
+            return float("nan")
+        slope = sum((t - mean_t) * (m - mean_m) for t, m in points) / spread
+        return slope * 3600
+
+    def rss_after_warmup(self) -> tuple[float, float]:
+        after = [kib / 1024 for t, kib in self.samples if t >= self.warmup] or [0.0]
+        return after[0], after[-1]
+
+
+async def soak_one(bench: Bench, label: str, extra: Sequence[str]) -> Soaked:
+    """A daemon fed ``soak_rate`` records/s for ``soak_minutes``, with its audience."""
+    a = bench.args
+    floor = Floor(a.soak_agents)
+    name = bench.name(f"soak-{label}")
+
+    def argv(port: int) -> list[str]:
+        return daemon_argv(port, bench.workdir / f"{name}.json", "info", None, extra)
+
+    server = await start_server(name, argv, bench.workdir, bench.placement)
+    trickle = Trickle(server, floor, a.soak_rate)
+    bursts = LoopingCall(lambda: server.feed(floor.burst()))
+    audience: Audience | None = None
+    polls = [0, 0]
+
+    async def poll_once() -> None:
+        try:
+            got = await http_get(server.url("/mitel_data.json"), timeout=10)
+            polls[0 if got.code == 200 else 1] += 1
+        except Exception:
+            polls[1] += 1
+
+    pollers = [
+        LoopingCall(lambda: Deferred.fromCoroutine(poll_once())) for _ in range(a.soak_pollers)
+    ]
+    samples: list[tuple[float, int]] = []
+    try:
+        await fed_floor(server, floor.setup())
+        audience = Audience(server.port, a.soak_clients, 0, serials_in_json)
+        await audience.open(timeout=120)
+        trickle.start()
+        bursts.start(15.0, now=False)
+        for poller in pollers:
+            poller.start(1.0, now=False)
+            await sleep(1.0 / max(1, a.soak_pollers))
+        started = time.monotonic()
+        end = started + a.soak_minutes * 60
+        while time.monotonic() < end:
+            samples.append((time.monotonic() - started, server.child.rss_kib()))
+            await sleep(min(a.soak_sample, max(0.0, end - time.monotonic())))
+        samples.append((time.monotonic() - started, server.child.rss_kib()))
+        trickle.stop()
+        for poller in pollers:
+            if poller.running:
+                poller.stop()
+        feed = await wait_applied(server, server.sent, timeout=120)
+        delivery = audience.delivery()
+        return Soaked(
+            label,
+            samples,
+            min(a.soak_warmup * 60, a.soak_minutes * 60 / 3),
+            server.sent,
+            records_applied({"feed": feed}),
+            polls[0],
+            polls[1],
+            delivery.clients,
+            delivery.connected,
+        )
+    finally:
+        trickle.stop()
+        if bursts.running:
+            bursts.stop()
+        for poller in pollers:
+            if poller.running:
+                poller.stop()
+        if audience is not None:
+            audience.close()
+        server.stop()
+
+
+async def phase_soak(bench: Bench) -> None:
+    """Memory over a long run: the default history (SQLite) beside ``--history none``.
+
+    Both daemons run at once, so that they share the machine's weather.
+    """
+    a = bench.args
+    runs = await defer.gatherResults(
+        [
+            Deferred.fromCoroutine(soak_one(bench, "sqlite", [])),
+            Deferred.fromCoroutine(soak_one(bench, "none", ["--history", "none"])),
+        ],
+        consumeErrors=True,
+    )
+    history, none = runs
+    reference = none.slope_mb_per_hour()
+    for run in (history, none):
+        slope = run.slope_mb_per_hour()
+        first, last = run.rss_after_warmup()
+        what = "default history (SQLite)" if run is history else "--history none"
+        bench.add(
+            Row(
+                "soak",
+                f"RSS slope after warm-up, {what}",
+                f"{slope:+.2f} MB/h ({first:.1f} -> {last:.1f} MB, {len(run.samples)} samples)",
+                f"--history none {reference:+.2f} MB/h" if run is history else "",
+                None,
+                "< 1 MB/h",
+                slope < 1.0,
+            )
+        )
+        bench.add(
+            Row(
+                "soak",
+                f"records applied, polls, event clients, {what}",
+                f"{run.applied:,} of {run.records:,}; {run.polls:,} polls"
+                f" ({run.poll_errors} failed); {run.connected} of {run.clients} connected",
+                "",
+                None,
+                "every record, every poll, every client",
+                run.applied == run.records and not run.poll_errors and run.connected == run.clients,
+            )
+        )
+    bench.results["soak"] = {r.label: attrs.asdict(r) for r in (history, none)}
+    bench.legend["soak"] = (
+        f"{a.soak_agents:,} agents, {a.soak_rate:g} records/s one per write, a K/Q/R burst"
+        f" every 15 s, {a.soak_clients} event stream clients, {a.soak_pollers} boards polling"
+        f" /mitel_data.json once a second, {a.soak_minutes:g} min; RSS every"
+        f" {a.soak_sample:g} s, slope by least squares after a warm-up of"
+        f" {min(a.soak_warmup, a.soak_minutes / 3):g} min; both daemons at once"
+    )
+
+
 PHASE_RUNNERS: dict[str, Callable[[Bench], Coroutine[Any, Any, None]]] = {
     "ingest": phase_ingest,
     "polls": phase_polls,
@@ -1876,6 +2061,7 @@ PHASE_RUNNERS: dict[str, Callable[[Bench], Coroutine[Any, Any, None]]] = {
     "footprint": phase_footprint,
     "perchange": phase_perchange,
     "history": phase_history,
+    "soak": phase_soak,
 }
 
 
@@ -1898,6 +2084,8 @@ def budget(phase: str, a: argparse.Namespace) -> float:
         ingest = (2 + stores) * (90 + a.ingest_records / 5_000)
         sustained = (1 + stores) * (a.history_seconds + 150)
         return float(ingest + sustained + (1 + stores) * month_timeout(a))
+    if phase == "soak":
+        return float(a.soak_minutes * 60 + 600)
     return len(a.change_agents) * 250
 
 

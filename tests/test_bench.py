@@ -45,5 +45,6 @@ def test_the_suite_lists_its_phases() -> None:
         "footprint",
         "perchange",
         "history",
+        "soak",
     ):
         assert phase in out.stdout
