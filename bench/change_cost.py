@@ -26,11 +26,11 @@ from twisted.logger import LogLevel
 from twisted.python.filepath import FilePath
 
 from mitelacd import logs
-from mitelacd.metrics import FloorMetrics
+from mitelacd.floor.records import parse_record
 from mitelacd.persist import LegacyFileWriter
-from mitelacd.push import EventPush
-from mitelacd.records import parse_record
 from mitelacd.testing import Feeder, StreamRequest, call_body
+from mitelacd.web.metrics import FloorMetrics
+from mitelacd.web.push import EventPush
 
 #: A day's worth of what agents do, in order: ring, answer, hold, retrieve,
 #: idle, work timer, its end.

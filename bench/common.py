@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the checkout's mitelacd, as the children run it
     sys.path.insert(0, str(ROOT))
 
-from mitelacd.simulator import (  # noqa: E402
+from mitelacd.sim.service import (  # noqa: E402
     encode_call_event,
     encode_refresh,
     encode_stats,

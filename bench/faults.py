@@ -52,7 +52,7 @@ from common import (
 from twisted.internet.defer import Deferred
 from twisted.internet.task import react
 
-from mitelacd.simulator import encode_call_event, encode_refresh
+from mitelacd.sim.service import encode_call_event, encode_refresh
 
 #: Where Debian's libfaketime is.
 FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")

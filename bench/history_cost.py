@@ -1,6 +1,6 @@
 """A month of history in a database, and how long reports of it take to answer.
 
-A made-up month (``mitelacd.historybench.fill_month``: 96 intervals a day
+A made-up month (``mitelacd.reports.bench.fill_month``: 96 intervals a day
 per agent, with 20 paths and 10 groups) is written into the history database
 at ``--history`` as the daemon would have written it, then the store's own
 report by agent is timed over every day filled, per day and per hour. Beside
@@ -22,7 +22,7 @@ database; by hand::
     PYTHONPATH=. python bench/history_cost.py --history /tmp/month.db
     PYTHONPATH=. python bench/history_cost.py --postgresql --days 3
 
-``--postgresql`` starts a throwaway PostgreSQL server (``mitelacd.pgtesting``)
+``--postgresql`` starts a throwaway PostgreSQL server (``mitelacd.testing.postgres``)
 and measures a database in it. ``--step fill`` only fills the database,
 ``--step time`` only times a filled one (``bench/run.py`` fills both
 databases at once, then times each alone).
@@ -45,14 +45,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the checkout's mitelacd, when run by hand
     sys.path.insert(0, str(ROOT))
 
-from mitelacd.history import HistoryStore, open_store  # noqa: E402
-from mitelacd.historybench import (  # noqa: E402
+from mitelacd.reports.bench import (  # noqa: E402
     FIRST_DAY,
     fill_month,
     last_day,
     time_report,
     time_writes,
 )
+from mitelacd.reports.store import HistoryStore, open_store  # noqa: E402
 
 #: What the line with the figures starts with, for ``bench/run.py`` to find it.
 MARK = "HISTORYCOST "
@@ -207,7 +207,7 @@ def main() -> None:
         return measure(url, args.agents, args.days, args.repeat, args.hour_repeat)
 
     if args.postgresql:
-        from mitelacd.pgtesting import PostgresServer
+        from mitelacd.testing.postgres import PostgresServer
 
         with PostgresServer() as server:
             figures = run(server.create_database("month"))

@@ -46,11 +46,11 @@ if str(ROOT) not in sys.path:  # the checkout's mitelacd, when run by hand
 
 from common import Floor  # noqa: E402
 
-from mitelacd.history import open_store, sqlite_memory  # noqa: E402
-from mitelacd.historyservice import HistoryService  # noqa: E402
-from mitelacd.records import parse_record  # noqa: E402
-from mitelacd.reports import FiguresService  # noqa: E402
-from mitelacd.state import FloorState  # noqa: E402
+from mitelacd.floor.records import parse_record  # noqa: E402
+from mitelacd.floor.state import FloorState  # noqa: E402
+from mitelacd.reports.live import FiguresService  # noqa: E402
+from mitelacd.reports.store import open_store, sqlite_memory  # noqa: E402
+from mitelacd.reports.writer import HistoryService  # noqa: E402
 
 reactor: Any = _reactor
 
@@ -178,7 +178,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         server = None
         if args.postgresql:
-            from mitelacd.pgtesting import PostgresServer
+            from mitelacd.testing.postgres import PostgresServer
 
             server = PostgresServer()
             server.start()

@@ -43,7 +43,7 @@ Phases (``--only`` takes these names):
     without it.
 ``history``
     The history database (SQLite, and PostgreSQL in a throwaway server
-    from ``mitelacd.pgtesting``): the ingest phase's records with each,
+    from ``mitelacd.testing.postgres``): the ingest phase's records with each,
     beside the same daemon with ``--history none``; 1,000 agent events/s
     over 500 agents for 20 s, with the history rows written, the largest
     backlog and the drops from ``/metrics``, and each record's latency to
@@ -123,7 +123,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall, react
 from twisted.internet.threads import deferToThread
 
-from mitelacd.pgtesting import PostgresFailed, PostgresMissing, PostgresServer
+from mitelacd.testing.postgres import PostgresFailed, PostgresMissing, PostgresServer
 
 PHASES = (
     "ingest",
@@ -281,7 +281,7 @@ class Features:
         text = done.stdout + done.stderr
         default: float | None
         try:
-            from mitelacd.push import DEFAULT_PUSH_INTERVAL
+            from mitelacd.web.push import DEFAULT_PUSH_INTERVAL
 
             default = DEFAULT_PUSH_INTERVAL
         except ImportError:

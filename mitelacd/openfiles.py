@@ -11,7 +11,7 @@ rest. So, at start:
   says what it is;
 * the event stream clients served at once are at most the soft limit less
   :data:`RESERVE`, and at most the configured cap; the ones beyond get a
-  503 (:class:`mitelacd.web.Events`).
+  503 (:class:`mitelacd.web.resources.Events`).
 """
 
 from __future__ import annotations

@@ -32,9 +32,9 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from mitelacd.changes import ChangeSet
+from mitelacd.floor.changes import ChangeSet
+from mitelacd.floor.state import FloorState, IFloorListener
 from mitelacd.logs import Logger
-from mitelacd.state import FloorState, IFloorListener
 
 log = Logger()
 

@@ -15,26 +15,27 @@ from twisted.python import usage
 from twisted.python.filepath import FilePath
 
 from mitelacd import logs, openfiles
-from mitelacd.carry import CarriedAgentsExpiry
 from mitelacd.cli import EXIT_USAGE as EXIT_USAGE  # the status of a usage error, for callers
 from mitelacd.cli import CommandOptions, usage_exit
 from mitelacd.clock import Timeline, install_steady_clock
-from mitelacd.dayturn import DayTurn
-from mitelacd.documents import FloorDocuments
-from mitelacd.endpoint import check_endpoint
-from mitelacd.figuremetrics import FigureMetrics
-from mitelacd.figures import parse_day_starts
+from mitelacd.disk import FileLock, FileLockedError
+from mitelacd.feed.protocol import PBXClientFactory
+from mitelacd.floor.carry import CarriedAgentsExpiry
+from mitelacd.floor.dayturn import DayTurn
+from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.names import NamesError, NamesWatcher, load_names
+from mitelacd.floor.state import FloorState
 from mitelacd.logs import Logger
-from mitelacd.metrics import FloorMetrics
-from mitelacd.names import NamesError, NamesWatcher, load_names
-from mitelacd.persist import FileLock, FileLockedError, LegacyFileWriter, load_legacy
-from mitelacd.protocol import PBXClientFactory
-from mitelacd.push import DEFAULT_PUSH_INTERVAL
-from mitelacd.reports import FiguresService
-from mitelacd.reportsweb import Reports
+from mitelacd.persist import LegacyFileWriter, load_legacy
+from mitelacd.reports.figures import parse_day_starts
+from mitelacd.reports.live import FiguresService
 from mitelacd.sdnotify import ReadyWhen, SystemdNotifier, started
-from mitelacd.state import FloorState
-from mitelacd.web import DEFAULT_HTTP, WebService, WebSettings
+from mitelacd.web.endpoint import check_endpoint
+from mitelacd.web.figuremetrics import FigureMetrics
+from mitelacd.web.metrics import FloorMetrics
+from mitelacd.web.push import DEFAULT_PUSH_INTERVAL
+from mitelacd.web.reports import Reports
+from mitelacd.web.resources import DEFAULT_HTTP, WebService, WebSettings
 
 log = Logger()
 
@@ -355,7 +356,7 @@ class Options(CommandOptions):
         if history.strip().lower() == "none":
             self["history"] = None
         else:
-            from mitelacd.history import HistoryURLError, parse_url
+            from mitelacd.reports.store import HistoryURLError, parse_url
 
             try:
                 parse_url(history)
@@ -548,7 +549,7 @@ def makeService(
     writer.setServiceParent(top)
     recorder = None
     if options["record"] is not None:
-        from mitelacd.capture import CaptureRecorder
+        from mitelacd.feed.capture import CaptureRecorder
 
         # Before the client, so that it stops after the client has hung up.
         recorder = CaptureRecorder(options["record"], reactor, floor, options["record-days"])
@@ -557,8 +558,8 @@ def makeService(
     # figures hand over the interval under way before the history's last write.
     history = None
     if options["history"] is not None:
-        from mitelacd.history import open_store
-        from mitelacd.historyservice import SPILL_SUFFIX, HistoryService
+        from mitelacd.reports.store import open_store
+        from mitelacd.reports.writer import SPILL_SUFFIX, HistoryService
 
         url = options["history"]
         history = HistoryService(
@@ -611,7 +612,7 @@ def makeService(
         recorder=recorder,
     )
     if options["simulate"]:
-        from mitelacd.simulator import FloorScript, SimulatorService
+        from mitelacd.sim.service import FloorScript, SimulatorService
 
         client = PBXClientService("127.0.0.1", 0, factory, reactor)
         simulator = SimulatorService(FloorScript(), port=0, interface="127.0.0.1", reactor=reactor)

@@ -11,8 +11,8 @@ import pytest
 from twisted.logger import ILogObserver, globalLogPublisher
 from zope.interface import implementer
 
-from mitelacd.pgtesting import PostgresMissing, PostgresServer
 from mitelacd.testing import Twistd
+from mitelacd.testing.postgres import PostgresMissing, PostgresServer
 
 
 @implementer(ILogObserver)

@@ -47,8 +47,8 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.support.ui import WebDriverWait
 from test_end_to_end import ROOT, Twistd
 
-from mitelacd.legacy import validate_legacy
-from mitelacd.simulator import FloorScript
+from mitelacd.floor.legacy import validate_legacy
+from mitelacd.sim.service import FloorScript
 from mitelacd.testing import TAILS, call_body, fake_pbx, stats_body, wire
 
 CHROMIUM = "/usr/bin/chromium"

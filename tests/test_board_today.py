@@ -46,7 +46,7 @@ from test_board_browser import (
 )
 from test_end_to_end import Twistd
 
-from mitelacd.web import board_page
+from mitelacd.web.resources import board_page
 
 #: Installed before the board's script: counts the board's fetches of the reports.
 RECORD_TODAY = """

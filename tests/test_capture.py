@@ -24,7 +24,8 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from mitelacd import tap
-from mitelacd.capture import (
+from mitelacd.disk import SystemCalls
+from mitelacd.feed.capture import (
     HEADER,
     CaptureError,
     CaptureReader,
@@ -45,13 +46,12 @@ from mitelacd.capture import (
     unescape,
     write_capture,
 )
-from mitelacd.documents import FloorDocuments
-from mitelacd.persist import SystemCalls
-from mitelacd.protocol import ACDReceiver, PBXClientFactory
-from mitelacd.push import EventPush
-from mitelacd.state import FloorState
+from mitelacd.feed.protocol import ACDReceiver, PBXClientFactory
+from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.state import FloorState
 from mitelacd.testing import START, Feeder, LogCapture, capture_log, stats_body, wire
-from mitelacd.web import Root, WebSettings
+from mitelacd.web.push import EventPush
+from mitelacd.web.resources import Root, WebSettings
 
 ALL_BYTES = bytes(range(256))
 
@@ -279,7 +279,7 @@ def recorder(
 
 @pytest.fixture
 def logged() -> Iterator[LogCapture]:
-    with capture_log("mitelacd.capture") as capture:
+    with capture_log("mitelacd.feed.capture") as capture:
         yield capture
 
 

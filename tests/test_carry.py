@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mitelacd.carry import CarriedAgentsExpiry
-from mitelacd.legacy import validate_legacy
+from mitelacd.floor.carry import CarriedAgentsExpiry
+from mitelacd.floor.legacy import validate_legacy
 from mitelacd.testing import Feeder
 
 DOC = {

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_state import MACHINE
 
-from mitelacd.changes import ChangeSet, Entity, PendingChanges
-from mitelacd.legacy import validate_legacy
+from mitelacd.floor.changes import ChangeSet, Entity, PendingChanges
+from mitelacd.floor.legacy import validate_legacy
 from mitelacd.testing import START, Feeder, call_body, stats_body
 
 #: Feed fields that every readable record moves.

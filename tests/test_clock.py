@@ -18,9 +18,9 @@ from twisted.logger import LogLevel
 
 from mitelacd import tap
 from mitelacd.clock import Timeline, install_steady_clock, steady_seconds
-from mitelacd.reports import FiguresService
+from mitelacd.reports.live import FiguresService
 from mitelacd.testing import START, StreamRequest, call_body, capture_log, sse_events, wire
-from mitelacd.web import WebService
+from mitelacd.web.resources import WebService
 
 HOUR = 3600.0
 

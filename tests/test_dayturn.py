@@ -1,14 +1,14 @@
-"""mitelacd.dayturn and FloorState.forget: the live tables forget at each day start (§4 v3)."""
+"""mitelacd.floor.dayturn and FloorState.forget: the live tables forget at each day start (§4 v3)."""
 
 from __future__ import annotations
 
 import datetime
 import json
 
-from mitelacd.dayturn import DayTurn
-from mitelacd.legacy import LegacyDocument
-from mitelacd.push import EventPush
+from mitelacd.floor.dayturn import DayTurn
+from mitelacd.floor.legacy import LegacyDocument
 from mitelacd.testing import BoardModel, Feeder, StreamRequest, sse_events
+from mitelacd.web.push import EventPush
 
 UTC = datetime.timezone.utc
 #: 2023-11-14 22:13:20 UTC: a day turn at 00:00 UTC comes 6,400 s later.

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mitelacd import testing
-from mitelacd.simulator import FloorScript
+from mitelacd.sim.service import FloorScript
 from mitelacd.testing import fake_pbx
 
 ROOT = Path(__file__).parent.parent

@@ -11,9 +11,9 @@ import pytest_twisted
 import treq
 from twisted.internet import reactor
 
-from mitelacd.documents import FloorDocuments
-from mitelacd.state import FloorState
-from mitelacd.web import WebService, WebSettings
+from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.state import FloorState
+from mitelacd.web.resources import WebService, WebSettings
 
 TOKEN = "s3cret-board-token"
 #: Request headers as treq takes them.

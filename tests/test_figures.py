@@ -9,8 +9,9 @@ from typing import Any
 import attrs
 import pytest
 
-from mitelacd.figures import DayClock, DayFigures, parse_day_starts
-from mitelacd.reportrows import IntervalRow, StateSpan
+from mitelacd.floor.days import DayClock
+from mitelacd.reports.figures import DayFigures, parse_day_starts
+from mitelacd.reports.rows import IntervalRow, StateSpan
 from mitelacd.testing import Feeder
 
 UTC = datetime.timezone.utc

@@ -7,12 +7,12 @@ import datetime
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from mitelacd.capture import Data
-from mitelacd.figures import DayFigures
-from mitelacd.records import AgentEvent, parse_record
-from mitelacd.replay import Replayer
-from mitelacd.reportrows import IntervalRow, StateSpan
-from mitelacd.simulator import FloorScript
+from mitelacd.feed.capture import Data
+from mitelacd.feed.replay import Replayer
+from mitelacd.floor.records import AgentEvent, parse_record
+from mitelacd.reports.figures import DayFigures
+from mitelacd.reports.rows import IntervalRow, StateSpan
+from mitelacd.sim.service import FloorScript
 
 UTC = datetime.timezone.utc
 START = datetime.datetime(2026, 3, 9, 8, 0, tzinfo=UTC).timestamp()

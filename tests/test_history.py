@@ -24,7 +24,8 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import LogLevel
 
-from mitelacd.history import (
+from mitelacd.reports.rows import FIGURES, IntervalRow, ReasonKind, RowKind, StateSpan
+from mitelacd.reports.store import (
     DAY_TABLES,
     INTERVAL_TABLES,
     MIGRATIONS,
@@ -40,10 +41,9 @@ from mitelacd.history import (
     problem_kind,
     redact,
 )
-from mitelacd.historyservice import HistoryService, HistoryUnavailable
-from mitelacd.pgtesting import PostgresServer
-from mitelacd.reportrows import FIGURES, IntervalRow, ReasonKind, RowKind, StateSpan
+from mitelacd.reports.writer import HistoryService, HistoryUnavailable
 from mitelacd.testing import capture_log
+from mitelacd.testing.postgres import PostgresServer
 
 #: 2026-03-09 00:00 UTC; every test day is a UTC day (the store never looks at time zones
 #: but for state spans, and those tests say which zone).
@@ -737,7 +737,7 @@ async def test_a_long_backlog_drops_the_oldest_and_counts_them(
     service = service_for(url, clock, max_backlog=100, store_class=flaky)
     await started(service, clock)
     flaky.down = True
-    with capture_log("mitelacd.historyservice") as logged:
+    with capture_log("mitelacd.reports.writer") as logged:
         service.add(interval_rows(60), [])
         clock.advance(1)
         await until(lambda: service.write_failures == 1)
@@ -769,7 +769,7 @@ async def test_a_batch_committed_without_an_answer_is_not_written_twice(
     service = service_for(url, clock, store_class=flaky)
     await started(service, clock)
     flaky.lose_answer = 1
-    with capture_log("mitelacd.historyservice") as logged:
+    with capture_log("mitelacd.reports.writer") as logged:
         service.add(interval_rows(10), [])
         clock.advance(1)
         await until(lambda: service.write_failures == 1)
@@ -790,7 +790,7 @@ async def test_an_unreachable_database_at_start_is_tried_again(tmp_path: Path) -
     url = f"sqlite:///{folder}/h.db"
     clock = Clock()
     service = service_for(url, clock)
-    with capture_log("mitelacd.historyservice") as logged:
+    with capture_log("mitelacd.reports.writer") as logged:
         service.startService()
         clock.advance(0)
         await until(lambda: service.write_failures == 1)
@@ -848,7 +848,7 @@ async def test_postgresql_stopped_mid_day_loses_nothing() -> None:
         service = service_for(url, clock)
         await started(service, clock)
         expected = 0
-        with capture_log("mitelacd.historyservice") as logged:
+        with capture_log("mitelacd.reports.writer") as logged:
             for n in range(5):
                 service.add(
                     interval_rows(20, expected),
@@ -907,7 +907,7 @@ async def test_flushed_writes_now_and_does_not_wait_for_a_database_that_is_down(
     await until(lambda: done.called)
     assert service.written_rows == 10
     flaky.down = True
-    with capture_log("mitelacd.historyservice"):
+    with capture_log("mitelacd.reports.writer"):
         service.add(interval_rows(10, 10), [])
         down = service.flushed()
         clock.advance(0)
@@ -944,7 +944,7 @@ async def test_a_write_that_hangs_does_not_hold_up_the_stop(tmp_path: Path) -> N
     clock.advance(1)
     assert service._busy is not None
     try:
-        with capture_log("mitelacd.historyservice") as logged:
+        with capture_log("mitelacd.reports.writer") as logged:
             done = service.stopService()
             fired = [False]
             done.addBoth(lambda _: fired.__setitem__(0, True))
@@ -963,7 +963,7 @@ async def test_a_write_that_hangs_does_not_hold_up_the_stop(tmp_path: Path) -> N
 
 
 def test_the_benchmark_month(store: HistoryStore) -> None:
-    from mitelacd.historybench import fill_month, last_day, time_report, time_writes
+    from mitelacd.reports.bench import fill_month, last_day, time_report, time_writes
 
     assert fill_month(store, agents=3, days=2) == 2 * 96 * (3 + 20 + 10)
     seconds, rows = time_report(store, "agent", "day", days=2, repeat=1)

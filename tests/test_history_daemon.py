@@ -16,18 +16,18 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from mitelacd import tap
-from mitelacd.documents import FloorDocuments
-from mitelacd.figuremetrics import FigureMetrics
-from mitelacd.figures import DayFigures
-from mitelacd.history import open_store
-from mitelacd.historyservice import SPILL_SUFFIX, HistoryService, read_spill
-from mitelacd.push import EventPush
-from mitelacd.records import parse_record
-from mitelacd.reportrows import StateSpan
-from mitelacd.reports import FiguresService
-from mitelacd.state import FloorState
+from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.records import parse_record
+from mitelacd.floor.state import FloorState
+from mitelacd.reports.figures import DayFigures
+from mitelacd.reports.live import FiguresService
+from mitelacd.reports.rows import StateSpan
+from mitelacd.reports.store import open_store
+from mitelacd.reports.writer import SPILL_SUFFIX, HistoryService, read_spill
 from mitelacd.testing import call_body, capture_log
-from mitelacd.web import Root, WebService, WebSettings
+from mitelacd.web.figuremetrics import FigureMetrics
+from mitelacd.web.push import EventPush
+from mitelacd.web.resources import Root, WebService, WebSettings
 
 #: Nothing listens there: a PostgreSQL that cannot be reached.
 UNREACHABLE = "postgresql://mitelacd@127.0.0.1:1/history"
@@ -86,7 +86,7 @@ async def test_a_history_down_from_the_start_is_warned_counted_and_kept(tmp_path
     service = tap.makeService(parse(*argv, *http, "--history", UNREACHABLE), reactor)
     history: HistoryService = only(service, HistoryService)
     web = only(service, WebService)
-    with capture_log("mitelacd.historyservice"):
+    with capture_log("mitelacd.reports.writer"):
         service.startService()
         try:
             await until(lambda: history.write_failures >= 1, what="the first open failed")

@@ -38,7 +38,8 @@ from twisted.internet import threads
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel
 
-from mitelacd.history import (
+from mitelacd.reports.rows import ROW_KINDS, IntervalRow, StateSpan
+from mitelacd.reports.store import (
     SQLITE_CACHE_KIB,
     HistoryError,
     HistoryFileReplaced,
@@ -48,15 +49,14 @@ from mitelacd.history import (
     open_store,
     sqlite_memory,
 )
-from mitelacd.historyservice import (
+from mitelacd.reports.writer import (
     SPILL_FORMAT,
     read_spill,
     row_from_json,
     row_to_json,
 )
-from mitelacd.pgtesting import PostgresServer
-from mitelacd.reportrows import ROW_KINDS, IntervalRow, StateSpan
 from mitelacd.testing import capture_log
+from mitelacd.testing.postgres import PostgresServer
 
 #: Nothing listens there: a PostgreSQL that cannot be reached.
 UNREACHABLE = "postgresql://mitelacd@127.0.0.1:1/history"
@@ -176,7 +176,7 @@ async def test_a_row_the_database_refuses_costs_that_row_alone(history_url: str)
     closed = quarter("08:00", 20)
     spans = [span(str(n), at("08:00") + n, at("08:00") + n + 0.5) for n in range(10)]
     following = quarter("08:15", 20)
-    with capture_log("mitelacd.historyservice") as logged:
+    with capture_log("mitelacd.reports.writer") as logged:
         # One batch: an interval with a bad row, spans with a bad one, the next interval.
         service.add([*closed[:5], bad_reason, *closed[5:]], [*spans[:3], bad_span, *spans[3:]])
         service.add(following, [])
@@ -243,7 +243,7 @@ async def test_a_deleted_sqlite_file_is_noticed_and_made_again(tmp_path: Path) -
     service.add(interval_rows(5), [])
     await flushed(service, clock)
     path.unlink()  # as `rm` would: the WAL beside it stays
-    with capture_log("mitelacd.historyservice") as logged:
+    with capture_log("mitelacd.reports.writer") as logged:
         service.add(interval_rows(7, 100), [span("1001", at("08:00"), at("08:01"))])
         clock.advance(1)
         await until(lambda: service._busy is None)
@@ -322,7 +322,7 @@ async def test_rows_waiting_at_stop_are_saved_and_written_at_the_next_start(
     rows = len(intervals) + len(spans)
     clock = Clock()
     first = service_for(UNREACHABLE, clock, spill_path=str(spill))
-    with capture_log("mitelacd.historyservice") as logged:
+    with capture_log("mitelacd.reports.writer") as logged:
         first.startService()
         clock.advance(0)
         await until(lambda: first.write_failures == 1, what="the first open failed")
@@ -341,7 +341,7 @@ async def test_rows_waiting_at_stop_are_saved_and_written_at_the_next_start(
 
     clock = Clock()
     second = service_for(history_url, clock, spill_path=str(spill))
-    with capture_log("mitelacd.historyservice") as logged:
+    with capture_log("mitelacd.reports.writer") as logged:
         await started(second, clock)
         assert second.backlog == rows
         # A reader at start (today's figures) waits for the rows saved.
@@ -373,7 +373,7 @@ async def test_postgresql_down_at_stop_loses_nothing(tmp_path: Path) -> None:
         service.add(interval_rows(20), [])
         await flushed(service, clock)
         await threads.deferToThread(server.stop)
-        with capture_log("mitelacd.historyservice"):
+        with capture_log("mitelacd.reports.writer"):
             service.add(interval_rows(10, 20), [span("1001", at("08:00"), at("08:01"))])
             clock.advance(1)
             await until(lambda: service.write_failures == 1)
@@ -408,7 +408,7 @@ async def test_a_batch_maybe_committed_is_saved_with_its_mark(
     service = service_for(url, clock, store_class=down, spill_path=str(spill))
     await started(service, clock)
     Flaky.lose_answer = 1
-    with capture_log("mitelacd.historyservice"):
+    with capture_log("mitelacd.reports.writer"):
         service.add(interval_rows(10), [])
         clock.advance(1)
         await until(lambda: service.write_failures == 1)
@@ -438,7 +438,7 @@ async def test_a_spill_file_that_cannot_be_read_is_set_aside(tmp_path: Path) -> 
     spill.write_text('{"format": "mitelacd-history-spill", "version": 1, "batches": 1}\n{"batch"')
     clock = Clock()
     service = service_for(str(tmp_path / "h.db"), clock, spill_path=str(spill))
-    with capture_log("mitelacd.historyservice") as logged:
+    with capture_log("mitelacd.reports.writer") as logged:
         await started(service, clock)
     errors = logged.lines(LogLevel.error)
     assert (

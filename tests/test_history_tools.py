@@ -14,14 +14,15 @@ from typing import Any
 
 import pytest
 
-from mitelacd import replay, reportcli
-from mitelacd.capture import Connected, Data, Started, Stopped, write_capture
 from mitelacd.cli import EXIT_USAGE
-from mitelacd.history import HistoryStore, open_store
-from mitelacd.pgtesting import PostgresServer
-from mitelacd.reportformat import reason_columns, report_csv, report_document
-from mitelacd.reportrows import FIGURES, IntervalRow, ReasonKind
+from mitelacd.feed import replay
+from mitelacd.feed.capture import Connected, Data, Started, Stopped, write_capture
+from mitelacd.reports import cli as reportcli
+from mitelacd.reports.format import reason_columns, report_csv, report_document
+from mitelacd.reports.rows import FIGURES, IntervalRow, ReasonKind
+from mitelacd.reports.store import HistoryStore, open_store
 from mitelacd.testing import call_body, wire
+from mitelacd.testing.postgres import PostgresServer
 
 DAY = "2026-03-09"
 MIDNIGHT = 1773014400  # DAY, 00:00 UTC

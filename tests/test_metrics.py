@@ -27,18 +27,19 @@ from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
 from mitelacd import tap
-from mitelacd.changes import ChangeSet
-from mitelacd.documents import FloorDocuments
-from mitelacd.legacy import LEGACY_STATUSES
-from mitelacd.metrics import RECORD_CODES, Endpoint, FloorMetrics, build_version, endpoint_of
-from mitelacd.names import AGENT_STATES, Names
-from mitelacd.persist import LegacyFileWriter, SystemCalls
-from mitelacd.protocol import PBXClientFactory
-from mitelacd.push import EventPush
-from mitelacd.records import parse_record
-from mitelacd.state import ACTIVITIES, FloorState
+from mitelacd.disk import SystemCalls
+from mitelacd.feed.protocol import PBXClientFactory
+from mitelacd.floor.changes import ChangeSet
+from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.legacy import LEGACY_STATUSES
+from mitelacd.floor.names import AGENT_STATES, Names
+from mitelacd.floor.records import parse_record
+from mitelacd.floor.state import ACTIVITIES, FloorState
+from mitelacd.persist import LegacyFileWriter
 from mitelacd.testing import Feeder, StreamRequest
-from mitelacd.web import Root, WebService, WebSettings
+from mitelacd.web.metrics import RECORD_CODES, Endpoint, FloorMetrics, build_version, endpoint_of
+from mitelacd.web.push import EventPush
+from mitelacd.web.resources import Root, WebService, WebSettings
 
 BASE = "http://board.test"
 TOKEN = "s3cret"

@@ -16,8 +16,7 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import LogLevel
 
-from mitelacd.logs import render
-from mitelacd.names import (  # tomllib: the standard library's, or tomli before 3.11
+from mitelacd.floor.names import (  # tomllib: the standard library's, or tomli before 3.11
     AGENT_STATES,
     LIMITED_STATES,
     NO_NAMES,
@@ -34,6 +33,7 @@ from mitelacd.names import (  # tomllib: the standard library's, or tomli before
     tomllib,
     worse,
 )
+from mitelacd.logs import render
 from mitelacd.testing import LogCapture, capture_log
 
 #: The example of docs/names.md, every table in it.
@@ -83,7 +83,7 @@ def example() -> Names:
 
 @pytest.fixture
 def logged() -> Iterator[LogCapture]:
-    with capture_log("mitelacd.names") as capture:
+    with capture_log("mitelacd.floor.names") as capture:
         yield capture
 
 
@@ -584,7 +584,7 @@ def test_an_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         raise PermissionError(13, "Permission denied")
 
     # Root reads any file whatever its mode: the refusal is injected.
-    monkeypatch.setattr("mitelacd.names.open", refuse, raising=False)
+    monkeypatch.setattr("mitelacd.floor.names.open", refuse, raising=False)
     with pytest.raises(NamesError, match=r": cannot read the names file: Permission denied$"):
         load_names(str(path))
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mitelacd.names import parse_names
+from mitelacd.floor.names import parse_names
 from mitelacd.testing import Feeder
 
 NAMES = parse_names(

@@ -22,9 +22,9 @@ from twisted.logger import LogLevel
 
 from mitelacd import openfiles, tap
 from mitelacd.openfiles import RESERVE, Limits, OpenFiles, raise_open_files
-from mitelacd.push import BUSY_RETRY_AFTER
 from mitelacd.testing import TWISTD, capture_log
-from mitelacd.web import WebService
+from mitelacd.web.push import BUSY_RETRY_AFTER
+from mitelacd.web.resources import WebService
 
 ROOT = Path(__file__).resolve().parent.parent
 

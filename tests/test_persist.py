@@ -17,20 +17,19 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel
 from twisted.python.filepath import FilePath
 
-from mitelacd.documents import FloorDocuments
-from mitelacd.legacy import validate_legacy
-from mitelacd.persist import (
+from mitelacd.disk import (
     FileLock,
     FileLockedError,
-    LegacyFileWriter,
     SystemCalls,
     duration_words,
     failure_kind,
-    load_legacy,
     replace_file,
 )
-from mitelacd.records import parse_record
-from mitelacd.state import FloorState
+from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.legacy import validate_legacy
+from mitelacd.floor.records import parse_record
+from mitelacd.floor.state import FloorState
+from mitelacd.persist import LegacyFileWriter, load_legacy
 from mitelacd.testing import LogCapture, capture_log
 
 #: Start-up time of the load tests, as local time (the set-aside name is local).

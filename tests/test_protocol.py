@@ -18,9 +18,9 @@ from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
-from mitelacd.protocol import ACDReceiver, PBXClientFactory
-from mitelacd.records import AgentEvent, Malformed, ParseResult, Refresh
-from mitelacd.state import FloorState
+from mitelacd.feed.protocol import ACDReceiver, PBXClientFactory
+from mitelacd.floor.records import AgentEvent, Malformed, ParseResult, Refresh
+from mitelacd.floor.state import FloorState
 from mitelacd.testing import capture_log
 
 PBX = IPv4Address("TCP", "127.0.0.1", 15373)
@@ -551,7 +551,7 @@ def test_the_retry_log_states_the_delay_actually_scheduled() -> None:
     connector = reactor.connectTCP("127.0.0.1", 15373, factory)
     try:
         for _ in range(6):
-            with capture_log("mitelacd.protocol") as log:
+            with capture_log("mitelacd.feed.protocol") as log:
                 factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError()))
             (call,) = reactor.getDelayedCalls()
             (line,) = [e for e in log.events if "retrying" in e.get("log_format", "")]

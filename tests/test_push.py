@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_changes import play_all, streams
 
-from mitelacd.push import DeltaRing, EventPush, parse_event_id
 from mitelacd.testing import BoardModel, Feeder, ResyncNeeded, StreamRequest, sse_events
+from mitelacd.web.push import DeltaRing, EventPush, parse_event_id
 
 
 class Push:

@@ -21,12 +21,12 @@ from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 from twisted.web import http
 
-from mitelacd.documents import FloorDocuments
-from mitelacd.push import BUSY_RETRY_AFTER, EventPush
-from mitelacd.records import Malformed, parse_record
-from mitelacd.state import FloorState
+from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.records import Malformed, parse_record
+from mitelacd.floor.state import FloorState
 from mitelacd.testing import Feeder, StreamRequest, call_body, capture_log
-from mitelacd.web import Root, WebService, WebSettings
+from mitelacd.web.push import BUSY_RETRY_AFTER, EventPush
+from mitelacd.web.resources import Root, WebService, WebSettings
 
 #: ``tcpi_state`` of Linux's TCP_INFO for an open connection.
 ESTABLISHED = 1
@@ -133,7 +133,7 @@ async def test_clients_that_never_read_are_cut_off_and_their_sockets_given_back(
         assert service.port is not None
         port = service.port.getHost().port  # type: ignore[attr-defined]
         push = service.push
-        with capture_log("mitelacd.push") as logged:
+        with capture_log("mitelacd.web.push") as logged:
             clients = [stuck_client(port) for _ in range(10)]
             assert await wait_until(lambda: len(push.subscribers) == 10, 10)
             churn = LoopingCall(changes.tick)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mitelacd.records import (
+from mitelacd.floor.records import (
     AgentEvent,
     CallEventCode,
     Malformed,

@@ -31,7 +31,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from mitelacd import testing
-from mitelacd.capture import (
+from mitelacd.feed.capture import (
     CaptureRecorder,
     Connected,
     Data,
@@ -43,12 +43,12 @@ from mitelacd.capture import (
     SweepResult,
     write_capture,
 )
-from mitelacd.documents import FloorDocuments
-from mitelacd.protocol import ACDReceiver, PBXClientFactory
-from mitelacd.replay import main, replay_files
-from mitelacd.replayserver import ReplayFactory, ReplayService
-from mitelacd.simulator import FloorScript, Options, makeService
-from mitelacd.state import FloorState
+from mitelacd.feed.protocol import ACDReceiver, PBXClientFactory
+from mitelacd.feed.replay import main, replay_files
+from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.state import FloorState
+from mitelacd.sim.replayserver import ReplayFactory, ReplayService
+from mitelacd.sim.service import FloorScript, Options, makeService
 from mitelacd.testing import START, stats_body, wire
 
 ROOT = Path(__file__).parent.parent
@@ -269,9 +269,9 @@ def test_the_console_script_runs_the_replay(tmp_path: Path) -> None:
     from importlib.metadata import entry_points
 
     (script,) = entry_points(group="console_scripts", name="mitelacd-replay")
-    assert script.value == "mitelacd.replay:run"
+    assert script.value == "mitelacd.feed.replay:run"
     run = subprocess.run(
-        [sys.executable, "-c", "from mitelacd.replay import run; run()", *day_files(tmp_path)],
+        [sys.executable, "-c", "from mitelacd.feed.replay import run; run()", *day_files(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -280,7 +280,7 @@ def test_the_console_script_runs_the_replay(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["groups"]["610"]["waiting"] == "009"
     missing = subprocess.run(
-        [sys.executable, "-c", "from mitelacd.replay import run; run()", "nothing.capture"],
+        [sys.executable, "-c", "from mitelacd.feed.replay import run; run()", "nothing.capture"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -526,7 +526,7 @@ def test_record_then_replay_gives_the_daemons_final_file(tmp_path: Path, process
     ]
     # (a) Offline, through the console script.
     replay = subprocess.run(
-        [sys.executable, "-c", "from mitelacd.replay import run; run()", *captures],
+        [sys.executable, "-c", "from mitelacd.feed.replay import run; run()", *captures],
         capture_output=True,
         text=True,
         timeout=60,

@@ -13,7 +13,7 @@ from typing import Any
 
 from test_end_to_end import daemon_argv, expected_after, poll, poll_file
 
-from mitelacd.simulator import FloorScript
+from mitelacd.sim.service import FloorScript
 from mitelacd.testing import Twistd
 
 COUNTS = ("acd_calls", "personal_calls", "outgoing_calls", "wrap_ups")

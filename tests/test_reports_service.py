@@ -15,14 +15,14 @@ from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyRequest
 
-from mitelacd.history import open_store
-from mitelacd.historyservice import HistoryService
-from mitelacd.records import parse_record
-from mitelacd.reportrows import IntervalRow
-from mitelacd.reports import FiguresService, combine_live
-from mitelacd.reportsweb import ReportError, Reports, report_query
-from mitelacd.state import FloorState
+from mitelacd.floor.records import parse_record
+from mitelacd.floor.state import FloorState
+from mitelacd.reports.live import FiguresService, combine_live
+from mitelacd.reports.rows import IntervalRow
+from mitelacd.reports.store import open_store
+from mitelacd.reports.writer import HistoryService
 from mitelacd.testing import call_body
+from mitelacd.web.reports import ReportError, Reports, report_query
 
 CLOCK = cast(IReactorTime, reactor)
 

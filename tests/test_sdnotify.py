@@ -32,7 +32,7 @@ from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from mitelacd import testing
-from mitelacd.protocol import PBXClientFactory
+from mitelacd.feed.protocol import PBXClientFactory
 from mitelacd.sdnotify import (
     NotifySocket,
     SystemdNotifier,
@@ -41,7 +41,7 @@ from mitelacd.sdnotify import (
     watchdog_interval,
 )
 from mitelacd.testing import START, Feeder, capture_log
-from mitelacd.web import WebService, WebSettings
+from mitelacd.web.resources import WebService, WebSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST, PORT = "10.1.2.3", 15373

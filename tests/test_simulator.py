@@ -19,8 +19,8 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
 
-from mitelacd import simulator
-from mitelacd.simulator import (
+from mitelacd.sim import service as simulator
+from mitelacd.sim.service import (
     EOLS,
     FaultCounts,
     FeedFactory,

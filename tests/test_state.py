@@ -11,9 +11,9 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEvent
 
 from mitelacd import testing
-from mitelacd.legacy import LegacyFileError, LegacyStatus, legacy_status, validate_legacy
-from mitelacd.records import AgentEvent, Malformed
-from mitelacd.state import Activity, FloorState
+from mitelacd.floor.legacy import LegacyFileError, LegacyStatus, legacy_status, validate_legacy
+from mitelacd.floor.records import AgentEvent, Malformed
+from mitelacd.floor.state import Activity, FloorState
 from mitelacd.testing import START, capture_log
 
 FLAGS = ("logged_in", "dnd", "make_busy", "wrap_up", "fresh_login", "ringing")
@@ -492,7 +492,7 @@ def test_bad_and_backward_r_dates_are_warned_of_once_and_keep_the_last_good_date
     f: Feeder,
 ) -> None:
     f.floor.carry(validate_legacy(CARRIED), pbx_date=datetime.date(2024, 3, 11))
-    with capture_log("mitelacd.state") as log:
+    with capture_log("mitelacd.floor.state") as log:
         for raw in ("20241311", "20241399", "20240310", "20240301", "20240311"):
             f.keepalive(raw)
     # A month 13 and a date going back let nobody go and count.
@@ -509,7 +509,7 @@ def test_bad_and_backward_r_dates_are_warned_of_once_and_keep_the_last_good_date
 
 def test_letting_go_is_logged_with_the_count(f: Feeder) -> None:
     f.floor.carry(validate_legacy(CARRIED))
-    with capture_log("mitelacd.state") as log:
+    with capture_log("mitelacd.floor.state") as log:
         assert f.floor.letGoCarried("unconfirmed for 600 s") == 5
         assert f.floor.letGoCarried("again") == 0
     (line,) = [e for e in log.events if "let go" in e.get("log_format", "")]
@@ -635,7 +635,7 @@ def test_a_record_with_a_readable_number_counts_even_when_unreadable(f: Feeder) 
 
 
 def test_each_kind_of_numbering_trouble_is_logged_in_its_own_words(f: Feeder) -> None:
-    with capture_log("mitelacd.state") as log:
+    with capture_log("mitelacd.floor.state") as log:
         numbered(f, 10, 13, 13, 2)
     lines = [formatEvent(e) for e in log.events]
     lines = [line for line in lines if "record number" in line]
@@ -646,7 +646,7 @@ def test_each_kind_of_numbering_trouble_is_logged_in_its_own_words(f: Feeder) ->
 
 
 def test_numbering_logs_are_rate_limited_per_kind(f: Feeder) -> None:
-    with capture_log("mitelacd.state") as log:
+    with capture_log("mitelacd.floor.state") as log:
         numbered(f, *([5] * 30))  # 29 duplicates
         numbered(f, 7)  # and then a gap: its own allowance
     duplicates = [e for e in log.events if "twice in a row" in e.get("log_format", "")]
@@ -727,7 +727,7 @@ def test_a_cut_record_is_counted_and_changes_nothing_else(f: Feeder) -> None:
 
 
 def test_cut_records_are_logged_at_a_limited_rate(f: Feeder) -> None:
-    with capture_log("mitelacd.state") as log:
+    with capture_log("mitelacd.floor.state") as log:
         for _ in range(8):
             f.floor.recordCut(b"\x0202A0815032002   16")
         f.clock.advance(60)

@@ -134,7 +134,7 @@ def test_the_socket_unit_matches_the_documented_endpoint() -> None:
 def test_the_open_file_limit_leaves_room_for_every_event_stream_client() -> None:
     """``LimitNOFILE=`` sets the soft and hard limits: the full cap fits with room to spare."""
     from mitelacd.openfiles import RESERVE
-    from mitelacd.web import WebSettings
+    from mitelacd.web.resources import WebSettings
 
     (limit,) = directives(SERVICE)["LimitNOFILE"]
     assert int(limit) - RESERVE >= WebSettings().max_push_clients

@@ -24,10 +24,10 @@ from twisted.python import usage
 
 import mitelacd
 from mitelacd import logs, tap
-from mitelacd.endpoint import check_endpoint
+from mitelacd.feed.protocol import PBXClientFactory
 from mitelacd.persist import LegacyFileWriter
-from mitelacd.protocol import PBXClientFactory
 from mitelacd.testing import TWISTD
+from mitelacd.web.endpoint import check_endpoint
 
 
 def parse(*argv: str) -> tap.Options:
@@ -258,7 +258,7 @@ def test_tac_file_builds_the_service(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_the_file_writers_health_reaches_the_feed_and_healthz(tmp_path: Path) -> None:
     from treq.testing import StubTreq
 
-    from mitelacd.web import WebService
+    from mitelacd.web.resources import WebService
 
     path = tmp_path / "mitel_data.json"
     reactor = MemoryReactorClock()
@@ -285,7 +285,7 @@ def test_the_file_writers_health_reaches_the_feed_and_healthz(tmp_path: Path) ->
 
 
 def test_names_file_is_read_at_start_and_a_bad_one_is_a_usage_error(tmp_path: Path) -> None:
-    from mitelacd.names import NamesWatcher
+    from mitelacd.floor.names import NamesWatcher
 
     names = tmp_path / "names.toml"
     names.write_text('[agents]\n"1001" = "Ada Lovelace"\n[groups]\n"610" = 610\n')

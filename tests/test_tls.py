@@ -26,13 +26,13 @@ from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
 from mitelacd import tap
-from mitelacd.accesslog import redact_url
-from mitelacd.documents import FloorDocuments
-from mitelacd.endpoint import check_endpoint, is_tls, tls_missing
+from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.state import FloorState
 from mitelacd.logs import render
-from mitelacd.state import FloorState
 from mitelacd.testing import Twistd, capture_log, injected_site
-from mitelacd.web import WebService, WebSettings
+from mitelacd.web.accesslog import redact_url
+from mitelacd.web.endpoint import check_endpoint, is_tls, tls_missing
+from mitelacd.web.resources import WebService, WebSettings
 
 ROOT = Path(__file__).parent.parent
 
@@ -158,7 +158,7 @@ async def test_https_with_a_verified_certificate_and_the_log_says_https(tmp_path
     assert is_tls(description) and not is_tls("tcp:8443")
     floor = FloorState(reactor, stale_after=60)
     service = WebService(description, floor, FloorDocuments(floor), WebSettings(), reactor)
-    with capture_log("mitelacd.web") as log:
+    with capture_log("mitelacd.web.resources") as log:
         service.startService()
     try:
         assert service.port is not None

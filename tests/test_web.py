@@ -22,13 +22,13 @@ from twisted.web.http_headers import Headers
 from twisted.web.test.requesthelper import DummyRequest
 
 from mitelacd import tap
-from mitelacd.documents import FloorDocuments
-from mitelacd.push import EventPush
-from mitelacd.records import Malformed, parse_record
-from mitelacd.render import Once
-from mitelacd.state import Agent, FloorState
+from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.records import Malformed, parse_record
+from mitelacd.floor.render import Once
+from mitelacd.floor.state import Agent, FloorState
 from mitelacd.testing import sse_events
-from mitelacd.web import SMALL_BODY, BoardSite, Root, WebService, WebSettings
+from mitelacd.web.push import EventPush
+from mitelacd.web.resources import SMALL_BODY, BoardSite, Root, WebService, WebSettings
 
 BASE = "http://board.test"
 LOGIN = "12A081502{dn:<7}{agent:<7}00"

@@ -24,13 +24,15 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
-from mitelacd.accesslog import redacted_log_formatter
-from mitelacd.changes import EntityKind
-from mitelacd.documents import FloorDocuments
-from mitelacd.endpoint import is_tls
+from mitelacd.floor.changes import EntityKind
+from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.render import compact
+from mitelacd.floor.state import FloorState, iso_utc
 from mitelacd.logs import Logger
-from mitelacd.metrics import FloorMetrics
-from mitelacd.push import (
+from mitelacd.web.accesslog import redacted_log_formatter
+from mitelacd.web.endpoint import is_tls
+from mitelacd.web.metrics import FloorMetrics
+from mitelacd.web.push import (
     BUSY_RETRY_AFTER,
     CHUNK,
     DEFAULT_PUSH_INTERVAL,
@@ -38,8 +40,6 @@ from mitelacd.push import (
     envelope,
     parse_event_id,
 )
-from mitelacd.render import compact
-from mitelacd.state import FloorState, iso_utc
 
 log = Logger()
 
@@ -81,7 +81,8 @@ def render_json(request: Request, doc: Any, code: int = http.OK) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode("ascii")
 
 
-def _error(request: Request, code: int, error: str, detail: str) -> bytes:
+def json_error(request: Request, code: int, error: str, detail: str) -> bytes:
+    """An error in the API's JSON shape: ``{"error": ..., "detail": ...}`` (docs/api.md)."""
     return render_json(request, {"error": error, "detail": detail}, code)
 
 
@@ -97,7 +98,7 @@ class ApiError(Resource):
         self.detail = detail
 
     def render(self, request: Request) -> bytes:
-        return _error(request, self.code, self.error, self.detail)
+        return json_error(request, self.code, self.error, self.detail)
 
 
 def not_found(request: Request) -> ApiError:
@@ -115,7 +116,7 @@ class ApiRequest(Request):
         if self.startedWriting or self.path == b"/":
             return super().processingFailed(reason)
         self._log.failure("", failure=reason)
-        body = _error(
+        body = json_error(
             self, http.INTERNAL_SERVER_ERROR, "internal_error", "the request failed; see the log"
         )
         self.setHeader(b"content-length", b"%d" % len(body))
@@ -265,14 +266,14 @@ class OneAgent(Resource):
 
     def render_GET(self, request: Request) -> bytes | int:
         if request.postpath:
-            return _error(request, http.NOT_FOUND, "not_found", "no such resource")
+            return json_error(request, http.NOT_FOUND, "not_found", "no such resource")
         agent = self._documents.entity("agents", self._agent_id)
         if agent is None:
             # An ID is echoed only when it could be one (1-7 digits).
             agent_id = self._agent_id
             named = f"agent {agent_id!r}" if agent_id.isdigit() and len(agent_id) <= 7 else "agent"
             detail = f"{named} has not been seen"
-            return _error(request, http.NOT_FOUND, "not_found", detail)
+            return json_error(request, http.NOT_FOUND, "not_found", detail)
         head, _ = self._stamp.open()
         return send_parts(request, [head, b'"agent":', agent, b"}"])
 
@@ -357,7 +358,7 @@ class Health(Resource):
 
 def board_page() -> bytes:
     """The wall board as one document: its CSS and JS are put inside the HTML."""
-    folder = resources.files("mitelacd") / "board"
+    folder = resources.files("mitelacd.web") / "board"
     html = (folder / "index.html").read_text("utf-8")
     html = html.replace("/*BOARD_CSS*/", (folder / "board.css").read_text("utf-8"))
     html = html.replace("/*BOARD_JS*/", (folder / "board.js").read_text("utf-8"))
@@ -387,7 +388,7 @@ class Board(Resource):
 
 
 class Events(Resource):
-    """``/api/v1/events``: see :mod:`mitelacd.push`."""
+    """``/api/v1/events``: see :mod:`mitelacd.web.push`."""
 
     isLeaf = True
 
@@ -407,7 +408,7 @@ class Events(Resource):
             request.setHeader(b"connection", b"close")
             if request.channel is not None:
                 request.channel.persistent = False
-            return _error(
+            return json_error(
                 request, http.SERVICE_UNAVAILABLE, "busy", "too many event stream clients"
             )
         full = (request.args or {}).get(b"full", [b"0"])[0] in (b"1", b"true", b"yes")
@@ -535,7 +536,7 @@ def _refusal(path: bytes, code: int, error: str, detail: str) -> IResource:
 class BoardSite(Site):
     """The HTTP site: JSON errors, no tracebacks to clients, no access log unless asked for.
 
-    The access log never holds the token: see :mod:`mitelacd.accesslog`.
+    The access log never holds the token: see :mod:`mitelacd.web.accesslog`.
     """
 
     displayTracebacks = False

@@ -9,6 +9,9 @@
   deltas exactly as the wall board does.
 * :class:`Twistd` and :func:`fake_pbx`: real processes and a PBX socket on
   loopback, for end-to-end tests and benchmarks.
+* :mod:`mitelacd.testing.postgres`: a throwaway PostgreSQL server.
+
+May import: mitelacd.floor, mitelacd.feed, mitelacd.web, mitelacd.reports, mitelacd.sim
 """
 
 from __future__ import annotations
@@ -34,11 +37,11 @@ from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 from twisted.web.test.requesthelper import DummyRequest
 from zope.interface import implementer
 
-from mitelacd.changes import ENTITY_KINDS, ChangeSet
-from mitelacd.documents import FloorDocuments
+from mitelacd.floor.changes import ENTITY_KINDS, ChangeSet
+from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.records import Malformed, ParseResult, parse_record
+from mitelacd.floor.state import Agent, FloorState, IFloorListener, id_key
 from mitelacd.logs import render
-from mitelacd.records import Malformed, ParseResult, parse_record
-from mitelacd.state import Agent, FloorState, IFloorListener, id_key
 
 #: A fixed start for fake clocks (2023-11-14T22:13:20Z).
 START = 1_700_000_000.0

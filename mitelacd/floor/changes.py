@@ -14,8 +14,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
-from mitelacd.legacy import LegacyStatus
-from mitelacd.names import AgentState
+from mitelacd.floor.legacy import LegacyStatus
+from mitelacd.floor.names import AgentState
 
 #: The kinds of entity a change set speaks of, in the order documents list them.
 EntityKind = Literal["agents", "groups", "paths", "extensions"]

@@ -1,6 +1,6 @@
 """Report rows as ``/api/v1/reports`` and ``mitelacd-report`` give them: JSON and CSV.
 
-The rows are those of :meth:`mitelacd.history.HistoryStore.report`: ``id``,
+The rows are those of :meth:`mitelacd.reports.store.HistoryStore.report`: ``id``,
 ``day``, ``start``, every figure by name, what follows from them, and for
 agents the not-ready seconds by reason as lists.
 
@@ -20,7 +20,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from mitelacd.reportrows import FIGURES, ReportInterval, RowKind
+from mitelacd.reports.rows import FIGURES, ReportInterval, RowKind
 
 #: The list's key in a JSON report, by what the rows are about.
 PLURAL: dict[RowKind, str] = {"agent": "agents", "path": "paths", "group": "groups"}

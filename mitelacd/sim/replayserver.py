@@ -27,7 +27,7 @@ from twisted.internet import protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTCP, IReactorTime
 
-from mitelacd.capture import CaptureReader, Connected, Data, Entry, first_time
+from mitelacd.feed.capture import CaptureReader, Connected, Data, Entry, first_time
 from mitelacd.logs import Logger
 
 log = Logger()

@@ -29,12 +29,12 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from mitelacd.changes import ENTITY_KINDS, ChangeSet, PendingChanges
-from mitelacd.documents import FloorDocuments
+from mitelacd.floor.changes import ENTITY_KINDS, ChangeSet, PendingChanges
+from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.render import compact
+from mitelacd.floor.state import FloorState, IFloorListener, iso_utc
 from mitelacd.logs import Logger
 from mitelacd.pacing import Coalescer
-from mitelacd.render import compact
-from mitelacd.state import FloorState, IFloorListener, iso_utc
 
 log = Logger()
 

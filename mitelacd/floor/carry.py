@@ -10,7 +10,7 @@ from __future__ import annotations
 from twisted.application.service import Service
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-from mitelacd.state import FloorState
+from mitelacd.floor.state import FloorState
 
 
 class CarriedAgentsExpiry(Service):

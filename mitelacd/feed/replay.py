@@ -1,7 +1,7 @@
 """``mitelacd-replay FILE...``: run captures through the parser and the floor, offline.
 
-Every read of a capture goes through the same :class:`~mitelacd.protocol.ACDReceiver`
-and :class:`~mitelacd.state.FloorState` as in the daemon, on a
+Every read of a capture goes through the same :class:`~mitelacd.feed.protocol.ACDReceiver`
+and :class:`~mitelacd.floor.state.FloorState` as in the daemon, on a
 :class:`~twisted.internet.task.Clock` moved to the read's arrival time, so
 that the idle flush of a record without an end, and every time the floor
 keeps, come out as they did live. The final legacy document (the daemon's
@@ -31,7 +31,7 @@ from twisted.logger import LogLevel, globalLogBeginner
 from twisted.python.failure import Failure
 
 from mitelacd import __version__, logs
-from mitelacd.capture import (
+from mitelacd.feed.capture import (
     CaptureError,
     CaptureReader,
     Connected,
@@ -44,8 +44,11 @@ from mitelacd.capture import (
     Stopped,
     first_time,
 )
-from mitelacd.documents import FloorDocuments
-from mitelacd.history import (
+from mitelacd.feed.protocol import IDLE_FLUSH, ACDReceiver, PBXClientFactory
+from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.state import FloorState, iso_utc
+from mitelacd.reports.rows import IntervalRow, StateSpan
+from mitelacd.reports.store import (
     HistoryError,
     HistoryURLError,
     day_bounds,
@@ -54,9 +57,6 @@ from mitelacd.history import (
     problem_kind,
     redact,
 )
-from mitelacd.protocol import IDLE_FLUSH, ACDReceiver, PBXClientFactory
-from mitelacd.reportrows import IntervalRow, StateSpan
-from mitelacd.state import FloorState, iso_utc
 
 #: The exit status of a file that cannot be read, and of a bad command line.
 EXIT_UNREADABLE = 2
@@ -247,7 +247,8 @@ class ReplayedFigures:
         day_starts: datetime.time = datetime.time(0),
         tz: datetime.tzinfo | None = None,
     ) -> None:
-        from mitelacd.figures import DayClock, DayFigures
+        from mitelacd.floor.days import DayClock
+        from mitelacd.reports.figures import DayFigures
 
         self.replayer = replayer
         self.rows = FigureRows()
@@ -309,7 +310,7 @@ def rebuild_history(
     One transaction: the database holds the old days or the new ones. The
     days replaced are returned; what was done is told on ``report``.
     """
-    from mitelacd.history import open_store
+    from mitelacd.reports.store import open_store
 
     tell = report or sys.stderr
     whole, partial = figures.days_covered()
@@ -426,7 +427,7 @@ def _arguments() -> argparse.ArgumentParser:
 
 
 def _day_starts(value: str) -> datetime.time:
-    from mitelacd.figures import parse_day_starts
+    from mitelacd.reports.figures import parse_day_starts
 
     try:
         return parse_day_starts(value)

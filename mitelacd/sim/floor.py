@@ -2,7 +2,7 @@
 
 A pure, seeded model. The floor decides (agents log in, are rung, answer,
 hold, consult, wrap up, take breaks; callers queue and give up), tells a
-:class:`~mitelacd.simwire.Wire` each event as the PBX would report it, and
+:class:`~mitelacd.sim.wire.Wire` each event as the PBX would report it, and
 keeps each agent's state the way state-model.md §3 (v2) says a listener
 must: flags, the ringing key, and the calls by key (button). An agent's
 legacy status (§4) is therefore the ground truth for that agent.
@@ -30,9 +30,9 @@ from typing import Any, Literal
 
 import attrs
 
-from mitelacd.legacy import LegacyStatus
-from mitelacd.simschedule import Scheduler
-from mitelacd.simwire import Wire
+from mitelacd.floor.legacy import LegacyStatus
+from mitelacd.sim.schedule import Scheduler
+from mitelacd.sim.wire import Wire
 
 #: The key ACD calls ring and are answered on.
 LINE_ACD = 1

@@ -20,9 +20,11 @@ from typing import Any
 import attrs
 from zope.interface import implementer
 
-from mitelacd.changes import AgentStep, ChangeSet, QueueStep
-from mitelacd.names import AgentState
-from mitelacd.reportrows import (
+from mitelacd.floor.changes import AgentStep, ChangeSet, QueueStep
+from mitelacd.floor.days import DayClock
+from mitelacd.floor.names import AgentState
+from mitelacd.floor.state import IFloorListener, id_key, iso_utc
+from mitelacd.reports.rows import (
     FIGURES,
     INTERVAL_SECONDS,
     IntervalRow,
@@ -30,7 +32,6 @@ from mitelacd.reportrows import (
     RowKind,
     StateSpan,
 )
-from mitelacd.state import IFloorListener, id_key, iso_utc
 
 #: A U not followed by G, S or H on the same agent within this many seconds
 #: is a call that rang and was not answered.
@@ -66,41 +67,6 @@ def parse_day_starts(text: str) -> datetime.time:
             f"--day-starts must be on a quarter hour (:00, :15, :30 or :45), not {text}"
         )
     return when
-
-
-class DayClock:
-    """Report days and their 15-minute intervals, in local time.
-
-    A day starts at ``day_starts`` local time; intervals start on local
-    quarter hours, so a day's start is always an interval's start.
-    ``tz`` None means the machine's local time zone.
-    """
-
-    def __init__(self, day_starts: datetime.time, tz: datetime.tzinfo | None = None) -> None:
-        self.day_starts = day_starts
-        self.tz = tz
-
-    def local(self, when: float) -> datetime.datetime:
-        return datetime.datetime.fromtimestamp(when, self.tz)
-
-    def interval_start(self, when: float) -> int:
-        moment = self.local(when)
-        start = moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
-        return int(start.timestamp())
-
-    def hour_start(self, when: float) -> int:
-        return int(self.local(when).replace(minute=0, second=0, microsecond=0).timestamp())
-
-    def day(self, when: float) -> datetime.date:
-        """The report day ``when`` falls in."""
-        moment = self.local(when)
-        date = moment.date()
-        if moment.time() < self.day_starts:
-            date -= datetime.timedelta(days=1)
-        return date
-
-    def day_start(self, day: datetime.date) -> float:
-        return datetime.datetime.combine(day, self.day_starts, tzinfo=self.tz).timestamp()
 
 
 @attrs.define

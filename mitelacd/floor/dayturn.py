@@ -12,8 +12,8 @@ import datetime
 from twisted.application.service import Service
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-from mitelacd.figures import DayClock
-from mitelacd.state import FloorState
+from mitelacd.floor.days import DayClock
+from mitelacd.floor.state import FloorState
 
 #: How long after the day's start the tables are swept (the clock's jitter).
 LATE = 0.05

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from mitelacd.figures import DayFigures
+from mitelacd.reports.figures import DayFigures
 
 #: Per agent: (figure, metric name without _total, help).
 _AGENT_COUNTERS = (
@@ -48,7 +48,7 @@ class HistoryStats(Protocol):
 
 
 class FigureMetrics:
-    """A collector for the registry of :class:`~mitelacd.metrics.FloorMetrics`."""
+    """A collector for the registry of :class:`~mitelacd.web.metrics.FloorMetrics`."""
 
     def __init__(self, figures: DayFigures, history: HistoryStats | None = None) -> None:
         self.figures = figures

@@ -2,7 +2,7 @@
 
 * ``/api/v1/reports/today/agents``, ``/paths``, ``/groups``: the current
   report day's figures up to now (``?interval=current``: the current
-  15-minute interval's), from :class:`~mitelacd.reports.FiguresService`.
+  15-minute interval's), from :class:`~mitelacd.reports.live.FiguresService`.
 * ``/api/v1/reports?from=DATE&to=DATE&by=agent|path|group&interval=15m|1h|day``:
   stored intervals combined, plus the interval still open, as JSON or as CSV
   (``Accept: text/csv`` or ``?format=csv``).
@@ -19,11 +19,11 @@ from twisted.web import http
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from mitelacd.historyservice import HistoryService
 from mitelacd.logs import Logger
-from mitelacd.reportrows import REPORT_INTERVALS, ROW_KINDS, ReportInterval, RowKind
-from mitelacd.reports import FiguresService
-from mitelacd.web import ApiError, _error, not_found, render_json
+from mitelacd.reports.live import FiguresService
+from mitelacd.reports.rows import REPORT_INTERVALS, ROW_KINDS, ReportInterval, RowKind
+from mitelacd.reports.writer import HistoryService
+from mitelacd.web.resources import ApiError, json_error, not_found, render_json
 
 log = Logger()
 
@@ -67,7 +67,7 @@ class TodayOf(Resource):
     def render_GET(self, request: Request) -> bytes:
         interval = _arg(request, b"interval")
         if interval not in (None, "current", "day"):
-            return _error(
+            return json_error(
                 request,
                 http.BAD_REQUEST,
                 "bad_request",
@@ -156,7 +156,7 @@ class Reports(Resource):
             first, last, by, interval = report_query(args, today)
             csv = wants_csv(request)
         except ReportError as e:
-            return _error(request, http.BAD_REQUEST, "bad_request", str(e))
+            return json_error(request, http.BAD_REQUEST, "bad_request", str(e))
         d = Deferred.fromCoroutine(self._figures.report(first, last, by, interval))
         d.addCallback(self._answer, request, first, last, by, interval, csv)
         d.addErrback(self._failed, request)
@@ -172,7 +172,7 @@ class Reports(Resource):
         interval: ReportInterval,
         csv: bool,
     ) -> None:
-        from mitelacd.reportformat import report_csv, report_document
+        from mitelacd.reports.format import report_csv, report_document
 
         if request.finished or request._disconnected:
             return
@@ -196,7 +196,7 @@ class Reports(Resource):
         if request.finished or request._disconnected:
             return
         log.warn("a report could not be read: {why}", why=failure.getErrorMessage())
-        body = _error(
+        body = json_error(
             request,
             http.SERVICE_UNAVAILABLE,
             "history_unavailable",

@@ -12,8 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from mitelacd.history import HistoryStore
-from mitelacd.reportrows import (
+from mitelacd.reports.rows import (
     FIGURES,
     INTERVAL_SECONDS,
     IntervalRow,
@@ -21,6 +20,7 @@ from mitelacd.reportrows import (
     RowKind,
     StateSpan,
 )
+from mitelacd.reports.store import HistoryStore
 
 #: The first day :func:`fill_month` fills, unless told otherwise.
 FIRST_DAY = "2026-01-05"

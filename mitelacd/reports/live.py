@@ -1,6 +1,6 @@
 """The day's figures in the daemon: fed by the floor, ticked at interval ends, kept in history.
 
-:class:`FiguresService` hangs a :class:`~mitelacd.figures.DayFigures` on the
+:class:`FiguresService` hangs a :class:`~mitelacd.reports.figures.DayFigures` on the
 floor, wakes it at each interval's end (so that a quiet floor still closes
 its intervals on time), hands what it closes to the history, and at stop
 hands over the part of the interval seen. At start it adds today's figures
@@ -19,12 +19,12 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
-from mitelacd.figures import DayFigures
-from mitelacd.history import derived
-from mitelacd.historyservice import HistoryService, HistoryUnavailable
+from mitelacd.floor.state import FloorState, id_key, iso_utc
 from mitelacd.logs import Logger
-from mitelacd.reportrows import FIGURES, IntervalRow, ReportInterval, RowKind, StateSpan
-from mitelacd.state import FloorState, id_key, iso_utc
+from mitelacd.reports.figures import DayFigures
+from mitelacd.reports.rows import FIGURES, IntervalRow, ReportInterval, RowKind, StateSpan
+from mitelacd.reports.store import derived
+from mitelacd.reports.writer import HistoryService, HistoryUnavailable
 
 log = Logger()
 

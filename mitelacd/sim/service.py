@@ -3,9 +3,9 @@
 The parts:
 
 * :class:`FloorScript` runs a seeded day: it pops what is due from a
-  :class:`~mitelacd.simschedule.Scheduler`, lets the
-  :class:`~mitelacd.simfloor.Floor` decide, has a
-  :class:`~mitelacd.simwire.Wire` turn it into the exact bytes of
+  :class:`~mitelacd.sim.schedule.Scheduler`, lets the
+  :class:`~mitelacd.sim.floor.Floor` decide, has a
+  :class:`~mitelacd.sim.wire.Wire` turn it into the exact bytes of
   docs/protocol.md (with the chosen terminator and faults), and
   answers what a correct listener's legacy view must be
   (:meth:`FloorScript.expected_legacy`), so an end-to-end test can compare
@@ -16,7 +16,7 @@ The parts:
 K/Q/R come in one burst at t=0 and then every ``cycle`` seconds; agent
 events due at the same instant are sent before the burst. What the floor
 does where the protocol documents are silent is listed in
-:mod:`mitelacd.simfloor`.
+:mod:`mitelacd.sim.floor`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from twisted.python import usage
 
 from mitelacd.cli import CommandOptions
 from mitelacd.logs import Logger
-from mitelacd.simfloor import (
+from mitelacd.sim.floor import (
     LINE_ACD,
     LINE_OUT,
     LINE_PERSONAL,
@@ -46,8 +46,8 @@ from mitelacd.simfloor import (
     group_numbers,
     path_numbers,
 )
-from mitelacd.simschedule import Scheduler
-from mitelacd.simwire import (
+from mitelacd.sim.schedule import Scheduler
+from mitelacd.sim.wire import (
     EOLS,
     TERMINATORS,
     Eol,
@@ -548,7 +548,7 @@ class Options(CommandOptions):
             raise usage.UsageError(
                 f"--replay serves a capture as it was: {', '.join(given)} cannot apply"
             )
-        from mitelacd.capture import CaptureError, CaptureReader
+        from mitelacd.feed.capture import CaptureError, CaptureReader
 
         for path in self["replay"]:
             try:
@@ -564,7 +564,7 @@ def makeService(options: Options, reactor: Any = None) -> Any:
 
         reactor = global_reactor
     if options["replay"]:
-        from mitelacd.replayserver import ReplayService
+        from mitelacd.sim.replayserver import ReplayService
 
         return ReplayService(
             options["replay"],

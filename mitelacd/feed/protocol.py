@@ -15,9 +15,9 @@ from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
+from mitelacd.floor.records import CALL_EVENT_CODES, STX, Malformed, parse_record
+from mitelacd.floor.state import FloorState
 from mitelacd.logs import Logger
-from mitelacd.records import CALL_EVENT_CODES, STX, Malformed, parse_record
-from mitelacd.state import FloorState
 
 log = Logger()
 
@@ -211,7 +211,7 @@ def _why(reason: Failure | None) -> str:
 
 
 class StreamRecorder(Protocol):
-    """Keeps what the PBX sends, as read (``mitelacd.capture.CaptureRecorder``).
+    """Keeps what the PBX sends, as read (``mitelacd.feed.capture.CaptureRecorder``).
 
     ``received`` is called once the read has been handled, even when that failed.
     """

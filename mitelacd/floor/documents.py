@@ -14,9 +14,9 @@ from typing import Any
 
 from zope.interface import implementer
 
-from mitelacd.changes import ENTITY_KINDS, ChangeSet, Entity, EntityKind
-from mitelacd.render import Fragments, Once, compact
-from mitelacd.state import FloorState, IFloorListener, id_key, iso_utc
+from mitelacd.floor.changes import ENTITY_KINDS, ChangeSet, Entity, EntityKind
+from mitelacd.floor.render import Fragments, Once, compact
+from mitelacd.floor.state import FloorState, IFloorListener, id_key, iso_utc
 
 _legacy_json = json.JSONEncoder().encode
 

@@ -29,11 +29,11 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from mitelacd.changes import ChangeSet, Update
-from mitelacd.legacy import LEGACY_STATUSES
-from mitelacd.names import AGENT_STATES
-from mitelacd.records import EVENT_NAMES
-from mitelacd.state import ACTIVITIES, FloorState, IFloorListener, QueueKind
+from mitelacd.floor.changes import ChangeSet, Update
+from mitelacd.floor.legacy import LEGACY_STATUSES
+from mitelacd.floor.names import AGENT_STATES
+from mitelacd.floor.records import EVENT_NAMES
+from mitelacd.floor.state import ACTIVITIES, FloorState, IFloorListener, QueueKind
 
 #: The ``endpoint`` label of ``mitelacd_http_requests_total``: the paths the
 #: site serves, an agent's own path as a pattern, and ``other`` for the rest

@@ -2,7 +2,7 @@
 
 Records come in from the protocol, one at a time or a whole read in one
 :meth:`FloorState.batch`; after each, every listener (documents, file writer,
-push, metrics) is handed one :class:`~mitelacd.changes.ChangeSet` saying what
+push, metrics) is handed one :class:`~mitelacd.floor.changes.ChangeSet` saying what
 changed, with the new values. A change costs what it changed, whatever the
 size of the floor. Nothing here does I/O, and time comes from an injected
 clock.
@@ -23,12 +23,11 @@ from twisted.logger import LogLevel
 from zope.interface import Interface
 
 from mitelacd import logs
-from mitelacd.changes import AgentStep, CallOnKey, ChangeSet, Entity, QueueStep, Step
 from mitelacd.clock import Timeline
-from mitelacd.legacy import LEGACY_STATUSES, LegacyDocument, LegacyStatus, legacy_status
-from mitelacd.logs import Logger
-from mitelacd.names import NO_NAMES, AgentState, Limits, Names
-from mitelacd.records import (
+from mitelacd.floor.changes import AgentStep, CallOnKey, ChangeSet, Entity, QueueStep, Step
+from mitelacd.floor.legacy import LEGACY_STATUSES, LegacyDocument, LegacyStatus, legacy_status
+from mitelacd.floor.names import NO_NAMES, AgentState, Limits, Names
+from mitelacd.floor.records import (
     EVENT_NAMES,
     AgentEvent,
     CallEventCode,
@@ -38,6 +37,7 @@ from mitelacd.records import (
     StatsReport,
     mmss_seconds,
 )
+from mitelacd.logs import Logger
 
 log = Logger()
 
@@ -1092,7 +1092,7 @@ class FloorState:
         """The ``mitel_data.json`` document (docs/state-model.md §4), built whole.
 
         The daemon serves and writes the same document assembled change by
-        change (:mod:`mitelacd.documents`); this is its definition.
+        change (:mod:`mitelacd.floor.documents`); this is its definition.
         """
         return {
             "agents": {a.agent_id: a.status for a in self.agents.values()},

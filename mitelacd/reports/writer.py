@@ -15,8 +15,8 @@ broke just then), the batch's mark in ``mitelacd_writes`` tells, and it is
 not written twice.
 
 A batch the database refuses because of a row in it (a value too large for
-its column: :func:`~mitelacd.history.data_error`) is written without that row
-(:meth:`~mitelacd.history.HistoryStore.write_apart`): the row is set aside,
+its column: :func:`~mitelacd.reports.store.data_error`) is written without that row
+(:meth:`~mitelacd.reports.store.HistoryStore.write_apart`): the row is set aside,
 counted and named in the log, the others are written.
 
 A SQLite file deleted or replaced while open is noticed before the next write
@@ -46,7 +46,11 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from mitelacd.history import (
+from mitelacd.disk import duration_words
+from mitelacd.floor.state import Throttle, iso_utc
+from mitelacd.logs import Logger
+from mitelacd.reports.rows import ROW_KINDS, IntervalRow, StateSpan
+from mitelacd.reports.store import (
     HistoryError,
     HistoryFileReplaced,
     HistoryRow,
@@ -57,10 +61,6 @@ from mitelacd.history import (
     problem_kind,
     redact,
 )
-from mitelacd.logs import Logger
-from mitelacd.persist import duration_words
-from mitelacd.reportrows import ROW_KINDS, IntervalRow, StateSpan
-from mitelacd.state import Throttle, iso_utc
 
 log = Logger()
 

@@ -1,8 +1,8 @@
 """Simulated time for the fake ICP: what is due when, and plans that go stale.
 
-The floor of :mod:`mitelacd.simfloor` never looks at a clock. It asks this
+The floor of :mod:`mitelacd.sim.floor` never looks at a clock. It asks this
 scheduler to call it back at a simulated second; :class:`FloorScript
-<mitelacd.simulator.FloorScript>` pops what is due, instant by instant.
+<mitelacd.sim.service.FloorScript>` pops what is due, instant by instant.
 Actions due at the same second run in the order they were scheduled, so a
 seed always gives the same day.
 """

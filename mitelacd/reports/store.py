@@ -2,7 +2,7 @@
 
 SQLite (a file) or PostgreSQL, through SQLAlchemy Core. Everything here is
 synchronous and blocks on the database: it runs in worker threads
-(:mod:`mitelacd.historyservice`), in ``mitelacd-report`` and in
+(:mod:`mitelacd.reports.writer`), in ``mitelacd-report`` and in
 ``mitelacd-replay``, never on the reactor's thread.
 
 The tables (docs/history.md):
@@ -10,7 +10,7 @@ The tables (docs/history.md):
 ``agent_intervals``, ``path_intervals``, ``group_intervals``
     One row per agent, path or group and 15-minute interval (or part of
     one): ``source``, ``day``, ``interval_start``, ``hour_start``, ``id``,
-    then a column per figure of :data:`~mitelacd.reportrows.FIGURES`, named
+    then a column per figure of :data:`~mitelacd.reports.rows.FIGURES`, named
     as the figure. There is no unique key: a daemon that restarts inside an
     interval writes a row for each part, and reports combine them by each
     figure's rule (sum or max).
@@ -53,7 +53,8 @@ from sqlalchemy.exc import (
     StatementError,
 )
 
-from mitelacd.reportrows import (
+from mitelacd.floor.state import id_key
+from mitelacd.reports.rows import (
     FIGURES,
     REPORT_INTERVALS,
     ROW_KINDS,
@@ -64,7 +65,6 @@ from mitelacd.reportrows import (
     RowKind,
     StateSpan,
 )
-from mitelacd.state import id_key
 
 #: How long a SQLite connection waits for another writer's lock, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000

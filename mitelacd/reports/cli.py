@@ -4,7 +4,7 @@
     mitelacd-report --history postgresql://report@db/mitelacd --from today --by path --interval 1h --csv
 
 JSON by default (the document of ``/api/v1/reports``), CSV with ``--csv``
-(see :mod:`mitelacd.reportformat`). The database is only read: a SQLite
+(see :mod:`mitelacd.reports.format`). The database is only read: a SQLite
 file that does not exist is an error, not a new database. A bad command line
 exits with status 64; a database that cannot be read exits with 1.
 """
@@ -21,7 +21,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mitelacd import __version__
 from mitelacd.cli import EXIT_USAGE
-from mitelacd.history import (
+from mitelacd.reports.format import report_csv, report_json
+from mitelacd.reports.rows import REPORT_INTERVALS, ROW_KINDS, ReportInterval, RowKind
+from mitelacd.reports.store import (
     HistoryError,
     HistoryURLError,
     error_detail,
@@ -29,8 +31,6 @@ from mitelacd.history import (
     problem_kind,
     redact,
 )
-from mitelacd.reportformat import report_csv, report_json
-from mitelacd.reportrows import REPORT_INTERVALS, ROW_KINDS, ReportInterval, RowKind
 
 #: The exit status of a database that cannot be read.
 EXIT_UNREADABLE = 1

@@ -39,10 +39,10 @@ from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
 from mitelacd import __version__
-from mitelacd.changes import ChangeSet
+from mitelacd.disk import SYSTEM, FailingWrites, SystemCalls, duration_words, failure_kind
+from mitelacd.floor.changes import ChangeSet
+from mitelacd.floor.state import FloorState, IFloorListener, Throttle, iso_utc
 from mitelacd.logs import Logger
-from mitelacd.persist import SYSTEM, FailingWrites, SystemCalls, duration_words, failure_kind
-from mitelacd.state import FloorState, IFloorListener, Throttle, iso_utc
 
 log = Logger()
 
