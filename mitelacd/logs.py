@@ -1,10 +1,13 @@
 """Logging that a burst of PBX records cannot be slowed down by.
 
-Two pieces:
+Three pieces:
 
 * :class:`Logger`, used by every mitelacd module: a ``twisted.logger.Logger``
   that drops events below the daemon's ``--log-level`` before any event is
   built, so a line nobody will read costs one comparison.
+* :class:`Throttle`, for a line a hostile stream could repeat without end
+  (an unparsable record, a refused write): a burst of them per interval,
+  and a count of the rest.
 * :func:`journal`, the observer behind ``--logger mitelacd.logs.journal``
   for running under systemd: one plain ``<priority>message`` line per event
   (journald stamps the time itself), written through a buffer that is
@@ -22,6 +25,7 @@ import sys
 import time
 from typing import IO, Any
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import ILogObserver, LogLevel, formatEvent
 from twisted.logger import Logger as _TwistedLogger
 from zope.interface import implementer
@@ -113,6 +117,31 @@ def render(event: dict[str, Any]) -> str:
         except Exception:
             pass
     return formatEvent(event)
+
+
+class Throttle:
+    """Let a burst of log lines through per interval; count the rest."""
+
+    def __init__(self, clock: IReactorTime, burst: int = 5, interval: float = 60.0):
+        self._clock = clock
+        self._burst = burst
+        self._interval = interval
+        self._window_start = -interval
+        self._used = 0
+        self.suppressed = 0
+
+    def allow(self) -> tuple[bool, int]:
+        """Whether to log now, and how many lines were held back before it."""
+        now = self._clock.seconds()
+        if now - self._window_start >= self._interval:
+            self._window_start = now
+            self._used = 0
+        if self._used < self._burst:
+            self._used += 1
+            held, self.suppressed = self.suppressed, 0
+            return True, held
+        self.suppressed += 1
+        return False, 0
 
 
 #: Lines that Twisted's listening ports log on every attempt to accept while

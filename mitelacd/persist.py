@@ -27,10 +27,10 @@ from mitelacd.disk import (
     option_number,
     replace_file,
 )
-from mitelacd.floor.changes import ChangeSet
+from mitelacd.floor.changes import ChangeSet, IFloorListener
 from mitelacd.floor.documents import FloorDocuments
 from mitelacd.floor.legacy import LegacyDocument, LegacyFileError, validate_legacy
-from mitelacd.floor.state import IFloorListener, iso_utc
+from mitelacd.floor.render import iso_utc
 from mitelacd.logs import Logger
 from mitelacd.pacing import Coalescer
 

@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args:
         print(
             "usage: python -m mitelacd.plugincache (no arguments)\n"
-            "Write Twisted's plugin cache, so that twistd need not (see the README).",
+            "Write Twisted's plugin cache, so that twistd need not (see docs/install.md).",
             file=sys.stderr,
         )
         return EXIT_USAGE

@@ -32,8 +32,8 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from mitelacd.floor.changes import ChangeSet
-from mitelacd.floor.state import FloorState, IFloorListener
+from mitelacd.floor.changes import ChangeSet, IFloorListener
+from mitelacd.floor.state import FloorState
 from mitelacd.logs import Logger
 
 log = Logger()

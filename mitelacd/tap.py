@@ -6,7 +6,7 @@ import datetime
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from twisted.application.service import MultiService, Service
@@ -35,7 +35,11 @@ from mitelacd.web.figuremetrics import FigureMetrics
 from mitelacd.web.metrics import FloorMetrics
 from mitelacd.web.push import DEFAULT_PUSH_INTERVAL
 from mitelacd.web.reports import Reports
-from mitelacd.web.resources import DEFAULT_HTTP, WebService, WebSettings
+from mitelacd.web.resources import DEFAULT_HTTP, Served, WebService, WebSettings
+
+if TYPE_CHECKING:
+    from mitelacd.feed.capture import CaptureRecorder
+    from mitelacd.reports.writer import HistoryService
 
 log = Logger()
 
@@ -277,7 +281,8 @@ class Options(CommandOptions):
         [
             "day-starts",
             None,
-            datetime.time(0, 0),
+            # A string, so that --help shows it as it is given; postOptions parses it.
+            "00:00",
             "Local time (HH:MM, on a quarter hour) at which the day's figures start"
             " again (see docs/reports.md).",
             day_starts,
@@ -335,6 +340,8 @@ class Options(CommandOptions):
         elif not self["host"]:
             raise usage.UsageError("--host is required (or --simulate to run without a PBX)")
         self["file"] = writable_file(self["file"])
+        if isinstance(self["day-starts"], str):  # the default, not given
+            self["day-starts"] = day_starts(self["day-starts"])
         if self["record"] is not None:
             self["record"] = writable_folder(self["record"])
         if self["http"].strip().lower() == "none":
@@ -494,117 +501,212 @@ def makeService(
 ) -> MitelACDService:
     """The daemon. ``reactor`` times every wait; ``wall`` (default: the system
     clock) stamps what is shown and stored; ``limits`` (default: this
-    process's) is where the open file limit is read and raised."""
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
+    process's) is where the open file limit is read and raised.
 
-        reactor = global_reactor
-        # Waits must not stretch when the system clock steps back.
-        install_steady_clock(reactor)
+    Its parts start in the order they are added here and stop in reverse.
+    """
+    if reactor is None:
+        reactor = _steady_reactor()
         wall = time.time if wall is None else wall
     logs.set_level(logs.level_named(options["log-level"]))
     # As many open files as allowed: every event stream client holds one.
     open_files = openfiles.at_start(reactor, limits)
-    timeline = Timeline(reactor, wall)
+    floor = _floor(options, reactor, Timeline(reactor, wall))
+    lock = _lock(options["file"])
+    daemon = _Daemon(options, reactor, MitelACDService(floor))
+    _carry(daemon)
+    _names(daemon)
+    documents = FloorDocuments(floor)
+    writer = _file_writer(daemon, documents, lock)
+    recorder = _capture(daemon)
+    figures = _history_and_figures(daemon)
+    # The live tables forget agents gone since before each day began.
+    DayTurn(floor, reactor, options["day-starts"]).setServiceParent(daemon.top)
+    web = _web(daemon, documents, writer, recorder, figures, open_files)
+    client = _pbx(daemon, recorder)
+    _readiness(daemon, writer, web, client)
+    return daemon.top
+
+
+@attrs.frozen
+class _Daemon:
+    """The daemon as it is wired: what each part is made from, and the service it joins."""
+
+    options: Options
+    reactor: Any
+    top: MitelACDService
+
+    @property
+    def floor(self) -> FloorState:
+        return self.top.floor
+
+
+def _steady_reactor() -> Any:
+    """The global reactor, whose waits must not stretch when the system clock steps back."""
+    from twisted.internet import reactor
+
+    install_steady_clock(reactor)
+    return reactor
+
+
+def _floor(options: Options, reactor: Any, timeline: Timeline) -> FloorState:
     # Versions start from the start time in microseconds, so that they (and
     # the event ids of the push feed) keep growing across restarts.
-    floor = FloorState(
+    return FloorState(
         reactor,
         stale_after=options["stale-after"],
         first_version=int(timeline.now() * 1e6),
         timeline=timeline,
     )
-    path: FilePath[str] = options["file"]
-    # One daemon per file: a second one stops here, before it reads the file.
+
+
+def _lock(path: FilePath[str]) -> FileLock:
+    """One daemon per file: a second one stops here, before it reads the file."""
     try:
-        lock = FileLock.acquire(path)
+        return FileLock.acquire(path)
     except FileLockedError as e:
         raise SystemExit(f"mitelacd: {e}") from None
-    top = MitelACDService(floor)
-    carried = load_legacy(path, timeline.now(), options["carry-max-age"])
-    if carried is not None:
-        floor.carry(carried)
-        log.info(
-            "carried {agents} agents, {groups} groups and {paths} paths over from {path};"
-            " agents stay unconfirmed until the PBX names them",
-            agents=len(carried.agents),
-            groups=len(carried.groups),
-            paths=len(carried.paths),
-            path=path.path,
-        )
-        if options["unconfirmed-max-age"] is not None:
-            expiry = CarriedAgentsExpiry(floor, reactor, options["unconfirmed-max-age"])
-            expiry.setServiceParent(top)
-    if options["names"] is not None:
-        floor.setNames(options["names-loaded"])
-        # Reloaded on SIGHUP and when the file changes; a bad file keeps the old names.
-        NamesWatcher(
-            options["names"], reactor, floor.setNames, names=options["names-loaded"]
-        ).setServiceParent(top)
-    documents = FloorDocuments(floor)
-    # Children stop in reverse order: the client hangs up before the writer's
-    # final flush, so the last state reaches the file.
-    # The writer holds the lock from here on, and lets it go after its last write.
-    writer = LegacyFileWriter(path, documents, reactor, options["write-interval"], lock=lock)
-    writer.setServiceParent(top)
-    recorder = None
-    if options["record"] is not None:
-        from mitelacd.feed.capture import CaptureRecorder
 
-        # Before the client, so that it stops after the client has hung up.
-        recorder = CaptureRecorder(options["record"], reactor, floor, options["record-days"])
-        recorder.setServiceParent(top)
+
+def _carry(daemon: _Daemon) -> None:
+    """The file's agents and queues, when recent enough, until the PBX says otherwise."""
+    options, floor = daemon.options, daemon.floor
+    path: FilePath[str] = options["file"]
+    carried = load_legacy(path, floor.timeline.now(), options["carry-max-age"])
+    if carried is None:
+        return
+    floor.carry(carried)
+    log.info(
+        "carried {agents} agents, {groups} groups and {paths} paths over from {path};"
+        " agents stay unconfirmed until the PBX names them",
+        agents=len(carried.agents),
+        groups=len(carried.groups),
+        paths=len(carried.paths),
+        path=path.path,
+    )
+    if options["unconfirmed-max-age"] is not None:
+        expiry = CarriedAgentsExpiry(floor, daemon.reactor, options["unconfirmed-max-age"])
+        expiry.setServiceParent(daemon.top)
+
+
+def _names(daemon: _Daemon) -> None:
+    """The site's names, reloaded on SIGHUP and when the file changes; a bad file keeps the old."""
+    options, floor = daemon.options, daemon.floor
+    if options["names"] is None:
+        return
+    floor.setNames(options["names-loaded"])
+    NamesWatcher(
+        options["names"], daemon.reactor, floor.setNames, names=options["names-loaded"]
+    ).setServiceParent(daemon.top)
+
+
+def _file_writer(daemon: _Daemon, documents: FloorDocuments, lock: FileLock) -> LegacyFileWriter:
+    """The legacy file. It holds the lock from here on, and lets it go after its last write."""
+    # Before the client: the client hangs up before the writer's final
+    # flush, so the last state reaches the file.
+    options = daemon.options
+    writer = LegacyFileWriter(
+        options["file"], documents, daemon.reactor, options["write-interval"], lock=lock
+    )
+    writer.setServiceParent(daemon.top)
+    return writer
+
+
+def _capture(daemon: _Daemon) -> CaptureRecorder | None:
+    """The raw bytes from the PBX, kept with ``--record``."""
+    options = daemon.options
+    if options["record"] is None:
+        return None
+    from mitelacd.feed.capture import CaptureRecorder
+
+    # Before the client, so that it stops after the client has hung up.
+    recorder = CaptureRecorder(
+        options["record"], daemon.reactor, daemon.floor, options["record-days"]
+    )
+    recorder.setServiceParent(daemon.top)
+    return recorder
+
+
+def _history_and_figures(daemon: _Daemon) -> FiguresService:
+    """The day's figures, kept in the history when there is one (``figures.history``)."""
     # The history before the figures: children stop in reverse order, so the
     # figures hand over the interval under way before the history's last write.
-    history = None
-    if options["history"] is not None:
-        from mitelacd.reports.store import open_store
-        from mitelacd.reports.writer import SPILL_SUFFIX, HistoryService
-
-        url = options["history"]
-        history = HistoryService(
-            lambda: open_store(url),
-            options["history-source"],
-            reactor,
-            reactor,
-            keep_days=options["history-days"],
-            url=url,
-            day_starts=options["day-starts"],
-            # Rows not written at stop wait beside the data file for the next start.
-            spill_path=path.path + SPILL_SUFFIX,
-        )
-        history.setServiceParent(top)
-    figures = FiguresService(floor, reactor, options["day-starts"], history=history)
-    figures.setServiceParent(top)
+    history = _history(daemon)
+    figures = FiguresService(
+        daemon.floor, daemon.reactor, daemon.options["day-starts"], history=history
+    )
+    figures.setServiceParent(daemon.top)
     if history is not None:
         # What the figures hold back until today's rows of an earlier run are
         # read waits for the history too: it counts in the backlog.
         history.held = figures.held_rows
-    # The live tables forget agents gone since before each day began.
-    DayTurn(floor, reactor, options["day-starts"]).setServiceParent(top)
-    if options["http"] is not None:
-        metrics = FloorMetrics(floor, reactor, file=writer)
-        metrics.registry.register(FigureMetrics(figures.figures, history))
-        settings = options.webSettings()
-        settings = attrs.evolve(
-            settings,
-            max_push_clients=openfiles.push_client_cap(open_files, settings.max_push_clients),
-        )
-        web = WebService(
-            options["http"],
-            floor,
-            documents,
-            settings,
-            reactor,
-            writer.health,
-            metrics,
-            capture_health=recorder.health if recorder is not None else None,
-            reports=Reports(figures, history),
-            history_health=history.health if history is not None else None,
-        )
-        web.setServiceParent(top)
-    factory = PBXClientFactory(
+    return figures
+
+
+def _history(daemon: _Daemon) -> HistoryService | None:
+    """The history database of ``--history``, unless it is ``none``."""
+    options = daemon.options
+    if options["history"] is None:
+        return None
+    from mitelacd.reports.store import open_store
+    from mitelacd.reports.writer import SPILL_SUFFIX, HistoryService
+
+    url = options["history"]
+    history = HistoryService(
+        lambda: open_store(url),
+        options["history-source"],
+        daemon.reactor,
+        daemon.reactor,
+        keep_days=options["history-days"],
+        url=url,
+        day_starts=options["day-starts"],
+        # Rows not written at stop wait beside the data file for the next start.
+        spill_path=options["file"].path + SPILL_SUFFIX,
+    )
+    history.setServiceParent(daemon.top)
+    return history
+
+
+def _web(
+    daemon: _Daemon,
+    documents: FloorDocuments,
+    writer: LegacyFileWriter,
+    recorder: CaptureRecorder | None,
+    figures: FiguresService,
+    open_files: openfiles.OpenFiles,
+) -> WebService | None:
+    """The site, the event stream and /metrics on ``--http``."""
+    options, floor = daemon.options, daemon.floor
+    if options["http"] is None:
+        return None
+    history = figures.history
+    metrics = FloorMetrics(floor, daemon.reactor, file=writer)
+    metrics.registry.register(FigureMetrics(figures.figures, history))
+    settings = options.webSettings()
+    settings = attrs.evolve(
+        settings,
+        max_push_clients=openfiles.push_client_cap(open_files, settings.max_push_clients),
+    )
+    served = Served(
         floor,
+        documents,
+        settings,
+        file_health=writer.health,
+        capture_health=recorder.health if recorder is not None else None,
+        history_health=history.health if history is not None else None,
+        metrics=metrics,
+        reports=Reports(figures, history),
+    )
+    web = WebService(options["http"], served, daemon.reactor)
+    web.setServiceParent(daemon.top)
+    return web
+
+
+def _pbx(daemon: _Daemon, recorder: CaptureRecorder | None) -> PBXClientService:
+    """The client of the PBX's feed, or of a simulated PBX with ``--simulate``."""
+    options, reactor = daemon.options, daemon.reactor
+    factory = PBXClientFactory(
+        daemon.floor,
         reactor,
         idle_timeout=options["watchdog"],
         max_delay=options["max-retry-delay"],
@@ -616,21 +718,27 @@ def makeService(
 
         client = PBXClientService("127.0.0.1", 0, factory, reactor)
         simulator = SimulatorService(FloorScript(), port=0, interface="127.0.0.1", reactor=reactor)
-        SimulatedFloor(simulator, client).setServiceParent(top)
+        SimulatedFloor(simulator, client).setServiceParent(daemon.top)
     else:
         client = PBXClientService(options["host"], options["port"], factory, reactor)
-        client.setServiceParent(top)
+        client.setServiceParent(daemon.top)
+    return client
+
+
+def _readiness(
+    daemon: _Daemon, writer: LegacyFileWriter, web: WebService | None, client: PBXClientService
+) -> None:
+    """What systemd is told: READY=1 once the file is written and HTTP listens, the link in words."""
     # Last, so that it starts after the writer and says READY=1 once HTTP
     # listens too, and stops first, saying STOPPING=1. Idle without $NOTIFY_SOCKET.
     ready: list[ReadyWhen] = [started(writer)]
-    if options["http"] is not None:
+    if web is not None:
         ready.append(web.whenListening)
     SystemdNotifier.fromEnvironment(
-        floor,
-        reactor,
+        daemon.floor,
+        daemon.reactor,
         os.environ,
         ready_when=ready,
         target=lambda: (client.host, client.port),
-        next_attempt=factory.nextAttempt,
-    ).setServiceParent(top)
-    return top
+        next_attempt=client.factory.nextAttempt,
+    ).setServiceParent(daemon.top)

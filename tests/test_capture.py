@@ -24,7 +24,6 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from mitelacd import tap
-from mitelacd.disk import SystemCalls
 from mitelacd.feed.capture import (
     HEADER,
     CaptureError,
@@ -50,8 +49,9 @@ from mitelacd.feed.protocol import ACDReceiver, PBXClientFactory
 from mitelacd.floor.documents import FloorDocuments
 from mitelacd.floor.state import FloorState
 from mitelacd.testing import START, Feeder, LogCapture, capture_log, stats_body, wire
+from mitelacd.testing.fakes import FaultyDisk
 from mitelacd.web.push import EventPush
-from mitelacd.web.resources import Root, WebSettings
+from mitelacd.web.resources import Root, Served
 
 ALL_BYTES = bytes(range(256))
 
@@ -225,29 +225,6 @@ def test_names_carry_the_day() -> None:
 # --- the recorder -----------------------------------------------------------------------------
 
 
-class Disk:
-    """The real system calls, with a write that can be made to fail or to write only part."""
-
-    def __init__(self) -> None:
-        self.writes = 0
-        self.failing: int | None = None
-        self.partial: int | None = None
-
-    def write(self, fd: int, data: bytes) -> int:
-        self.writes += 1
-        if self.partial is not None:
-            # Write this much, then fail as a disk that just filled up.
-            done, self.partial = os.write(fd, data[: self.partial]), None
-            self.failing = errno.ENOSPC
-            return done
-        if self.failing is not None:
-            raise OSError(self.failing, os.strerror(self.failing))
-        return os.write(fd, data)
-
-    def system(self) -> SystemCalls:
-        return SystemCalls(write=self.write)
-
-
 def at_once(work: Any) -> Deferred[SweepResult]:
     """Compression and retention run in place of a thread, so tests see them done."""
     result: Deferred[SweepResult] = maybeDeferred(work)
@@ -261,7 +238,7 @@ SIM_DAY = datetime.date(2026, 3, 9)  # the simulator's first day
 def recorder(
     folder: Path,
     clock: Clock,
-    disk: Disk | None = None,
+    disk: FaultyDisk | None = None,
     feeder: Feeder | None = None,
     **kwargs: Any,
 ) -> CaptureRecorder:
@@ -270,7 +247,7 @@ def recorder(
         str(folder),
         clock,
         feeder.floor if feeder is not None else None,
-        system=(disk or Disk()).system(),
+        system=(disk or FaultyDisk()).system(),
         run=at_once,
         **kwargs,
     )
@@ -290,7 +267,7 @@ def files(folder: Path) -> list[str]:
 def test_reads_are_kept_in_memory_and_written_on_the_timer(tmp_path: Path) -> None:
     clock = Clock()
     clock.advance(START)
-    disk = Disk()
+    disk = FaultyDisk()
     rec = recorder(tmp_path, clock, disk, date_wait=0)
     rec.startService()
     rec.connected("10.1.2.3", 15373)
@@ -316,7 +293,7 @@ def test_reads_are_kept_in_memory_and_written_on_the_timer(tmp_path: Path) -> No
 def test_a_large_burst_is_written_at_once(tmp_path: Path) -> None:
     clock = Clock()
     clock.advance(START)
-    disk = Disk()
+    disk = FaultyDisk()
     rec = recorder(tmp_path, clock, disk, date_wait=0)
     rec.startService()
     for _ in range(20):
@@ -467,7 +444,7 @@ def test_a_full_disk_keeps_everything_and_writes_it_after(
 ) -> None:
     clock = Clock()
     clock.advance(START)
-    disk = Disk()
+    disk = FaultyDisk()
     rec = recorder(tmp_path, clock, disk, date_wait=0)
     rec.startService()
     rec.received(b"before")
@@ -496,7 +473,7 @@ def test_a_full_disk_keeps_everything_and_writes_it_after(
 def test_retries_back_off(tmp_path: Path) -> None:
     clock = Clock()
     clock.advance(START)
-    disk = Disk()
+    disk = FaultyDisk()
     rec = recorder(tmp_path, clock, disk, date_wait=0)
     rec.startService()
     disk.failing = errno.ENOSPC
@@ -517,7 +494,7 @@ def test_beyond_the_bound_the_oldest_are_dropped_counted_and_marked(
 ) -> None:
     clock = Clock()
     clock.advance(START)
-    disk = Disk()
+    disk = FaultyDisk()
     rec = recorder(tmp_path, clock, disk, date_wait=0, max_pending=10_000)
     rec.startService()
     rec.connected("10.1.2.3", 15373)
@@ -555,7 +532,7 @@ def test_beyond_the_bound_the_oldest_are_dropped_counted_and_marked(
 def test_a_write_cut_short_by_the_disk_leaves_no_broken_line(tmp_path: Path) -> None:
     clock = Clock()
     clock.advance(START)
-    disk = Disk()
+    disk = FaultyDisk()
     rec = recorder(tmp_path, clock, disk, date_wait=0, max_pending=600)
     rec.startService()
     clock.advance(1)
@@ -719,13 +696,13 @@ def test_the_capture_is_shown_in_the_feed_and_a_failing_one_warns_in_healthz(
 ) -> None:
     clock = Clock()
     clock.advance(START)
-    disk = Disk()
+    disk = FaultyDisk()
     rec = recorder(tmp_path, clock, disk, date_wait=0)
     rec.startService()
     floor = FloorState(clock)
     documents = FloorDocuments(floor)
     push = EventPush(floor, documents, clock)
-    root = Root(floor, documents, push, WebSettings(), clock, capture_health=rec.health)
+    root = Root(Served(floor, documents, capture_health=rec.health), push, clock)
     stub: Any = StubTreq(root)
 
     def get(path: str) -> dict[str, Any]:

@@ -20,26 +20,16 @@ from mitelacd import tap
 from mitelacd.clock import Timeline, install_steady_clock, steady_seconds
 from mitelacd.reports.live import FiguresService
 from mitelacd.testing import START, StreamRequest, call_body, capture_log, sse_events, wire
+from mitelacd.testing.fakes import SteppingWallClock
 from mitelacd.web.resources import WebService
 
 HOUR = 3600.0
 
 
-class Wall:
-    """A system clock that the test can step."""
-
-    def __init__(self, clock: Clock | MemoryReactorClock) -> None:
-        self._clock = clock
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return self._clock.seconds() + self.offset
-
-
 def test_the_timeline_is_the_wall_clock_while_it_runs_forward() -> None:
     clock = Clock()
     clock.advance(START)
-    wall = Wall(clock)
+    wall = SteppingWallClock(clock)
     timeline = Timeline(clock, wall)
     assert timeline.now() == START
     clock.advance(10)
@@ -49,7 +39,7 @@ def test_the_timeline_is_the_wall_clock_while_it_runs_forward() -> None:
 def test_a_step_back_runs_on_from_the_last_reading_until_a_step_forward() -> None:
     clock = Clock()
     clock.advance(START)
-    wall = Wall(clock)
+    wall = SteppingWallClock(clock)
     timeline = Timeline(clock, wall)
     timeline.now()
     with capture_log("mitelacd.clock") as logged:
@@ -74,7 +64,7 @@ def test_a_step_back_runs_on_from_the_last_reading_until_a_step_forward() -> Non
 def test_a_step_forward_is_followed_and_logged() -> None:
     clock = Clock()
     clock.advance(START)
-    wall = Wall(clock)
+    wall = SteppingWallClock(clock)
     timeline = Timeline(clock, wall)
     timeline.now()
     with capture_log("mitelacd.clock") as logged:
@@ -89,7 +79,7 @@ def test_a_step_forward_is_followed_and_logged() -> None:
 
 def test_drift_below_a_step_is_not_logged() -> None:
     clock = Clock()
-    wall = Wall(clock)
+    wall = SteppingWallClock(clock)
     timeline = Timeline(clock, wall)
     with capture_log("mitelacd.clock") as logged:
         for _ in range(10):
@@ -131,13 +121,13 @@ def test_a_reactor_with_the_steady_clock_times_calls_by_it() -> None:
             reactor.removeReader(reader)
 
 
-class Daemon:
+class TapOnFakeReactor:
     """The whole daemon on a fake reactor, with a system clock the test steps."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.reactor = MemoryReactorClock()
         self.reactor.advance(START)
-        self.wall = Wall(self.reactor)
+        self.wall = SteppingWallClock(self.reactor)
         self.path = tmp_path / "mitel_data.json"
         options = tap.Options()
         options.parseOptions(
@@ -183,7 +173,7 @@ class Daemon:
 def test_a_step_of_the_system_clock_stops_neither_file_nor_push_nor_history(
     tmp_path: Path,
 ) -> None:
-    d = Daemon(tmp_path)
+    d = TapOnFakeReactor(tmp_path)
     try:
         d.event("A")
         d.reactor.advance(2)
@@ -217,7 +207,7 @@ def test_a_step_of_the_system_clock_stops_neither_file_nor_push_nor_history(
 def test_a_silent_pbx_is_stale_after_stale_after_whatever_the_system_clock_does(
     tmp_path: Path,
 ) -> None:
-    d = Daemon(tmp_path)
+    d = TapOnFakeReactor(tmp_path)
     try:
         assert d.service.floor.stale_after == 35.0
         d.event("A")

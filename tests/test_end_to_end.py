@@ -16,17 +16,14 @@ import pytest
 
 from mitelacd import testing
 from mitelacd.sim.service import FloorScript
-from mitelacd.testing import fake_pbx
+from mitelacd.testing import CheckoutTwistd, fake_pbx
 
 ROOT = Path(__file__).parent.parent
 DEADLINE = 60.0
 
 
-class Twistd(testing.Twistd):
-    """A ``twistd -n`` child running this checkout's code."""
-
-    def __init__(self, *argv: str, cwd: Path) -> None:
-        super().__init__(*argv, cwd=cwd, pythonpath=ROOT)
+#: tests/test_board_browser.py and tests/test_board_today.py import it from here by this name.
+Twistd = CheckoutTwistd
 
 
 def poll(
@@ -75,7 +72,9 @@ def expected_after(script: FloorScript) -> dict[str, Any]:
     return script.expected_legacy()
 
 
-def test_simulator_to_daemon_to_file(tmp_path: Path, processes: Callable[..., Twistd]) -> None:
+def test_simulator_to_daemon_to_file(
+    tmp_path: Path, processes: Callable[..., testing.Twistd]
+) -> None:
     seed, events = 7, 400
     sim_argv = ["--port", "0", "--seed", str(seed), "--events", str(events), "--speed", "200"]
     sim = processes("mitelacd-sim", *sim_argv, cwd=tmp_path)
@@ -99,7 +98,9 @@ def test_simulator_to_daemon_to_file(tmp_path: Path, processes: Callable[..., Tw
     assert json.loads(data.read_bytes())["agents"] == expected["agents"]
 
 
-def test_sigterm_writes_the_last_state(tmp_path: Path, processes: Callable[..., Twistd]) -> None:
+def test_sigterm_writes_the_last_state(
+    tmp_path: Path, processes: Callable[..., testing.Twistd]
+) -> None:
     """With a write interval of an hour, only shutdown can write the second state."""
     server, port = fake_pbx()
     data = tmp_path / "mitel_data.json"
@@ -122,7 +123,7 @@ def test_sigterm_writes_the_last_state(tmp_path: Path, processes: Callable[..., 
 
 
 def test_reconnects_keeps_state_and_backs_off(
-    tmp_path: Path, processes: Callable[..., Twistd]
+    tmp_path: Path, processes: Callable[..., testing.Twistd]
 ) -> None:
     """A PBX that drops the link, then one that accepts and hangs up at once."""
     server, port = fake_pbx()
@@ -202,7 +203,7 @@ def keys_by_agent(stream: bytes) -> dict[str, list[str]]:
 
 
 def start_floor(
-    tmp_path: Path, processes: Callable[..., Twistd], sim_argv: list[str]
+    tmp_path: Path, processes: Callable[..., testing.Twistd], sim_argv: list[str]
 ) -> tuple[Path, int]:
     """The simulator with ``sim_argv``, a daemon reading it; the data file and the HTTP port."""
     sim = processes("mitelacd-sim", *sim_argv, cwd=tmp_path)
@@ -216,7 +217,7 @@ def start_floor(
     "eol, faults", [("cr", True), ("none", False)], ids=["eol-cr-faults", "eol-none"]
 )
 def test_terminators_faults_and_noise_reach_the_file_unharmed(
-    tmp_path: Path, processes: Callable[..., Twistd], eol: str, faults: bool
+    tmp_path: Path, processes: Callable[..., testing.Twistd], eol: str, faults: bool
 ) -> None:
     seed, events = 7, 400
     sim_argv = ["--port", "0", "--seed", str(seed), "--events", str(events), "--speed", "200"]
@@ -258,7 +259,7 @@ def test_terminators_faults_and_noise_reach_the_file_unharmed(
 
 
 def test_the_last_record_without_a_terminator_is_applied_after_a_silence(
-    tmp_path: Path, processes: Callable[..., Twistd]
+    tmp_path: Path, processes: Callable[..., testing.Twistd]
 ) -> None:
     """No terminator and no report cycle after the floor freezes: only the idle flush applies
     the last record (state-model §1)."""
@@ -282,7 +283,7 @@ def test_the_last_record_without_a_terminator_is_applied_after_a_silence(
 
 
 def test_a_rename_reaches_the_api_on_change_and_on_sighup(
-    tmp_path: Path, processes: Callable[..., Twistd]
+    tmp_path: Path, processes: Callable[..., testing.Twistd]
 ) -> None:
     server, port = fake_pbx()
     names = tmp_path / "names.toml"

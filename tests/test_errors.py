@@ -8,53 +8,25 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-import treq
-from twisted.internet import reactor
 
 from mitelacd.floor.documents import FloorDocuments
-from mitelacd.floor.state import FloorState
-from mitelacd.web.resources import WebService, WebSettings
+from mitelacd.testing.loopback import Headers, WebOnLoopback
+from mitelacd.web.resources import WebSettings
 
 TOKEN = "s3cret-board-token"
-#: Request headers as treq takes them.
-Headers = dict[bytes | str, bytes | str]
 ALL_METHODS_BUT_GET = ["POST", "PUT", "DELETE", "PATCH"]
 
 
-class Live:
-    """The web service of a floor on a loopback port of the real reactor."""
-
-    def __init__(self, settings: WebSettings) -> None:
-        floor = FloorState(reactor, stale_after=60)
-        self.service = WebService(
-            "tcp:0:interface=127.0.0.1", floor, FloorDocuments(floor), settings, reactor
-        )
-        self.service.startService()
-        assert self.service.port is not None
-        self.url = f"http://127.0.0.1:{self.service.port.getHost().port}"  # type: ignore[attr-defined]
-
-    async def request(
-        self, method: str, path: str, headers: Headers | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
-        response = await treq.request(method, self.url + path, headers=headers).addTimeout(
-            10, reactor
-        )
-        body = await response.content()
-        wanted = ("content-type", "allow", "www-authenticate", "x-content-type-options")
-        found = {name: response.headers.getRawHeaders(name, [""])[0] for name in wanted}
-        return response.code, found, body
-
-
 @pytest_twisted.async_yield_fixture
-async def live() -> AsyncIterator[Live]:
-    board = Live(WebSettings())
+async def live() -> AsyncIterator[WebOnLoopback]:
+    board = WebOnLoopback(WebSettings())
     yield board
     await board.service.stopService()
 
 
 @pytest_twisted.async_yield_fixture
-async def guarded() -> AsyncIterator[Live]:
-    board = Live(WebSettings(token=TOKEN, max_push_clients=0))
+async def guarded() -> AsyncIterator[WebOnLoopback]:
+    board = WebOnLoopback(WebSettings(token=TOKEN, max_push_clients=0))
     yield board
     await board.service.stopService()
 
@@ -85,7 +57,7 @@ def api_error(code: int, headers: dict[str, str], body: bytes) -> dict[str, Any]
     ],
 )
 @pytest_twisted.ensureDeferred
-async def test_404_is_json(live: Live, path: str, detail: str) -> None:
+async def test_404_is_json(live: WebOnLoopback, path: str, detail: str) -> None:
     code, headers, body = await live.request("GET", path)
     assert code == 404
     assert api_error(code, headers, body) == {"error": "not_found", "detail": detail}
@@ -96,7 +68,7 @@ async def test_404_is_json(live: Live, path: str, detail: str) -> None:
     ["/api/v1/%3Cscript%3Ealert(1)%3C%2Fscript%3E", "/%3Cimg%20src=x%3E", "/api/v1/agents/<b>"],
 )
 @pytest_twisted.ensureDeferred
-async def test_a_404_never_echoes_what_the_client_sent(live: Live, path: str) -> None:
+async def test_a_404_never_echoes_what_the_client_sent(live: WebOnLoopback, path: str) -> None:
     code, headers, body = await live.request("GET", path)
     assert code == 404
     assert b"<" not in body and b"script" not in body and b"img" not in body, body
@@ -107,13 +79,13 @@ async def test_a_404_never_echoes_what_the_client_sent(live: Live, path: str) ->
     "path", ["/api/v1/state", "/mitel_data.json", "/healthz", "/api/v1/nope", "/metrics"]
 )
 @pytest_twisted.ensureDeferred
-async def test_every_answer_says_nosniff(live: Live, path: str) -> None:
+async def test_every_answer_says_nosniff(live: WebOnLoopback, path: str) -> None:
     _, headers, _ = await live.request("GET", path)
     assert headers["x-content-type-options"] == "nosniff"
 
 
 @pytest_twisted.ensureDeferred
-async def test_head_of_a_missing_path_has_the_json_headers_and_no_body(live: Live) -> None:
+async def test_head_of_a_missing_path_has_the_json_headers_and_no_body(live: WebOnLoopback) -> None:
     code, headers, body = await live.request("HEAD", "/api/v1/nope")
     assert (code, headers["content-type"], body) == (404, "application/json", b"")
 
@@ -121,7 +93,7 @@ async def test_head_of_a_missing_path_has_the_json_headers_and_no_body(live: Liv
 @pytest.mark.parametrize("method", ALL_METHODS_BUT_GET)
 @pytest.mark.parametrize("path", ["/api/v1/state", "/api/v1/nope", "/mitel_data.json", "/healthz"])
 @pytest_twisted.ensureDeferred
-async def test_405_is_json_with_allow(live: Live, method: str, path: str) -> None:
+async def test_405_is_json_with_allow(live: WebOnLoopback, method: str, path: str) -> None:
     code, headers, body = await live.request(method, path)
     assert code == 405
     assert headers["allow"] == "GET, HEAD"
@@ -134,7 +106,7 @@ async def test_405_is_json_with_allow(live: Live, method: str, path: str) -> Non
     ["/api/v1/state", "/api/v1/agents/1", "/api/v1/events", "/api/v1/nope", "/mitel_data.json"],
 )
 @pytest_twisted.ensureDeferred
-async def test_401_is_json_with_www_authenticate(guarded: Live, path: str) -> None:
+async def test_401_is_json_with_www_authenticate(guarded: WebOnLoopback, path: str) -> None:
     refused: list[Headers] = [{}, {"Authorization": "Bearer wrong"}]
     for headers in refused:
         code, found, body = await guarded.request("GET", path, headers)
@@ -147,7 +119,7 @@ async def test_401_is_json_with_www_authenticate(guarded: Live, path: str) -> No
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_token_still_opens_the_api(guarded: Live) -> None:
+async def test_the_token_still_opens_the_api(guarded: WebOnLoopback) -> None:
     code, headers, body = await guarded.request(
         "GET", "/api/v1/state", {"Authorization": f"Bearer {TOKEN}"}
     )
@@ -157,7 +129,7 @@ async def test_the_token_still_opens_the_api(guarded: Live) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_503_is_json(guarded: Live) -> None:
+async def test_503_is_json(guarded: WebOnLoopback) -> None:
     # No room for one more event stream client.
     code, headers, body = await guarded.request("GET", f"/api/v1/events?token={TOKEN}")
     assert code == 503
@@ -173,7 +145,7 @@ async def test_500_is_json_and_the_failure_is_logged(
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(FloorDocuments, "feed_document", broken)
-    live = Live(WebSettings())
+    live = WebOnLoopback(WebSettings())
     try:
         code, headers, body = await live.request("GET", "/api/v1/feed")
     finally:
@@ -189,7 +161,7 @@ async def test_500_is_json_and_the_failure_is_logged(
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_board_page_answers_people_in_html(guarded: Live) -> None:
+async def test_the_board_page_answers_people_in_html(guarded: WebOnLoopback) -> None:
     code, headers, body = await guarded.request("GET", "/")
     assert code == 401 and headers["content-type"].startswith("text/html")
     assert headers["www-authenticate"] == 'Bearer realm="mitelacd"'

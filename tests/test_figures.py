@@ -20,7 +20,7 @@ T0 = datetime.datetime(2024, 3, 11, 8, 0, tzinfo=UTC).timestamp()
 
 
 @attrs.define
-class Run:
+class FiguresRun:
     """A floor on a fake clock with the day's figures listening, fed a timed script."""
 
     figures: DayFigures
@@ -29,7 +29,7 @@ class Run:
     spans: list[StateSpan] = attrs.Factory(list)
 
     @classmethod
-    def start(cls, at: float = T0, day_starts: str = "00:00") -> Run:
+    def start(cls, at: float = T0, day_starts: str = "00:00") -> FiguresRun:
         feeder = Feeder()
         feeder.clock.advance(at - feeder.clock.seconds())
         figures = DayFigures(parse_day_starts(day_starts), UTC)
@@ -195,13 +195,13 @@ AGENT_CASES = [
 
 @pytest.mark.parametrize(("script", "at", "expected"), AGENT_CASES)
 def test_agent_figures(script: str, at: float, expected: dict[str, Any]) -> None:
-    run = Run.start()
+    run = FiguresRun.start()
     run.script(script)
     assert subset(run.agent(T0 + at), expected) == expected
 
 
 def test_figures_under_way_count_up_to_now_and_stay_open() -> None:
-    run = Run.start()
+    run = FiguresRun.start()
     run.script("0 G01860\n60 N01")
     assert subset(run.agent(T0 + 100), {"acd_talk_seconds": 0, "hold_seconds": 0}) == {
         "acd_talk_seconds": 60.0,
@@ -217,7 +217,7 @@ def test_figures_under_way_count_up_to_now_and_stay_open() -> None:
 
 @pytest.mark.parametrize("interval", [False, True], ids=["today", "interval"])
 def test_path_figures_under_way_count_up_to_now_like_the_agents(interval: bool) -> None:
-    run = Run.start()
+    run = FiguresRun.start()
     run.script("0 A\n0.5 G01860")
     now = T0 + 6.5
     agent = run.figures.today("agent", now, interval)[0]
@@ -234,7 +234,7 @@ def test_path_figures_under_way_count_up_to_now_like_the_agents(interval: bool) 
 
 
 def test_path_figures_follow_the_answering_record() -> None:
-    run = Run.start()
+    run = FiguresRun.start()
     run.script(
         """
         0 G01860 1001
@@ -258,7 +258,7 @@ def test_path_figures_follow_the_answering_record() -> None:
 
 
 def test_queue_peaks_and_time_weighted_mean() -> None:
-    run = Run.start()
+    run = FiguresRun.start()
     # waiting, agents, longest wait (MMSS)
     run.script(
         """
@@ -286,7 +286,7 @@ def test_queue_peaks_and_time_weighted_mean() -> None:
 
 
 def test_intervals_split_stretches_and_add_up_to_the_day() -> None:
-    run = Run.start(at=T0 + 14 * 60)
+    run = FiguresRun.start(at=T0 + 14 * 60)
     run.script("840 G01860\n960 N01\n1000 O01\n1900 J01")
     run.figures.advance(T0 + 45 * 60)
     rows = [r for r in run.intervals if r.kind == "agent"]
@@ -313,7 +313,7 @@ def test_intervals_split_stretches_and_add_up_to_the_day() -> None:
 )
 def test_the_day_boundary(day_starts: str, boundary: datetime.datetime) -> None:
     edge = boundary.timestamp()
-    run = Run.start(at=edge - 600, day_starts=day_starts)
+    run = FiguresRun.start(at=edge - 600, day_starts=day_starts)
     run.script("0 A\n300 G01860\n900 J01\n960 G01860\n1020 J01", base=edge - 600)
     rows = [r for r in run.intervals if r.kind == "agent"]
     before = [r for r in rows if r.interval_start < edge]
@@ -332,7 +332,7 @@ def test_the_day_boundary(day_starts: str, boundary: datetime.datetime) -> None:
 
 
 def test_state_spans_are_kept_with_reason_path_and_key() -> None:
-    run = Run.start()
+    run = FiguresRun.start()
     run.script("0 A\n10 E07\n40 F\n50 G02860\n80 N02\n90 O02\n100 L\n130 M")
     got = [(s.state, s.next_state, s.start - T0, s.end - T0, s.code) for s in run.spans]
     assert got == [
@@ -349,13 +349,13 @@ def test_state_spans_are_kept_with_reason_path_and_key() -> None:
 
 
 def test_stop_hands_over_the_part_seen_and_a_restart_seeds_today() -> None:
-    run = Run.start()
+    run = FiguresRun.start()
     run.script("0 G01860\n100 J01")
     run.figures.finish(T0 + 200)
     rows = [r for r in run.intervals if r.kind == "agent"]
     assert [(r.figures["acd_calls"], r.figures["logged_in_seconds"]) for r in rows] == [(1, 200.0)]
     assert run.spans[-1].code == "stop"
-    again = Run.start(at=T0 + 300)
+    again = FiguresRun.start(at=T0 + 300)
     again.figures.advance(T0 + 300)
     again.figures.seed(run.intervals)
     again.script("400 G01860\n460 J01")

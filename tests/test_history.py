@@ -43,6 +43,7 @@ from mitelacd.reports.store import (
 )
 from mitelacd.reports.writer import HistoryService, HistoryUnavailable
 from mitelacd.testing import capture_log
+from mitelacd.testing.history import FlakyHistoryStore, StuckHistoryStore
 from mitelacd.testing.postgres import PostgresServer
 
 #: 2026-03-09 00:00 UTC; every test day is a UTC day (the store never looks at time zones
@@ -611,37 +612,11 @@ async def until(condition: Callable[[], bool], timeout: float = 30.0, what: str 
     raise AssertionError(f"not within {timeout} s: {what or condition}")
 
 
-class Flaky(HistoryStore):
-    """A store whose writes fail while ``down`` (class-wide, as the service opens new ones)."""
-
-    down = False
-    #: Fail after the commit, as when the link breaks before the database answers.
-    lose_answer = 0
-    writes = 0
-
-    def write(
-        self,
-        source: str,
-        intervals: Sequence[IntervalRow],
-        spans: Sequence[StateSpan],
-        batch: str | None = None,
-    ) -> None:
-        if Flaky.down:
-            raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
-        super().write(source, intervals, spans, batch)
-        Flaky.writes += 1
-        if Flaky.lose_answer:
-            Flaky.lose_answer -= 1
-            raise OperationalError(
-                "COMMIT", {}, Exception("server closed the connection unexpectedly")
-            )
-
-
 @pytest.fixture
-def flaky() -> Iterator[type[Flaky]]:
-    Flaky.down, Flaky.lose_answer, Flaky.writes = False, 0, 0
-    yield Flaky
-    Flaky.down, Flaky.lose_answer, Flaky.writes = False, 0, 0
+def flaky() -> Iterator[type[FlakyHistoryStore]]:
+    FlakyHistoryStore.reset()
+    yield FlakyHistoryStore
+    FlakyHistoryStore.reset()
 
 
 def interval_rows(count: int, first: int = 0) -> list[IntervalRow]:
@@ -730,7 +705,7 @@ async def test_stopping_writes_what_waits(history_url: str) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_a_long_backlog_drops_the_oldest_and_counts_them(
-    tmp_path: Path, flaky: type[Flaky]
+    tmp_path: Path, flaky: type[FlakyHistoryStore]
 ) -> None:
     url = str(tmp_path / "h.db")
     clock = Clock()
@@ -762,7 +737,7 @@ async def test_a_long_backlog_drops_the_oldest_and_counts_them(
 
 @pytest_twisted.ensureDeferred
 async def test_a_batch_committed_without_an_answer_is_not_written_twice(
-    tmp_path: Path, flaky: type[Flaky]
+    tmp_path: Path, flaky: type[FlakyHistoryStore]
 ) -> None:
     url = str(tmp_path / "h.db")
     clock = Clock()
@@ -894,7 +869,7 @@ async def test_postgresql_stopped_mid_day_loses_nothing() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_flushed_writes_now_and_does_not_wait_for_a_database_that_is_down(
-    tmp_path: Path, flaky: type[Flaky]
+    tmp_path: Path, flaky: type[FlakyHistoryStore]
 ) -> None:
     clock = Clock()
     service = service_for(str(tmp_path / "h.db"), clock, flush_interval=5.0, store_class=flaky)
@@ -918,27 +893,13 @@ async def test_flushed_writes_now_and_does_not_wait_for_a_database_that_is_down(
     await stopped(service)
 
 
-class Stuck(HistoryStore):
-    """A store whose writes hang until let go, as on a database host that vanished."""
-
-    release: threading.Event = threading.Event()
-
-    def write(
-        self,
-        source: str,
-        intervals: Sequence[IntervalRow],
-        spans: Sequence[StateSpan],
-        batch: str | None = None,
-    ) -> None:
-        Stuck.release.wait(30)
-        super().write(source, intervals, spans, batch)
-
-
 @pytest_twisted.ensureDeferred
 async def test_a_write_that_hangs_does_not_hold_up_the_stop(tmp_path: Path) -> None:
-    Stuck.release = threading.Event()
+    StuckHistoryStore.release = threading.Event()
     clock = Clock()
-    service = service_for(str(tmp_path / "h.db"), clock, store_class=Stuck, stop_timeout=10.0)
+    service = service_for(
+        str(tmp_path / "h.db"), clock, store_class=StuckHistoryStore, stop_timeout=10.0
+    )
     await started(service, clock)
     service.add(interval_rows(7), [])
     clock.advance(1)
@@ -956,7 +917,7 @@ async def test_a_write_that_hangs_does_not_hold_up_the_stop(tmp_path: Path) -> N
         assert len(errors) == 1
         assert "did not end within 10 s; 7 rows of history are not written" in errors[0]
     finally:
-        Stuck.release.set()
+        StuckHistoryStore.release.set()
         await until(lambda: service._busy is None)
         service._writer.stop()
         service._reader.stop()

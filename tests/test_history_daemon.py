@@ -27,7 +27,7 @@ from mitelacd.reports.writer import SPILL_SUFFIX, HistoryService, read_spill
 from mitelacd.testing import call_body, capture_log
 from mitelacd.web.figuremetrics import FigureMetrics
 from mitelacd.web.push import EventPush
-from mitelacd.web.resources import Root, WebService, WebSettings
+from mitelacd.web.resources import Root, Served, WebService
 
 #: Nothing listens there: a PostgreSQL that cannot be reached.
 UNREACHABLE = "postgresql://mitelacd@127.0.0.1:1/history"
@@ -151,7 +151,7 @@ def test_healthz_warns_while_the_history_is_not_written() -> None:
         "problem": "database unreachable",
         "failing_since": "2023-11-14T22:13:20.000Z",
     }
-    root = Root(floor, documents, push, WebSettings(), clock, history_health=lambda: dict(health))
+    root = Root(Served(floor, documents, history_health=lambda: dict(health)), push, clock)
     floor.feedConnected("127.0.0.1", 15373)
     floor.recordReceived(parse_record(b"74R13024320140115"))
     code, doc = get(root, "/healthz")

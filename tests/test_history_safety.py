@@ -23,7 +23,6 @@ import pytest_twisted
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 from test_history import (
     DAY,
-    Flaky,
     at,
     flushed,
     interval_rows,
@@ -56,6 +55,7 @@ from mitelacd.reports.writer import (
     row_to_json,
 )
 from mitelacd.testing import capture_log
+from mitelacd.testing.history import DownHistoryStore, FlakyHistoryStore
 from mitelacd.testing.postgres import PostgresServer
 
 #: Nothing listens there: a PostgreSQL that cannot be reached.
@@ -82,20 +82,11 @@ def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         server.drop_database(name)
 
 
-class Down(Flaky):
-    """A Flaky store that cannot even read its marks while down."""
-
-    def last_batch(self, source: str) -> str | None:
-        if Flaky.down:
-            raise OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked"))
-        return super().last_batch(source)
-
-
 @pytest.fixture
-def down() -> Iterator[type[Down]]:
-    Flaky.down, Flaky.lose_answer, Flaky.writes = False, 0, 0
-    yield Down
-    Flaky.down, Flaky.lose_answer, Flaky.writes = False, 0, 0
+def down() -> Iterator[type[DownHistoryStore]]:
+    FlakyHistoryStore.reset()
+    yield DownHistoryStore
+    FlakyHistoryStore.reset()
 
 
 @pytest.fixture
@@ -399,7 +390,7 @@ async def test_postgresql_down_at_stop_loses_nothing(tmp_path: Path) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_a_batch_maybe_committed_is_saved_with_its_mark(
-    tmp_path: Path, down: type[Down]
+    tmp_path: Path, down: type[DownHistoryStore]
 ) -> None:
     """Committed without an answer, then saved at stop: the next start does not write it twice."""
     url = str(tmp_path / "h.db")
@@ -407,24 +398,24 @@ async def test_a_batch_maybe_committed_is_saved_with_its_mark(
     clock = Clock()
     service = service_for(url, clock, store_class=down, spill_path=str(spill))
     await started(service, clock)
-    Flaky.lose_answer = 1
+    FlakyHistoryStore.lose_answer = 1
     with capture_log("mitelacd.reports.writer"):
         service.add(interval_rows(10), [])
         clock.advance(1)
         await until(lambda: service.write_failures == 1)
-        Flaky.down = True
+        FlakyHistoryStore.down = True
         service.add(interval_rows(5, 10), [])
         await stopped(service)
-    assert service.spilled_rows == 15 and Flaky.writes == 1
+    assert service.spilled_rows == 15 and FlakyHistoryStore.writes == 1
     saved = read_spill(str(spill))
     assert [len(b.rows) for b in saved] == [10, 5]
     assert saved[0].written_if == {saved[0].token: 10}
-    Flaky.down = False
+    FlakyHistoryStore.down = False
     clock = Clock()
     again = service_for(url, clock, store_class=down, spill_path=str(spill))
     await started(again, clock)
     await flushed(again, clock)
-    assert Flaky.writes == 2  # the batch committed before was not written again
+    assert FlakyHistoryStore.writes == 2  # the batch committed before was not written again
     assert again.written_rows == 15 and again.transactions == 1
     report = await again.query(lambda s: s.report("agent", DAY, DAY))
     assert len(report) == 15 and {r["acd_calls"] for r in report} == {1}

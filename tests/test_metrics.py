@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import errno
-import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,6 @@ from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
 from mitelacd import tap
-from mitelacd.disk import SystemCalls
 from mitelacd.feed.protocol import PBXClientFactory
 from mitelacd.floor.changes import ChangeSet
 from mitelacd.floor.documents import FloorDocuments
@@ -37,9 +34,10 @@ from mitelacd.floor.records import parse_record
 from mitelacd.floor.state import ACTIVITIES, FloorState
 from mitelacd.persist import LegacyFileWriter
 from mitelacd.testing import Feeder, StreamRequest
+from mitelacd.testing.fakes import FakeConnector, FaultyDisk
 from mitelacd.web.metrics import RECORD_CODES, Endpoint, FloorMetrics, build_version, endpoint_of
 from mitelacd.web.push import EventPush
-from mitelacd.web.resources import Root, WebService, WebSettings
+from mitelacd.web.resources import Root, Served, WebService, WebSettings
 
 BASE = "http://board.test"
 TOKEN = "s3cret"
@@ -95,47 +93,31 @@ def sync(d: Deferred[Any]) -> Any:
     return results[0]
 
 
-class Disk:
-    """System calls whose writes fail with a full disk while ``full`` is set."""
-
-    def __init__(self) -> None:
-        self.full = False
-
-    def write(self, fd: int, data: bytes) -> int:
-        if self.full:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return os.write(fd, data)
-
-    def calls(self) -> SystemCalls:
-        return SystemCalls(write=self.write)
-
-
-class Daemon:
+class MetricsHarness:
     """A floor on a fake clock with its file writer, push feed, metrics and HTTP tree."""
 
     def __init__(self, folder: Path, settings: WebSettings | None = None) -> None:
         self.feeder = f = Feeder()
         self.floor, self.clock = f.floor, f.clock
-        self.disk = Disk()
+        self.disk = FaultyDisk()
         self.writer = LegacyFileWriter(
             FilePath(str(folder / "mitel_data.json")),
             f.documents,
             f.clock,
             1.0,
-            system=self.disk.calls(),
+            system=self.disk.system(),
         )
         self.push = EventPush(f.floor, f.documents, f.clock, push_interval=0)
         self.metrics = FloorMetrics(f.floor, f.clock, file=self.writer, push=self.push)
         self.settings = settings or WebSettings(token=TOKEN)
-        root = Root(
+        served = Served(
             f.floor,
             f.documents,
-            self.push,
             self.settings,
-            f.clock,
-            self.writer.health,
-            self.metrics,
+            file_health=self.writer.health,
+            metrics=self.metrics,
         )
+        root = Root(served, self.push, f.clock)
         # StubTreq makes its methods at run time: mypy cannot see them.
         self.stub: Any = StubTreq(root)
         self.writer.startService()
@@ -164,15 +146,15 @@ class Daemon:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(tmp_path)
+def daemon(tmp_path: Path) -> Iterator[MetricsHarness]:
+    d = MetricsHarness(tmp_path)
     try:
         yield d
     finally:
         d.stop()
 
 
-def known_stream(d: Daemon) -> None:
+def known_stream(d: MetricsHarness) -> None:
     """Logins, calls, K and Q records, an unreadable record, noise, sequence trouble,
     a lost link, failed attempts and a reconnection, and a file that fails for a while."""
     f = d.feeder
@@ -212,7 +194,7 @@ def known_stream(d: Daemon) -> None:
     d.clock.advance(7)  # the file is written again; the last record is 7 s old
 
 
-def test_every_family_matches_the_floor_after_a_known_stream(daemon: Daemon) -> None:
+def test_every_family_matches_the_floor_after_a_known_stream(daemon: MetricsHarness) -> None:
     d = daemon
     client = StreamRequest()
     d.push.subscribe(client)
@@ -304,7 +286,7 @@ def test_every_family_matches_the_floor_after_a_known_stream(daemon: Daemon) -> 
     assert "process_resident_memory_bytes" in m.samples
 
 
-def test_a_failing_file_and_a_lost_link_show_at_once(daemon: Daemon) -> None:
+def test_a_failing_file_and_a_lost_link_show_at_once(daemon: MetricsHarness) -> None:
     d = daemon
     d.feeder.connect()
     d.feeder.steps("A00")
@@ -319,7 +301,7 @@ def test_a_failing_file_and_a_lost_link_show_at_once(daemon: Daemon) -> None:
     assert m.queues("mitelacd_queue_waiting") == {}
 
 
-def test_before_any_record_the_age_counts_from_the_start(daemon: Daemon) -> None:
+def test_before_any_record_the_age_counts_from_the_start(daemon: MetricsHarness) -> None:
     d = daemon
     d.clock.advance(30)
     m = d.scrape()
@@ -347,7 +329,7 @@ def test_metrics_started_late_take_the_floor_as_it_is(tmp_path: Path) -> None:
     assert not metrics.listening
 
 
-def test_a_removed_queue_or_agent_leaves_the_series(daemon: Daemon) -> None:
+def test_a_removed_queue_or_agent_leaves_the_series(daemon: MetricsHarness) -> None:
     d = daemon
     f = d.feeder
     f.connect()
@@ -382,7 +364,7 @@ def test_a_removed_queue_or_agent_leaves_the_series(daemon: Daemon) -> None:
     assert after.by("mitelacd_agents_by_activity", "activity")["acd_call"] == 0
 
 
-def test_a_renamed_queue_has_one_info_series(daemon: Daemon) -> None:
+def test_a_renamed_queue_has_one_info_series(daemon: MetricsHarness) -> None:
     d = daemon
     d.feeder.stats("K", "001", "0020030045")
     d.floor.setNames(Names(groups={"001": "Sales"}))
@@ -406,7 +388,7 @@ class Untouchable(dict[str, Any]):
 
 
 def test_a_scrape_reads_what_the_change_sets_left_and_never_walks_the_floor(
-    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+    daemon: MetricsHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     d = daemon
     f = d.feeder
@@ -428,7 +410,7 @@ def test_a_scrape_reads_what_the_change_sets_left_and_never_walks_the_floor(
     }
 
 
-def test_one_change_updates_only_what_it_names(daemon: Daemon) -> None:
+def test_one_change_updates_only_what_it_names(daemon: MetricsHarness) -> None:
     d = daemon
     f = d.feeder
     f.connect()
@@ -454,7 +436,7 @@ def test_one_change_updates_only_what_it_names(daemon: Daemon) -> None:
 
 def test_the_token_guards_metrics_unless_they_are_public(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
-    guarded = Daemon(tmp_path / "a")
+    guarded = MetricsHarness(tmp_path / "a")
     try:
         assert guarded.get("/metrics", token=None)[0] == 401
         assert guarded.get("/metrics", token="wrong")[0] == 401
@@ -463,7 +445,7 @@ def test_the_token_guards_metrics_unless_they_are_public(tmp_path: Path) -> None
     finally:
         guarded.stop()
     (tmp_path / "b").mkdir()
-    public = Daemon(tmp_path / "b", WebSettings(token=TOKEN, metrics_public=True))
+    public = MetricsHarness(tmp_path / "b", WebSettings(token=TOKEN, metrics_public=True))
     try:
         code, _, body = public.get("/metrics", token=None)
         assert code == 200 and b"mitelacd_feed_connected 0.0" in body
@@ -475,7 +457,7 @@ def test_the_token_guards_metrics_unless_they_are_public(tmp_path: Path) -> None
         public.stop()
 
 
-def test_openmetrics_is_served_when_asked_for(daemon: Daemon) -> None:
+def test_openmetrics_is_served_when_asked_for(daemon: MetricsHarness) -> None:
     code, headers, body = daemon.get(
         "/metrics", Accept="application/openmetrics-text; version=1.0.0"
     )
@@ -501,22 +483,6 @@ def test_each_daemon_has_its_own_registry() -> None:
     finally:
         one.stop()
         two.stop()
-
-
-class FakeConnector:
-    """What ReconnectingClientFactory asks of a connector."""
-
-    def __init__(self) -> None:
-        self.attempts = 0
-
-    def getDestination(self) -> IPv4Address:
-        return IPv4Address("TCP", "127.0.0.1", 15373)
-
-    def connect(self) -> None:
-        self.attempts += 1
-
-    def stopConnecting(self) -> None:
-        pass
 
 
 def test_reconnects_count_every_attempt_after_the_first() -> None:
@@ -618,9 +584,7 @@ class Stream(Protocol):
 @pytest_twisted.ensureDeferred
 async def test_http_requests_are_counted_by_endpoint_and_status_over_a_real_socket() -> None:
     floor = FloorState(reactor, stale_after=60)
-    service = WebService(
-        "tcp:0:interface=127.0.0.1", floor, FloorDocuments(floor), WebSettings(), reactor
-    )
+    service = WebService("tcp:0:interface=127.0.0.1", Served(floor, FloorDocuments(floor)), reactor)
     service.startService()
     try:
         assert service.port is not None

@@ -26,15 +26,16 @@ from mitelacd.floor.names import (  # tomllib: the standard library's, or tomli 
     NamesError,
     NamesWatcher,
     QueueThresholds,
-    _syntax_error,
     install_sighup,
     load_names,
     parse_names,
+    syntax_error,
     tomllib,
     worse,
 )
 from mitelacd.logs import render
-from mitelacd.testing import LogCapture, capture_log
+from mitelacd.testing import LogCapture, NamesRecorder, capture_log
+from mitelacd.testing.fakes import FakeReactorFromThreads
 
 #: The example of docs/names.md, every table in it.
 EXAMPLE = """\
@@ -497,7 +498,7 @@ def test_a_bad_file_names_the_line_and_the_problem(text: str, line: int, problem
 
 
 def test_a_toml_error_without_a_position_is_given_as_it_is() -> None:
-    error = _syntax_error(tomllib.TOMLDecodeError("nesting too deep"), "a = 1\n", "f")
+    error = syntax_error(tomllib.TOMLDecodeError("nesting too deep"), "a = 1\n", "f")
     assert (str(error), error.line) == ("f: nesting too deep", None)
 
 
@@ -600,16 +601,6 @@ def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
 # -- reloading -------------------------------------------------------------
 
 
-class Floor:
-    """Where the watcher hands the names it loads."""
-
-    def __init__(self) -> None:
-        self.applied: list[Names] = []
-
-    def __call__(self, names: Names) -> None:
-        self.applied.append(names)
-
-
 def write(path: Path, text: str, bump: int = 1) -> None:
     """Write ``text`` and move the modification time on, as a later save would."""
     before = path.stat().st_mtime_ns if path.exists() else 0
@@ -636,7 +627,7 @@ def watcher(
 def test_a_change_on_disk_is_reloaded_within_the_interval(
     names_file: Path, logged: LogCapture
 ) -> None:
-    clock, floor = Clock(), Floor()
+    clock, floor = Clock(), NamesRecorder()
     service = watcher(names_file, clock, floor)
     service.startService()
     try:
@@ -654,7 +645,7 @@ def test_a_change_on_disk_is_reloaded_within_the_interval(
 
 
 def test_a_same_size_save_and_a_rename_over_the_file_are_changes(names_file: Path) -> None:
-    clock, floor = Clock(), Floor()
+    clock, floor = Clock(), NamesRecorder()
     service = watcher(names_file, clock, floor)
     service.startService()
     try:
@@ -676,7 +667,7 @@ def test_a_same_size_save_and_a_rename_over_the_file_are_changes(names_file: Pat
 def test_nothing_is_reloaded_while_the_file_is_unchanged(
     names_file: Path, logged: LogCapture
 ) -> None:
-    clock, floor = Clock(), Floor()
+    clock, floor = Clock(), NamesRecorder()
     service = watcher(names_file, clock, floor)
     service.startService()
     try:
@@ -691,7 +682,7 @@ def test_nothing_is_reloaded_while_the_file_is_unchanged(
 
 
 def test_without_names_the_first_poll_loads_the_file(names_file: Path, logged: LogCapture) -> None:
-    clock, floor = Clock(), Floor()
+    clock, floor = Clock(), NamesRecorder()
     service = NamesWatcher(str(names_file), clock, floor)
     assert service.names is NO_NAMES
     service.startService()
@@ -707,7 +698,7 @@ def test_without_names_the_first_poll_loads_the_file(names_file: Path, logged: L
 def test_a_bad_reload_keeps_the_old_names_and_warns_once(
     names_file: Path, logged: LogCapture
 ) -> None:
-    clock, floor = Clock(), Floor()
+    clock, floor = Clock(), NamesRecorder()
     service = watcher(names_file, clock, floor)
     before = service.names
     service.startService()
@@ -737,7 +728,7 @@ def test_a_bad_reload_keeps_the_old_names_and_warns_once(
 def test_a_file_gone_warns_once_and_is_read_again_when_back(
     names_file: Path, logged: LogCapture
 ) -> None:
-    clock, floor = Clock(), Floor()
+    clock, floor = Clock(), NamesRecorder()
     service = watcher(names_file, clock, floor)
     service.startService()
     try:
@@ -763,7 +754,7 @@ def test_a_file_gone_warns_once_and_is_read_again_when_back(
 def test_a_reload_asked_for_reads_the_file_even_unchanged(
     names_file: Path, logged: LogCapture
 ) -> None:
-    clock, floor = Clock(), Floor()
+    clock, floor = Clock(), NamesRecorder()
     service = watcher(names_file, clock, floor)
     service.startService()
     try:
@@ -796,21 +787,6 @@ def test_names_that_cannot_be_applied_are_logged_and_not_kept(
     logged_failures.clear()
 
 
-class Reactor:
-    """Records what a signal handler hands to the reactor."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Callable[..., object], tuple[object, ...]]] = []
-
-    def callFromThread(self, f: Callable[..., object], *args: object, **kwargs: object) -> None:
-        self.calls.append((f, args))
-
-    def run(self) -> None:
-        calls, self.calls = self.calls, []
-        for f, args in calls:
-            f(*args)
-
-
 def wait_for(condition: Callable[[], bool]) -> None:
     """Let a signal sent to this process be handled (Python runs handlers between bytecodes)."""
     for _ in range(1000):
@@ -821,7 +797,7 @@ def wait_for(condition: Callable[[], bool]) -> None:
 
 
 def test_sighup_reloads_and_the_handler_is_put_back(names_file: Path, logged: LogCapture) -> None:
-    clock, floor, fake = Clock(), Floor(), Reactor()
+    clock, floor, fake = Clock(), NamesRecorder(), FakeReactorFromThreads()
     before = signal.getsignal(signal.SIGHUP)
     service = watcher(names_file, clock, floor, reactor=fake)
     service.startService()
@@ -842,7 +818,7 @@ def test_sighup_reloads_and_the_handler_is_put_back(names_file: Path, logged: Lo
 
 
 def test_a_sighup_handed_over_just_before_the_stop_does_nothing(names_file: Path) -> None:
-    floor, fake = Floor(), Reactor()
+    floor, fake = NamesRecorder(), FakeReactorFromThreads()
     service = watcher(names_file, Clock(), floor, reactor=fake)
     service.startService()
     handler = signal.getsignal(signal.SIGHUP)
@@ -855,7 +831,7 @@ def test_a_sighup_handed_over_just_before_the_stop_does_nothing(names_file: Path
 
 @pytest_twisted.ensureDeferred
 async def test_sighup_with_the_real_reactor(names_file: Path, logged: LogCapture) -> None:
-    floor = Floor()
+    floor = NamesRecorder()
     before = signal.getsignal(signal.SIGHUP)
     # The reactor as the clock is the reactor for the signal too.
     service = NamesWatcher(
@@ -880,8 +856,8 @@ async def test_sighup_with_the_real_reactor(names_file: Path, logged: LogCapture
 def test_sighup_is_left_alone_when_asked_or_without_a_reactor(names_file: Path) -> None:
     before = signal.getsignal(signal.SIGHUP)
     for service in (
-        watcher(names_file, reactor, Floor(), sighup=False),  # type: ignore[arg-type]
-        watcher(names_file, Clock(), Floor()),
+        watcher(names_file, reactor, NamesRecorder(), sighup=False),  # type: ignore[arg-type]
+        watcher(names_file, Clock(), NamesRecorder()),
     ):
         service.startService()
         try:
@@ -893,7 +869,7 @@ def test_sighup_is_left_alone_when_asked_or_without_a_reactor(names_file: Path) 
 
 def test_a_handler_installed_since_is_not_taken_away() -> None:
     before = signal.getsignal(signal.SIGHUP)
-    restore = install_sighup(Reactor(), lambda why: None)  # type: ignore[arg-type]
+    restore = install_sighup(FakeReactorFromThreads(), lambda why: None)  # type: ignore[arg-type]
     assert restore is not None
 
     def other(signum: int, frame: object) -> None:
@@ -911,7 +887,7 @@ def test_no_handler_is_installed_outside_the_main_thread() -> None:
     before = signal.getsignal(signal.SIGHUP)
     results: list[object] = []
     thread = threading.Thread(
-        target=lambda: results.append(install_sighup(Reactor(), print))  # type: ignore[arg-type]
+        target=lambda: results.append(install_sighup(FakeReactorFromThreads(), print))  # type: ignore[arg-type]
     )
     thread.start()
     thread.join()

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
-import resource
-import signal
 import socket
-import subprocess
-import threading
 import time
 from pathlib import Path
 
-import attrs
 import pytest
 from twisted.internet.selectreactor import SelectReactor
 from twisted.internet.testing import MemoryReactorClock
@@ -22,41 +16,21 @@ from twisted.logger import LogLevel
 
 from mitelacd import openfiles, tap
 from mitelacd.openfiles import RESERVE, Limits, OpenFiles, raise_open_files
-from mitelacd.testing import TWISTD, capture_log
+from mitelacd.testing import CheckoutTwistd, capture_log
+from mitelacd.testing.fakes import FakeOpenFileLimits
 from mitelacd.web.push import BUSY_RETRY_AFTER
 from mitelacd.web.resources import WebService
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
-@attrs.define
-class FakeLimits:
-    """RLIMIT_NOFILE as a test sets it; the other limits are not asked for."""
-
-    soft: int
-    hard: int
-    refuse: bool = False
-    calls: list[tuple[int, int]] = attrs.Factory(list)
-
-    def getrlimit(self, which: int) -> tuple[int, int]:
-        assert which == resource.RLIMIT_NOFILE
-        return self.soft, self.hard
-
-    def setrlimit(self, which: int, limits: tuple[int, int]) -> None:
-        assert which == resource.RLIMIT_NOFILE
-        self.calls.append(limits)
-        if self.refuse:
-            raise PermissionError(1, "Operation not permitted")
-        self.soft, self.hard = limits
-
-    def limits(self) -> Limits:
-        return Limits(self.getrlimit, self.setrlimit)
+def limits_of(fake: FakeOpenFileLimits) -> Limits:
+    """Where the daemon reads and sets its open file limit: the fake's."""
+    return Limits(fake.getrlimit, fake.setrlimit)
 
 
 def test_the_soft_limit_is_raised_to_the_hard_limit_and_said() -> None:
-    fake = FakeLimits(1024, 524288)
+    fake = FakeOpenFileLimits(1024, 524288)
     with capture_log("mitelacd.openfiles") as logged:
-        files = raise_open_files(fake.limits())
+        files = raise_open_files(limits_of(fake))
     assert fake.calls == [(524288, 524288)]
     assert files == OpenFiles(soft=524288, hard=524288, before=1024, usable=524288)
     assert logged.lines() == [
@@ -65,18 +39,18 @@ def test_the_soft_limit_is_raised_to_the_hard_limit_and_said() -> None:
 
 
 def test_a_limit_already_at_the_hard_limit_is_left_and_said() -> None:
-    fake = FakeLimits(65536, 65536)
+    fake = FakeOpenFileLimits(65536, 65536)
     with capture_log("mitelacd.openfiles") as logged:
-        files = raise_open_files(fake.limits())
+        files = raise_open_files(limits_of(fake))
     assert fake.calls == []
     assert files.usable == 65536
     assert logged.lines() == ["open files: soft limit 65536 (hard limit 65536)"]
 
 
 def test_a_refused_raise_is_a_warning_and_the_limit_stays() -> None:
-    fake = FakeLimits(1024, 4096, refuse=True)
+    fake = FakeOpenFileLimits(1024, 4096, refuse=True)
     with capture_log("mitelacd.openfiles") as logged:
-        files = raise_open_files(fake.limits())
+        files = raise_open_files(limits_of(fake))
     assert (files.soft, files.usable) == (1024, 1024)
     assert logged.lines(LogLevel.warn) == [
         "open files: cannot raise the soft limit from 1024 to 4096"
@@ -87,12 +61,12 @@ def test_a_refused_raise_is_a_warning_and_the_limit_stays() -> None:
 def test_a_select_reactor_is_not_given_more_than_select_can_watch() -> None:
     assert openfiles.ceiling_of(SelectReactor.__new__(SelectReactor)) == 1024
     assert openfiles.ceiling_of(MemoryReactorClock()) is None
-    fake = FakeLimits(256, 4096)
-    files = openfiles.at_start(SelectReactor.__new__(SelectReactor), fake.limits())
+    fake = FakeOpenFileLimits(256, 4096)
+    files = openfiles.at_start(SelectReactor.__new__(SelectReactor), limits_of(fake))
     assert fake.calls == [(1024, 4096)]
     assert (files.soft, files.usable) == (1024, 1024)
     # A soft limit above what select() takes is left, but not counted on.
-    assert raise_open_files(FakeLimits(8192, 8192).limits(), ceiling=1024).usable == 1024
+    assert raise_open_files(limits_of(FakeOpenFileLimits(8192, 8192)), ceiling=1024).usable == 1024
 
 
 @pytest.mark.parametrize(
@@ -122,11 +96,11 @@ def web_of(service: tap.MitelACDService) -> WebService:
 def test_make_service_raises_the_limit_and_derives_the_cap(
     tmp_path: Path, soft: int, hard: int, clients: int
 ) -> None:
-    fake = FakeLimits(soft, hard)
+    fake = FakeOpenFileLimits(soft, hard)
     options = tap.Options()
     options.parseOptions(["--host", "h", "--file", str(tmp_path / "mitel_data.json")])
     with capture_log("mitelacd.openfiles") as logged:
-        service = tap.makeService(options, MemoryReactorClock(), limits=fake.limits())
+        service = tap.makeService(options, MemoryReactorClock(), limits=limits_of(fake))
     assert fake.soft == hard  # raised as far as it goes
     assert web_of(service).push.max_clients == clients
     if clients < 1000:
@@ -139,49 +113,17 @@ def test_make_service_raises_the_limit_and_derives_the_cap(
 # A real daemon under a low limit -------------------------------------------------
 
 
-class Daemon:
+class TwistdUnderLimit(CheckoutTwistd):
     """``twistd mitelacd --simulate`` under an open file limit of ``nofile``, its log read."""
 
     def __init__(self, cwd: Path, nofile: int) -> None:
-        def limit() -> None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-
-        command = [TWISTD, "-n", "--pidfile=", "--logger", "mitelacd.logs.journal"]
-        command += ["mitelacd", "--simulate", "--http", "tcp:0:interface=127.0.0.1"]
-        command += ["--file", str(cwd / "mitel_data.json"), "--history", "none"]
-        self.process = subprocess.Popen(
-            command,
+        super().__init__(
+            *("--logger", "mitelacd.logs.journal"),
+            *("mitelacd", "--simulate", "--http", "tcp:0:interface=127.0.0.1"),
+            *("--file", str(cwd / "mitel_data.json"), "--history", "none"),
             cwd=cwd,
-            # The project's folder, for its twistd plugins.
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            preexec_fn=limit,
+            open_files=nofile,
         )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-
-    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                if self.process.poll() is not None and self.lines.empty():
-                    break
-                continue
-            self.seen.append(line)
-            match = re.search(pattern, line)
-            if match:
-                return match
-        raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(self.seen)}")
 
     def log_so_far(self, settle: float = 0.5) -> list[str]:
         end = time.monotonic() + settle
@@ -191,15 +133,6 @@ class Daemon:
             except queue.Empty:
                 pass
         return self.seen
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=15)
 
 
 def http_head(port: int, path: str) -> tuple[socket.socket, bytes]:
@@ -236,11 +169,11 @@ def test_under_a_low_limit_event_clients_beyond_the_cap_get_503_and_the_rest_kee
     """A daemon held to 200 open files serves 72 event streams, refuses the next
     with a JSON 503, and still answers /healthz; a flood of connections past the
     limit logs each kind of accept failure once."""
-    daemon = Daemon(tmp_path, nofile=200)
+    daemon = TwistdUnderLimit(tmp_path, nofile=200)
     streams: list[socket.socket] = []
     flood: list[socket.socket] = []
     try:
-        port = int(daemon.wait_for(r"wall board and API at http://[^:]+:(\d+)/").group(1))
+        port = int(daemon.wait_for(r"wall board and API at http://[^:]+:(\d+)/", 30).group(1))
         cap = 200 - RESERVE
         log = "".join(daemon.seen)
         assert "<6>open files: soft limit 200 (hard limit 200)" in log

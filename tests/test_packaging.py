@@ -37,8 +37,14 @@ def test_wheel_holds_the_dropins_but_no_twisted_init(tmp_path: Path) -> None:
     assert "twisted/__init__.py" not in names
     assert "twisted/plugins/__init__.py" not in names
     assert not [n for n in names if "dropin.cache" in n]
-    modules = {"records", "protocol", "state", "persist", "simulator", "tap", "logs"}
-    assert {f"mitelacd/{m}.py" for m in modules} <= names
+    # Every module of every package, and the board's files, travel with it.
+    shipped = {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "mitelacd").rglob("*")
+        if p.suffix in (".py", ".html", ".css", ".js") and "__pycache__" not in p.parts
+    }
+    assert {"mitelacd/floor/records.py", "mitelacd/web/board/board.js"} <= shipped
+    assert shipped <= names, sorted(shipped - names)
     # The licence travels with the wheel, and the version is mitelacd.__version__.
     wheel_file = zipfile.ZipFile(wheel)
     (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]

@@ -31,6 +31,7 @@ from mitelacd.floor.records import parse_record
 from mitelacd.floor.state import FloorState
 from mitelacd.persist import LegacyFileWriter, load_legacy
 from mitelacd.testing import LogCapture, capture_log
+from mitelacd.testing.fakes import FaultyDisk
 
 #: Start-up time of the load tests, as local time (the set-aside name is local).
 NOW = datetime.datetime(2026, 3, 9, 8, 0, 0).timestamp()
@@ -60,73 +61,6 @@ def document(last_update: float | None) -> dict[str, Any]:
 def logged() -> Iterator[LogCapture]:
     with capture_log("mitelacd.persist") as capture:
         yield capture
-
-
-class Probe:
-    """The real system calls, recorded in order, with faults put in on demand.
-
-    ``fail(call, code, target)`` makes ``call`` raise ``code`` when it acts
-    on ``target`` (any path when None), instead of any earlier fault, until
-    ``heal()``.
-    """
-
-    def __init__(self, clock: Clock | None = None) -> None:
-        self.clock = clock
-        self.calls: list[tuple[str, str]] = []
-        self.attempts: list[float] = []
-        self._faults: dict[str, tuple[int, str | None]] = {}
-        self._names: dict[int, str] = {}
-
-    def fail(self, call: str, code: int, target: str | None = None) -> None:
-        self._faults = {call: (code, target)}
-
-    def heal(self) -> None:
-        self._faults.clear()
-
-    def system(self) -> SystemCalls:
-        return SystemCalls(
-            open=self.open,
-            write=self.write,
-            fsync=self.fsync,
-            close=self.close,
-            replace=self.replace,
-            unlink=self.unlink,
-        )
-
-    def _check(self, call: str, target: str) -> None:
-        self.calls.append((call, target))
-        fault = self._faults.get(call)
-        if fault is not None and fault[1] in (None, target):
-            raise OSError(fault[0], os.strerror(fault[0]), target)
-
-    def open(self, path: str, flags: int, mode: int) -> int:
-        if path.endswith(".tmp") and self.clock is not None:
-            self.attempts.append(self.clock.seconds())
-        self._check("open", path)
-        fd = os.open(path, flags, mode)
-        self._names[fd] = path
-        return fd
-
-    def write(self, fd: int, data: bytes) -> int:
-        self._check("write", self._names[fd])
-        return os.write(fd, data)
-
-    def fsync(self, fd: int) -> None:
-        self._check("fsync", self._names[fd])
-        os.fsync(fd)
-
-    def close(self, fd: int) -> None:
-        name = self._names.pop(fd)
-        self._check("close", name)
-        os.close(fd)
-
-    def replace(self, src: str, dst: str) -> None:
-        self._check("replace", src)
-        os.replace(src, dst)
-
-    def unlink(self, path: str) -> None:
-        self._check("unlink", path)
-        os.unlink(path)
 
 
 def run(clock: Clock, seconds: float, step: float = 0.5) -> None:
@@ -241,7 +175,7 @@ def test_durations_read_as_words() -> None:
 def make_writer(
     tmp_path: Path,
     interval: float = 1.0,
-    probe: Probe | None = None,
+    probe: FaultyDisk | None = None,
     folder: str | None = None,
 ) -> tuple[LegacyFileWriter, FloorState, Clock, Path]:
     clock = Clock()
@@ -319,7 +253,7 @@ def test_healthy_writer_reports_its_writes(tmp_path: Path) -> None:
 
 
 def test_folder_removed_then_restored(tmp_path: Path, logged: LogCapture) -> None:
-    probe = Probe()
+    probe = FaultyDisk()
     writer, floor, clock, path = make_writer(tmp_path, probe=probe, folder="sub")
     login(floor, "1001")
     clock.advance(0)
@@ -352,7 +286,7 @@ def test_folder_removed_then_restored(tmp_path: Path, logged: LogCapture) -> Non
 
 
 def test_permission_denied_keeps_the_last_good_file(tmp_path: Path, logged: LogCapture) -> None:
-    probe = Probe()
+    probe = FaultyDisk()
     writer, floor, clock, path = make_writer(tmp_path, probe=probe)
     login(floor, "1001")
     clock.advance(0)
@@ -375,7 +309,7 @@ def test_permission_denied_keeps_the_last_good_file(tmp_path: Path, logged: LogC
 
 
 def test_disk_full_removes_its_temporary_file(tmp_path: Path, logged: LogCapture) -> None:
-    probe = Probe()
+    probe = FaultyDisk()
     writer, floor, clock, path = make_writer(tmp_path, probe=probe)
     login(floor, "1001")
     clock.advance(0)
@@ -402,7 +336,7 @@ def test_disk_full_removes_its_temporary_file(tmp_path: Path, logged: LogCapture
 
 
 def test_failed_rename_removes_its_temporary_file(tmp_path: Path) -> None:
-    probe = Probe()
+    probe = FaultyDisk()
     writer, floor, clock, path = make_writer(tmp_path, probe=probe)
     login(floor, "1001")
     clock.advance(0)
@@ -419,7 +353,7 @@ def test_failed_rename_removes_its_temporary_file(tmp_path: Path) -> None:
 def test_each_kind_of_fault_is_logged_once_and_recovery_once(
     tmp_path: Path, logged: LogCapture
 ) -> None:
-    probe = Probe()
+    probe = FaultyDisk()
     writer, floor, clock, path = make_writer(tmp_path, probe=probe)
     probe.fail("write", errno.ENOSPC)
     login(floor, "1001")
@@ -455,7 +389,7 @@ def test_each_kind_of_fault_is_logged_once_and_recovery_once(
 
 
 def test_backoff_doubles_up_to_thirty_intervals(tmp_path: Path) -> None:
-    probe = Probe()
+    probe = FaultyDisk()
     writer, floor, clock, path = make_writer(tmp_path, interval=2.0, probe=probe)
     probe.fail("open", errno.ENOSPC)
     login(floor, "1001")
@@ -485,7 +419,7 @@ def test_backoff_doubles_up_to_thirty_intervals(tmp_path: Path) -> None:
 
 
 def test_health_says_the_file_is_not_written(tmp_path: Path) -> None:
-    probe = Probe()
+    probe = FaultyDisk()
     writer, floor, clock, path = make_writer(tmp_path, probe=probe)
     login(floor, "1001")
     clock.advance(0)
@@ -516,7 +450,7 @@ def test_health_says_the_file_is_not_written(tmp_path: Path) -> None:
 
 
 def test_stop_cancels_the_retry_and_tries_once_more(tmp_path: Path, logged: LogCapture) -> None:
-    probe = Probe()
+    probe = FaultyDisk()
     writer, floor, clock, path = make_writer(tmp_path, probe=probe)
     probe.fail("write", errno.ENOSPC)
     login(floor, "1001")
@@ -529,7 +463,7 @@ def test_stop_cancels_the_retry_and_tries_once_more(tmp_path: Path, logged: LogC
 
 
 def test_stop_writes_the_last_state_once_the_fault_is_gone(tmp_path: Path) -> None:
-    probe = Probe()
+    probe = FaultyDisk()
     writer, floor, clock, path = make_writer(tmp_path, probe=probe)
     probe.fail("write", errno.ENOSPC)
     login(floor, "1001")
@@ -542,7 +476,7 @@ def test_stop_writes_the_last_state_once_the_fault_is_gone(tmp_path: Path) -> No
 
 def test_a_failing_writer_rewrites_even_an_unchanged_document(tmp_path: Path) -> None:
     """The file already holds the document, but only a write says that writing works."""
-    probe = Probe()
+    probe = FaultyDisk()
     writer, floor, clock, path = make_writer(tmp_path, probe=probe)
     login(floor, "1001")
     clock.advance(0)
@@ -602,7 +536,7 @@ def test_leftover_temporary_file_is_removed_at_start(tmp_path: Path, logged: Log
 
 
 def test_bytes_reach_the_disk_before_the_rename(tmp_path: Path) -> None:
-    probe = Probe()
+    probe = FaultyDisk()
     path = str(tmp_path / "mitel_data.json")
     replace_file(path, b"{}", probe.system())
     tmp = path + ".tmp"
@@ -630,7 +564,7 @@ def test_partial_writes_are_completed(tmp_path: Path) -> None:
 
 
 def test_a_folder_that_refuses_fsync_is_still_written(tmp_path: Path) -> None:
-    probe = Probe()
+    probe = FaultyDisk()
     probe.fail("fsync", errno.EINVAL, str(tmp_path))
     path = tmp_path / "mitel_data.json"
     replace_file(str(path), b"{}", probe.system())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-from types import SimpleNamespace
 from typing import Any
 
 import pytest_twisted
@@ -24,9 +23,9 @@ from twisted.web import http
 from mitelacd.floor.documents import FloorDocuments
 from mitelacd.floor.records import Malformed, parse_record
 from mitelacd.floor.state import FloorState
-from mitelacd.testing import Feeder, StreamRequest, call_body, capture_log
+from mitelacd.testing import ChannelStreamRequest, Feeder, StreamRequest, call_body, capture_log
 from mitelacd.web.push import BUSY_RETRY_AFTER, EventPush
-from mitelacd.web.resources import Root, WebService, WebSettings
+from mitelacd.web.resources import Root, Served, WebService, WebSettings
 
 #: ``tcpi_state`` of Linux's TCP_INFO for an open connection.
 ESTABLISHED = 1
@@ -119,9 +118,8 @@ async def test_clients_that_never_read_are_cut_off_and_their_sockets_given_back(
     documents = FloorDocuments(floor)
     service = WebService(
         "tcp:0:interface=127.0.0.1",
-        floor,
-        documents,
-        WebSettings(heartbeat=0.25),  # dropped after a pause of two heartbeats: 0.5 s
+        # Dropped after a pause of two heartbeats: 0.5 s.
+        Served(floor, documents, WebSettings(heartbeat=0.25)),
         reactor,
     )
     churn: LoopingCall | None = None
@@ -155,38 +153,13 @@ async def test_clients_that_never_read_are_cut_off_and_their_sockets_given_back(
         await defer.maybeDeferred(service.stopService)
 
 
-class RecordingTransport:
-    """What a request's channel is asked to do with its connection."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def abortConnection(self) -> None:
-        self.calls.append("abortConnection")
-
-    def loseConnection(self) -> None:
-        self.calls.append("loseConnection")
-
-
-class ChannelRequest(StreamRequest):
-    """An event stream request on a channel, as twisted.web's are, whose transport records."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.transport = RecordingTransport()
-        self.channel = SimpleNamespace(transport=self.transport)
-
-    def loseConnection(self) -> None:
-        self.transport.calls.append("request.loseConnection")
-
-
 def test_a_dropped_client_is_aborted_not_waited_for() -> None:
     """In memory: the drop aborts the request's transport; ``loseConnection`` is not used."""
     f = Feeder(first_version=1)
     f.connect()
     push = EventPush(f.floor, f.documents, f.clock)
     push.start()
-    request = ChannelRequest()
+    request = ChannelStreamRequest()
     calls = request.transport.calls
     push.subscribe(request)
     request.producer.pauseProducing()
@@ -205,7 +178,7 @@ def test_a_client_beyond_the_cap_gets_a_json_503_with_retry_after() -> None:
     push = EventPush(f.floor, f.documents, f.clock, max_clients=settings.max_push_clients)
     push.start()
     push.subscribe(StreamRequest())
-    stub: Any = StubTreq(Root(f.floor, f.documents, push, settings, f.clock))
+    stub: Any = StubTreq(Root(Served(f.floor, f.documents, settings), push, f.clock))
     d = stub.get("http://board.test/api/v1/events")
     stub.flush()
     response = sync(d)

@@ -27,7 +27,7 @@ from mitelacd.web.reports import ReportError, Reports, report_query
 CLOCK = cast(IReactorTime, reactor)
 
 
-class Run:
+class ReportsRun:
     """A floor, its figures and a history on the real reactor, as the daemon wires them."""
 
     def __init__(self, url: str) -> None:
@@ -66,14 +66,14 @@ async def _stopped(history: HistoryService) -> None:
 @pytest_twisted.ensureDeferred
 async def test_a_restart_goes_on_from_the_days_figures_kept(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/history.db"
-    first = Run(url)
+    first = ReportsRun(url)
     await first.start()
     first.events("A G01860 J01 G01861 J01")
     first.events("G01860 J01", agent="1002")
     assert first.figures.today("agent")["agents"][0]["acd_calls"] == 2
     await first.stop()
 
-    again = Run(url)
+    again = ReportsRun(url)
     await again.start()
     try:
         # Before any event of this run, the day's calls are those kept.

@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.application.service import Service
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import IListeningPort
@@ -41,60 +40,14 @@ from mitelacd.sdnotify import (
     watchdog_interval,
 )
 from mitelacd.testing import START, Feeder, capture_log
-from mitelacd.web.resources import WebService, WebSettings
+from mitelacd.testing.fakes import FakeConnector, FakeNotifySocket
+from mitelacd.web.resources import Served, WebService
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST, PORT = "10.1.2.3", 15373
 WHERE = f"{HOST}:{PORT}"
 #: Seconds a child process gets for each step.
 WAIT = 30.0
-
-
-class FakeSystemd:
-    """The receiving end of ``NOTIFY_SOCKET``: what systemd would read."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.socket.bind(address)
-        self.socket.setblocking(False)
-
-    @property
-    def value(self) -> str:
-        """The ``NOTIFY_SOCKET`` value naming this socket."""
-        if self.address.startswith("\0"):
-            return "@" + self.address[1:]
-        return self.address
-
-    def take(self) -> list[str]:
-        """Every datagram received so far."""
-        got = []
-        while True:
-            try:
-                got.append(self.socket.recv(4096).decode("utf-8"))
-            except BlockingIOError:
-                return got
-
-    def wait_for(self, prefix: str, timeout: float = WAIT) -> tuple[str, list[str]]:
-        """The first datagram starting with ``prefix``, and every one before it."""
-        before: list[str] = []
-        end = time.monotonic() + timeout
-        self.socket.settimeout(0.2)
-        try:
-            while time.monotonic() < end:
-                try:
-                    message = self.socket.recv(4096).decode("utf-8")
-                except TimeoutError:
-                    continue
-                if message.startswith(prefix):
-                    return message, before
-                before.append(message)
-        finally:
-            self.socket.setblocking(False)
-        raise AssertionError(f"no {prefix!r} within {timeout} s; got {before}")
-
-    def close(self) -> None:
-        self.socket.close()
 
 
 def without_watchdog(messages: list[str]) -> list[str]:
@@ -109,8 +62,8 @@ def folder() -> Iterator[Path]:
 
 
 @pytest.fixture
-def systemd(folder: Path) -> Iterator[FakeSystemd]:
-    fake = FakeSystemd(str(folder / "notify"))
+def systemd(folder: Path) -> Iterator[FakeNotifySocket]:
+    fake = FakeNotifySocket(str(folder / "notify"))
     yield fake
     fake.close()
 
@@ -127,7 +80,7 @@ class Link:
 
 def notifier(
     feeder: Feeder,
-    systemd: FakeSystemd,
+    systemd: FakeNotifySocket,
     link: Link | None = None,
     **environ: str,
 ) -> SystemdNotifier:
@@ -147,7 +100,7 @@ def hhmmss(when: float) -> str:
 # Without NOTIFY_SOCKET ----------------------------------------------------------
 
 
-def test_without_notify_socket_nothing_happens(systemd: FakeSystemd) -> None:
+def test_without_notify_socket_nothing_happens(systemd: FakeNotifySocket) -> None:
     feeder = Feeder()
     service = SystemdNotifier.fromEnvironment(
         feeder.floor, feeder.clock, {"WATCHDOG_USEC": "1000000"}
@@ -167,7 +120,7 @@ def test_without_notify_socket_nothing_happens(systemd: FakeSystemd) -> None:
 # READY=1 ------------------------------------------------------------------------
 
 
-def test_ready_waits_for_every_condition(systemd: FakeSystemd) -> None:
+def test_ready_waits_for_every_condition(systemd: FakeNotifySocket) -> None:
     feeder = Feeder()
     listening: Deferred[object] = Deferred()
     writer = Service()
@@ -186,7 +139,7 @@ def test_ready_waits_for_every_condition(systemd: FakeSystemd) -> None:
     assert service.ready
 
 
-def test_no_ready_when_a_condition_fails(systemd: FakeSystemd) -> None:
+def test_no_ready_when_a_condition_fails(systemd: FakeNotifySocket) -> None:
     feeder = Feeder()
     writer = Service()
     writer.setName("writer")
@@ -207,13 +160,7 @@ def test_web_service_tells_when_it_listens() -> Generator[Deferred[Any], Any, No
     from twisted.internet import reactor
 
     feeder = Feeder()
-    web = WebService(
-        "tcp:0:interface=127.0.0.1",
-        feeder.floor,
-        feeder.documents,
-        WebSettings(),
-        reactor,
-    )
+    web = WebService("tcp:0:interface=127.0.0.1", Served(feeder.floor, feeder.documents), reactor)
     before = web.whenListening()
     assert not before.called
     web.startService()
@@ -230,7 +177,7 @@ def test_web_service_tells_when_it_listens() -> Generator[Deferred[Any], Any, No
 # STATUS= ------------------------------------------------------------------------
 
 
-def test_status_follows_the_link_down_and_up(systemd: FakeSystemd) -> None:
+def test_status_follows_the_link_down_and_up(systemd: FakeNotifySocket) -> None:
     feeder = Feeder()
     clock = feeder.clock
     link = Link()
@@ -276,7 +223,7 @@ def test_status_follows_the_link_down_and_up(systemd: FakeSystemd) -> None:
     assert service.status == f"connected to {WHERE} since {since}, 0 records"
 
 
-def test_record_count_is_paced(systemd: FakeSystemd) -> None:
+def test_record_count_is_paced(systemd: FakeNotifySocket) -> None:
     feeder = Feeder()
     clock = feeder.clock
     service = notifier(feeder, systemd)
@@ -313,14 +260,14 @@ def test_record_count_is_paced(systemd: FakeSystemd) -> None:
     assert service.status is not None and service.status.endswith(", 1 record")
 
 
-def test_status_before_any_host_is_known(systemd: FakeSystemd) -> None:
+def test_status_before_any_host_is_known(systemd: FakeNotifySocket) -> None:
     feeder = Feeder()
     service = SystemdNotifier(feeder.floor, feeder.clock, NotifySocket(systemd.value))
     service.startService()
     assert systemd.take() == ["READY=1\nSTATUS=dialling the PBX"]
 
 
-def test_connected_since_another_day_shows_the_date(systemd: FakeSystemd) -> None:
+def test_connected_since_another_day_shows_the_date(systemd: FakeNotifySocket) -> None:
     feeder = Feeder()
     clock = feeder.clock
     service = notifier(feeder, systemd)
@@ -337,7 +284,7 @@ def test_connected_since_another_day_shows_the_date(systemd: FakeSystemd) -> Non
 # WATCHDOG=1 -----------------------------------------------------------------------
 
 
-def test_watchdog_at_half_the_interval(systemd: FakeSystemd) -> None:
+def test_watchdog_at_half_the_interval(systemd: FakeNotifySocket) -> None:
     feeder = Feeder()
     service = notifier(feeder, systemd, WATCHDOG_USEC="10000000")
     assert service.watchdog == 5.0
@@ -366,7 +313,7 @@ def test_watchdog_pid_must_be_ours() -> None:
     assert log.lines() == ["WATCHDOG_USEC=soon is not a number of microseconds: no watchdog"]
 
 
-def test_no_watchdog_for_another_process(systemd: FakeSystemd) -> None:
+def test_no_watchdog_for_another_process(systemd: FakeNotifySocket) -> None:
     feeder = Feeder()
     service = notifier(feeder, systemd, WATCHDOG_USEC="2000000", WATCHDOG_PID=str(os.getpid() + 1))
     assert service.watchdog is None
@@ -378,7 +325,7 @@ def test_no_watchdog_for_another_process(systemd: FakeSystemd) -> None:
 # STOPPING=1 -----------------------------------------------------------------------
 
 
-def test_stopping_on_stop(systemd: FakeSystemd) -> None:
+def test_stopping_on_stop(systemd: FakeNotifySocket) -> None:
     feeder = Feeder()
     link = Link()
     service = notifier(feeder, systemd, link, WATCHDOG_USEC="4000000")
@@ -402,7 +349,7 @@ def test_stopping_on_stop(systemd: FakeSystemd) -> None:
 
 
 def test_abstract_namespace_socket() -> None:
-    fake = FakeSystemd(f"\0mitelacd-test-{uuid.uuid4().hex}")
+    fake = FakeNotifySocket(f"\0mitelacd-test-{uuid.uuid4().hex}")
     try:
         assert fake.value.startswith("@mitelacd-test-")
         feeder = Feeder()
@@ -444,7 +391,7 @@ def test_a_send_error_is_logged_once_and_the_recovery_once(folder: Path) -> None
             " (not said again until it works)"
         ]
         # systemd is back (a new socket at the same path).
-        fake = FakeSystemd(path)
+        fake = FakeNotifySocket(path)
         try:
             feeder.clock.advance(1)
             assert fake.take() == ["WATCHDOG=1"]
@@ -483,7 +430,7 @@ def fetch(port: int, path: str) -> tuple[int, dict[str, Any]]:
         return e.code, json.loads(e.read())
 
 
-def test_daemon_tells_systemd(systemd: FakeSystemd, folder: Path) -> None:
+def test_daemon_tells_systemd(systemd: FakeNotifySocket, folder: Path) -> None:
     data = folder / "mitel_data.json"
     daemon = testing.Twistd(
         "mitelacd", "--simulate", "--http", "tcp:0:interface=127.0.0.1", "--file", str(data),
@@ -514,7 +461,7 @@ def test_daemon_tells_systemd(systemd: FakeSystemd, folder: Path) -> None:
         daemon.stop()
 
 
-def test_daemon_serves_a_socket_from_systemd(systemd: FakeSystemd, folder: Path) -> None:
+def test_daemon_serves_a_socket_from_systemd(systemd: FakeNotifySocket, folder: Path) -> None:
     """``--http systemd:domain=INET:index=0`` serves the socket passed as descriptor 3."""
     listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listening.bind(("127.0.0.1", 0))
@@ -553,20 +500,7 @@ def test_a_systemd_endpoint_without_a_socket_is_a_usage_error(folder: Path) -> N
         daemon.stop()
 
 
-class FakeConnector:
-    """A connector the reconnecting factory can retry through."""
-
-    def __init__(self) -> None:
-        self.connects = 0
-
-    def getDestination(self) -> IPv4Address:
-        return IPv4Address("TCP", HOST, PORT)
-
-    def connect(self) -> None:
-        self.connects += 1
-
-
-def test_status_from_the_real_reconnecting_factory(systemd: FakeSystemd) -> None:
+def test_status_from_the_real_reconnecting_factory(systemd: FakeNotifySocket) -> None:
     feeder = Feeder()
     clock = feeder.clock
     factory = PBXClientFactory(feeder.floor, clock, first_delay=4.0, max_delay=30.0)
@@ -575,7 +509,7 @@ def test_status_from_the_real_reconnecting_factory(systemd: FakeSystemd) -> None
     service.startService()
     systemd.take()
     assert factory.nextAttempt() is None
-    connector = FakeConnector()
+    connector = FakeConnector(HOST, PORT)
     factory.clientConnectionFailed(connector, Failure(ConnectionRefusedError("refused")))
     at = factory.nextAttempt()
     assert at is not None and START + 3.0 < at < START + 5.0  # 4 s, jittered
@@ -587,7 +521,7 @@ def test_status_from_the_real_reconnecting_factory(systemd: FakeSystemd) -> None
         == f"STATUS=retrying {WHERE} in ~{wait} s: Connection was refused by other side: refused."
     )
     clock.advance(at - clock.seconds())
-    assert connector.connects == 1 and factory.nextAttempt() is None
+    assert connector.attempts == 1 and factory.nextAttempt() is None
     assert systemd.take() == [
         f"STATUS=dialling {WHERE} (last attempt: Connection was refused by other side: refused.)"
     ]

@@ -32,7 +32,7 @@ from mitelacd.logs import render
 from mitelacd.testing import Twistd, capture_log, injected_site
 from mitelacd.web.accesslog import redact_url
 from mitelacd.web.endpoint import check_endpoint, is_tls, tls_missing
-from mitelacd.web.resources import WebService, WebSettings
+from mitelacd.web.resources import Served, WebService, WebSettings
 
 ROOT = Path(__file__).parent.parent
 
@@ -157,7 +157,7 @@ async def test_https_with_a_verified_certificate_and_the_log_says_https(tmp_path
     _, other_pem = self_signed(tmp_path, "other")
     assert is_tls(description) and not is_tls("tcp:8443")
     floor = FloorState(reactor, stale_after=60)
-    service = WebService(description, floor, FloorDocuments(floor), WebSettings(), reactor)
+    service = WebService(description, Served(floor, FloorDocuments(floor)), reactor)
     with capture_log("mitelacd.web.resources") as log:
         service.startService()
     try:
@@ -232,7 +232,7 @@ async def test_the_access_log_never_holds_the_token() -> None:
     floor = FloorState(reactor, stale_after=60)
     settings = WebSettings(token=secret, access_log=True)
     service = WebService(
-        "tcp:0:interface=127.0.0.1", floor, FloorDocuments(floor), settings, reactor
+        "tcp:0:interface=127.0.0.1", Served(floor, FloorDocuments(floor), settings), reactor
     )
     with capture_log(None) as log:
         service.startService()

@@ -27,8 +27,9 @@ from mitelacd.floor.records import Malformed, parse_record
 from mitelacd.floor.render import Once
 from mitelacd.floor.state import Agent, FloorState
 from mitelacd.testing import sse_events
+from mitelacd.testing.loopback import WebOnLoopback
 from mitelacd.web.push import EventPush
-from mitelacd.web.resources import SMALL_BODY, BoardSite, Root, WebService, WebSettings
+from mitelacd.web.resources import SMALL_BODY, BoardSite, Root, Served, WebService, WebSettings
 
 BASE = "http://board.test"
 LOGIN = "12A081502{dn:<7}{agent:<7}00"
@@ -49,8 +50,8 @@ def sync(d: Deferred[Any]) -> Any:
     return results[0]
 
 
-class Board:
-    """A floor with its HTTP tree behind an in-memory client."""
+class WebHarness:
+    """A floor on a fake clock with its HTTP tree behind an in-memory client."""
 
     def __init__(
         self,
@@ -70,7 +71,9 @@ class Board:
             max_clients=self.settings.max_push_clients,
         )
         self.root = Root(
-            self.floor, self.documents, self.push, self.settings, self.clock, file_health
+            Served(self.floor, self.documents, self.settings, file_health=file_health),
+            self.push,
+            self.clock,
         )
         self.stub = StubTreq(self.root)
 
@@ -96,8 +99,8 @@ def header(response: Any, name: str) -> str | None:
 
 
 @pytest.fixture
-def board() -> Board:
-    board = Board()
+def board() -> WebHarness:
+    board = WebHarness()
     board.connect()
     feed(
         board.floor,
@@ -114,7 +117,7 @@ def board() -> Board:
 # /mitel_data.json -------------------------------------------------------------
 
 
-def test_legacy_document_matches_the_file_contract(board: Board) -> None:
+def test_legacy_document_matches_the_file_contract(board: WebHarness) -> None:
     response, body = board.get("/mitel_data.json")
     assert response.code == 200
     assert body == json.dumps(board.floor.legacy()).encode()
@@ -127,7 +130,7 @@ def test_legacy_document_matches_the_file_contract(board: Board) -> None:
     assert header(response, "access-control-allow-origin") == "*"
 
 
-def test_legacy_etag_gives_304_until_the_floor_changes(board: Board) -> None:
+def test_legacy_etag_gives_304_until_the_floor_changes(board: WebHarness) -> None:
     first, _ = board.get("/mitel_data.json")
     etag = header(first, "etag")
     assert etag and etag.startswith('"')
@@ -143,7 +146,9 @@ def test_legacy_etag_gives_304_until_the_floor_changes(board: Board) -> None:
     assert header(changed, "etag") != etag
 
 
-def test_legacy_is_assembled_once_per_change(board: Board, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_legacy_is_assembled_once_per_change(
+    board: WebHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     joins = []
     original = board.documents._render_legacy
 
@@ -159,7 +164,7 @@ def test_legacy_is_assembled_once_per_change(board: Board, monkeypatch: pytest.M
 
 
 def test_a_large_document_is_written_as_the_socket_drains() -> None:
-    board = Board()
+    board = WebHarness()
     board.connect()
     with board.floor.batch():
         feed(board.floor, *(LOGIN.format(dn=f"{n}", agent=f"{n}") for n in range(10000, 13500)))
@@ -171,7 +176,7 @@ def test_a_large_document_is_written_as_the_socket_drains() -> None:
     assert doc["agents"] == json.loads(board.get("/api/v1/agents")[1])["agents"]
 
 
-def test_head_has_headers_and_no_body(board: Board) -> None:
+def test_head_has_headers_and_no_body(board: WebHarness) -> None:
     response, body = board.request("HEAD", "/mitel_data.json")
     assert response.code == 200 and body == b""
     assert header(response, "etag")
@@ -180,7 +185,7 @@ def test_head_has_headers_and_no_body(board: Board) -> None:
 # The typed API ----------------------------------------------------------------
 
 
-def test_state_document(board: Board) -> None:
+def test_state_document(board: WebHarness) -> None:
     response, body = board.get("/api/v1/state")
     assert response.code == 200
     doc = json.loads(body)
@@ -224,7 +229,7 @@ def test_state_document(board: Board) -> None:
         ("/api/v1/feed", "feed"),
     ],
 )
-def test_parts_of_the_state(board: Board, path: str, key: str) -> None:
+def test_parts_of_the_state(board: WebHarness, path: str, key: str) -> None:
     response, body = board.get(path)
     doc = json.loads(body)
     assert response.code == 200
@@ -232,7 +237,7 @@ def test_parts_of_the_state(board: Board, path: str, key: str) -> None:
     assert doc[key] == json.loads(board.get("/api/v1/state")[1])[key]
 
 
-def test_one_agent(board: Board) -> None:
+def test_one_agent(board: WebHarness) -> None:
     doc = json.loads(board.get("/api/v1/agents/10045")[1])
     assert doc["agent"]["status"] == "in" and doc["agent"]["fresh_login"] is True
     response, body = board.get("/api/v1/agents/4242")
@@ -241,7 +246,7 @@ def test_one_agent(board: Board) -> None:
     assert board.get("/api/v1/agents/10045/more")[0].code == 404
 
 
-def test_stale_feed_is_said_in_every_document(board: Board) -> None:
+def test_stale_feed_is_said_in_every_document(board: WebHarness) -> None:
     board.clock.advance(61)
     assert json.loads(board.get("/api/v1/agents")[1])["stale"] is True
     assert json.loads(board.get("/api/v1/state")[1])["feed"]["stale"] is True
@@ -251,13 +256,13 @@ def test_stale_feed_is_said_in_every_document(board: Board) -> None:
 
 
 def test_health_never_connected() -> None:
-    board = Board()
+    board = WebHarness()
     response, body = board.get("/healthz")
     assert response.code == 503
     assert json.loads(body)["reason"] == "never connected"
 
 
-def test_health_connected_and_fresh_then_stale_then_disconnected(board: Board) -> None:
+def test_health_connected_and_fresh_then_stale_then_disconnected(board: WebHarness) -> None:
     response, body = board.get("/healthz")
     assert (response.code, json.loads(body)["status"]) == (200, "ok")
     board.clock.advance(61)
@@ -273,7 +278,7 @@ def test_health_connected_and_fresh_then_stale_then_disconnected(board: Board) -
 
 
 def test_health_is_no_data_yet_until_a_valid_record_on_this_connection() -> None:
-    board = Board()
+    board = WebHarness()
     board.connect()
     board.floor.recordReceived(Malformed(b"12y", "unknown function code 'y'", None, 12))
     response, body = board.get("/healthz")
@@ -300,7 +305,7 @@ FAILING = {
 
 def test_a_file_that_is_not_written_is_a_warning_not_a_failure() -> None:
     health = dict(FAILING)
-    board = Board(file_health=lambda: health)
+    board = WebHarness(file_health=lambda: health)
     board.connect()
     feed(board.floor, "74R13024320140115")
     response, body = board.get("/healthz")
@@ -319,7 +324,7 @@ def test_a_file_that_is_not_written_is_a_warning_not_a_failure() -> None:
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
-def test_other_methods_get_405(board: Board, method: str) -> None:
+def test_other_methods_get_405(board: WebHarness, method: str) -> None:
     response, body = board.request(method, "/mitel_data.json")
     assert response.code == 405
     assert header(response, "allow") == "GET, HEAD"
@@ -327,21 +332,21 @@ def test_other_methods_get_405(board: Board, method: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["/nope", "/api", "/api/v2/state", "/api/v1/nope", "/board.js"])
-def test_unknown_paths_get_404(board: Board, path: str) -> None:
+def test_unknown_paths_get_404(board: WebHarness, path: str) -> None:
     response, body = board.get(path)
     assert response.code == 404
     assert b"Traceback" not in body
 
 
 def test_cors_origin_can_be_named_or_turned_off() -> None:
-    named = Board(WebSettings(cors_origin="https://boards.example"))
+    named = WebHarness(WebSettings(cors_origin="https://boards.example"))
     response, _ = named.get("/mitel_data.json")
     assert header(response, "access-control-allow-origin") == "https://boards.example"
     assert header(response, "vary") == "Origin"
     preflight, _ = named.request("OPTIONS", "/api/v1/state")
     assert preflight.code == 204
     assert "Authorization" in (header(preflight, "access-control-allow-headers") or "")
-    off = Board(WebSettings(cors_origin=None))
+    off = WebHarness(WebSettings(cors_origin=None))
     response, _ = off.get("/mitel_data.json")
     assert header(response, "access-control-allow-origin") is None
     assert off.request("OPTIONS", "/api/v1/state")[0].code == 405
@@ -351,7 +356,7 @@ def test_cors_origin_can_be_named_or_turned_off() -> None:
     "path", ["/", "/mitel_data.json", "/api/v1/state", "/api/v1/agents/1", "/api/v1/events"]
 )
 def test_token_is_required_everywhere_but_health(path: str) -> None:
-    board = Board(WebSettings(token="s3cret"))
+    board = WebHarness(WebSettings(token="s3cret"))
     board.connect()
     feed(board.floor, "74R13024320140115")
     response, _ = board.get(path)
@@ -363,7 +368,7 @@ def test_token_is_required_everywhere_but_health(path: str) -> None:
 
 
 def test_token_accepted_in_header_or_query() -> None:
-    board = Board(WebSettings(token="s3cret"))
+    board = WebHarness(WebSettings(token="s3cret"))
     assert board.get("/mitel_data.json", headers={"Authorization": "Bearer s3cret"})[0].code == 200
     assert board.get("/api/v1/state?token=s3cret")[0].code == 200
     assert board.get("/?token=s3cret")[0].code == 200
@@ -372,7 +377,7 @@ def test_token_accepted_in_header_or_query() -> None:
 # The board page ---------------------------------------------------------------
 
 
-def test_board_page_is_one_self_contained_document(board: Board) -> None:
+def test_board_page_is_one_self_contained_document(board: WebHarness) -> None:
     response, body = board.get("/")
     assert response.code == 200
     assert header(response, "content-type") == "text/html; charset=utf-8"
@@ -406,7 +411,7 @@ def test_http_options(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     assert options["token"] == "from-env"
 
 
-def test_access_log_is_off_unless_asked_for(board: Board) -> None:
+def test_access_log_is_off_unless_asked_for(board: WebHarness) -> None:
     for wanted in (False, True):
         site = BoardSite(board.root, wanted, board.clock)
         site.logFile = io.StringIO()
@@ -425,25 +430,9 @@ def test_access_log_is_off_unless_asked_for(board: Board) -> None:
 # Real loopback sockets --------------------------------------------------------
 
 
-class LiveBoard:
-    def __init__(self, settings: WebSettings | None = None) -> None:
-        self.floor = FloorState(reactor, stale_after=60)
-        self.documents = FloorDocuments(self.floor)
-        self.service = WebService(
-            "tcp:0:interface=127.0.0.1",
-            self.floor,
-            self.documents,
-            settings or WebSettings(),
-            reactor,
-        )
-        self.service.startService()
-        assert self.service.port is not None
-        self.url = f"http://127.0.0.1:{self.service.port.getHost().port}"  # type: ignore[attr-defined]
-
-
 @pytest_twisted.ensureDeferred
 async def test_legacy_and_etag_over_a_real_socket() -> None:
-    live = LiveBoard()
+    live = WebOnLoopback()
     try:
         live.floor.feedConnected("127.0.0.1", 15373)
         feed(live.floor, LOGIN.format(dn="2001", agent="1001"))
@@ -520,7 +509,7 @@ class OneClient(ClientFactory):
 
 @pytest_twisted.ensureDeferred
 async def test_sse_change_reaches_a_client_and_a_gone_client_is_dropped() -> None:
-    live = LiveBoard(WebSettings(push_interval=0.05))
+    live = WebOnLoopback(WebSettings(push_interval=0.05))
     try:
         live.floor.feedConnected("127.0.0.1", 15373)
         client = SSEClient()
@@ -545,7 +534,7 @@ async def test_sse_change_reaches_a_client_and_a_gone_client_is_dropped() -> Non
         await defer.maybeDeferred(live.service.stopService)
 
 
-async def connect_sse(live: LiveBoard, client: SSEClient) -> SSEClient:
+async def connect_sse(live: WebOnLoopback, client: SSEClient) -> SSEClient:
     port = live.service.port.getHost().port  # type: ignore[union-attr]
     reactor.connectTCP("127.0.0.1", port, OneClient(client))
     await client.until(b"\n\n")
@@ -554,7 +543,7 @@ async def connect_sse(live: LiveBoard, client: SSEClient) -> SSEClient:
 
 @pytest_twisted.ensureDeferred
 async def test_a_client_resumes_with_last_event_id_and_full_states_on_request() -> None:
-    live = LiveBoard()
+    live = WebOnLoopback()
     try:
         live.floor.feedConnected("127.0.0.1", 15373)
         first = await connect_sse(live, SSEClient())
@@ -583,7 +572,7 @@ async def test_a_client_resumes_with_last_event_id_and_full_states_on_request() 
 
 
 def test_api_entities_are_rendered_once_per_change_but_stamped_per_request(
-    board: Board, monkeypatch: pytest.MonkeyPatch
+    board: WebHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     renders: list[str] = []
     original = Agent.view
@@ -615,7 +604,7 @@ async def test_a_failing_resource_shows_no_traceback(
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(FloorDocuments, "feed_document", broken)
-    live = LiveBoard()
+    live = WebOnLoopback()
     try:
         response = await treq.get(live.url + "/api/v1/feed").addTimeout(10, reactor)
         body = await response.content()
@@ -635,7 +624,7 @@ def test_a_taken_port_is_a_plain_error() -> None:
         port = taken.getsockname()[1]
         floor = FloorState(reactor)
         service = WebService(
-            f"tcp:{port}:interface=127.0.0.1", floor, FloorDocuments(floor), WebSettings(), reactor
+            f"tcp:{port}:interface=127.0.0.1", Served(floor, FloorDocuments(floor)), reactor
         )
         with pytest.raises(SystemExit, match=f"cannot serve HTTP on 'tcp:{port}:.*in use"):
             service.privilegedStartService()

@@ -40,9 +40,10 @@ from zope.interface import implementer
 
 from mitelacd import __version__
 from mitelacd.disk import SYSTEM, FailingWrites, SystemCalls, duration_words, failure_kind
-from mitelacd.floor.changes import ChangeSet
-from mitelacd.floor.state import FloorState, IFloorListener, Throttle, iso_utc
-from mitelacd.logs import Logger
+from mitelacd.floor.changes import ChangeSet, IFloorListener
+from mitelacd.floor.render import iso_utc
+from mitelacd.floor.state import FloorState
+from mitelacd.logs import Logger, Throttle
 
 log = Logger()
 

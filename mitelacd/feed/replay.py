@@ -46,7 +46,8 @@ from mitelacd.feed.capture import (
 )
 from mitelacd.feed.protocol import IDLE_FLUSH, ACDReceiver, PBXClientFactory
 from mitelacd.floor.documents import FloorDocuments
-from mitelacd.floor.state import FloorState, iso_utc
+from mitelacd.floor.render import iso_utc
+from mitelacd.floor.state import FloorState
 from mitelacd.reports.rows import IntervalRow, StateSpan
 from mitelacd.reports.store import (
     HistoryError,

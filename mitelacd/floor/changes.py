@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Generic, Literal, TypeVar
 
 import attrs
+from zope.interface import Interface
 
 from mitelacd.floor.legacy import LegacyStatus
 from mitelacd.floor.names import AgentState
@@ -153,6 +154,13 @@ class ChangeSet:
             last_update=later.last_update if later.last_update is not None else self.last_update,
             steps=self.steps + later.steps,
         )
+
+
+class IFloorListener(Interface):
+    """Something that wants to hear what changed on the floor."""
+
+    def floorChanged(changes: ChangeSet) -> None:
+        """Called once after every change (a record, or a batch of them)."""
 
 
 class PendingChanges:

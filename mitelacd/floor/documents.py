@@ -14,9 +14,9 @@ from typing import Any
 
 from zope.interface import implementer
 
-from mitelacd.floor.changes import ENTITY_KINDS, ChangeSet, Entity, EntityKind
-from mitelacd.floor.render import Fragments, Once, compact
-from mitelacd.floor.state import FloorState, IFloorListener, id_key, iso_utc
+from mitelacd.floor.changes import ENTITY_KINDS, ChangeSet, Entity, EntityKind, IFloorListener
+from mitelacd.floor.render import Fragments, Once, compact, id_key, iso_utc
+from mitelacd.floor.state import FloorState
 
 _legacy_json = json.JSONEncoder().encode
 

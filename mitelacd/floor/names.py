@@ -368,7 +368,8 @@ _TOML_POSITION = re.compile(
 )
 
 
-def _syntax_error(error: tomllib.TOMLDecodeError, text: str, source: str) -> NamesError:
+def syntax_error(error: tomllib.TOMLDecodeError, text: str, source: str) -> NamesError:
+    """A TOML error as a NamesError at its line, worded as the rest of the file's errors."""
     message = str(error)
     found = _TOML_POSITION.match(message)
     if found is None:
@@ -575,7 +576,7 @@ def parse_names(text: str, source: str) -> Names:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise _syntax_error(e, text, source) from None
+        raise syntax_error(e, text, source) from None
     return _Reader(text, source).names(document)
 
 

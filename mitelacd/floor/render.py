@@ -1,7 +1,13 @@
-"""Render once per change: the two helpers every document is made of."""
+"""Render once per change: the two helpers every document is made of.
+
+And the two every view is written with: :func:`iso_utc` for instants,
+:func:`id_key` for the order of agent and extension numbers.
+"""
 
 from __future__ import annotations
 
+import datetime
+import functools
 import json
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
@@ -14,6 +20,25 @@ _compact = json.JSONEncoder(separators=(",", ":")).encode
 def compact(value: Any) -> bytes:
     """JSON without spaces, as the API serves it."""
     return _compact(value).encode("ascii")
+
+
+def iso_utc(when: float | None) -> str | None:
+    """Unix time as UTC ISO-8601 with a ``Z``, or None."""
+    if when is None:
+        return None
+    return _iso_utc(when)
+
+
+@functools.lru_cache(maxsize=1024)
+def _iso_utc(when: float) -> str:
+    # The same few instants (now, an agent's since) are rendered many times.
+    stamp = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def id_key(text: str) -> tuple[int, str]:
+    """Digits sort as numbers (``999`` before ``1001``), anything else after."""
+    return (int(text), text) if text.isdigit() else (1 << 62, text)
 
 
 class Once(Generic[T]):

@@ -20,11 +20,18 @@ from typing import Any, Literal
 import attrs
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import LogLevel
-from zope.interface import Interface
 
 from mitelacd import logs
 from mitelacd.clock import Timeline
-from mitelacd.floor.changes import AgentStep, CallOnKey, ChangeSet, Entity, QueueStep, Step
+from mitelacd.floor.changes import (
+    AgentStep,
+    CallOnKey,
+    ChangeSet,
+    Entity,
+    IFloorListener,
+    QueueStep,
+    Step,
+)
 from mitelacd.floor.legacy import LEGACY_STATUSES, LegacyDocument, LegacyStatus, legacy_status
 from mitelacd.floor.names import NO_NAMES, AgentState, Limits, Names
 from mitelacd.floor.records import (
@@ -37,7 +44,8 @@ from mitelacd.floor.records import (
     StatsReport,
     mmss_seconds,
 )
-from mitelacd.logs import Logger
+from mitelacd.floor.render import id_key, iso_utc
+from mitelacd.logs import Logger, Throttle
 
 log = Logger()
 
@@ -69,27 +77,6 @@ _PHRASES = {
     "T": "is ringing at {dn}",
     "U": "stopped ringing at {dn}",
 }
-
-
-class IFloorListener(Interface):
-    """Something that wants to hear what changed on the floor."""
-
-    def floorChanged(changes: ChangeSet) -> None:
-        """Called once after every change (a record, or a batch of them)."""
-
-
-def iso_utc(when: float | None) -> str | None:
-    """Unix time as UTC ISO-8601 with a ``Z``, or None."""
-    if when is None:
-        return None
-    return _iso_utc(when)
-
-
-@functools.lru_cache(maxsize=1024)
-def _iso_utc(when: float) -> str:
-    # The same few instants (now, an agent's since) are rendered many times.
-    stamp = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 CallKind = Literal["acd", "personal", "outgoing", "unknown"]
@@ -458,31 +445,6 @@ class Feed:
     noise: int = 0
     #: Records the end of a connection cut short: never applied.
     records_cut: int = 0
-
-
-class Throttle:
-    """Let a burst of log lines through per interval; count the rest."""
-
-    def __init__(self, clock: IReactorTime, burst: int = 5, interval: float = 60.0):
-        self._clock = clock
-        self._burst = burst
-        self._interval = interval
-        self._window_start = -interval
-        self._used = 0
-        self.suppressed = 0
-
-    def allow(self) -> tuple[bool, int]:
-        """Whether to log now, and how many lines were held back before it."""
-        now = self._clock.seconds()
-        if now - self._window_start >= self._interval:
-            self._window_start = now
-            self._used = 0
-        if self._used < self._burst:
-            self._used += 1
-            held, self.suppressed = self.suppressed, 0
-            return True, held
-        self.suppressed += 1
-        return False, 0
 
 
 class FloorState:
@@ -1238,8 +1200,3 @@ def _hhmmss(when: datetime.time) -> str:
 
 def _is_mmss(raw: str) -> bool:
     return len(raw) == 4 and raw.isdigit()
-
-
-def id_key(text: str) -> tuple[int, str]:
-    """Digits sort as numbers (``999`` before ``1001``), anything else after."""
-    return (int(text), text) if text.isdigit() else (1 << 62, text)

@@ -20,10 +20,10 @@ from typing import Any
 import attrs
 from zope.interface import implementer
 
-from mitelacd.floor.changes import AgentStep, ChangeSet, QueueStep
+from mitelacd.floor.changes import AgentStep, ChangeSet, IFloorListener, QueueStep
 from mitelacd.floor.days import DayClock
 from mitelacd.floor.names import AgentState
-from mitelacd.floor.state import IFloorListener, id_key, iso_utc
+from mitelacd.floor.render import id_key, iso_utc
 from mitelacd.reports.rows import (
     FIGURES,
     INTERVAL_SECONDS,

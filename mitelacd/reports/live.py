@@ -19,7 +19,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
-from mitelacd.floor.state import FloorState, id_key, iso_utc
+from mitelacd.floor.render import id_key, iso_utc
+from mitelacd.floor.state import FloorState
 from mitelacd.logs import Logger
 from mitelacd.reports.figures import DayFigures
 from mitelacd.reports.rows import FIGURES, IntervalRow, ReportInterval, RowKind, StateSpan

@@ -53,7 +53,7 @@ from sqlalchemy.exc import (
     StatementError,
 )
 
-from mitelacd.floor.state import id_key
+from mitelacd.floor.render import id_key
 from mitelacd.reports.rows import (
     FIGURES,
     REPORT_INTERVALS,

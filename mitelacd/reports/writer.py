@@ -47,8 +47,8 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from mitelacd.disk import duration_words
-from mitelacd.floor.state import Throttle, iso_utc
-from mitelacd.logs import Logger
+from mitelacd.floor.render import iso_utc
+from mitelacd.logs import Logger, Throttle
 from mitelacd.reports.rows import ROW_KINDS, IntervalRow, StateSpan
 from mitelacd.reports.store import (
     HistoryError,

@@ -1,35 +1,54 @@
-"""Fakes and helpers shared by the tests and the benchmarks.
+"""Fakes and helpers shared by the tests and the benchmarks, one line each.
 
-* :class:`Feeder`: a floor on a fake clock, with its documents, fed wire
-  strings with consecutive record numbers.
-* :class:`ChangeRecorder`: a listener that keeps every change set.
-* :class:`StreamRequest` and :func:`sse_events`: an in-memory event stream
-  client and a parser of what it was sent.
-* :class:`BoardModel`: what a push client keeps, built from snapshots and
-  deltas exactly as the wall board does.
-* :class:`Twistd` and :func:`fake_pbx`: real processes and a PBX socket on
-  loopback, for end-to-end tests and benchmarks.
+A floor fed wire strings, and what it gives out (here):
+
+* :func:`call_body`, :func:`stats_body`, :func:`wire`: records as the PBX sends them.
+* :class:`Feeder`: a floor and its documents on a fake clock, fed numbered wire strings.
+* :class:`LogCapture` and :func:`capture_log`: what a module logs while inside.
+* :class:`ChangeRecorder`: a floor listener that keeps every change set.
+* :class:`NamesRecorder`: in place of the floor's ``setNames``, keeps every ``Names`` handed in.
+* :class:`StreamRequest`: an in-memory event stream client.
+* :func:`sse_events`: the events in what an event stream client was sent.
+* :class:`ChannelStreamRequest`: an event stream request whose connection records its closing.
+* :class:`RecordingChannelTransport`: that connection, recording abort or close.
+* :class:`BoardModel`: what a push client keeps, from snapshots and deltas, as the wall board.
+
+Real processes on loopback, in :mod:`mitelacd.testing.daemons` (and here):
+
+* :class:`Twistd`: a ``twistd -n`` child whose log lines can be waited for.
+* :class:`CheckoutTwistd`: a ``Twistd`` running the mitelacd these tests import.
+* :func:`injected_site`: a ``sitecustomize.py`` to put faults into a child before it imports.
+* :func:`fake_pbx`: a listening loopback socket to play the PBX on.
+
+Stand-ins for what the daemon talks to, in :mod:`mitelacd.testing.fakes`:
+
+* :class:`~mitelacd.testing.fakes.FaultyDisk`: the real system calls, recorded, failing on cue.
+* :class:`~mitelacd.testing.fakes.SteppingWallClock`: a system clock the test steps.
+* :class:`~mitelacd.testing.fakes.FakeOpenFileLimits`: RLIMIT_NOFILE as the test sets it.
+* :class:`~mitelacd.testing.fakes.FakeNotifySocket`: the receiving end of ``NOTIFY_SOCKET``.
+* :class:`~mitelacd.testing.fakes.FakeConnector`: a connector a reconnecting factory dials.
+* :class:`~mitelacd.testing.fakes.FakeReactorFromThreads`: keeps ``callFromThread`` calls to run.
+
+History stores that misbehave, in :mod:`mitelacd.testing.history`:
+
+* :class:`~mitelacd.testing.history.FlakyHistoryStore`: writes fail while down, or lose the answer.
+* :class:`~mitelacd.testing.history.DownHistoryStore`: a flaky store whose reads fail too.
+* :class:`~mitelacd.testing.history.StuckHistoryStore`: writes hang until let go.
+
+And:
+
+* :class:`~mitelacd.testing.loopback.WebOnLoopback`: a floor's web service on the real reactor.
 * :mod:`mitelacd.testing.postgres`: a throwaway PostgreSQL server.
 
-May import: mitelacd.floor, mitelacd.feed, mitelacd.web, mitelacd.reports, mitelacd.sim
+May import: mitelacd.floor, mitelacd.feed, mitelacd.web, mitelacd.reports, mitelacd.sim, mitelacd.logs, mitelacd.disk
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import queue
-import re
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet.task import Clock
@@ -37,11 +56,38 @@ from twisted.logger import ILogObserver, LogLevel, globalLogPublisher
 from twisted.web.test.requesthelper import DummyRequest
 from zope.interface import implementer
 
-from mitelacd.floor.changes import ENTITY_KINDS, ChangeSet
+from mitelacd.floor.changes import ENTITY_KINDS, ChangeSet, IFloorListener
 from mitelacd.floor.documents import FloorDocuments
+from mitelacd.floor.names import Names
 from mitelacd.floor.records import Malformed, ParseResult, parse_record
-from mitelacd.floor.state import Agent, FloorState, IFloorListener, id_key
+from mitelacd.floor.render import id_key
+from mitelacd.floor.state import Agent, FloorState
 from mitelacd.logs import render
+from mitelacd.testing.daemons import TWISTD, CheckoutTwistd, Twistd, fake_pbx, injected_site
+
+__all__ = [
+    "START",
+    "TAILS",
+    "TWISTD",
+    "BoardModel",
+    "ChangeRecorder",
+    "ChannelStreamRequest",
+    "CheckoutTwistd",
+    "Feeder",
+    "LogCapture",
+    "NamesRecorder",
+    "RecordingChannelTransport",
+    "ResyncNeeded",
+    "StreamRequest",
+    "Twistd",
+    "call_body",
+    "capture_log",
+    "fake_pbx",
+    "injected_site",
+    "sse_events",
+    "stats_body",
+    "wire",
+]
 
 #: A fixed start for fake clocks (2023-11-14T22:13:20Z).
 START = 1_700_000_000.0
@@ -104,6 +150,16 @@ class ChangeRecorder:
     def take(self) -> list[ChangeSet]:
         taken, self.changes = self.changes, []
         return taken
+
+
+class NamesRecorder:
+    """Where a names watcher hands the names it loads, in place of the floor's ``setNames``."""
+
+    def __init__(self) -> None:
+        self.applied: list[Names] = []
+
+    def __call__(self, names: Names) -> None:
+        self.applied.append(names)
 
 
 class Feeder:
@@ -195,6 +251,31 @@ class StreamRequest(DummyRequest):
         return data
 
 
+class RecordingChannelTransport:
+    """What a request's channel is asked to do with its connection."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def abortConnection(self) -> None:
+        self.calls.append("abortConnection")
+
+    def loseConnection(self) -> None:
+        self.calls.append("loseConnection")
+
+
+class ChannelStreamRequest(StreamRequest):
+    """An event stream request on a channel, as twisted.web's are, whose transport records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transport = RecordingChannelTransport()
+        self.channel = SimpleNamespace(transport=self.transport)
+
+    def loseConnection(self) -> None:
+        self.transport.calls.append("request.loseConnection")
+
+
 def sse_events(data: bytes) -> list[tuple[str, int | None, dict[str, Any]]]:
     """``(event, id, data)`` of every event with data in ``data``."""
     events = []
@@ -275,131 +356,3 @@ class BoardModel:
 
 def _key(kind: str) -> str:
     return "dn" if kind == "extensions" else "id"
-
-
-# Real processes on loopback ------------------------------------------------------
-
-#: The twistd of the running Python environment, as a user would run it.
-TWISTD = str(Path(sys.executable).parent / "twistd")
-
-
-#: Run ``argv[2:]`` with the descriptors listed in ``argv[1]`` moved to 3, 4, ...
-_AS_SYSTEMD = """
-import os, sys
-fds = [int(fd) for fd in sys.argv[1].split(",")]
-for i, fd in enumerate(fds):
-    os.dup2(fd, 3 + i)
-    os.close(fd)
-os.environ["LISTEN_PID"] = str(os.getpid())
-os.execv(sys.argv[2], sys.argv[2:])
-"""
-
-
-class Twistd:
-    """A ``twistd -n`` child whose log lines can be waited for.
-
-    ``listen_fds`` are handed over as systemd hands a socket unit's sockets
-    (``LISTEN_FDS``, ``LISTEN_PID``, descriptors from 3), for ``--http systemd:...``.
-    """
-
-    def __init__(
-        self,
-        *argv: str,
-        cwd: Path,
-        pythonpath: Path | None = None,
-        stdout: Any = subprocess.PIPE,
-        env: Mapping[str, str] | None = None,
-        listen_fds: Sequence[socket.socket] = (),
-    ) -> None:
-        environ = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        if pythonpath is not None:
-            environ["PYTHONPATH"] = str(pythonpath)
-        command = [TWISTD, "-n", "--pidfile=", *argv]
-        passed: list[int] = []
-        if listen_fds:
-            # As systemd passes sockets: from descriptor 3 on, with LISTEN_PID
-            # the daemon's own (the launcher's, kept by exec).
-            passed = [fcntl.fcntl(s.fileno(), fcntl.F_DUPFD_CLOEXEC, 100) for s in listen_fds]
-            command = [sys.executable, "-c", _AS_SYSTEMD, ",".join(map(str, passed)), *command]
-            environ["LISTEN_FDS"] = str(len(passed))
-            environ["LISTEN_FDNAMES"] = ":".join(["mitelacd.socket"] * len(passed))
-        try:
-            self.process = subprocess.Popen(
-                command,
-                cwd=cwd,
-                env=environ,
-                stdout=stdout,
-                stderr=subprocess.STDOUT,
-                text=True,
-                pass_fds=passed,
-            )
-        finally:
-            for fd in passed:
-                os.close(fd)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        if self.process.stdout is not None:
-            threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-
-    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
-        end = time.monotonic() + timeout
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(self.seen)}")
-            try:
-                line = self.lines.get(timeout=min(left, 0.5))
-            except queue.Empty:
-                if self.process.poll() is not None and self.lines.empty():
-                    raise AssertionError(
-                        f"twistd exited ({self.process.returncode}) before {pattern!r}:\n"
-                        + "".join(self.seen)
-                    ) from None
-                continue
-            self.seen.append(line)
-            match = re.search(pattern, line)
-            if match:
-                return match
-
-    def http_port(self, timeout: float = 60.0) -> int:
-        """The port of the web service, from its start-up line."""
-        return int(self.wait_for(r"wall board and API at https?://[^:]+:(\d+)/", timeout).group(1))
-
-    def stop_cleanly(self) -> None:
-        """SIGTERM, then an orderly shutdown (twistd exits by the same signal)."""
-        assert self.stop() in (0, -signal.SIGTERM)
-        self.wait_for(r"Server Shut Down", timeout=5)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
-
-
-def injected_site(folder: Path, source: str) -> Path:
-    """A folder with a ``sitecustomize.py`` of ``source``, to put first on a child's PYTHONPATH.
-
-    Faults (a module that is not installed, a folder that cannot be written)
-    are injected into a real process this way, before anything is imported.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sitecustomize.py").write_text(source)
-    return folder
-
-
-def fake_pbx(timeout: float = 60.0) -> tuple[socket.socket, int]:
-    """A listening loopback socket to play the PBX on, and its port."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(5)
-    server.settimeout(timeout)
-    return server, server.getsockname()[1]

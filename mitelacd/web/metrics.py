@@ -29,11 +29,11 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from mitelacd.floor.changes import ChangeSet, Update
+from mitelacd.floor.changes import ChangeSet, IFloorListener, Update
 from mitelacd.floor.legacy import LEGACY_STATUSES
 from mitelacd.floor.names import AGENT_STATES
 from mitelacd.floor.records import EVENT_NAMES
-from mitelacd.floor.state import ACTIVITIES, FloorState, IFloorListener, QueueKind
+from mitelacd.floor.state import ACTIVITIES, FloorState, QueueKind
 
 #: The ``endpoint`` label of ``mitelacd_http_requests_total``: the paths the
 #: site serves, an agent's own path as a pattern, and ``other`` for the rest
@@ -215,7 +215,7 @@ class FloorMetrics:
         self.floor = floor
         self.clock = clock
         self.file = file
-        self.push = push
+        self._push = push
         self.version = build_version() if version is None else version
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
@@ -237,6 +237,15 @@ class FloorMetrics:
         self._by_state: dict[str, int] = dict.fromkeys(AGENT_STATES, 0)
         self._queues: dict[QueueKind, dict[str, _QueueFigures]] = {k: {} for k in _QUEUE_KINDS}
         self._last_record: tuple[str | None, float | None] = (None, None)
+
+    @property
+    def push(self) -> PushStats | None:
+        """The push feed whose clients and deltas are counted, once told of it."""
+        return self._push
+
+    def watch_push(self, push: PushStats) -> None:
+        """Count ``push``'s clients and deltas: the web service makes it after these metrics."""
+        self._push = push
 
     # Listening -------------------------------------------------------------
 
@@ -345,12 +354,12 @@ class FloorMetrics:
         )
         yield _gauge(
             "mitelacd_feed_stale",
-            "1 while the feed is stale (no link, or no record for longer than --watchdog).",
+            "1 while the feed is stale (no link, or no record for longer than --stale-after).",
             value=1 if self.floor.isStale() else 0,
         )
         yield _gauge(
             "mitelacd_feed_stale_after_seconds",
-            "Silence after which the feed counts as stale (--watchdog).",
+            "Silence after which the feed counts as stale (--stale-after).",
             value=float(feed.get("stale_after_seconds") or 0),
         )
         yield _gauge(
@@ -448,7 +457,7 @@ class FloorMetrics:
                 "1 while the data file is being written, 0 while writes fail.",
                 value=0 if file.failed_attempts else 1,
             )
-        push = self.push
+        push = self._push
         if push is not None:
             yield _gauge(
                 "mitelacd_push_clients",

@@ -29,10 +29,10 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from mitelacd.floor.changes import ENTITY_KINDS, ChangeSet, PendingChanges
+from mitelacd.floor.changes import ENTITY_KINDS, ChangeSet, IFloorListener, PendingChanges
 from mitelacd.floor.documents import FloorDocuments
-from mitelacd.floor.render import compact
-from mitelacd.floor.state import FloorState, IFloorListener, iso_utc
+from mitelacd.floor.render import compact, iso_utc
+from mitelacd.floor.state import FloorState
 from mitelacd.logs import Logger
 from mitelacd.pacing import Coalescer
 

@@ -26,8 +26,8 @@ from zope.interface import implementer
 
 from mitelacd.floor.changes import EntityKind
 from mitelacd.floor.documents import FloorDocuments
-from mitelacd.floor.render import compact
-from mitelacd.floor.state import FloorState, iso_utc
+from mitelacd.floor.render import compact, iso_utc
+from mitelacd.floor.state import FloorState
 from mitelacd.logs import Logger
 from mitelacd.web.accesslog import redacted_log_formatter
 from mitelacd.web.endpoint import is_tls
@@ -72,6 +72,27 @@ class WebSettings:
     max_push_clients: int = 1000
     #: Serve /metrics without the token.
     metrics_public: bool = False
+
+
+@attrs.frozen
+class Served:
+    """What the web side serves: the floor, its documents, the health of what is written.
+
+    The daemon gathers it once; the web service and the site only read it.
+    """
+
+    floor: FloorState
+    documents: FloorDocuments
+    settings: WebSettings = attrs.field(factory=WebSettings)
+    #: The health of what the daemon writes, for /healthz and /api/v1/feed;
+    #: None for what it does not write.
+    file_health: FileHealth | None = None
+    capture_health: FileHealth | None = None
+    history_health: FileHealth | None = None
+    #: /metrics; the web service makes its own when none is given.
+    metrics: FloorMetrics | None = None
+    #: /api/v1/reports; None serves no reports.
+    reports: Resource | None = None
 
 
 def render_json(request: Request, doc: Any, code: int = http.OK) -> bytes:
@@ -450,45 +471,35 @@ class _Branch(Resource):
 class Root(_Branch):
     """Checks that apply to every request, then the URL tree."""
 
-    def __init__(
-        self,
-        floor: FloorState,
-        documents: FloorDocuments,
-        push: EventPush,
-        settings: WebSettings,
-        clock: IReactorTime,
-        file_health: FileHealth | None = None,
-        metrics: FloorMetrics | None = None,
-        capture_health: FileHealth | None = None,
-        reports: Resource | None = None,
-        history_health: FileHealth | None = None,
-    ) -> None:
+    def __init__(self, served: Served, push: EventPush, clock: IReactorTime) -> None:
         super().__init__()
+        settings = served.settings
+        documents = served.documents
         self._settings = settings
         self._token = settings.token.encode("utf-8") if settings.token else None
         #: What is served without the token.
         self._open = {b"healthz", b"metrics"} if settings.metrics_public else {b"healthz"}
-        stamp = Stamp(floor, clock)
+        stamp = Stamp(served.floor, clock)
         self.putChild(b"", Board())
         self.putChild(b"mitel_data.json", Legacy(documents))
-        self.putChild(b"healthz", Health(floor, file_health, capture_health, history_health))
+        self.putChild(
+            b"healthz",
+            Health(served.floor, served.file_health, served.capture_health, served.history_health),
+        )
         v1 = _Branch()
         v1.putChild(b"state", Document(stamp, documents.state))
-        v1.putChild(
-            b"feed",
-            Document(stamp, _feed(documents, file_health, capture_health, history_health)),
-        )
+        v1.putChild(b"feed", Document(stamp, _feed(served)))
         for kind in ("groups", "paths", "extensions"):
             v1.putChild(kind.encode("ascii"), Document(stamp, _listing(documents, kind)))
         v1.putChild(b"agents", Agents(stamp, documents))
         v1.putChild(b"events", Events(push))
-        if reports is not None:
-            v1.putChild(b"reports", reports)
+        if served.reports is not None:
+            v1.putChild(b"reports", served.reports)
         api = _Branch()
         api.putChild(b"v1", v1)
         self.putChild(b"api", api)
-        if metrics is not None:
-            self.putChild(b"metrics", metrics.resource())
+        if served.metrics is not None:
+            self.putChild(b"metrics", served.metrics.resource())
 
     def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
         origin = self._settings.cors_origin
@@ -567,18 +578,14 @@ def _listing(documents: FloorDocuments, kind: EntityKind) -> Callable[[bytes], l
     return lambda stale: documents.listing(kind)
 
 
-def _feed(
-    documents: FloorDocuments,
-    file_health: FileHealth | None,
-    capture_health: FileHealth | None = None,
-    history_health: FileHealth | None = None,
-) -> Callable[[bytes], list[bytes]]:
+def _feed(served: Served) -> Callable[[bytes], list[bytes]]:
     """``/api/v1/feed``: the feed's health, and the data file's and capture's when there are."""
     parts = [
-        (b'"file":', file_health),
-        (b'"capture":', capture_health),
-        (b'"history":', history_health),
+        (b'"file":', served.file_health),
+        (b'"capture":', served.capture_health),
+        (b'"history":', served.history_health),
     ]
+    documents = served.documents
     present = [(key, health) for key, health in parts if health is not None]
     if not present:
         return documents.feed_document
@@ -590,45 +597,27 @@ def _feed(
 class WebService(MultiService):
     """The HTTP side: the site on the ``--http`` endpoint, and the push feed."""
 
-    def __init__(
-        self,
-        description: str,
-        floor: FloorState,
-        documents: FloorDocuments,
-        settings: WebSettings,
-        reactor: Any,
-        file_health: FileHealth | None = None,
-        metrics: FloorMetrics | None = None,
-        capture_health: FileHealth | None = None,
-        reports: Resource | None = None,
-        history_health: FileHealth | None = None,
-    ) -> None:
+    def __init__(self, description: str, served: Served, reactor: Any) -> None:
         super().__init__()
         self.description = description
+        settings = served.settings
         self.push = EventPush(
-            floor,
-            documents,
+            served.floor,
+            served.documents,
             reactor,
             push_interval=settings.push_interval,
             heartbeat=settings.heartbeat,
             retry_ms=settings.retry_ms,
             max_clients=settings.max_push_clients,
         )
+        metrics = served.metrics
+        if metrics is None:
+            metrics = FloorMetrics(served.floor, reactor)
+            served = attrs.evolve(served, metrics=metrics)
         #: The daemon's metrics; they read the push feed made here.
-        self.metrics = FloorMetrics(floor, reactor) if metrics is None else metrics
-        self.metrics.push = self.push
-        root = Root(
-            floor,
-            documents,
-            self.push,
-            settings,
-            reactor,
-            file_health,
-            self.metrics,
-            capture_health,
-            reports,
-            history_health,
-        )
+        self.metrics = metrics
+        metrics.watch_push(self.push)
+        root = Root(served, self.push, reactor)
         self.site = BoardSite(root, settings.access_log, reactor, self.metrics)
         # Twisted owns the port: it listens before privileges are dropped
         # and a failure to listen stops the start.

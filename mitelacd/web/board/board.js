@@ -9,12 +9,24 @@
 // line of the day's figures from /api/v1/reports/today/*; ?today=0 hides it.
 "use strict";
 (() => {
-  const POLL_MS = 2000;          // polling period when SSE is unavailable or failing
-  const SSE_RETRY_MS = 30000;    // how soon a given-up EventSource is tried again
-  const SILENCE_MS = 30000;      // no data for this long: check the server with a poll
-  const RESYNC_MS = 1000;        // at least this long between two fresh event streams
-  const POLL_TIMEOUT_MS = 5000;  // a poll not answered by then failed: the server hangs
-  const TODAY_MS = 30000;        // how often the day's figures are fetched again
+  // The board's timers, in ms. For tests only: a script run before this one
+  // may set window.MITELACD_TIMERS = { TODAY_MS: 3000, ... } to shorten any of
+  // them (the test suite does, through Chromium's addScriptToEvaluateOnNewDocument);
+  // names not listed here and values that are not positive numbers are ignored.
+  // Nothing in the page or the daemon sets it: a real board keeps these.
+  const TIMERS = {
+    POLL_MS: 2000,          // polling period when SSE is unavailable or failing
+    SSE_RETRY_MS: 30000,    // how soon a given-up EventSource is tried again
+    SILENCE_MS: 30000,      // no data for this long: check the server with a poll
+    RESYNC_MS: 1000,        // at least this long between two fresh event streams
+    POLL_TIMEOUT_MS: 5000,  // a poll not answered by then failed: the server hangs
+    TODAY_MS: 30000,        // how often the day's figures are fetched again
+  };
+  for (const [name, ms] of Object.entries(window.MITELACD_TIMERS || {})) {
+    const known = Object.prototype.hasOwnProperty.call(TIMERS, name);
+    if (known && Number.isFinite(ms) && ms > 0) TIMERS[name] = ms;
+  }
+  const { POLL_MS, SSE_RETRY_MS, SILENCE_MS, RESYNC_MS, POLL_TIMEOUT_MS, TODAY_MS } = TIMERS;
 
   const params = new URLSearchParams(location.search);
   const token = params.get("token");
