@@ -2,11 +2,23 @@
 
     MITELACD_HOST=icp.example twistd -ny mitelacd.tac
 
-MITELACD_HOST (or MITELACD_SIMULATE=1), MITELACD_PORT, MITELACD_FILE,
-MITELACD_WRITE_INTERVAL, MITELACD_WATCHDOG, MITELACD_STALE_AFTER, MITELACD_MAX_RETRY_DELAY,
-MITELACD_PUSH_INTERVAL, MITELACD_LOG_LEVEL and the others the README lists
-stand for the command-line options of ``twistd mitelacd``; a bad value stops
-the start with the same message the command line would give.
+Each variable stands for the command-line option of ``twistd mitelacd`` it
+is named after (docs/options.md has them all, with their defaults):
+
+* with a value: MITELACD_HOST, MITELACD_PORT, MITELACD_FILE,
+  MITELACD_WRITE_INTERVAL, MITELACD_CARRY_MAX_AGE,
+  MITELACD_UNCONFIRMED_MAX_AGE, MITELACD_WATCHDOG, MITELACD_STALE_AFTER,
+  MITELACD_RETRY_DELAY, MITELACD_MAX_RETRY_DELAY, MITELACD_HTTP,
+  MITELACD_CORS_ORIGIN, MITELACD_PUSH_INTERVAL, MITELACD_LOG_LEVEL,
+  MITELACD_NAMES, MITELACD_RECORD, MITELACD_RECORD_DAYS, MITELACD_DAY_STARTS,
+  MITELACD_HISTORY, MITELACD_HISTORY_DAYS, MITELACD_HISTORY_SOURCE (empty or
+  unset: the option's default);
+* flags, on when 1, yes, true or on: MITELACD_SIMULATE (instead of
+  MITELACD_HOST), MITELACD_ACCESS_LOG, MITELACD_METRICS_PUBLIC;
+* MITELACD_TOKEN, the access token (``twistd mitelacd`` reads it too).
+
+A bad value stops the start with the same message the command line would
+give, and exit status 64.
 """
 
 import os
