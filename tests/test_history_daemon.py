@@ -118,7 +118,7 @@ async def test_a_history_down_from_the_start_is_warned_counted_and_kept(tmp_path
     assert history.dropped_rows == 0 and history.spilled_rows == len(saved)
 
     database = tmp_path / "history.db"
-    again = tap.makeService(parse(*argv, "--history", str(database)), reactor)
+    again = tap.makeService(parse(*argv, *http, "--history", str(database)), reactor)
     history = only(again, HistoryService)
     figures: FiguresService = only(again, FiguresService)
     again.startService()

@@ -11,6 +11,7 @@ import datetime
 import json
 import math
 import os
+import random
 import socket
 import tempfile
 import time
@@ -500,7 +501,11 @@ def test_a_systemd_endpoint_without_a_socket_is_a_usage_error(folder: Path) -> N
         daemon.stop()
 
 
-def test_status_from_the_real_reconnecting_factory(systemd: FakeNotifySocket) -> None:
+def test_status_from_the_real_reconnecting_factory(
+    systemd: FakeNotifySocket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One standard deviation of jitter, every time: the wait is known.
+    monkeypatch.setattr(random, "normalvariate", lambda mu, sigma: mu + sigma)
     feeder = Feeder()
     clock = feeder.clock
     factory = PBXClientFactory(feeder.floor, clock, first_delay=4.0, max_delay=30.0)
