@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ from twisted.internet import threads
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel
 
+from mitelacd import heap
 from mitelacd.reports.rows import ROW_KINDS, IntervalRow, StateSpan
 from mitelacd.reports.store import (
     SQLITE_CACHE_KIB,
@@ -497,4 +499,26 @@ async def test_memory_stays_the_same_however_long_the_history_is_written(
     # A report reads every page; what it read is let go after it.
     await service.query(lambda s: s.states(None, None, 0, at("23:00")))
     assert (sqlite_memory() or 0) - sqlite_at_2n < 2**20
+    await stopped(service)
+
+
+@pytest_twisted.ensureDeferred
+async def test_memory_freed_by_a_large_batch_is_given_back(tmp_path: Path) -> None:
+    """An interval's close for a large floor is a batch of thousands of rows: after it
+    the writing thread gives what it freed back to the system; a second's few rows do not."""
+    clock = Clock()
+    given_back: list[str] = []
+    service = service_for(
+        str(tmp_path / "h.db"),
+        clock,
+        give_back=lambda: given_back.append(threading.current_thread().name),
+    )
+    await started(service, clock)
+    service.add(interval_rows(10), [])
+    await flushed(service, clock)
+    assert service.written_rows == 10 and given_back == []
+    service.add(interval_rows(heap.LARGE_BATCH_ROWS, 100), [])
+    await flushed(service, clock)
+    assert service.written_rows == 10 + heap.LARGE_BATCH_ROWS
+    assert len(given_back) == 1 and "mitelacd-history-write" in given_back[0], given_back
     await stopped(service)

@@ -18,7 +18,14 @@ import mitelacd
 ROOT = Path(mitelacd.__file__).parent
 PACKAGES = sorted(p.name for p in ROOT.iterdir() if (p / "__init__.py").exists())
 #: Modules at the top that import no other part of mitelacd but each other.
-UTILITIES = {"mitelacd.logs", "mitelacd.cli", "mitelacd.clock", "mitelacd.pacing", "mitelacd.disk"}
+UTILITIES = {
+    "mitelacd.logs",
+    "mitelacd.cli",
+    "mitelacd.clock",
+    "mitelacd.pacing",
+    "mitelacd.disk",
+    "mitelacd.heap",
+}
 
 
 def module_name(path: Path) -> str:

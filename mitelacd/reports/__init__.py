@@ -6,5 +6,5 @@ state spans), ``format`` (JSON and CSV), ``store`` (the history database),
 ``writer`` (the service that writes it), ``cli`` (``mitelacd-report``) and
 ``bench`` (a month of history, for the benchmark).
 
-May import: mitelacd.floor, mitelacd.logs, mitelacd.clock, mitelacd.cli, mitelacd.disk
+May import: mitelacd.floor, mitelacd.logs, mitelacd.clock, mitelacd.cli, mitelacd.disk, mitelacd.heap
 """

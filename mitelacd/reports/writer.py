@@ -46,6 +46,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from mitelacd import heap
 from mitelacd.disk import duration_words
 from mitelacd.floor.render import iso_utc
 from mitelacd.logs import Logger, Throttle
@@ -353,7 +354,8 @@ class HistoryService(Service):
     included), by ``day_starts`` in local time (or ``tz``). ``spill_path``:
     where rows not written at stop are saved, and read back at start (None:
     they are lost). ``held``: how many rows others hold back for the history
-    (counted in :attr:`backlog`).
+    (counted in :attr:`backlog`). ``give_back``: called in the writing thread
+    after a batch of :data:`~mitelacd.heap.LARGE_BATCH_ROWS` rows or more.
     """
 
     def __init__(
@@ -375,6 +377,7 @@ class HistoryService(Service):
         stop_timeout: float = STOP_TIMEOUT,
         spill_path: str | None = None,
         held: Callable[[], int] | None = None,
+        give_back: Callable[[], object] = heap.give_back,
     ) -> None:
         if keep_days < 1:
             raise ValueError("keep_days must be 1 or more")
@@ -394,6 +397,9 @@ class HistoryService(Service):
         #: Rows held back for the history elsewhere (the figures hold what they
         #: close until today's rows of an earlier run are read).
         self.held = held
+        #: Called in the writing thread after a large batch: the memory it
+        #: freed goes back to the system (:mod:`mitelacd.heap`).
+        self.give_back = give_back
         self._clock = clock
         self._reactor = reactor
         self._store: HistoryStore | None = None
@@ -911,6 +917,9 @@ class HistoryService(Service):
             return _write_batch(store, batch)
         except BaseException as e:
             raise _BatchFailed(batch, e) from e
+        finally:
+            if len(batch.rows) >= heap.LARGE_BATCH_ROWS:
+                self.give_back()
 
     def _written(self, batch: _Batch, outcome: _Outcome) -> None:
         refused = outcome.refused
