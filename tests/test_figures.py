@@ -257,6 +257,211 @@ def test_path_figures_follow_the_answering_record() -> None:
     assert p860["acd_talk_average_seconds"] == 55.0
 
 
+# Path wrap-up: a wrap-up belongs to the path of the last ACD call answered before it.
+
+PATH_WRAP_CASES = [
+    pytest.param(
+        "0 G01860\n20 N01\n50 O01\n100 L\n130 M",
+        150,
+        {"860": {"acd_calls": 1, "acd_talk_seconds": 70.0, "hold_seconds": 30.0,
+                 "wrap_up_seconds": 30.0}},
+        id="L to M after a call of 860: 860's",
+    ),
+    pytest.param(
+        "0 G01860\n100 L\n120 G01861\n150 L\n200 M",
+        220,
+        {
+            "860": {"acd_talk_seconds": 100.0, "wrap_up_seconds": 120.0 - 100.0},
+            "861": {"acd_talk_seconds": 30.0, "wrap_up_seconds": 200.0 - 150.0},
+        },
+        id="the next G on another path ends it; the wrap-up after that call is the new path's",
+    ),
+    pytest.param(
+        "0 S01870\n50 L\n70 A",
+        80,
+        {"870": {"acd_calls": 1, "acd_talk_seconds": 50.0, "wrap_up_seconds": 20.0}},
+        id="S like G, and A ending the wrap-up",
+    ),
+    pytest.param(
+        "0 G01860\n60 J01\n70 H02\n100 J02\n110 L\n140 M",
+        150,
+        {"860": {"acd_talk_seconds": 60.0, "wrap_up_seconds": 30.0}},
+        id="a personal call in between: still the last ACD call's path",
+    ),
+    pytest.param(
+        "0 G01860\n60 J01\n70 G02\n100 L\n130 M",
+        150,
+        {"860": {"acd_calls": 1, "acd_talk_seconds": 60.0, "wrap_up_seconds": 30.0}},
+        id="a G that names no path: the last path named",
+    ),
+    pytest.param(
+        "0 H03\n45 J03\n50 L\n80 M",
+        100,
+        {},
+        id="no ACD call before it: no path's",
+    ),
+    pytest.param(
+        "0 G01860\n100 L",
+        160,
+        {"860": {"acd_talk_seconds": 100.0, "wrap_up_seconds": 60.0}},
+        id="under way: counted up to now",
+    ),
+    pytest.param(
+        "0 G01860 1001\n0 G01861 1002\n40 L 1001\n50 L 1002\n60 M 1001\n90 M 1002",
+        100,
+        {
+            "860": {"acd_talk_seconds": 40.0, "wrap_up_seconds": 20.0},
+            "861": {"acd_talk_seconds": 50.0, "wrap_up_seconds": 40.0},
+        },
+        id="two agents: each wrap-up to its own agent's last path",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("script", "at", "expected"), PATH_WRAP_CASES)
+def test_path_wrap_up(script: str, at: float, expected: dict[str, dict[str, Any]]) -> None:
+    run = FiguresRun.start()
+    run.script(script)
+    paths = {p["id"]: p for p in run.figures.today("path", T0 + at)}
+    assert {k: subset(paths[k], v) for k, v in expected.items() if k in paths} == expected
+    assert set(paths) == set(expected)
+    # A path's wrap-up is some agent's: never more than theirs all together.
+    agents = run.figures.today("agent", T0 + at)
+    assert sum(p["wrap_up_seconds"] for p in paths.values()) <= sum(
+        a["wrap_up_seconds"] for a in agents
+    )
+
+
+def test_path_wrap_up_is_split_by_interval() -> None:
+    run = FiguresRun.start(at=T0 + 14 * 60)
+    run.script("840 G01860\n870 L\n960 M")
+    run.figures.advance(T0 + 45 * 60)
+    rows = [r for r in run.intervals if r.kind == "path"]
+    # 08:14:30 to 08:15 in the first interval, 08:15 to 08:16 in the next.
+    assert [(r.interval_start - T0, r.figures["wrap_up_seconds"]) for r in rows] == [
+        (0, 30.0),
+        (900, 60.0),
+    ]
+    assert [r.figures["acd_talk_seconds"] for r in rows] == [30.0, 0.0]
+
+
+def test_path_wrap_up_under_way_reaches_the_current_rows() -> None:
+    run = FiguresRun.start()
+    run.script("0 G01860\n100 L")
+    (row,) = [r for r in run.figures.current_rows(T0 + 130) if r.kind == "path"]
+    assert (row.figures["acd_talk_seconds"], row.figures["wrap_up_seconds"]) == (100.0, 30.0)
+    # Looking does not count: the figures go on as before.
+    run.script("150 M")
+    run.figures.advance(T0 + 900)
+    (closed,) = [r for r in run.intervals if r.kind == "path"]
+    assert closed.figures["wrap_up_seconds"] == 50.0
+
+
+# Derived figures: average handle time and occupancy ----------------------------------
+
+DERIVED_CASES = [
+    pytest.param(
+        "0 A\n10 G01860\n40 N01\n50 O01\n100 J01\n100 L\n130 M\n200 G01861\n260 L\n290 M",
+        300,
+        # talk 30 + 50 + 60, hold 10, wrap-up 30 + 30, over 2 calls; 300 s logged in.
+        {"average_handle_seconds": (140 + 10 + 60) / 2,
+         "occupancy_percent": (140 + 10 + 60) / 300 * 100},
+        {"860": (30 + 50 + 10 + 30) / 1, "861": (60 + 30) / 1},
+        id="talk, hold and wrap-up per ACD call; over the time logged in",
+    ),
+    pytest.param(
+        "0 A\n0 E03\n100 F\n100 H02\n160 J02\n200 I03\n230 J03",
+        400,
+        {"average_handle_seconds": None, "occupancy_percent": (60 + 30) / (400 - 100) * 100},
+        {},
+        id="personal and outgoing time count; make busy time is left out of the divisor",
+    ),
+    pytest.param(
+        "0 A\n0 C\n200 D\n200 G01860\n250 J01",
+        300,
+        {"average_handle_seconds": 50.0, "occupancy_percent": 50 / (300 - 200) * 100},
+        {"860": 50.0},
+        id="DND time is left out of the divisor",
+    ),
+    pytest.param(
+        "0 A\n0 C\n40 E03\n100 B",
+        120,
+        {"average_handle_seconds": None, "occupancy_percent": None},
+        {},
+        id="no ACD call and no time ready: both null",
+    ),
+    pytest.param(
+        "0 A\n0 G01860\n30 N01\n35 I02\n95 J02\n100 O01\n160 J01",
+        160,
+        # The held caller and the consultation call both count: past 100.
+        {"average_handle_seconds": (90 + 70) / 1,
+         "occupancy_percent": (90 + 70 + 60) / 160 * 100},
+        {"860": 160.0},
+        id="overlapping figures are not capped",
+    ),
+    pytest.param(
+        "0 G01860\n10 J01\n20 G01860\n60 J01\n70 G01860\n120 J01",
+        120,
+        # 100 s of talk over 3 calls and 120 s logged in, to the millisecond.
+        {"average_handle_seconds": 33.333, "occupancy_percent": 83.333},
+        {"860": 33.333},
+        id="rounded to 3 decimals",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("script", "at", "agent", "paths"), DERIVED_CASES)
+def test_derived_figures(
+    script: str, at: float, agent: dict[str, Any], paths: dict[str, float]
+) -> None:
+    run = FiguresRun.start()
+    run.script(script)
+    assert subset(run.agent(T0 + at), agent) == agent
+    found = {p["id"]: p["average_handle_seconds"] for p in run.figures.today("path", T0 + at)}
+    assert found == paths
+
+
+def test_derived_figures_include_what_is_under_way() -> None:
+    run = FiguresRun.start()
+    run.script("0 A\n10 G01860")
+    view = run.agent(T0 + 70)
+    # 60 s of talk under way, 70 s logged in.
+    assert view["average_handle_seconds"] == 60.0
+    assert view["occupancy_percent"] == 85.714  # 60 / 70 x 100 = 85.7142...
+    run.script("100 L")
+    view, (path,) = run.agent(T0 + 130), run.figures.today("path", T0 + 130)
+    # 90 s of talk, then 30 s of wrap-up under way; 130 s logged in.
+    assert view["average_handle_seconds"] == path["average_handle_seconds"] == 90.0 + 30.0
+    assert view["occupancy_percent"] == 92.308  # 120 / 130 x 100 = 92.3076...
+
+
+def test_derived_figures_of_the_current_interval() -> None:
+    run = FiguresRun.start(at=T0 + 840)
+    run.script("840 G01860\n880 J01\n890 L\n950 M\n980 G01861")
+    now = T0 + 1000
+    interval = run.agent(now, interval=True)
+    # 08:15 to now: wrap-up 50 s, the call on 861 under way 20 s, 100 s logged in.
+    assert (interval["acd_calls"], interval["wrap_up_seconds"]) == (1, 50.0)
+    assert interval["average_handle_seconds"] == (20 + 50) / 1
+    assert interval["occupancy_percent"] == (20 + 50) / 100 * 100
+    day = run.agent(now)
+    # Since 08:14: talk 40 + 20, wrap-up 60, two calls, 160 s logged in.
+    assert day["average_handle_seconds"] == (60 + 60) / 2
+    assert day["occupancy_percent"] == (60 + 60) / 160 * 100
+    paths = {p["id"]: p for p in run.figures.today("path", now, interval=True)}
+    # 860's call was answered in the interval before: only its wrap-up is in this one.
+    assert paths["860"]["acd_calls"] == 0 and paths["860"]["average_handle_seconds"] is None
+    assert paths["860"]["wrap_up_seconds"] == 50.0
+    assert paths["861"]["average_handle_seconds"] == 20.0
+
+
+def test_groups_have_no_handling_figures() -> None:
+    run = FiguresRun.start()
+    run.script("0 K6100020040100\n0 G01860\n30 J01")
+    group = run.group(T0 + 60, "610")
+    assert "average_handle_seconds" not in group and "occupancy_percent" not in group
+
+
 def test_queue_peaks_and_time_weighted_mean() -> None:
     run = FiguresRun.start()
     # waiting, agents, longest wait (MMSS)

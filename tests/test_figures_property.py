@@ -81,6 +81,16 @@ def test_simulated_days_add_up(seed: int, agents: int, events: int) -> None:
         # Call times never exceed the time they could have taken.
         talk = f["acd_talk_seconds"] + f["personal_seconds"] + f["outgoing_seconds"]
         assert talk <= f["logged_in_seconds"] + 1.0, row
+    # The simulator wraps up only after an ACD call, whose record names its
+    # path: per interval, the paths' wrap-up is the agents' (each row rounded
+    # to the millisecond).
+    wrap: dict[int, list[float]] = {}
+    for row in rows:
+        if row.kind in ("agent", "path"):
+            pair = wrap.setdefault(row.interval_start, [0.0, 0.0])
+            pair[row.kind == "path"] += row.figures["wrap_up_seconds"]
+    for start, (agents_wrap, paths_wrap) in wrap.items():
+        assert abs(agents_wrap - paths_wrap) <= 0.05, (start, agents_wrap, paths_wrap)
     # ACD calls per path: the figures, the G/S records on the wire and the floor agree.
     paths: dict[str, int] = {}
     for row in rows:

@@ -7,7 +7,9 @@ writer's real threads against the real databases, on a Clock the test moves.
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 import itertools
 import sqlite3
 import threading
@@ -24,12 +26,14 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.task import Clock, deferLater
 from twisted.logger import LogLevel
 
+from mitelacd.reports.format import report_csv
 from mitelacd.reports.rows import FIGURES, IntervalRow, ReasonKind, RowKind, StateSpan
 from mitelacd.reports.store import (
     DAY_TABLES,
     INTERVAL_TABLES,
     MIGRATIONS,
     SCHEMA_VERSION,
+    TABLES,
     HistoryMissing,
     HistorySchemaError,
     HistoryStore,
@@ -222,31 +226,94 @@ def test_a_newer_database_is_refused(history_url: str) -> None:
 def test_upgrading_from_version_1(history_url: str) -> None:
     """A database at version 1 gets the later steps, once each, in order."""
     applied: list[int] = []
+    note, index = SCHEMA_VERSION + 1, SCHEMA_VERSION + 2
 
     def add_column(connection: sa.Connection) -> None:
-        applied.append(2)
+        applied.append(note)
         connection.execute(sa.text("ALTER TABLE agent_states ADD COLUMN note TEXT"))
 
     def add_index(connection: sa.Connection) -> None:
-        applied.append(3)
+        applied.append(index)
         connection.execute(sa.text("CREATE INDEX agent_states_note ON agent_states (note)"))
 
     later = (
         *MIGRATIONS,
-        Migration(2, "a note per state", add_column),
-        Migration(3, "an index on it", add_index),
+        Migration(note, "a note per state", add_column),
+        Migration(index, "an index on it", add_index),
     )
     store = open_store(history_url)
     try:
         assert store.migrate(MIGRATIONS[:1]) == 1
         store.write("pbx", [row("agent", "1001", "08:00", acd_calls=1)], [])
-        assert store.migrate(later) == 3
-        assert store.migrate(later) == 3
-        assert applied == [2, 3]
+        assert store.migrate(later) == index
+        assert store.migrate(later) == index
+        assert applied == [note, index]
+        with store.engine.connect() as connection:
+            versions = connection.execute(
+                sa.text("SELECT version FROM mitelacd_schema ORDER BY version")
+            ).all()
+        assert [v for (v,) in versions] == [m.version for m in later]
         columns = {c["name"] for c in sa.inspect(store.engine).get_columns("agent_states")}
         assert "note" in columns
         # What was there before is still there.
         assert store.count("agent_intervals") == 1
+    finally:
+        store.close()
+
+
+def test_version_2_adds_the_wrap_up_of_paths(history_url: str) -> None:
+    """A version 1 database gets ``wrap_up_seconds`` on its path tables; its rows read 0."""
+    store = open_store(history_url)
+    try:
+        assert store.migrate(MIGRATIONS[:1]) == 1
+        inspector = sa.inspect(store.engine)
+        for name in ("path_intervals", "path_days"):
+            assert "wrap_up_seconds" not in {c["name"] for c in inspector.get_columns(name)}
+        # A path's interval as version 1 kept it.
+        with store.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO path_intervals (source, day, interval_start, hour_start, id,"
+                    " acd_calls, acd_talk_seconds, hold_seconds)"
+                    " VALUES ('pbx', :day, :start, :start, '860', 2, 150.0, 10.0)"
+                ),
+                {"day": DAY, "start": at("08:00")},
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO path_days (source, day, id, first_interval_start,"
+                    " acd_calls, acd_talk_seconds, hold_seconds)"
+                    " VALUES ('pbx', :day, '860', :start, 2, 150.0, 10.0)"
+                ),
+                {"day": DAY, "start": at("08:00")},
+            )
+        assert store.migrate(MIGRATIONS[:2]) == 2
+        assert store.migrate() == SCHEMA_VERSION
+        inspector = sa.inspect(store.engine)
+        for name in ("path_intervals", "path_days"):
+            columns = {c["name"]: c for c in inspector.get_columns(name)}
+            # The columns as a new database has them, in the same order.
+            assert list(columns) == [c.name for c in TABLES[name].columns]
+            added = columns["wrap_up_seconds"]
+            assert not added["nullable"]
+            assert "0" in str(added["default"])
+            assert "DOUBLE" in str(added["type"]).upper()
+        # Other tables are as they were.
+        agent_columns = [c["name"] for c in inspector.get_columns("agent_intervals")]
+        assert agent_columns == [c.name for c in TABLES["agent_intervals"].columns]
+        # The old row reads 0 seconds of wrap-up; a new one adds its own.
+        (old,) = store.report("path", DAY, DAY, "15m")
+        assert (old["wrap_up_seconds"], old["average_handle_seconds"]) == (0.0, (150 + 10) / 2)
+        store.write("pbx", [row("path", "860", "08:15", acd_calls=1, acd_talk_seconds=50.0,
+                                wrap_up_seconds=30.0)], [])  # fmt: skip
+        for interval in ("1h", "day"):
+            (both,) = store.report("path", DAY, DAY, interval)
+            assert (both["acd_calls"], both["wrap_up_seconds"]) == (3, 30.0)
+            assert both["average_handle_seconds"] == (150 + 10 + 50 + 30) / 3
+        assert [
+            (r["start"], r["wrap_up_seconds"]) for r in store.report("path", DAY, DAY, "15m")
+        ] == [(at("08:00"), 0.0), (at("08:15"), 30.0)]
+        assert store.migrate() == SCHEMA_VERSION
     finally:
         store.close()
 
@@ -413,6 +480,75 @@ def test_queues_take_the_largest_and_the_mean(store: HistoryStore, kind: RowKind
         assert "make_busy_by_reason" not in whole[0]
     if kind == "path":
         assert store.report("path", DAY, DAY)[0]["acd_calls"] == 4
+
+
+def handling_rows() -> list[IntervalRow]:
+    return [
+        # 08:00 in two parts (a restart inside the interval).
+        row("agent", "1001", "08:00", acd_calls=1, acd_talk_seconds=60.0, wrap_up_seconds=20.0,
+            logged_in_seconds=500.0),
+        row("agent", "1001", "08:00", acd_talk_seconds=40.0, logged_in_seconds=400.0),
+        row("agent", "1001", "08:15", acd_calls=3, acd_talk_seconds=240.0, hold_seconds=30.0,
+            wrap_up_seconds=60.0, logged_in_seconds=900.0, make_busy_seconds=300.0),
+        # No call, and not ready the whole time: neither has a divisor.
+        row("agent", "1001", "08:30", personal_seconds=90.0, outgoing_seconds=0.0,
+            logged_in_seconds=900.0, make_busy_seconds=600.0, dnd_seconds=300.0),
+        row("agent", "1001", "09:00", acd_calls=2, acd_talk_seconds=50.0, wrap_up_seconds=10.0,
+            logged_in_seconds=600.0, dnd_seconds=600.0),
+        row("path", "860", "08:00", acd_calls=2, acd_talk_seconds=100.0, hold_seconds=10.0,
+            wrap_up_seconds=30.0),
+        row("path", "860", "08:15", wrap_up_seconds=15.0),
+        row("path", "860", "09:00", acd_calls=1, acd_talk_seconds=20.0),
+    ]  # fmt: skip
+
+
+def shown(value: float) -> float:
+    """A ratio as reports show it: to 3 decimals."""
+    return round(value, 3)
+
+
+def test_handling_figures_are_worked_out_from_the_sums(store: HistoryStore) -> None:
+    """Sums first, then the ratio: an hour's or a day's is not the mean of its intervals'."""
+    store.write("pbx", handling_rows(), [])
+    quarter = store.report("agent", DAY, DAY, "15m")
+    assert pick(quarter, "start", "average_handle_seconds", "occupancy_percent") == [
+        # (talk + hold + wrap-up) / calls; (those + personal + outgoing) / ready x 100
+        (at("08:00"), (100 + 20) / 1, shown((100 + 20) / 900 * 100)),
+        (at("08:15"), (240 + 30 + 60) / 3, shown((240 + 30 + 60) / (900 - 300) * 100)),
+        (at("08:30"), None, None),
+        (at("09:00"), (50 + 10) / 2, None),
+    ]
+    hours = store.report("agent", DAY, DAY, "1h")
+    handled = 100 + 20 + 240 + 30 + 60
+    assert pick(hours, "start", "average_handle_seconds", "occupancy_percent") == [
+        (at("08:00"), handled / 4, shown((handled + 90) / (2700 - 300 - 900) * 100)),
+        (at("09:00"), 30.0, None),
+    ]
+    (day,) = store.report("agent", DAY, DAY, "day")
+    assert day["average_handle_seconds"] == (handled + 60) / 6
+    assert day["occupancy_percent"] == shown((handled + 60 + 90) / (3300 - 900 - 900) * 100)
+    # The mean of the intervals' averages would be another figure.
+    assert day["average_handle_seconds"] != (120.0 + 110.0 + 30.0) / 3
+
+    paths = store.report("path", DAY, DAY, "15m")
+    assert [r["average_handle_seconds"] for r in paths] == [(100 + 10 + 30) / 2, None, 20.0]
+    assert "occupancy_percent" not in paths[0]
+    (path_hour, _) = store.report("path", DAY, DAY, "1h")
+    assert path_hour["average_handle_seconds"] == (100 + 10 + 30 + 15) / 2
+    (path_day,) = store.report("path", DAY, DAY, "day")
+    assert path_day["average_handle_seconds"] == shown((100 + 10 + 30 + 15 + 20) / 3)
+
+    # CSV: a column each, empty where there is no divisor.
+    table = list(csv.DictReader(io.StringIO(report_csv(quarter, "agent"))))
+    assert [(r["average_handle_seconds"], r["occupancy_percent"]) for r in table] == [
+        ("120", "13.333"),
+        ("110", "55"),
+        ("", ""),
+        ("30", ""),
+    ]
+    path_table = list(csv.DictReader(io.StringIO(report_csv(paths, "path"))))
+    assert [r["average_handle_seconds"] for r in path_table] == ["70", "", "20"]
+    assert [r["wrap_up_seconds"] for r in path_table] == ["30", "15", "0"]
 
 
 def test_a_report_asks_for_what_exists(store: HistoryStore) -> None:

@@ -131,6 +131,34 @@ def test_combining_the_interval_under_way() -> None:
     ]
 
 
+def test_the_interval_under_way_joins_the_sums_before_the_ratios() -> None:
+    day = datetime.date(2024, 3, 11)
+    stored = [
+        {"id": "1001", "day": "2024-03-11", "start": 100, "acd_calls": 3,
+         "acd_talk_seconds": 200.0, "hold_seconds": 20.0, "wrap_up_seconds": 50.0,
+         "logged_in_seconds": 900.0, "make_busy_seconds": 300.0, "average_handle_seconds": 90.0,
+         "occupancy_percent": 45.0, "dnd_by_reason": [], "make_busy_by_reason": []},
+    ]  # fmt: skip
+    live = [
+        IntervalRow(
+            "agent",
+            "1001",
+            "2024-03-11",
+            1000,
+            900,
+            {"acd_calls": 1, "acd_talk_seconds": 30.0, "logged_in_seconds": 100.0},
+        ),
+        IntervalRow("path", "860", "2024-03-11", 1000, 900, {"wrap_up_seconds": 40.0}),
+    ]
+    (row,) = combine_live(stored, live, "agent", "day", day, day)
+    # (200 + 20 + 50 + 30) / (3 + 1); (that) / (900 + 100 - 300) x 100
+    assert row["average_handle_seconds"] == 75.0
+    assert row["occupancy_percent"] == round(300 / 700 * 100, 3)
+    # A path seen only in the interval under way: wrap-up, but no call yet.
+    (path,) = combine_live([], live, "path", "day", day, day)
+    assert (path["wrap_up_seconds"], path["average_handle_seconds"]) == (40.0, None)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

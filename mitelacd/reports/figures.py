@@ -31,6 +31,7 @@ from mitelacd.reports.rows import (
     ReasonKind,
     RowKind,
     StateSpan,
+    handling,
 )
 
 #: A U not followed by G, S or H on the same agent within this many seconds
@@ -140,6 +141,10 @@ class _AgentTrack(_Tally):
     make_busy_reason: int | None = None
     wrapping: bool = False
     calls: dict[int, _CallTrack] = attrs.Factory(dict)
+    #: The path of the last ACD call answered (G or S) that named one.
+    last_path: str | None = None
+    #: The path the wrap-up under way belongs to: ``last_path`` at its L.
+    wrap_path: str | None = None
     # Starts of the stretches not yet counted (None: not running or not seen today).
     login_at: float | None = None
     dnd_at: float | None = None
@@ -272,19 +277,24 @@ class DayFigures:
             agent.busy_at = None
         if step.make_busy and agent.busy_at is None:
             agent.busy_at = t
-        # Wrap-up: L to M, or to the next A, B, G, H, I or S.
+        # Wrap-up: L to M, or to the next A, B, G, H, I or S; it belongs to
+        # the path of the last ACD call answered before it.
         if code == "L":
             if not agent.wrapping:
                 agent.add("wrap_ups", 1)
                 agent.wrap_at = t
+                agent.wrap_path = agent.last_path
             wrapping = True
         else:
             wrapping = agent.wrapping and code not in _WRAP_ENDERS and step.logged_in
             if agent.wrapping and not wrapping:
                 self._count_wrap(agent, t)
                 agent.wrap_at = None
+                agent.wrap_path = None
         # Calls by key.
         self._calls(agent, step, t)
+        if code in "GS" and step.path is not None:
+            agent.last_path = step.path
         # Rang, not answered.
         if code == "U":
             agent.unanswered.append(t)
@@ -410,8 +420,12 @@ class DayFigures:
         agent.add_reason((kind, reason), seconds)
 
     def _count_wrap(self, agent: _AgentTrack, t: float) -> None:
-        if agent.wrap_at is not None:
-            agent.add("wrap_up_seconds", max(0.0, t - agent.wrap_at))
+        if agent.wrap_at is None:
+            return
+        seconds = max(0.0, t - agent.wrap_at)
+        agent.add("wrap_up_seconds", seconds)
+        if agent.wrap_path is not None:
+            self._tally("path", agent.wrap_path).add("wrap_up_seconds", seconds)
 
     def _count_state(self, agent: _AgentTrack, t: float) -> None:
         figure = _STATE_FIGURE.get(agent.state) if agent.state is not None else None
@@ -623,7 +637,7 @@ class DayFigures:
         elif kind == "path":
             table = self.paths
             for agent in self.agents.values():
-                if agent.calls:
+                if agent.calls or agent.wrap_at is not None:
                     shadow.under_way(agent, now)
             extras = shadow.paths_under_way
         else:
@@ -653,7 +667,7 @@ class DayFigures:
             extra = shadow.under_way(agent, now) if agent.seen else Sums()
             rows.append(_peek_row(agent, extra, day, start, hour))
         for agent in self.agents.values():
-            if agent.calls and agent.id not in self._active_agents:
+            if (agent.calls or agent.wrap_at is not None) and agent.id not in self._active_agents:
                 shadow.under_way(agent, now)
         for (kind, key), queue in self._active_queues.items():
             extra = shadow.paths_under_way.get(key, Sums()) if kind == "path" else Sums()
@@ -691,6 +705,7 @@ class _Shadow(DayFigures):
             dnd_at=agent.dnd_at,
             busy_at=agent.busy_at,
             wrap_at=agent.wrap_at,
+            wrap_path=agent.wrap_path,
             state_at=agent.state_at,
         )
         self._count_open(probe, now)
@@ -751,6 +766,8 @@ def _view(tally: _Tally, sums: Sums, extra: Sums) -> dict[str, Any]:
         view["acd_talk_average_seconds"] = (
             round(view["acd_talk_seconds"] / calls, 3) if calls else None
         )
+        # From the figures just shown, what is under way included.
+        view.update(handling(tally.kind, view))
     if isinstance(tally, _AgentTrack):
         view["not_ready_seconds"] = round(view["dnd_seconds"] + view["make_busy_seconds"], 3)
         view["first_seen"] = iso_utc(tally.first_seen)

@@ -27,8 +27,13 @@ PLURAL: dict[RowKind, str] = {"agent": "agents", "path": "paths", "group": "grou
 
 #: What is shown beside the figures, by what the rows are about (in CSV column order).
 DERIVED: dict[RowKind, tuple[str, ...]] = {
-    "agent": ("acd_talk_average_seconds", "not_ready_seconds"),
-    "path": ("mean_waiting",),
+    "agent": (
+        "acd_talk_average_seconds",
+        "not_ready_seconds",
+        "average_handle_seconds",
+        "occupancy_percent",
+    ),
+    "path": ("mean_waiting", "average_handle_seconds"),
     "group": ("mean_waiting",),
 }
 

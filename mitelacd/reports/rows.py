@@ -10,7 +10,7 @@ others.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -82,6 +82,9 @@ PATH_FIGURES: tuple[Figure, ...] = (
     # waiting x seconds, and the seconds covered by reports: their ratio is the
     # time-weighted mean number waiting, over any span of intervals.
     *_seconds("waiting_seconds", "covered_seconds"),
+    # The agents' wrap-up after calls of the path (history schema version 2:
+    # last, as the column was added to the tables).
+    *_seconds("wrap_up_seconds"),
 )
 
 #: Per group: its queue as the K records told it.
@@ -97,6 +100,50 @@ FIGURES: Mapping[RowKind, tuple[Figure, ...]] = {
     "path": PATH_FIGURES,
     "group": GROUP_FIGURES,
 }
+
+#: Decimals of what is worked out from the figures (averages, means, percentages).
+RATIO_DECIMALS = 3
+
+
+def _amount(figures: Mapping[str, Any], name: str) -> float:
+    value = figures.get(name)
+    return float(value) if value else 0.0
+
+
+def handling(kind: RowKind, figures: Mapping[str, Any]) -> dict[str, float | None]:
+    """The handling figures worked out from a row's (or a day's) summed figures.
+
+    ``average_handle_seconds`` (agents and paths): ACD talk, hold and wrap-up
+    time per ACD call. ``occupancy_percent`` (agents): ACD talk, hold,
+    wrap-up, personal and outgoing time over the time logged in and ready
+    (logged in less DND and make busy), times 100. Each is None when what it
+    divides by is 0 (to the millisecond, as the figures are kept) or less.
+    Never stored: a span of intervals sums its figures first, then divides.
+    """
+    if kind == "group":
+        return {}
+    calls = _amount(figures, "acd_calls")
+    handled = (
+        _amount(figures, "acd_talk_seconds")
+        + _amount(figures, "hold_seconds")
+        + _amount(figures, "wrap_up_seconds")
+    )
+    found: dict[str, float | None] = {
+        "average_handle_seconds": round(handled / calls, RATIO_DECIMALS) if calls > 0 else None
+    }
+    if kind == "agent":
+        busy = handled + _amount(figures, "personal_seconds") + _amount(figures, "outgoing_seconds")
+        ready = round(
+            _amount(figures, "logged_in_seconds")
+            - _amount(figures, "dnd_seconds")
+            - _amount(figures, "make_busy_seconds"),
+            3,
+        )
+        found["occupancy_percent"] = (
+            round(busy / ready * 100, RATIO_DECIMALS) if ready > 0 else None
+        )
+    return found
+
 
 #: Not-ready time by reason: the kind of not ready it is.
 ReasonKind = Literal["dnd", "make_busy"]

@@ -64,6 +64,7 @@ from mitelacd.reports.rows import (
     ReportInterval,
     RowKind,
     StateSpan,
+    handling,
 )
 
 #: How long a SQLite connection waits for another writer's lock, in milliseconds.
@@ -260,7 +261,15 @@ def _reason_day_key(table: sa.Table) -> tuple[Any, ...]:
     )
 
 
-def _interval_columns(kind: RowKind) -> list[sa.Column[Any]]:
+#: The figure columns added after version 1, as (kind, figure), by the version
+#: that added them to the kind's interval and day tables.
+_ADDED_FIGURES: Final[Mapping[tuple[RowKind, str], int]] = {
+    ("path", "wrap_up_seconds"): 2,
+}
+
+
+def _interval_columns(kind: RowKind, version: int | None = None) -> list[sa.Column[Any]]:
+    """The columns of the kind's interval table at schema ``version`` (None: the latest)."""
     columns: list[sa.Column[Any]] = [
         sa.Column("source", sa.Text, nullable=False),
         sa.Column("day", sa.Text, nullable=False),
@@ -269,20 +278,25 @@ def _interval_columns(kind: RowKind) -> list[sa.Column[Any]]:
         sa.Column("id", sa.Text, nullable=False),
     ]
     for figure in FIGURES[kind]:
+        if version is not None and _ADDED_FIGURES.get((kind, figure.name), 1) > version:
+            continue
         kind_of = sa.BigInteger if figure.integer else sa.Double
         columns.append(sa.Column(figure.name, kind_of, nullable=False, server_default=sa.text("0")))
     return columns
 
 
-def _schema() -> tuple[sa.MetaData, dict[str, sa.Table]]:
-    """The tables as the latest migration leaves them."""
+def _schema(version: int | None = None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
+    """The tables as the latest migration leaves them, or as ``version`` made them.
+
+    Later versions have only added figure columns (:data:`_ADDED_FIGURES`).
+    """
     metadata = sa.MetaData()
     tables: dict[str, sa.Table] = {}
     for kind, name in INTERVAL_TABLES.items():
         tables[name] = sa.Table(
             name,
             metadata,
-            *_interval_columns(kind),
+            *_interval_columns(kind, version),
             sa.Index(f"{name}_day_id", "day", "id"),
             sa.Index(f"{name}_interval_start", "interval_start"),
             sa.Index(f"{name}_source_day", "source", "day"),
@@ -325,7 +339,7 @@ def _schema() -> tuple[sa.MetaData, dict[str, sa.Table]]:
             sa.Column("day", sa.Text, nullable=False),
             sa.Column("id", sa.Text, nullable=False),
             sa.Column("first_interval_start", sa.BigInteger, nullable=False),
-            *_interval_columns(kind)[5:],
+            *_interval_columns(kind, version)[5:],
             sa.Index(f"{name}_key", "source", "day", "id", unique=True),
             sa.Index(f"{name}_day_id", "day", "id"),
         )
@@ -357,6 +371,8 @@ def _schema() -> tuple[sa.MetaData, dict[str, sa.Table]]:
 
 
 _METADATA, TABLES = _schema()
+#: The tables as version 1 made them.
+_VERSION_1_METADATA, _ = _schema(1)
 
 #: The tables whose rows belong to a report day by their ``day`` column.
 _DAY_KEYED: Final = (
@@ -387,14 +403,40 @@ class Migration:
 
 def _create_version_1(connection: Connection) -> None:
     # The tables as first released. A figure added to FIGURES later needs a
-    # step of its own that adds its column (ALTER TABLE ... ADD COLUMN ...
-    # DEFAULT 0), and this step must then go on creating only what it did.
-    _METADATA.create_all(connection, checkfirst=False)
+    # step of its own that adds its column (see _add_figures), and is named
+    # in _ADDED_FIGURES so that this step goes on creating only what it did.
+    _VERSION_1_METADATA.create_all(connection, checkfirst=False)
+
+
+def _add_figures(version: int) -> Callable[[Connection], None]:
+    """The step that adds the figure columns of ``version`` to their interval and day tables.
+
+    Each column is added as version 1 would have made it: the figure's type,
+    NOT NULL, DEFAULT 0 (so the rows already there read 0).
+    """
+
+    def apply(connection: Connection) -> None:
+        dialect = connection.dialect
+        quote = dialect.identifier_preparer.quote
+        for (kind, name), added in _ADDED_FIGURES.items():
+            if added != version:
+                continue
+            for table in (INTERVAL_TABLES[kind], DAY_TABLES[kind]):
+                sql_type = TABLES[table].c[name].type.compile(dialect=dialect)
+                connection.execute(
+                    sa.text(
+                        f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} {sql_type}"
+                        " NOT NULL DEFAULT 0"
+                    )
+                )
+
+    return apply
 
 
 #: Every step, in order; the last one's version is the schema's.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "interval, reason, state and write tables", _create_version_1),
+    Migration(2, "path_intervals and path_days: wrap_up_seconds", _add_figures(2)),
 )
 
 #: The schema version this code writes and reads.
@@ -1154,9 +1196,12 @@ def derived(by: RowKind, figures: Mapping[str, Any]) -> dict[str, Any]:
     """What follows from a row's figures, shown beside them.
 
     Agents: ``acd_talk_average_seconds`` (talk time per ACD call, None
-    without calls) and ``not_ready_seconds`` (DND and make busy). Paths and
-    groups: ``mean_waiting``, the time-weighted mean number of calls waiting
-    (None when no report covered the time).
+    without calls), ``not_ready_seconds`` (DND and make busy),
+    ``average_handle_seconds`` and ``occupancy_percent``. Paths and groups:
+    ``mean_waiting``, the time-weighted mean number of calls waiting (None
+    when no report covered the time); paths also ``average_handle_seconds``.
+    The handling figures are those of :func:`~mitelacd.reports.rows.handling`,
+    worked out from the row's sums.
     """
     if by == "agent":
         calls = int(figures.get("acd_calls", 0) or 0)
@@ -1167,10 +1212,14 @@ def derived(by: RowKind, figures: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "acd_talk_average_seconds": round(talk / calls, 3) if calls else None,
             "not_ready_seconds": round(not_ready, 3),
+            **handling(by, figures),
         }
     covered = float(figures.get("covered_seconds", 0.0) or 0.0)
     waiting = float(figures.get("waiting_seconds", 0.0) or 0.0)
-    return {"mean_waiting": round(waiting / covered, 3) if covered > 0 else None}
+    return {
+        "mean_waiting": round(waiting / covered, 3) if covered > 0 else None,
+        **handling(by, figures),
+    }
 
 
 # --- opening -----------------------------------------------------------------------------------
