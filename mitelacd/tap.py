@@ -40,6 +40,7 @@ from mitelacd.web.resources import DEFAULT_HTTP, Served, WebService, WebSettings
 if TYPE_CHECKING:
     from mitelacd.feed.capture import CaptureRecorder
     from mitelacd.reports.writer import HistoryService
+    from mitelacd.sim.service import FloorScript
 
 log = Logger()
 
@@ -152,6 +153,36 @@ def day_starts(value: str) -> datetime.time:
         raise usage.UsageError(str(e)) from None
 
 
+#: The simulated floor's sizes with ``--simulate``: lowest, highest (those of
+#: ``twistd mitelacd-sim``: K and Q records count agents in 3 digits).
+SIM_LIMITS = {"sim-agents": (1, 999), "sim-groups": (1, 99), "sim-paths": (1, 99)}
+#: The options that shape the simulated floor; they need ``--simulate``.
+SIM_OPTIONS = (*SIM_LIMITS, "sim-seed")
+
+
+def sim_size(name: str, value: str) -> int:
+    """``--sim-agents``, ``--sim-groups``, ``--sim-paths``: a whole number within SIM_LIMITS."""
+    low, high = SIM_LIMITS[name]
+    try:
+        size = int(value)
+    except ValueError:
+        raise usage.UsageError(f"--{name} must be a whole number, not {value!r}") from None
+    if not low <= size <= high:
+        raise usage.UsageError(f"--{name} must be from {low} to {high}, not {size}")
+    return size
+
+
+def sim_seed(value: str) -> int:
+    """``--sim-seed``: a whole number, 0 or more."""
+    try:
+        seed = int(value)
+    except ValueError:
+        raise usage.UsageError(f"--sim-seed must be a whole number, not {value!r}") from None
+    if seed < 0:
+        raise usage.UsageError(f"--sim-seed must be 0 or more, not {seed}")
+    return seed
+
+
 #: The history database's file name beside the data file, when --history is not given.
 HISTORY_FILE = "mitelacd-history.db"
 
@@ -186,6 +217,37 @@ class Options(CommandOptions):
             "PBX (ICP controller) host name or address. Required unless --simulate.",
         ],
         ["port", None, DEFAULT_PORT, "TCP port of the ACD real time feed on the PBX.", port_number],
+        # The sizes' defaults are strings, as --help shows them, so that
+        # postOptions tells a size given (an int) from one left alone.
+        [
+            "sim-agents",
+            None,
+            "60",
+            "With --simulate: agents on the simulated floor (1-999).",
+            lambda v: sim_size("sim-agents", v),
+        ],
+        [
+            "sim-groups",
+            None,
+            "6",
+            "With --simulate: agent skill groups on the simulated floor (1-99).",
+            lambda v: sim_size("sim-groups", v),
+        ],
+        [
+            "sim-paths",
+            None,
+            "5",
+            "With --simulate: ACD paths on the simulated floor (1-99).",
+            lambda v: sim_size("sim-paths", v),
+        ],
+        [
+            "sim-seed",
+            None,
+            None,
+            "With --simulate: the same seed (0 or more) gives the same floor, names and"
+            " events. Default: random, and logged.",
+            sim_seed,
+        ],
         ["file", None, "mitel_data.json", "Legacy JSON file written for display boards."],
         [
             "write-interval",
@@ -334,6 +396,7 @@ class Options(CommandOptions):
     ]
 
     def postOptions(self) -> None:
+        self._check_simulation()
         if self["simulate"]:
             if self["host"]:
                 raise usage.UsageError("give either --host or --simulate, not both")
@@ -380,6 +443,15 @@ class Options(CommandOptions):
             except NamesError as e:
                 raise usage.UsageError(f"--names: {e}") from None
 
+    def _check_simulation(self) -> None:
+        """The --sim-* options need --simulate; the sizes left alone become numbers."""
+        given = [f"--{name}" for name in SIM_OPTIONS if isinstance(self[name], int)]
+        if given and not self["simulate"]:
+            verb = "needs" if len(given) == 1 else "need"
+            raise usage.UsageError(f"{', '.join(given)} {verb} --simulate")
+        for name in SIM_LIMITS:
+            self[name] = int(self[name])
+
     def webSettings(self) -> WebSettings:
         return WebSettings(
             cors_origin=self["cors-origin"],
@@ -394,6 +466,10 @@ class Options(CommandOptions):
 ENVIRONMENT = {
     "MITELACD_HOST": "--host",
     "MITELACD_PORT": "--port",
+    "MITELACD_SIM_AGENTS": "--sim-agents",
+    "MITELACD_SIM_GROUPS": "--sim-groups",
+    "MITELACD_SIM_PATHS": "--sim-paths",
+    "MITELACD_SIM_SEED": "--sim-seed",
     "MITELACD_FILE": "--file",
     "MITELACD_WRITE_INTERVAL": "--write-interval",
     "MITELACD_CARRY_MAX_AGE": "--carry-max-age",
@@ -513,7 +589,7 @@ def makeService(
     open_files = openfiles.at_start(reactor, limits)
     floor = _floor(options, reactor, Timeline(reactor, wall))
     lock = _lock(options["file"])
-    daemon = _Daemon(options, reactor, MitelACDService(floor))
+    daemon = _Daemon(options, reactor, MitelACDService(floor), _simulation(options))
     _carry(daemon)
     _names(daemon)
     documents = FloorDocuments(floor)
@@ -535,10 +611,33 @@ class _Daemon:
     options: Options
     reactor: Any
     top: MitelACDService
+    #: The simulated PBX's day with ``--simulate``, else None.
+    simulation: FloorScript | None = None
 
     @property
     def floor(self) -> FloorState:
         return self.top.floor
+
+
+def _simulation(options: Options) -> FloorScript | None:
+    """With ``--simulate``, the simulated floor's day: its seed given, or picked and logged."""
+    if not options["simulate"]:
+        return None
+    from mitelacd.sim.service import FloorScript, random_seed
+
+    seed = options["sim-seed"]
+    if seed is None:
+        seed = random_seed()
+    agents, groups, paths = options["sim-agents"], options["sim-groups"], options["sim-paths"]
+    log.info(
+        "simulated floor: {agents} agents, {groups} groups, {paths} paths, seed {seed}"
+        " (--sim-seed {seed} gives the same floor again)",
+        agents=agents,
+        groups=groups,
+        paths=paths,
+        seed=seed,
+    )
+    return FloorScript(seed=seed, agents=agents, groups=groups, paths=paths)
 
 
 def _steady_reactor() -> Any:
@@ -593,6 +692,10 @@ def _names(daemon: _Daemon) -> None:
     """The site's names, reloaded on SIGHUP and when the file changes; a bad file keeps the old."""
     options, floor = daemon.options, daemon.floor
     if options["names"] is None:
+        if daemon.simulation is not None:  # a simulated floor has names made up for it
+            names = daemon.simulation.names()
+            floor.setNames(names)
+            log.info("names made up for the simulated floor: {summary}", summary=names.summary())
         return
     floor.setNames(options["names-loaded"])
     NamesWatcher(
@@ -713,11 +816,13 @@ def _pbx(daemon: _Daemon, recorder: CaptureRecorder | None) -> PBXClientService:
         first_delay=options["retry-delay"],
         recorder=recorder,
     )
-    if options["simulate"]:
-        from mitelacd.sim.service import FloorScript, SimulatorService
+    if daemon.simulation is not None:
+        from mitelacd.sim.service import SimulatorService
 
         client = PBXClientService("127.0.0.1", 0, factory, reactor)
-        simulator = SimulatorService(FloorScript(), port=0, interface="127.0.0.1", reactor=reactor)
+        simulator = SimulatorService(
+            daemon.simulation, port=0, interface="127.0.0.1", reactor=reactor
+        )
         SimulatedFloor(simulator, client).setServiceParent(daemon.top)
     else:
         client = PBXClientService(options["host"], options["port"], factory, reactor)

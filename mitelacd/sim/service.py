@@ -33,6 +33,7 @@ from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTC
 from twisted.python import usage
 
 from mitelacd.cli import CommandOptions
+from mitelacd.floor.names import Names
 from mitelacd.logs import Logger
 from mitelacd.sim.floor import (
     LINE_ACD,
@@ -46,6 +47,7 @@ from mitelacd.sim.floor import (
     group_numbers,
     path_numbers,
 )
+from mitelacd.sim.names import floor_names
 from mitelacd.sim.schedule import Scheduler
 from mitelacd.sim.wire import (
     EOLS,
@@ -82,6 +84,7 @@ __all__ = [
     "makeService",
     "mmss",
     "path_numbers",
+    "random_seed",
 ]
 
 log = Logger()
@@ -93,6 +96,11 @@ def _peer(transport: Any) -> str:
 
 
 DEFAULT_START = datetime.datetime(2026, 3, 9, 8, 0, 0)
+
+
+def random_seed() -> int:
+    """A seed for a run whose seed was not given; log it, so that the run can be repeated."""
+    return random.SystemRandom().randrange(2**31)
 
 
 class FloorScript:
@@ -178,6 +186,13 @@ class FloorScript:
     def answered_by_path(self) -> dict[str, int]:
         """ACD calls answered (G and S) per path so far, as the floor decided them."""
         return dict(self.floor.answered_by_path)
+
+    def names(self) -> Names:
+        """Made-up names for this floor's agents, groups and paths, the same for the same seed.
+
+        Drawn from a random source of their own: asking for them changes nothing of the day.
+        """
+        return floor_names(self.plan, random.Random(f"names {self.seed}"))
 
     @property
     def frozen(self) -> bool:
@@ -575,7 +590,7 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         )
     seed = options["seed"]
     if seed is None:
-        seed = random.SystemRandom().randrange(2**31)
+        seed = random_seed()
     script = FloorScript(
         seed=seed,
         agents=options["agents"],
