@@ -32,6 +32,7 @@ from mitelacd.reports.live import FiguresService
 from mitelacd.sdnotify import ReadyWhen, SystemdNotifier, started
 from mitelacd.web.endpoint import check_endpoint
 from mitelacd.web.figuremetrics import FigureMetrics
+from mitelacd.web.message import MessageFile, MessageService
 from mitelacd.web.metrics import FloorMetrics
 from mitelacd.web.push import DEFAULT_PUSH_INTERVAL
 from mitelacd.web.reports import Reports
@@ -799,10 +800,19 @@ def _web(
         history_health=history.health if history is not None else None,
         metrics=metrics,
         reports=Reports(figures, history),
+        messages=_messages(daemon),
     )
     web = WebService(options["http"], served, daemon.reactor)
     web.setServiceParent(daemon.top)
     return web
+
+
+def _messages(daemon: _Daemon) -> MessageService:
+    """The message on every board, kept beside the data file over a restart."""
+    path: FilePath[str] = daemon.options["file"]
+    messages = MessageService(daemon.reactor, daemon.floor.now, MessageFile.beside(path.path))
+    messages.setServiceParent(daemon.top)
+    return messages
 
 
 def _pbx(daemon: _Daemon, recorder: CaptureRecorder | None) -> PBXClientService:

@@ -41,9 +41,13 @@ def test_wheel_holds_the_dropins_but_no_twisted_init(tmp_path: Path) -> None:
     shipped = {
         p.relative_to(ROOT).as_posix()
         for p in (ROOT / "mitelacd").rglob("*")
-        if p.suffix in (".py", ".html", ".css", ".js") and "__pycache__" not in p.parts
+        if p.suffix in (".py", ".html", ".css", ".js", ".wav") and "__pycache__" not in p.parts
     }
-    assert {"mitelacd/floor/records.py", "mitelacd/web/board/board.js"} <= shipped
+    assert {
+        "mitelacd/floor/records.py",
+        "mitelacd/web/board/board.js",
+        "mitelacd/web/board/alarm.wav",
+    } <= shipped
     assert shipped <= names, sorted(shipped - names)
     # The licence travels with the wheel, and the version is mitelacd.__version__.
     wheel_file = zipfile.ZipFile(wheel)

@@ -11,7 +11,7 @@ A floor fed wire strings, and what it gives out (here):
 * :func:`sse_events`: the events in what an event stream client was sent.
 * :class:`ChannelStreamRequest`: an event stream request whose connection records its closing.
 * :class:`RecordingChannelTransport`: that connection, recording abort or close.
-* :class:`BoardModel`: what a push client keeps, from snapshots and deltas, as the wall board.
+* :class:`BoardModel`: what a push client keeps (snapshots, deltas, the message), as the board.
 
 Real processes on loopback, in :mod:`mitelacd.testing.daemons` (and here):
 
@@ -335,6 +335,8 @@ class BoardModel:
         elif name == "stale" and self.state is not None:
             self.state["stale"] = payload["stale"]
             self.state["generated_at"] = payload["generated_at"]
+        elif name == "board_message" and self.state is not None:
+            self.state["message"] = payload["message"]
         if event_id is not None:
             self.last_id = event_id
 

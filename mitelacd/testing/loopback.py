@@ -12,6 +12,7 @@ import treq
 
 from mitelacd.floor.documents import FloorDocuments
 from mitelacd.floor.state import FloorState
+from mitelacd.web.message import MessageService
 from mitelacd.web.resources import Served, WebService, WebSettings
 
 #: Request headers as treq takes them.
@@ -23,7 +24,9 @@ ANSWER_HEADERS = ("content-type", "allow", "www-authenticate", "x-content-type-o
 class WebOnLoopback:
     """The web service of a floor on a loopback port of the real reactor, started."""
 
-    def __init__(self, settings: WebSettings | None = None) -> None:
+    def __init__(
+        self, settings: WebSettings | None = None, messages: MessageService | None = None
+    ) -> None:
         # The global reactor, taken when one is wanted rather than when this module is imported.
         from twisted.internet import reactor
 
@@ -32,7 +35,7 @@ class WebOnLoopback:
         self.documents = FloorDocuments(self.floor)
         self.service = WebService(
             "tcp:0:interface=127.0.0.1",
-            Served(self.floor, self.documents, settings or WebSettings()),
+            Served(self.floor, self.documents, settings or WebSettings(), messages=messages),
             reactor,
         )
         self.service.startService()
@@ -41,12 +44,12 @@ class WebOnLoopback:
         self.url = f"http://127.0.0.1:{self.port}"
 
     async def request(
-        self, method: str, path: str, headers: Headers | None = None
+        self, method: str, path: str, headers: Headers | None = None, data: bytes | None = None
     ) -> tuple[int, dict[str, str], bytes]:
         """The status, the headers of ``ANSWER_HEADERS`` and the body of one request."""
-        response = await treq.request(method, self.url + path, headers=headers).addTimeout(
-            10, self.reactor
-        )
+        response = await treq.request(
+            method, self.url + path, headers=headers, data=data
+        ).addTimeout(10, self.reactor)
         body = await response.content()
         found = {name: response.headers.getRawHeaders(name, [""])[0] for name in ANSWER_HEADERS}
         return response.code, found, body

@@ -13,6 +13,13 @@ for every client and kept in a bounded ring, so that
   is aborted, which gives its socket buffers back at once.
 
 ``?full=1`` keeps the older stream of whole ``state`` documents, paced apart.
+
+The message on every board (:mod:`mitelacd.web.message`) goes out as a
+``board_message`` event at each change, at once. It is not a change of the
+floor and has no id: like ``stale``, a client that was skipped or resumes
+gets the current message once (when it changed since start), not every
+change it missed. The snapshot
+holds it too, with the ``board_version`` of the page the daemon serves.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from mitelacd.floor.render import compact, iso_utc
 from mitelacd.floor.state import FloorState
 from mitelacd.logs import Logger
 from mitelacd.pacing import Coalescer
+from mitelacd.web.message import MessageService
 
 log = Logger()
 
@@ -152,6 +160,8 @@ class Subscriber:
         self.full = full
         self.cursor = cursor
         self.stale_sent: bool | None = None
+        #: The version of the board message the client was sent last.
+        self.message_sent: int | None = None
         self.paused = False
         self.paused_at = 0.0
         self.gone = False
@@ -225,6 +235,8 @@ class EventPush:
         retry_ms: int = 2000,
         max_clients: int = 1000,
         ring: DeltaRing | None = None,
+        messages: MessageService | None = None,
+        board_version: str | None = None,
     ) -> None:
         self.floor = floor
         self.documents = documents
@@ -234,6 +246,10 @@ class EventPush:
         self.retry_ms = retry_ms
         self.max_clients = max_clients
         self.subscribers: set[Subscriber] = set()
+        #: The board message, in the snapshot and pushed when it changes; None: no message.
+        self.messages = messages
+        #: The served board page's version, in the snapshot; None: left out.
+        self.board_version = board_version
         self.ring = DeltaRing(documents.version) if ring is None else ring
         self.stale = floor.isStale()
         self.deltas_sent = 0
@@ -247,11 +263,15 @@ class EventPush:
 
     def start(self) -> None:
         self.documents.addListener(self)
+        if self.messages is not None:
+            self.messages.addListener(self.messageChanged)
         self._beat.start(self.heartbeat, now=False)
         self._stale_watch.start(1.0, now=False)
 
     def stop(self) -> None:
         self.documents.removeListener(self)
+        if self.messages is not None:
+            self.messages.removeListener(self.messageChanged)
         self._pace.cancel()
         self._full_pace.cancel()
         for loop in (self._beat, self._stale_watch):
@@ -274,6 +294,10 @@ class EventPush:
         if self._pending and not full:
             self._broadcast()  # what gathered while nobody listened, into the ring
         subscriber = Subscriber(request, self, full, None if full else last_event_id)
+        if self.messages is not None:
+            # A client resuming holds the message as it was at start, or a later one:
+            # the ring has nothing of an earlier run, which gets a snapshot.
+            subscriber.message_sent = 0
         self.subscribers.add(subscriber)
         request.notifyFinish().addBoth(self._finished, subscriber)
         subscriber.send(b"retry: %d\n\n" % self.retry_ms)
@@ -290,8 +314,13 @@ class EventPush:
     def catch_up(self, subscriber: Subscriber) -> bool:
         """Queue what ``subscriber`` is missing; whether there was anything."""
         version = self.documents.version
+        message = self.messages.version if self.messages is not None else None
         if subscriber.full:
-            if subscriber.cursor == version and subscriber.stale_sent == self.stale:
+            if (
+                subscriber.cursor == version
+                and subscriber.stale_sent == self.stale
+                and subscriber.message_sent == message
+            ):
                 return False
             self._queue_whole(subscriber, b"state")
             return True
@@ -304,6 +333,9 @@ class EventPush:
         elif subscriber.stale_sent != self.stale:
             subscriber.queue([self._stale_event()])
             subscriber.stale_sent = self.stale
+        elif subscriber.message_sent != message:
+            subscriber.queue([self._message_event()])
+            subscriber.message_sent = message
         else:
             return False
         return True
@@ -312,11 +344,29 @@ class EventPush:
         docs = self.documents
         stale = b"true" if self.stale else b"false"
         head = b"event: %s\nid: %d\ndata: " % (kind, docs.version)
-        subscriber.queue(
-            [head + envelope(self.floor.now(), self.stale), *docs.state(stale), b"\n\n"]
-        )
+        head += envelope(self.floor.now(), self.stale) + self.web_members()
+        subscriber.queue([head, *docs.state(stale), b"\n\n"])
         subscriber.cursor = docs.version
         subscriber.stale_sent = self.stale
+        subscriber.message_sent = self.messages.version if self.messages is not None else None
+
+    def web_members(self) -> bytes:
+        """What the web adds to the ``/api/v1/state`` document, after the envelope."""
+        members = b""
+        if self.board_version is not None:
+            members += b'"board_version":%s,' % compact(self.board_version)
+        if self.messages is not None:
+            members += b'"message":%s,' % self.messages.rendered()
+        return members
+
+    def _message_event(self) -> bytes:
+        assert self.messages is not None
+        return b'event: board_message\ndata: {"message":%s}\n\n' % self.messages.rendered()
+
+    def messageChanged(self) -> None:
+        """The board message changed: every client is sent it now (or when it drains)."""
+        for subscriber in list(self.subscribers):
+            subscriber.pump()
 
     def _stale_event(self) -> bytes:
         return b"event: stale\ndata: %s\n\n" % (envelope(self.floor.now(), self.stale)[:-1] + b"}")

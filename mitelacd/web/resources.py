@@ -1,11 +1,15 @@
 """HTTP for display boards: the legacy JSON, a typed API, push, health and the wall board.
 
-Every resource reads the floor; none of them changes it.
+Every resource reads the floor; none of them changes it. The one thing a
+request may change is the message on every board (``/api/v1/message``).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
+import html as html_text
 import json
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -24,6 +28,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
+from mitelacd import __version__
 from mitelacd.floor.changes import EntityKind
 from mitelacd.floor.documents import FloorDocuments
 from mitelacd.floor.render import compact, iso_utc
@@ -31,6 +36,7 @@ from mitelacd.floor.state import FloorState
 from mitelacd.logs import Logger
 from mitelacd.web.accesslog import redacted_log_formatter
 from mitelacd.web.endpoint import is_tls
+from mitelacd.web.message import MessageError, MessageService, parse_put
 from mitelacd.web.metrics import FloorMetrics
 from mitelacd.web.push import (
     BUSY_RETRY_AFTER,
@@ -52,6 +58,14 @@ JSON_TYPE = b"application/json"
 #: would; larger ones in slices as the socket drains, so that a hundred
 #: boards fetching a 4 MB floor do not each hold a copy of it.
 SMALL_BODY = 1024 * 1024
+#: The largest request body read (``PUT /api/v1/message``).
+MAX_REQUEST_BODY = 16 * 1024
+#: The methods served, on every path but those of ``WRITABLE``.
+READ_ONLY = (b"GET", b"HEAD")
+#: The paths that take more than GET and HEAD, and what they take.
+WRITABLE = {b"/api/v1/message": (b"GET", b"HEAD", b"PUT", b"DELETE")}
+#: The name of the board page's ``<meta>`` that says which version of the page it is.
+BOARD_VERSION_META = "mitelacd-board-version"
 
 
 @attrs.frozen
@@ -93,6 +107,11 @@ class Served:
     metrics: FloorMetrics | None = None
     #: /api/v1/reports; None serves no reports.
     reports: Resource | None = None
+    #: The message on every board; the web service makes its own (kept in
+    #: memory only) when none is given.
+    messages: MessageService | None = None
+    #: The board page; the web service reads it when none is given.
+    board: BoardPage | None = None
 
 
 def render_json(request: Request, doc: Any, code: int = http.OK) -> bytes:
@@ -377,10 +396,47 @@ class Health(Resource):
         return render_json(request, doc, code)
 
 
-def board_page() -> bytes:
-    """The wall board as one document: its CSS and JS are put inside the HTML."""
+def board_version() -> str:
+    """The board page's version: mitelacd's, and a hash of the files of ``board/``.
+
+    It changes whenever the page does, so that a board whose page is older
+    than the one served knows it (docs/api.md).
+    """
+    folder = resources.files("mitelacd.web") / "board"
+    digest = hashlib.sha256(__version__.encode("utf-8"))
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.is_file():
+            content = entry.read_bytes()
+            digest.update(b"%s\0%d\0" % (entry.name.encode("utf-8"), len(content)))
+            digest.update(content)
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+@attrs.frozen
+class BoardPage:
+    """The wall board page as served, and its version (in its ``<meta>`` too)."""
+
+    html: bytes
+    version: str
+
+    @classmethod
+    def load(cls) -> BoardPage:
+        """Read the board's files: what is served is what was read at start."""
+        version = board_version()
+        return cls(board_page(version), version)
+
+
+def board_page(version: str = "") -> bytes:
+    """The wall board as one document: its CSS and JS are put inside the HTML,
+    and its alarm tone too, as a ``data:`` address (base64 of alarm.wav);
+    ``version`` goes in its ``<meta name="mitelacd-board-version">``."""
     folder = resources.files("mitelacd.web") / "board"
     html = (folder / "index.html").read_text("utf-8")
+    # Before the CSS and JS are put in, so that nothing in them is taken for it.
+    meta = f'<meta name="{BOARD_VERSION_META}" content="'
+    html = html.replace(meta + '">', meta + html_text.escape(version) + '">', 1)
+    tone = base64.b64encode((folder / "alarm.wav").read_bytes()).decode("ascii")
+    html = html.replace("/*BOARD_TONE*/", tone)
     html = html.replace("/*BOARD_CSS*/", (folder / "board.css").read_text("utf-8"))
     html = html.replace("/*BOARD_JS*/", (folder / "board.js").read_text("utf-8"))
     return html.encode("utf-8")
@@ -389,9 +445,9 @@ def board_page() -> bytes:
 class Board(Resource):
     isLeaf = True
 
-    def __init__(self) -> None:
+    def __init__(self, page: BoardPage | None = None) -> None:
         super().__init__()
-        self._page = board_page()
+        self._page = (page or BoardPage.load()).html
 
     def render_GET(self, request: Request) -> bytes:
         if request.postpath not in ([], [b""]):
@@ -402,7 +458,7 @@ class Board(Resource):
         request.setHeader(b"x-content-type-options", b"nosniff")
         request.setHeader(
             b"content-security-policy",
-            b"default-src 'none'; connect-src 'self'; img-src 'self' data:;"
+            b"default-src 'none'; connect-src 'self'; img-src 'self' data:; media-src data:;"
             b" style-src 'unsafe-inline'; script-src 'unsafe-inline'",
         )
         return self._page
@@ -440,6 +496,62 @@ class Events(Resource):
             transport.setTcpNoDelay(True)
         self._push.subscribe(request, full=full, last_event_id=last)
         return NOT_DONE_YET
+
+
+class MessageResource(Resource):
+    """``/api/v1/message``: the message on every board; PUT sets it, DELETE takes it down."""
+
+    isLeaf = True
+
+    def __init__(self, messages: MessageService) -> None:
+        super().__init__()
+        self._messages = messages
+
+    def render(self, request: Request) -> Any:
+        if request.postpath not in ([], [b""]):
+            return json_error(request, http.NOT_FOUND, "not_found", "no such resource")
+        return super().render(request)
+
+    def render_GET(self, request: Request) -> bytes | int:
+        return send_parts(request, [b'{"message":', self._messages.rendered(), b"}"])
+
+    def render_PUT(self, request: Request) -> bytes | int:
+        kind = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+        if kind != JSON_TYPE:
+            return json_error(
+                request,
+                http.UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON, sent with Content-Type: application/json",
+            )
+        body = request.content.read(MAX_REQUEST_BODY + 1) if request.content is not None else b""
+        if len(body) > MAX_REQUEST_BODY:
+            return json_error(
+                request,
+                http.REQUEST_ENTITY_TOO_LARGE,
+                "too_large",
+                f"the body must be at most {MAX_REQUEST_BODY} bytes",
+            )
+        try:
+            doc = json.loads(body)
+        except ValueError as e:
+            detail = f"the body is not JSON: {e}"
+            return json_error(request, http.BAD_REQUEST, "bad_request", detail)
+        except RecursionError:
+            detail = "the body is nested too deep"
+            return json_error(request, http.BAD_REQUEST, "bad_request", detail)
+        messages = self._messages
+        try:
+            text, until = parse_put(doc, messages.wall())
+        except MessageError as e:
+            return json_error(request, http.BAD_REQUEST, "bad_request", e.detail)
+        messages.put(text, until)
+        return send_parts(request, [b'{"message":', messages.rendered(), b"}"])
+
+    def render_DELETE(self, request: Request) -> bytes:
+        self._messages.delete()
+        request.setResponseCode(http.NO_CONTENT)
+        return b""
 
 
 class Preflight(Resource):
@@ -480,19 +592,24 @@ class Root(_Branch):
         #: What is served without the token.
         self._open = {b"healthz", b"metrics"} if settings.metrics_public else {b"healthz"}
         stamp = Stamp(served.floor, clock)
-        self.putChild(b"", Board())
+        #: The methods of the paths that take more than GET and HEAD.
+        self._methods: dict[bytes, tuple[bytes, ...]] = {}
+        self.putChild(b"", Board(served.board))
         self.putChild(b"mitel_data.json", Legacy(documents))
         self.putChild(
             b"healthz",
             Health(served.floor, served.file_health, served.capture_health, served.history_health),
         )
         v1 = _Branch()
-        v1.putChild(b"state", Document(stamp, documents.state))
+        v1.putChild(b"state", Document(stamp, _state(documents, push)))
         v1.putChild(b"feed", Document(stamp, _feed(served)))
         for kind in ("groups", "paths", "extensions"):
             v1.putChild(kind.encode("ascii"), Document(stamp, _listing(documents, kind)))
         v1.putChild(b"agents", Agents(stamp, documents))
         v1.putChild(b"events", Events(push))
+        if served.messages is not None:
+            v1.putChild(b"message", MessageResource(served.messages))
+            self._methods[b"/api/v1/message"] = WRITABLE[b"/api/v1/message"]
         if served.reports is not None:
             v1.putChild(b"reports", served.reports)
         api = _Branch()
@@ -510,11 +627,12 @@ class Root(_Branch):
                 request.setHeader(b"vary", b"Origin")
             if request.method == b"OPTIONS":
                 return Preflight()
-        if request.method not in (b"GET", b"HEAD"):
-            request.setHeader(b"allow", b"GET, HEAD")
-            return _refusal(
-                path, http.NOT_ALLOWED, "method_not_allowed", "only GET and HEAD are served here"
-            )
+        methods = self._methods.get(request.path.rstrip(b"/"), READ_ONLY)
+        if request.method not in methods:
+            request.setHeader(b"allow", b", ".join(methods))
+            named = ", ".join(m.decode("ascii") for m in methods[:-1])
+            detail = f"only {named} and {methods[-1].decode('ascii')} are served here"
+            return _refusal(path, http.NOT_ALLOWED, "method_not_allowed", detail)
         if path not in self._open and not self._authorised(request):
             request.setHeader(b"www-authenticate", b'Bearer realm="mitelacd"')
             return _refusal(
@@ -574,6 +692,11 @@ class BoardSite(Site):
             super().log(request)
 
 
+def _state(documents: FloorDocuments, push: EventPush) -> Callable[[bytes], list[bytes]]:
+    """``/api/v1/state``: the floor's state with what the web adds, as the push feed's snapshot."""
+    return lambda stale: [push.web_members(), *documents.state(stale)]
+
+
 def _listing(documents: FloorDocuments, kind: EntityKind) -> Callable[[bytes], list[bytes]]:
     return lambda stale: documents.listing(kind)
 
@@ -601,6 +724,16 @@ class WebService(MultiService):
         super().__init__()
         self.description = description
         settings = served.settings
+        messages = served.messages
+        if messages is None:
+            messages = MessageService(reactor, served.floor.now)
+            messages.setServiceParent(self)
+        board = served.board if served.board is not None else BoardPage.load()
+        served = attrs.evolve(served, messages=messages, board=board)
+        #: The message on every board.
+        self.messages = messages
+        #: The board page served, and its version.
+        self.board = board
         self.push = EventPush(
             served.floor,
             served.documents,
@@ -609,6 +742,8 @@ class WebService(MultiService):
             heartbeat=settings.heartbeat,
             retry_ms=settings.retry_ms,
             max_clients=settings.max_push_clients,
+            messages=messages,
+            board_version=board.version,
         )
         metrics = served.metrics
         if metrics is None:
