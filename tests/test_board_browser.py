@@ -8,8 +8,9 @@ The tests share one browser, and no test depends on another or on their
 order: each opens the page it looks at; the simulator's floor is shared by
 the tests that only read it, and a test that stops or breaks a daemon or a
 simulator has its own. ``MITELACD_UPDATE_SCREENSHOT=1`` also writes the
-pictures of the README: docs/board.png (the floor), docs/board-group.png (a
-group view) and docs/board-stale.png (the PBX link down).
+pictures of docs/board.md: docs/board.png (the floor), docs/board-group.png (a
+group view), docs/board-queues.png (the cards alone), docs/board-light.png (the
+light theme) and docs/board-stale.png (the PBX link down).
 
 Every page the browser opens gets RECORD_STREAM first: it wraps ``EventSource``
 and ``fetch`` to count what the board is fed (events of each stream by type,
@@ -68,6 +69,7 @@ CHROME_ARGS = (
     "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage"
     " --disable-background-networking --disable-component-update --disable-sync"
     " --no-first-run --no-proxy-server --window-size=1920,1080"
+    " --autoplay-policy=no-user-gesture-required"
 ).split()
 WAIT = 30.0
 #: Loopback only, never through a proxy from the environment.
@@ -532,7 +534,6 @@ def expected_queues(queues: list[dict[str, Any]], kind: str) -> dict[str, dict[s
     return {
         q["id"]: {
             "waiting": number(q["waiting"]),
-            "agents": number(q["agents_logged_in"]),
             "longest": mmss(q["longest_wait_seconds"]),
             "name": q["name"] or f"{kind} {q['id']}",
             "level": q["level"],
@@ -602,8 +603,14 @@ def expected_totals(state: dict[str, Any], agents: list[dict[str, Any]]) -> dict
         waiting=str(state["totals"]["waiting"]),
         longest=mmss(state["totals"]["longest_wait_seconds"]),
         logged_in=str(len(agents) - by_state["logged_out"]),
+        logged_out=str(by_state["logged_out"]),
     )
     return totals
+
+
+def now_figures(cards: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """A page's cards without the day's figures (calls answered), which come from the reports."""
+    return {k: {f: v for f, v in c.items() if f != "answered"} for k, c in cards.items()}
 
 
 def assert_page_shows(
@@ -619,25 +626,29 @@ def assert_page_shows(
     """The page shows exactly what /api/v1/state said at the page's version:
     at least ``agents`` agents, ``timed`` of them with a running time, and
     ``groups`` groups and ``paths`` paths."""
-    listed = state["agents"]
-    assert [a["id"] for a in page["agents"]] == [a["id"] for a in listed]
+    everyone = state["agents"]
+    listed = [a for a in everyone if a["state"] != "logged_out"]  # logged out: counted only
+    assert {t["id"] for t in page["agents"]} == {a["id"] for a in listed}
     assert len(listed) >= agents
     shown = {t["id"]: {k: t[k] for k in TILE_FLAGS} for t in page["agents"]}
     assert shown == {a["id"]: tile_flags(a) for a in listed}
-    assert page["groups"] == expected_queues(state["groups"], "Group")
+    assert now_figures(page["groups"]) == expected_queues(state["groups"], "Group")
     assert len(page["groups"]) == groups
-    assert page["paths"] == expected_queues(state["paths"], "Path")
+    assert now_figures(page["paths"]) == expected_queues(state["paths"], "Path")
     assert len(page["paths"]) == paths
-    assert page["totals"] == expected_totals(state, listed)
+    totals = {k: v for k, v in page["totals"].items() if k != "occupancy"}
+    assert totals == expected_totals(state, everyone)
     assert page["banner"] is None and page["live"] == "live"
     counted = 0
-    for tile, agent in zip(page["agents"], listed):
+    tiles = {t["id"]: t for t in page["agents"]}
+    for agent in listed:
+        tile = tiles[agent["id"]]
         # The name where the names file has one, else the ID; one of its forms in sight.
         assert tile["names"][0] == (agent["name"] or agent["id"]), (tile, agent)
         assert tile["name"] in tile["names"], tile
         # Holds are in words; so is a value the PBX has not confirmed.
         assert ("on hold" in tile["words"][0].lower()) == agent["on_hold"], (tile, agent)
-        assert tile["note"] == ("" if agent["confirmed"] else "Unconfirmed"), (tile, agent)
+        assert tile["note"] == ("" if agent["confirmed"] else "?"), (tile, agent)
         # Time in state counts from `state_since` on the server's clock (same
         # machine here), and only for what the PBX confirmed.
         if agent["state_since"] is None or not agent["confirmed"]:
@@ -785,8 +796,9 @@ def test_deltas_apply_in_order_and_a_gap_resyncs(floor: Floor) -> None:
     assert page["totals"]["waiting"] != "77"
     assert not sent["closed"] and page["sources"] == sources
 
-    # One that follows on: agents and a group come and go, each in id order
-    # (digits as numbers, anything else after them), the totals are replaced.
+    # One that follows on: agents and a group come and go, agents in the order
+    # of their names, cards in id order (digits as numbers, anything else after
+    # them), the totals are replaced.
     gone = sent["ids"][1]
     group = {"id": "9", "name": None, "level": "alarm", "waiting": 5, "agents_logged_in": 1,
              "longest_wait_seconds": 61}  # fmt: skip
@@ -798,15 +810,18 @@ def test_deltas_apply_in_order_and_a_gap_resyncs(floor: Floor) -> None:
     sent = floor.driver.execute_script(SEND_DELTA, 0, 1, fields)
     page = sent["page"]
     assert page["version"] == str(int(sent["version"]) + 1)
-    assert [a["id"] for a in page["agents"]] == ["5", *(i for i in sent["ids"] if i != gone), "zz9"]
+    ids = [a["id"] for a in page["agents"]]
+    assert sorted(ids) == sorted(["5", *(i for i in sent["ids"] if i != gone), "zz9"])
+    assert ids.index("5") < ids.index("zz9")  # "Made Up 5" before "Made Up zz9"
     made_up = next(a for a in page["agents"] if a["id"] == "5")
     assert made_up["names"] == ["Made Up 5", "Made 5.", "Made"]
     assert made_up["words"] == [
-        "Personal call · Make busy 97 · DND", "Personal · Busy 97 · DND", "Personal",
+        "Personal call · Make busy 97 · DND", "Personal · Busy 97 · DND", "Pers. Busy DND",
+        "Pers.",
     ]  # fmt: skip
     assert page["queue_order"][:2] == ["group:9", "group:610"]
     assert page["groups"]["9"] == {
-        "waiting": "5", "agents": "1", "longest": "01:01", "name": "Group 9", "level": "alarm",
+        "waiting": "5", "answered": "–", "longest": "01:01", "name": "Group 9", "level": "alarm",
     }  # fmt: skip
     assert page["totals"]["waiting"] == "77" and page["totals"]["longest"] == "59:59"
 
@@ -874,9 +889,10 @@ def test_stale_events_dim_the_board_and_stop_its_timers(floor: Floor) -> None:
     floor.driver.set_script_timeout(30)
     seen = floor.driver.execute_async_script(STALE_FOR_A_WHILE, 5200)
     stale = seen["seen"][0]
-    assert re.match(r"No data from the PBX since \d\d:\d\d:\d\d", stale["banner"] or ""), stale
-    assert stale["live"] == "stale" and stale["feed_line"] == "Not live: PBX 127.0.0.1 silent"
-    assert float(seen["opacity"]) < 0.5
+    banner = r"Not live since \d\d:\d\d:\d\d · no data for \d+ s"
+    assert re.fullmatch(banner, stale["banner"] or ""), stale
+    assert stale["live"] == "stale" and stale["feed_line"] == "Not live · PBX 127.0.0.1"
+    assert float(seen["opacity"]) <= 0.5
     assert stale["version"] == seen["before"]["version"]
     # For five seconds no figure moved, times included; confirmed agents keep theirs.
     for later in seen["seen"][1:]:
@@ -982,13 +998,14 @@ def test_a_group_view_shows_its_groups_and_their_agents(simulated: Floor) -> Non
     inside = members_of(state, {"610", "620"})
     assert {a["id"] for a in inside} <= floor.members["610"] | floor.members["620"]
     assert 10 <= len(inside) < len(state["agents"])
-    assert [t["id"] for t in page["agents"]] == [a["id"] for a in inside]
+    drawn = [a for a in inside if a["state"] != "logged_out"]
+    assert {t["id"] for t in page["agents"]} == {a["id"] for a in drawn}
     assert {t["id"]: {k: t[k] for k in TILE_FLAGS} for t in page["agents"]} == {
-        a["id"]: tile_flags(a) for a in inside
+        a["id"]: tile_flags(a) for a in drawn
     }
     totals = expected_totals(state, inside)
-    assert {k: page["totals"][k] for k in (*COUNTED, "logged_in")} == {
-        k: totals[k] for k in (*COUNTED, "logged_in")
+    assert {k: page["totals"][k] for k in (*STATES, "logged_in")} == {
+        k: totals[k] for k in (*STATES, "logged_in")
     }
     # The floor's queue totals are not this view's: the cards say its figures.
     assert not floor.driver.execute_script(
@@ -1077,9 +1094,22 @@ const doc = document.documentElement;
 const grid = document.getElementById('agents');
 if (doc.scrollHeight > doc.clientHeight || doc.scrollWidth > doc.clientWidth) problems.push('the page scrolls');
 if (grid.scrollHeight > grid.clientHeight + 1) problems.push('the agents scroll');
+if (getComputedStyle(grid).overflowY !== 'hidden') problems.push('the agents may scroll');
+// Each tile in sight shows a whole name (one of its forms, uncut).
+const shown = [];
+for (const [e] of boxes.filter(([e]) => e.dataset.agent)) {
+  const name = e.querySelector('.a-name');
+  const box = name.getBoundingClientRect();
+  const form = [...name.children].find((s) => {
+    const r = s.getBoundingClientRect();
+    return r.height > 1 && r.top >= box.top - 0.5 && r.bottom <= box.bottom + 0.5
+      && s.scrollWidth <= s.clientWidth + 1;
+  });
+  if (form) shown.push(e.dataset.agent); else say('no whole name', e);
+}
 return {
   problems: problems.slice(0, 30), min_font: min, min_at: minAt, texts,
-  tiles: boxes.filter(([e]) => e.dataset.agent).length,
+  tiles: shown.length, shown, pages: window.mitelacdBoard?.pages ?? null,
   unit: grid.style.getPropertyValue('--unit'), columns: grid.style.getPropertyValue('--cols'),
   size: [innerWidth, innerHeight],
 };
@@ -1283,7 +1313,9 @@ def test_hold_and_several_calls(scripted_page: Scripted) -> None:
         "status": "busy", "state": "on_call", "activity": "outgoing_call", "calls": "2",
         "on_hold": "true",
     }  # fmt: skip
-    assert tile["words"] == ["Outgoing call · 1 on hold", "Outgoing · +1 held", "Outgoing"]
+    assert tile["words"] == [
+        "Outgoing call · 1 on hold", "Outgoing · +1 held", "Out +1", "Out",
+    ]  # fmt: skip
     assert tile["what"] == "Outgoing call · 1 on hold"  # a few tiles: room for all of it
 
     # The consultation hangs up: the caller is still on hold, the agent still busy.
@@ -1367,8 +1399,8 @@ def test_a_queue_past_its_threshold_is_an_alarm(scripted_page: Scripted) -> None
     board.stats("K", "610", "0020020135")  # 2 waiting, longest 01:35
     board.stats("Q", "860", "0020020135")
     page = shown_once(board, lambda s: s["groups"][0]["level"] == "alarm", "610 at alarm")
-    assert page["groups"]["610"] == {
-        "waiting": "2", "agents": "2", "longest": "01:35", "name": "Sales", "level": "alarm",
+    assert now_figures(page["groups"])["610"] == {
+        "waiting": "2", "longest": "01:35", "name": "Sales", "level": "alarm",
     }  # fmt: skip
     # Path 860 has the default thresholds: 95 s is a warning there.
     assert page["paths"]["860"]["level"] == "warning"
@@ -1449,13 +1481,17 @@ def test_carried_agents_are_drawn_unconfirmed(scripted_page: Scripted) -> None:
     for agent in carried:
         tile = tile_in(page, agent["id"])
         assert {k: tile[k] for k in TILE_FLAGS} == tile_flags(agent)
-        assert (tile["note"], tile["time"]) == ("Unconfirmed", ""), tile
+        # The last known words stay, marked, with no time.
+        assert (tile["note"], tile["time"]) == ("?", ""), tile
+        assert tile["what"] == {"on_call": "On call", "available": "Available"}[agent["state"]]
     assert tile_in(page, "4001")["name"] == "Barbara Liskov"
     live = look_of(board, "1001")  # confirmed by BUSY
     assert (live["outline"], live["opacity"], live["note"]) == ("none", 1, None)
     look = look_of(board, "4001")
     assert look["outline"] == "dashed" and look["opacity"] < 0.8, look
-    assert look["note"] == "Unconfirmed", look
+    assert look["note"] == "?", look
+    # In its last known colour, dimmed.
+    assert look["background"] == palette(board, "on-call")["on-call"], look
     assert layout(board)["problems"] == []
 
     # Its first event on this connection makes it a live tile like any other.
@@ -1485,27 +1521,33 @@ DAY = (
     "A G01860 N01", "A G01860 N01 I02", "A E01", "A C01", "A G01007", "A", "A G01860",
     "A B", "A E03", "A G01861", "A J00", "A E07",
 )  # fmt: skip
+#: The staffed floors' groups and paths: a real floor's six and five.
+STAFF_GROUPS = {**GROUP_NAMES, "650": "Collections", "660": "Premium care"}
+STAFF_PATHS = {**PATH_NAMES, "862": "Renewals line", "863": "Overflow"}
 #: The groups' and paths' reports: 610 past its warning, 630 and path 007 past their alarm.
 REPORTS = (
     ("K", "610", "002{agents}0040"), ("K", "620", "000{agents}0000"),
     ("K", "630", "007{agents}0215"), ("K", "640", "001{agents}0012"),
+    ("K", "650", "000{agents}0000"), ("K", "660", "001{agents}0005"),
     ("Q", "007", "007{agents}0215"), ("Q", "860", "002{agents}0040"),
-    ("Q", "861", "000{agents}0000"),
+    ("Q", "861", "000{agents}0000"), ("Q", "862", "000{agents}0000"),
+    ("Q", "863", "001{agents}0003"),
 )  # fmt: skip
 
 
 def staffed_names(count: int) -> str:
     """Names for agents 2001 and up (every thirteenth has none), each in one
     group and every fifth in two; reason texts; thresholds."""
-    groups = list(GROUP_NAMES)
+    groups = list(STAFF_GROUPS)
     agents: dict[str, dict[str, Any]] = {}
+    n = len(groups)
     for i in range(count):
         entry: dict[str, Any] = {} if i % 13 == 6 else {"name": person(i)}
-        extra = groups[(i // 5) % 4] if i % 5 == 0 else groups[i % 4]
-        entry["groups"] = sorted({groups[i % 4], extra})
+        extra = groups[(i // 5) % n] if i % 5 == 0 else groups[i % n]
+        entry["groups"] = sorted({groups[i % n], extra})
         agents[str(2001 + i)] = entry
     return toml_names(
-        agents, GROUP_NAMES, PATH_NAMES,
+        agents, STAFF_GROUPS, STAFF_PATHS,
         {"make_busy_reasons": {"1": "Lunch", "3": "Training"}, "dnd_reasons": {"1": "Meeting"}},
         "[thresholds]\nwaiting = [3, 6]\nlongest_wait = [60, 120]\n"
         '[thresholds.groups."610"]\nlongest_wait = [30, 90]\n'
@@ -1533,8 +1575,12 @@ def staff(floors: dict[int, Scripted], spread: float = 0.0) -> None:
 
 
 def whole_floor(count: int) -> Callable[[dict[str, Any]], bool]:
-    """Whether a state has ``count`` agents and the three paths."""
-    return lambda state: len(state["agents"]) == count and len(state["paths"]) == 3
+    """Whether a state has ``count`` agents and every group and path."""
+    return lambda state: (
+        len(state["agents"]) == count
+        and len(state["groups"]) == len(STAFF_GROUPS)
+        and len(state["paths"]) == len(STAFF_PATHS)
+    )
 
 
 @contextlib.contextmanager
@@ -1545,7 +1591,7 @@ def staffed_floor(driver: Any, folder: Path, count: int, spread: float = 0.0) ->
 
 
 #: The staffed floors the tests share, by their number of agents.
-STAFFED = (40, 150)
+STAFFED = (40, 150, 300)
 
 
 @pytest.fixture(scope="module")
@@ -1585,41 +1631,96 @@ def png_size(data: bytes) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-def assert_layouts(board: Scripted, count: int, query: str = "") -> dict[tuple[int, int], Any]:
-    """On each screen: every tile in sight, no text cut off, nothing overlapping,
-    no scrolling, no text smaller than the screen allows. The measures, by screen."""
+def in_grid(state: dict[str, Any], groups: set[str] | None = None) -> set[str]:
+    """The agents a board draws a tile for: logged in, and in ``groups`` if given."""
+    return {
+        a["id"]
+        for a in state["agents"]
+        if a["state"] != "logged_out" and (groups is None or groups & set(a["groups"]))
+    }
+
+
+def with_query(query: str, extra: str) -> str:
+    return f"{query}&{extra}" if query else f"?{extra}"
+
+
+def on_page(board: Board, number: int) -> Callable[[Any], dict[str, Any] | None]:
+    """The layout of ``board`` once it shows page ``number``."""
+
+    def look(_: Any) -> dict[str, Any] | None:
+        seen = layout(board)
+        return seen if seen["pages"]["page"] == number else None
+
+    return look
+
+
+def assert_layouts(
+    board: Scripted, expected: set[str], query: str = ""
+) -> dict[tuple[int, int], Any]:
+    """On each screen, on every page in turn (2 s each): every tile in sight,
+    its name whole, no text cut off, nothing overlapping, no scrolling, no text
+    smaller than the screen allows; and each of ``expected`` seen within one
+    turn of the pages. The measures of the first page, by screen."""
     measures = {}
     for (width, height), smallest in SCREENS.items():
         screen(board.driver, width, height)
-        board.open(query)
+        board.open(with_query(query, "page_seconds=2"))
         board.until(lambda _: len(board.page()["agents"]) > 0)
         time.sleep(0.3)  # a resize is laid out at the next frame
-        seen = layout(board)
-        assert seen["problems"] == [], (width, height, seen)
-        assert seen["min_font"] >= smallest - 0.01, (width, height, seen)
-        measures[width, height] = seen
+        first = layout(board)
+        pages = first["pages"]["pages"]
+        seen: set[str] = set()
+        for number in range(1, pages + 1):
+            look = board.until(on_page(board, number), timeout=10)
+            assert look["problems"] == [], (width, height, number, look)
+            assert look["min_font"] >= smallest - 0.01, (width, height, number, look)
+            assert look["tiles"] <= first["pages"]["per_page"], look
+            seen |= set(look["shown"])
+        assert seen == expected, (width, height, pages, sorted(expected - seen))
+        measures[width, height] = dict(first, pages=pages)
     screen(board.driver, 1920, 1080)
     return measures
 
 
+def assert_sorted_by_name(page: dict[str, Any], state: dict[str, Any]) -> None:
+    """Tiles by name, agents without one after them by ID; logged-out agents left out."""
+    agents = {a["id"]: a for a in state["agents"]}
+    ids = [t["id"] for t in page["agents"]]
+    named = [i for i in ids if agents[i]["name"]]
+    assert ids[: len(named)] == named, "agents with a name come first"
+    names = [agents[i]["name"].casefold() for i in named]
+    assert names == sorted(names), names
+    unnamed = ids[len(named) :]
+    assert unnamed == sorted(unnamed, key=int), unnamed
+
+
 def test_layouts_with_40_agents(staffed: Callable[[int], Scripted]) -> None:
     board = staffed(40)
-    measures = assert_layouts(board, 40)
-    assert all(m["tiles"] == 40 for m in measures.values())
+    expected = in_grid(board.state())
+    measures = assert_layouts(board, expected)
+    assert all(m["pages"] == 1 and m["tiles"] == len(expected) for m in measures.values())
     print("40 agents:", {k: (m["min_font"], m["unit"], m["columns"]) for k, m in measures.items()})
 
 
 def test_layouts_with_150_agents_and_pictures(staffed: Callable[[int], Scripted]) -> None:
     board = staffed(150)
-    measures = assert_layouts(board, 150)
-    assert all(m["tiles"] == 150 for m in measures.values())
-    assert measures[1920, 1080]["min_font"] >= 20
-    print("150 agents:", {k: (m["min_font"], m["unit"], m["columns"]) for k, m in measures.items()})
-    page = board.open()
-    # The tiles by state: names, reasons, levels, as the API has them.
     state = board.state()
-    assert_page_shows(page, state, time.time(), agents=150, timed=140, groups=4, paths=3)
-    assert {t["state"] for t in page["agents"]} == set(STATES)
+    expected = in_grid(state)
+    measures = assert_layouts(board, expected)
+    # 1080p: the whole floor and its 11 cards on one page.
+    assert measures[1920, 1080]["pages"] == 1, measures[1920, 1080]
+    assert measures[1920, 1080]["min_font"] >= 20
+    print(
+        "150 agents:",
+        {k: (m["pages"], m["min_font"], m["unit"], m["columns"]) for k, m in measures.items()},
+    )
+    page = board.open()
+    state = board.state()
+    assert_page_shows(page, state, time.time(), agents=100, timed=100, groups=6, paths=5)
+    assert_sorted_by_name(page, state)
+    out = sum(a["state"] == "logged_out" for a in state["agents"])
+    assert out > 0 and page["totals"]["logged_out"] == str(out)
+    assert {t["state"] for t in page["agents"]} == set(COUNTED)
     assert page["groups"]["630"]["level"] == page["paths"]["007"]["level"] == "alarm"
     assert page["groups"]["610"]["level"] == "warning"
     board.until(lambda _: any(t["level"] == "alarm" for t in board.page()["agents"]), timeout=5)
@@ -1627,36 +1728,76 @@ def test_layouts_with_150_agents_and_pictures(staffed: Callable[[int], Scripted]
     save_picture(board, "board.png")
 
     # A group view, two groups of the floor.
-    measures = assert_layouts(board, 150, "?groups=610,630")
+    inside = in_grid(state, {"610", "630"})
+    measures = assert_layouts(board, inside, "?groups=610,630")
     page = board.open("?groups=610,630")
-    inside = members_of(board.state(), {"610", "630"})
-    assert [t["id"] for t in page["agents"]] == [a["id"] for a in inside]
-    assert 60 <= len(inside) < 150
+    assert {t["id"] for t in page["agents"]} == inside
+    assert 40 <= len(inside) < 150
     save_picture(board, "board-group.png")
+
+    # The cards alone, and the whole floor in the light theme.
+    page = board.open("?view=queues")
+    assert page["agents"] == [] and len(page["queue_order"]) == 11
+    assert layout(board)["problems"] == []
+    save_picture(board, "board-queues.png")
+    board.open("?theme=light")
+    assert layout(board)["problems"] == []
+    save_picture(board, "board-light.png")
+
+
+def test_300_agents_turn_pages_and_each_is_seen(staffed: Callable[[int], Scripted]) -> None:
+    """Too many for one page at a readable size: pages that turn by themselves,
+    "page 1 of 2" in the header, and every agent on one of them."""
+    board = staffed(300)
+    expected = in_grid(board.state())
+    measures = assert_layouts(board, expected)
+    assert all(m["pages"] >= 2 for m in measures.values()), measures
+    print(
+        "300 agents:",
+        {k: (m["pages"], m["min_font"], m["unit"], m["columns"]) for k, m in measures.items()},
+    )
+    page = board.open("?page_seconds=3")
+    pages = layout(board)["pages"]
+    line = board.driver.execute_script("return document.getElementById('page-line').textContent")
+    assert line == f"page 1 of {pages['pages']}", line
+    started = time.monotonic()
+    board.until(lambda _: layout(board)["pages"]["page"] == 2, timeout=8)
+    assert time.monotonic() - started >= 1.5  # it waited for its turn
+    assert len(page["agents"]) == len(expected)
+
+
+def test_sort_and_logged_out(staffed: Callable[[int], Scripted]) -> None:
+    board = staffed(40)
+    state = board.state()
+    agents = {a["id"]: a for a in state["agents"]}
+    order = list(STATES)
+    page = board.open("?sort=state")
+    states = [order.index(agents[t["id"]]["state"]) for t in page["agents"]]
+    assert states == sorted(states), states
+    page = board.open("?sort=id")
+    ids = [t["id"] for t in page["agents"]]
+    assert ids == sorted(in_grid(state), key=int)
+    page = board.open("?out=hide")
+    hidden = board.driver.execute_script(
+        "return !document.querySelector('.t-out').checkVisibility()"
+    )
+    assert hidden and {t["id"] for t in page["agents"]} == in_grid(state)
 
 
 def test_the_stale_board(driver: webdriver.Chrome, tmp_path: Path) -> None:
-    """The PBX link of a floor of 150 goes down: the banner and the header say
-    so, every figure dims, totals included, and for 5 s nothing moves."""
+    """The PBX link of a floor of 150 goes down: the header says since when and
+    why, every tile keeps its last state word and colour, dimmed and marked,
+    every figure dims, totals included, and for 5 s nothing moves."""
     with staffed_floor(driver, tmp_path, 150) as board:
-        page = board.open()
-        assert page["live"] == "live" and len(page["agents"]) == 150
+        before = board.open()
+        assert before["live"] == "live" and len(before["agents"]) == len(in_grid(board.state()))
         board.pbx.close()
         page = board.until(lambda _: (p := board.page())["live"] == "stale" and p, timeout=15)
-
-        def dimmed_or_gone(_: Any) -> dict[str, Any] | None:
-            page = board.page()
-            return page if not page["agents"] or unconfirmed_tiles(page) else None
-
-        dimmed = board.until(dimmed_or_gone)["agents"]
+        dimmed = board.until(lambda _: unconfirmed_tiles(board.page()))
         page = board.page()
-        banner = re.fullmatch(
-            r"PBX feed disconnected since (\d\d:\d\d:\d\d) .*Figures are as of then, not live\.",
-            page["banner"] or "",
-        )
-        assert banner, page["banner"]
-        assert page["feed_line"] == "Not live: PBX 127.0.0.1 disconnected"
-        assert all(t["note"] == "Unconfirmed" and t["time"] == "" for t in dimmed)
+        assert re.fullmatch(r"Not live since \d\d:\d\d:\d\d · PBX link lost", page["banner"] or "")
+        assert page["feed_line"] == "Not live · PBX 127.0.0.1"
+        assert_last_known(before["agents"], dimmed)
         assert_dimmed(board)
         time.sleep(5)
         later = board.page()
@@ -1688,11 +1829,23 @@ return out;
 
 
 def assert_dimmed(board: Board) -> None:
-    """Every figure, total and tile faded to grey."""
+    """Every figure, total and tile dimmed, in its own colours (not greyed out)."""
     seen = board.driver.execute_script(OPACITY)
     assert len(seen) > 100
-    bright = [s for s in seen if s[2] > 0.5 or not s[3]]
+    bright = [s for s in seen if s[2] > 0.55 or s[3]]
     assert bright == [], bright[:10]
+
+
+def assert_last_known(live: list[dict[str, Any]], now: list[dict[str, Any]]) -> None:
+    """Each tile of ``now`` (unconfirmed) still says what it said live, marked "?",
+    with no time."""
+    said = {t["id"]: t for t in live}
+    assert {t["id"] for t in now} == set(said)
+    for tile in now:
+        was = said[tile["id"]]
+        assert (tile["state"], tile["words"], tile["note"], tile["time"]) == (
+            was["state"], was["words"], "?", "",
+        ), (was, tile)  # fmt: skip
 
 
 def unconfirmed_tiles(page: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -1717,11 +1870,10 @@ def test_a_lost_server_freezes_the_board(staffed: Callable[[int], Scripted]) -> 
             "sse.sources[sse.sources.length - 1].es.dispatchEvent(new Event('error'));"
         )
         page = board.until(lambda _: (p := board.page())["live"] == "lost" and p, timeout=20)
-        assert re.match(
-            r"Board lost contact with the server since \d\d:\d\d:\d\d The server does not answer",
-            page["banner"] or "",
+        assert re.fullmatch(
+            r"Not live since \d\d:\d\d:\d\d · The server does not answer", page["banner"] or ""
         ), page["banner"]
-        assert page["feed_line"].startswith("Not live: no server since")
+        assert page["feed_line"] == "Not live"
         assert_dimmed(board)
         timed = [t for t in page["agents"] if t["time"]]
         assert len(timed) >= 30 and all(t["confirmed"] == "true" for t in timed)
@@ -1749,19 +1901,23 @@ def test_stale_feed_and_lost_server_raise_the_banner(
         try:
             # With --stale-after 3 the feed is stale after 3 s; at 4 s the watchdog
             # drops the link and redials (the stopped simulator's backlog still accepts).
+            live = floor.page()
             text = floor.until(
                 lambda _: re.search(
-                    r"No data from the PBX since \d\d:\d\d:\d\d", floor.page()["banner"] or ""
+                    r"Not live since \d\d:\d\d:\d\d · no data for \d+ s",
+                    floor.page()["banner"] or "",
                 ),
                 timeout=15,
             )
             assert text
-            # The watchdog's drop leaves nothing confirmed: every tile says so, and
-            # none has a running time; every figure dims, and for 5 s none moves.
+            # The watchdog's drop leaves nothing confirmed: every tile keeps its
+            # last words, marked, with no running time; every figure dims, and
+            # for 5 s none moves.
             tiles = floor.until(lambda _: unconfirmed_tiles(floor.page()), timeout=15)
-            assert all(t["note"] == "Unconfirmed" and t["time"] == "" for t in tiles), tiles
+            assert all(t["note"] == "?" and t["time"] == "" and t["what"] for t in tiles), tiles
+            assert {t["id"] for t in tiles} <= {t["id"] for t in live["agents"]}
             page = floor.page()
-            assert page["live"] == "stale" and page["feed_line"].startswith("Not live: PBX")
+            assert page["live"] == "stale" and page["feed_line"] == "Not live · PBX 127.0.0.1"
             assert_dimmed(floor)
             time.sleep(5)
             later = floor.page()
@@ -1775,17 +1931,21 @@ def test_stale_feed_and_lost_server_raise_the_banner(
         floor.sim.stop()
         banner = floor.until(
             lambda _: re.search(
-                r"PBX feed disconnected since (\d\d:\d\d:\d\d)", floor.page()["banner"] or ""
+                r"Not live since (\d\d:\d\d:\d\d) · PBX link lost", floor.page()["banner"] or ""
             ),
             timeout=15,
         )
         state = floor.state()
         assert not state["feed"]["connected"] and state["stale"]
-        assert banner.group(1) == local_hms(state["feed"]["disconnected_since"])
+        # Since the last record, which came before the link went down.
+        assert banner.group(1) <= local_hms(state["feed"]["disconnected_since"])
 
         assert floor.daemon.stop() in (0, -signal.SIGTERM)
         floor.until(
-            lambda _: "lost contact with the server" in (floor.page()["banner"] or ""), timeout=15
+            lambda _: re.search(
+                r"· (server not answering|The server)", floor.page()["banner"] or ""
+            ),
+            timeout=15,
         )
         log = output(floor.daemon)
         assert "Traceback" not in log and "Unhandled" not in log, log

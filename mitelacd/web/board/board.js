@@ -5,8 +5,11 @@
 // Views, chosen by the address: the whole floor (default); ?groups=610,620
 // (those groups' cards and their agents; &paths=860 adds paths); ?view=queues
 // (the cards alone, large); ?view=agents (the tiles alone). ?title= names the
-// board, ?token= is the API's access token. Each tile and card has a small
-// line of the day's figures from /api/v1/reports/today/*; ?today=0 hides it.
+// board, ?token= is the API's access token. Tiles are sorted by name
+// (?sort=name|state|id); logged-out agents are counted, not drawn (?out=hide:
+// not even counted). Tiles that do not fit at a readable size are shown in
+// pages that turn every ?page_seconds= (10). The day's figures come from
+// /api/v1/reports/today/*; ?today=0 leaves them out.
 "use strict";
 (() => {
   // The board's timers, in ms. For tests only: a script run before this one
@@ -21,6 +24,8 @@
     RESYNC_MS: 1000,        // at least this long between two fresh event streams
     POLL_TIMEOUT_MS: 5000,  // a poll not answered by then failed: the server hangs
     TODAY_MS: 30000,        // how often the day's figures are fetched again
+    TONE_REPEAT_MS: 30000,  // how often the alarm tone plays until someone acknowledges it
+    RELOAD_MS: 60000,       // at least this long between two reloads for a new board version
   };
   for (const [name, ms] of Object.entries(window.MITELACD_TIMERS || {})) {
     const known = Object.prototype.hasOwnProperty.call(TIMERS, name);
@@ -40,6 +45,15 @@
   const view = VIEWS.includes(params.get("view")) ? params.get("view") : "floor";
   const title = params.get("title");
   const todayOn = params.get("today") !== "0";
+  const SORTS = ["name", "state", "id"];
+  const sortBy = SORTS.includes(params.get("sort")) ? params.get("sort") : "name";
+  const outHidden = params.get("out") === "hide";
+  const pageMs = (() => {
+    const seconds = Number(params.get("page_seconds"));
+    return 1000 * (Number.isFinite(seconds) && seconds >= 2 ? seconds : 10);
+  })();
+  // What the board shows, for whoever looks at the page from outside (tests, a kiosk's tools).
+  const board = (window.mitelacdBoard = window.mitelacdBoard || {});
   const api = (path) => (token ? `${path}?token=${encodeURIComponent(token)}` : path);
 
   const $ = (id) => document.getElementById(id);
@@ -47,6 +61,7 @@
   const queuesBox = $("queues");
   const banner = $("stale-banner");
   document.body.dataset.view = view;
+  if (outHidden) document.body.dataset.out = "hide";
   if (onlyGroups || onlyPaths) document.body.dataset.filtered = "";
   if (title) document.title = title;
 
@@ -61,8 +76,8 @@
   let polling = null;     // interval id while polling
   let pollFailures = 0;   // failed polls in a row
   let pollsBehind = 0;    // poll answers in a row older than the model
-  const tiles = new Map(); // agent id -> {root, name, what, note, time, today, since, state, shown, ...}
-  const cards = new Map(); // "group:610" -> {root, name, waiting, longest, agents, today}
+  const tiles = new Map(); // agent id -> {root, name, calls, what, note, time, since, state, shown, inGrid, ...}
+  const cards = new Map(); // "group:610" -> {root, name, waiting, answered, longest, line}
   const counted = new Map(); // agent id -> state, for the agents the totals count
   // The day's figures by id, per kind ("agents", "paths", "groups"): a Map, or
   // null while the server has given none (an older server has no such report).
@@ -108,36 +123,36 @@
     return "available";
   }
 
-  // [long, short] words for what the agent is doing.
+  // [long, short, shortest] words for what the agent is doing.
   const ACTIVITY = {
-    acd_call: ["ACD call", "ACD"], personal_call: ["Personal call", "Personal"],
-    outgoing_call: ["Outgoing call", "Outgoing"], call: ["On a call", "Call"],
-    hold: ["On hold", "On hold"], ringing: ["Ringing", "Ringing"],
+    acd_call: ["ACD call", "ACD", "ACD"], personal_call: ["Personal call", "Personal", "Pers."],
+    outgoing_call: ["Outgoing call", "Outgoing", "Out"], call: ["On a call", "Call", "Call"],
+    hold: ["On hold", "Hold", "Hold"], ringing: ["Ringing", "Ringing", "Ring"],
   };
 
   // Make busy or DND ([long, short] name of the flag), with the site's reason
-  // text, else the PBX's code.
+  // text, else the PBX's code: "Make busy: Lunch", "Lunch", "Busy".
   function reason([flag, short], code, text) {
-    if (text) return [`${flag}: ${text}`, text];
-    return code == null ? [flag, short] : [`${flag} ${code}`, `${short} ${code}`];
+    if (text) return [`${flag}: ${text}`, text, short];
+    return code == null ? [flag, short, short] : [`${flag} ${code}`, `${short} ${code}`, short];
   }
 
-  // The words of a tile, longest first: the first that fits is shown.
+  // The words of a tile, longest first: the first that fits is shown, and the
+  // last is a word or two that fits any tile.
   function wordsOf(a, state) {
-    const parts = []; // [long, short] each
+    const parts = []; // [long, short, shortest] each
     const activity = a.activity || "none";
     if (ACTIVITY[activity] && state !== "logged_out") parts.push(ACTIVITY[activity]);
-    else parts.push([STATES[state], STATES[state]]);
+    else parts.push([STATES[state], STATES[state], STATES[state]]);
     const held = callsOf(a).filter((c) => c.held).length || (a.on_hold ? 1 : 0);
-    if (held && activity !== "hold") parts.push([`${held} on hold`, `+${held} held`]);
-    if (a.ringing != null && activity !== "ringing") parts.push(["ringing", "ringing"]);
+    if (held && activity !== "hold") parts.push([`${held} on hold`, `+${held} held`, `+${held}`]);
+    if (a.ringing != null && activity !== "ringing") parts.push(["ringing", "ringing", "ring"]);
     if (a.make_busy) parts.push(reason(["Make busy", "Busy"], a.make_busy_reason, a.make_busy_reason_text));
     if (a.dnd) parts.push(reason(["DND", "DND"], a.dnd_reason, a.dnd_reason_text));
     // Not ready with nothing else going on: the reason says it all.
     if (state === "not_ready" && activity === "none" && parts.length > 1) parts.shift();
-    const long = parts.map((p) => p[0]).join(" · ");
-    const short = parts.map((p) => p[1]).join(" · ");
-    return [long, short, parts[0][1]];
+    const joined = (i, between) => parts.map((p) => p[i]).join(between);
+    return [joined(0, " · "), joined(1, " · "), joined(2, " "), parts[0][2]];
   }
 
   // "Grace Hopper", "Grace H.", "Grace"; the ID when the agent has no name.
@@ -259,11 +274,12 @@
     if (t) return t;
     const root = el("div", "agent");
     root.dataset.agent = id;
+    // The name and the day's ACD calls over what the agent does and for how long.
     t = {
-      root, name: el("div", "a-name fits", root), what: el("div", "a-what fits", root),
-      time: el("div", "a-time", root), note: el("div", "a-note", root),
-      today: el("div", "a-today fits", root),
-      since: null, state: null, shown: false, attention: null, confirmed: true, level: "",
+      root, name: el("div", "a-name fits", root), calls: el("div", "a-today", root),
+      what: el("div", "a-what fits", root), time: el("div", "a-time", root), note: el("div", "a-note", root),
+      since: null, state: null, shown: false, inGrid: false, sortName: "", groups: null, attention: null,
+      confirmed: true, level: "",
     };
     tiles.set(id, t);
     showTodayOf(id, t);
@@ -275,29 +291,37 @@
   const timeText = (t) => (t.since == null ? "" : duration((dataNow() - t.since) / 1000));
 
   // One agent's tile, created if new (placeAgents puts it on the page). Says
-  // whether the agent came into or left this view.
+  // whether the tiles need placing again: the agent came into or left the
+  // grid, or moved in its order.
   function renderAgent(id, a) {
     const t = agentTile(id);
     const state = stateOf(a);
     const confirmed = a.confirmed !== false;
-    Object.assign(t, { state, confirmed, attention: a.attention || null });
+    const sortName = typeof a.name === "string" ? a.name.trim() : "";
+    const resorted = (sortBy === "name" && sortName !== t.sortName) || (sortBy === "state" && state !== t.state);
+    Object.assign(t, { state, confirmed, sortName, attention: a.attention || null });
     setData(t.root, {
       state, status: a.status, activity: a.activity || "none", calls: String(callsOf(a).length),
       onHold: String(Boolean(a.on_hold)), confirmed: String(confirmed), carried: String(Boolean(a.carried)),
     });
     setForms(t.name, namesOf(id, a), 700);
-    const tooltip = a.name ? `${a.name} (${id})` : id;
+    const tooltip = (a.name ? `${a.name} (${id})` : id) + (confirmed ? "" : ": unconfirmed");
     if (t.root.title !== tooltip) t.root.title = tooltip;
     setForms(t.what, wordsOf(a, state), 400);
-    // What the PBX has not confirmed on this connection is not timed as if live.
-    setText(t.note, confirmed ? "" : "Unconfirmed");
+    // What the PBX has not confirmed on this connection keeps its last words and
+    // colour, marked, and is not timed as if live.
+    setText(t.note, confirmed ? "" : "?");
     const since = a.state_since ?? a.since;
     t.since = confirmed && since ? Date.parse(since) : null;
     setText(t.time, timeText(t));
     showLevel(t);
+    // A change of groups changes the groups' cards: who is available, the calls answered.
+    const groups = Array.isArray(a.groups) ? a.groups.join(",") : "";
+    if (groups !== t.groups) { t.groups = groups; members = null; totalsDirty = true; }
     const shown = shownAgent(a);
-    const moved = shown !== t.shown;
-    t.shown = shown;
+    const inGrid = shown && state !== "logged_out";
+    const moved = inGrid !== t.inGrid || (inGrid && resorted);
+    Object.assign(t, { shown, inGrid });
     count(id, shown ? state : null);
     return moved;
   }
@@ -308,15 +332,31 @@
     if (level !== t.level) { t.level = level; setData(t.time, { level: level || null }); }
   }
 
-  // The tiles of the model's agents in this view, in id order: after agents came or went.
+  // Tiles by name (those without one after, by ID), by state then name, or by ID.
+  const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+  const STATE_ORDER = Object.keys(STATES);
+  function compareTiles([ida, a], [idb, b]) {
+    if (sortBy === "state") {
+      const d = STATE_ORDER.indexOf(a.state) - STATE_ORDER.indexOf(b.state);
+      if (d) return d;
+    }
+    if (sortBy !== "id") {
+      if (!a.sortName !== !b.sortName) return a.sortName ? -1 : 1;
+      const c = collator.compare(a.sortName, b.sortName);
+      if (c) return c;
+    }
+    return byId(ida, idb);
+  }
+
+  // The tiles of the agents in the grid, in order: after agents came, went or moved.
   function placeAgents() {
     for (const id of [...tiles.keys()]) {
       if (!model.agents.has(id)) { tiles.delete(id); count(id, null); }
     }
-    // ?view=queues counts the agents, and draws none of them.
-    const ids = view === "queues" ? [] : [...tiles.keys()].filter((id) => tiles.get(id).shown).sort(byId);
-    const resized = agentsBox.children.length !== ids.length;
-    order(agentsBox, ids.map((id) => tiles.get(id).root));
+    // ?view=queues counts the agents, and draws none of them; logged-out agents are counted only.
+    const inGrid = view === "queues" ? [] : [...tiles].filter(([, t]) => t.inGrid).sort(compareTiles);
+    const resized = agentsBox.children.length !== inGrid.length;
+    order(agentsBox, inGrid.map(([, t]) => t.root));
     if (resized) fit();
     renderTotals();
   }
@@ -330,74 +370,113 @@
     }
   }
 
-  // --- the grid of tiles -------------------------------------------------
+  // --- the grid of tiles, in pages -----------------------------------------
 
-  // A tile in units of its smallest text (--u): name 1.2 high, one line of
-  // words and time, a little padding; wide enough for "Available 00:00".
-  const TILE_H = 2.72;
+  // A tile in units of its smallest text (--u): the name (NAME high) over one
+  // line of words and time, a little padding; wide enough for "Available 00:00".
   const TILE_W = 7.4;
   const PAD_X = 0.38; // board.css .agent padding, in --u
+  const PAD_Y = 0.12;
   const LINE = 1.12;  // board.css .agent line-height
-  // The line of the day's figures: smaller than the words, 20 design pixels at least.
-  const TODAY_SCALE = 0.8;
+  const tileH = (name) => (name + 1) * LINE + 2 * PAD_Y;
   const scale = () => Math.min(innerWidth / 1920, innerHeight / 1080);
+  const legend = $("legend");
+  const pageStyle = document.head.appendChild(document.createElement("style"));
+  let pages = 1;          // pages of tiles
+  let perPage = Infinity; // tiles on each
+  let pageAt = 0;         // the page in sight
+  let pageTimer = null;
 
   // The largest text that lets every tile of the view fit the room there is,
-  // 20 design pixels at least (the grid scrolls past that) and 44 at most.
-  // The line of the day's figures is left out where tiles with it would need
-  // text smaller than that.
+  // at most 44 design pixels. Under 20 the names shrink to the size of the
+  // words, then the legend gives its room, and if the tiles still do not fit
+  // at 20 they are shared out evenly over as few pages as hold them.
   function fit() {
     if (view === "queues") return;
     const n = Math.max(agentsBox.children.length, 1);
     const cs = getComputedStyle(agentsBox);
     const W = agentsBox.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
-    const H = agentsBox.clientHeight - parseFloat(cs.paddingTop) - parseFloat(cs.paddingBottom);
+    const legendShown = !legend.hidden && legend.checkVisibility();
+    if (legendShown) legendHeight = legend.offsetHeight;
+    const roomBelow = legendShown ? legendHeight : 0; // the legend's room, when it is not there
+    const H0 = agentsBox.clientHeight - parseFloat(cs.paddingTop) - parseFloat(cs.paddingBottom);
     const s = scale();
     const least = 20 * s;
-    const gap = Math.max(3, Math.round(6 * s));
-    const largest = (withToday) => {
+    const gap = Math.max(3, Math.round(4 * s));
+    const largest = (H, name) => {
       let best = 0;
       for (let cols = 1; cols <= n; cols++) {
         const rows = Math.ceil(n / cols);
         const w = (W - gap * (cols - 1)) / cols;
         const h = (H - gap * (rows - 1)) / rows;
-        let unit = Math.min(w / TILE_W, h / (TILE_H + (withToday ? LINE * TODAY_SCALE : 0)));
-        // Past its smallest size, the today line is 20 design pixels whatever the unit.
-        if (withToday && TODAY_SCALE * unit < least) unit = Math.min(w / TILE_W, (h - LINE * least) / TILE_H);
-        best = Math.max(best, unit);
+        best = Math.max(best, Math.min(w / TILE_W, h / tileH(name)));
       }
       return best;
     };
-    let withToday = hasToday() && live();
-    let unit = largest(withToday);
-    if (withToday && unit < least) { withToday = false; unit = largest(false); }
+    // With the legend: large names, then names as large as the words.
+    const withLegend = H0 - (legendShown ? 0 : legendHeight);
+    const withoutLegend = H0 + roomBelow;
+    let [H, name, unit] = [withLegend, 1.2, 0];
+    for (const [h, nm] of [[withLegend, 1.2], [withLegend, 1], [withoutLegend, 1]]) {
+      [H, name, unit] = [h, nm, largest(h, nm)];
+      if (unit >= least) break;
+    }
+    const showLegend = H === withLegend;
+    if (legend.hidden === showLegend) legend.hidden = !showLegend;
     unit = Math.floor(Math.min(unit, 44 * s) * 10) / 10;
-    const scrolls = unit < least;
-    if (scrolls) unit = least;
-    const todaySize = withToday ? Math.max(least, TODAY_SCALE * unit) : 0;
-    const tileH = TILE_H + (LINE * todaySize) / unit; // in units
+    const th = tileH(name);
+    const across = (width) => Math.floor((W + gap) / (width * unit + gap));
+    let count = n;
+    if (unit < least) {
+      unit = least;
+      const down = Math.max(1, Math.floor((H + gap) / (th * unit + gap)));
+      pages = Math.ceil(n / Math.max(1, across(TILE_W) * down));
+      count = Math.ceil(n / pages);
+    } else {
+      pages = 1;
+    }
+    perPage = count;
     // As few columns as let the rows fit (wide tiles have room for more words),
     // yet no tile twice as wide as it needs.
-    const across = (width) => Math.floor((W + gap) / (width * unit + gap));
-    const down = Math.max(1, Math.floor((H + gap) / (tileH * unit + gap)));
-    const cols = Math.max(1, Math.min(n, across(TILE_W), Math.max(Math.ceil(n / down), across(2 * TILE_W) + 1)));
-    const rows = Math.ceil(n / cols);
-    const row = Math.min((H - gap * (rows - 1)) / rows, tileH * unit * 1.4);
+    const down = Math.max(1, Math.floor((H + gap) / (th * unit + gap)));
+    const cols = Math.max(1, Math.min(count, across(TILE_W), Math.max(Math.ceil(count / down), across(2 * TILE_W) + 1)));
+    const rows = Math.ceil(count / cols);
+    const row = Math.min((H - gap * (rows - 1)) / rows, th * unit * 1.4);
     const width = (W - gap * (cols - 1)) / cols - 2 * PAD_X * unit;
     const time = emWidth("00:00", 700);
+    const calls = hasToday() ? emWidth("999", 700) + 0.7 : 0; // the day's calls, in the name's corner
     const st = agentsBox.style;
     st.setProperty("--cols", cols);
-    st.setProperty("--row", `${Math.floor(Math.max(row, tileH * unit))}px`);
+    st.setProperty("--row", `${Math.floor(Math.max(row, th * unit))}px`);
     st.setProperty("--unit", `${unit}px`);
+    st.setProperty("--name", name);
     st.setProperty("--gap", `${gap}px`);
-    st.setProperty("--name-room", (width / (1.2 * unit)).toFixed(3));
+    st.setProperty("--name-room", ((width / unit - calls) / name).toFixed(3));
     st.setProperty("--what-room", (width / unit - time - 0.4).toFixed(3));
-    if (withToday) {
-      st.setProperty("--today-size", `${todaySize}px`);
-      st.setProperty("--today-room", (width / todaySize).toFixed(3));
-    }
-    setData(agentsBox, { today: withToday ? "" : null });
-    agentsBox.classList.toggle("scrolls", scrolls);
+    setData(agentsBox, { today: hasToday() ? "" : null });
+    showPage();
+  }
+  let legendHeight = 0;
+
+  // Only the tiles of the page in sight are drawn (a rule on their places in
+  // the grid: the tiles themselves are not touched), and the header says which.
+  function showPage() {
+    if (pageAt >= pages) pageAt = 0;
+    const first = pageAt * perPage;
+    pageStyle.textContent = pages > 1
+      ? `#agents > :not(:nth-child(n+${first + 1}):nth-child(-n+${first + perPage})) { display: none; }`
+      : "";
+    const line = $("page-line");
+    setText(line, pages > 1 ? `page ${pageAt + 1} of ${pages}` : "");
+    line.hidden = pages <= 1;
+    if (pages > 1 && !pageTimer) pageTimer = setInterval(turnPage, pageMs);
+    if (pages <= 1 && pageTimer) { clearInterval(pageTimer); pageTimer = null; }
+    board.pages = { page: pageAt + 1, pages, per_page: pages > 1 ? perPage : agentsBox.children.length, seconds: pageMs / 1000 };
+  }
+
+  function turnPage() {
+    pageAt = (pageAt + 1) % pages;
+    showPage();
   }
 
   // ?view=queues: columns for cards about twice as wide as high.
@@ -411,77 +490,64 @@
   // --- the day's figures --------------------------------------------------
 
   // Fetched from the reports when the board starts and every TODAY_MS after,
-  // never on a push: each tile and card gets a quiet line of the day so far.
-  // A server without them (an older daemon) or one that refuses them leaves
-  // the line out. While the board is not live the line gives its room to the
-  // banner (board.css hides the cards'); a server out of reach keeps the
-  // figures it gave, for when it is back.
-  const TODAY_KINDS = { agents: view !== "queues", paths: view !== "agents", groups: view !== "agents" };
+  // never on a push: each tile gets the agent's ACD calls today, each card the
+  // calls answered and the average handle time, the header the occupancy of
+  // the agents shown. A server without them (an older daemon) or one that
+  // refuses them leaves them out; a server out of reach keeps the figures it
+  // gave, for when it is back.
+  const TODAY_KINDS = { agents: true, paths: view !== "agents", groups: false };
   const hasToday = () => todayOn && today.agents != null;
 
-  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
   // An average: "2:08", past an hour "1h05".
   const minutes = (s) => {
     s = Math.max(0, Math.round(s));
     return s < 3600 ? `${Math.floor(s / 60)}:${pad(s % 60)}` : `${Math.floor(s / 3600)}h${pad(Math.floor(s / 60) % 60)}`;
   };
-  const hhmm = (iso) => {
-    const d = new Date(iso);
-    return Number.isNaN(d.getTime()) ? null : `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-  };
   const whole = (v) => (Number.isFinite(v) ? Math.max(0, Math.round(v)) : null);
-
-  // [long, short] words of the ACD calls and their average talk, or null for none.
-  function callsToday(f) {
-    const calls = whole(f.acd_calls) ?? 0;
-    if (!calls) return null;
-    const average = Number.isFinite(f.acd_talk_average_seconds) ? minutes(f.acd_talk_average_seconds) : null;
-    return [plural(calls, "call", "calls"), average];
-  }
-
-  // [long, middle, short] words of a queue's peak, or null for none.
-  function peakOf(f) {
-    const peak = whole(f.max_waiting);
-    if (!peak) return null;
-    const at = f.max_waiting_at ? hhmm(f.max_waiting_at) : null;
-    return at
-      ? [`peak ${peak} waiting at ${at}`, `peak ${peak} at ${at}`, `peak ${peak}`]
-      : [`peak ${peak} waiting`, `peak ${peak}`, `peak ${peak}`];
-  }
-
-  // An agent's line, longest form first: "today: 12 calls · avg 2:08".
-  function agentToday(f) {
-    const calls = callsToday(f || {});
-    if (!calls) return ["today: no calls", "no calls"];
-    const [n, average] = calls;
-    if (!average) return [`today: ${n}`, n];
-    return [`today: ${n} · avg ${average}`, `${n} · avg ${average}`, `${n} · ${average}`, n];
-  }
-
-  // A path's line ("today: 40 calls · avg 2:31 · peak 5 waiting at 10:42") or
-  // a group's ("today: peak 5 waiting at 10:42"), longest form first.
-  function queueToday(kind, f) {
-    f = f || {};
-    const peak = peakOf(f);
-    if (kind === "group") {
-      return peak ? [`today: ${peak[0]}`, `today: ${peak[1]}`, `today: ${peak[2]}`, peak[2]] : ["today: none waited", "none waited"];
-    }
-    // Beside the figures of now, "today" matters more than the peak's time.
-    const calls = callsToday(f);
-    const n = calls ? calls[0] : "no calls";
-    const talk = calls && calls[1] ? [`${n} · avg ${calls[1]}`, `${n} · ${calls[1]}`] : [n, n];
-    const short = [`today: ${talk[0]}`, `today: ${talk[1]}`, talk[0], talk[1], n];
-    if (!peak) return short;
-    return [`today: ${talk[0]} · ${peak[0]}`, `today: ${talk[0]} · ${peak[1]}`, `today: ${talk[0]} · ${peak[2]}`, ...short];
-  }
+  const seconds = (v) => (Number.isFinite(v) ? v : 0);
+  const handled = (f) => seconds(f.acd_talk_seconds) + seconds(f.hold_seconds) + seconds(f.wrap_up_seconds);
 
   function showTodayOf(id, t) {
-    setForms(t.today, hasToday() ? agentToday(today.agents.get(id)) : [], 400);
+    const f = hasToday() ? today.agents.get(id) : null;
+    setText(t.calls, hasToday() ? String(whole(f?.acd_calls) ?? 0) : "");
   }
 
-  function showTodayOfQueue(kind, id, c) {
-    const figures = todayOn ? today[`${kind}s`] : null;
-    setForms(c.today, figures ? queueToday(kind, figures.get(id)) : [], 400);
+  // [calls answered, average handle seconds or null] of a path (its own
+  // figures) or of a group (the sum of its members' figures, when the names
+  // file lists them); null when there is nothing to go on.
+  function answeredOf(kind, id) {
+    if (!hasToday()) return null;
+    if (kind === "path") {
+      const f = today.paths?.get(id);
+      if (!f) return today.paths ? [0, null] : null;
+      const calls = whole(f.acd_calls) ?? 0;
+      const aht = Number.isFinite(f.average_handle_seconds) ? f.average_handle_seconds : calls ? handled(f) / calls : null;
+      return [calls, aht];
+    }
+    const members = membersOf(id);
+    if (!members.length) return null;
+    let [calls, time] = [0, 0];
+    for (const agent of members) {
+      const f = today.agents.get(agent);
+      if (!f) continue;
+      calls += whole(f.acd_calls) ?? 0;
+      time += handled(f);
+    }
+    return [calls, calls ? time / calls : null];
+  }
+
+  // Occupancy of the agents counted in this view: time on calls, held and in
+  // wrap-up, personal and outgoing calls, over the time logged in and ready.
+  function occupancy() {
+    if (!hasToday()) return null;
+    let [busy, ready] = [0, 0];
+    for (const id of counted.keys()) {
+      const f = today.agents.get(id);
+      if (!f) continue;
+      busy += handled(f) + seconds(f.personal_seconds) + seconds(f.outgoing_seconds);
+      ready += seconds(f.logged_in_seconds) - seconds(f.not_ready_seconds);
+    }
+    return ready > 0 ? Math.round((100 * busy) / ready) : null;
   }
 
   async function fetchToday(kind) {
@@ -504,13 +570,10 @@
     if (kind === "agents") {
       for (const [id, t] of tiles) showTodayOf(id, t);
       if (had !== (figures != null)) fit();
-    } else {
-      const cardKind = kind === "paths" ? "path" : "group";
-      for (const [key, c] of cards) {
-        const [k, id] = key.split(/:(.*)/s);
-        if (k === cardKind) showTodayOfQueue(k, id, c);
-      }
     }
+    if (!model) return; // the figures wait for the floor: the first document draws them
+    showQueueFigures();
+    renderTotals();
   }
 
   function refreshToday() {
@@ -542,12 +605,53 @@
       el("span", null, box, label);
       return value;
     };
-    c = { root, name, waiting: field("waiting", "waiting"), longest: field("longest", "longest") };
-    c.agents = field("agents", "agents");
-    c.today = el("div", "q-today fits", root);
+    c = { root, name, waiting: field("waiting", "waiting"), answered: field("answered", "answered") };
+    c.longest = field("longest", "longest");
+    // Agents available and logged in, and the average handle time: a line in the longest form that fits.
+    c.line = el("div", "q-line fits", root);
+    c.kind = kind;
+    c.id = id;
+    c.loggedIn = null;
     cards.set(key, c);
-    showTodayOfQueue(kind, id, c);
     return c;
+  }
+
+  // Agent IDs by group, from the groups the names file gives each agent.
+  let members = null;
+  function membersOf(group) {
+    if (!members) {
+      members = new Map();
+      for (const [id, a] of model.agents) {
+        for (const g of Array.isArray(a.groups) ? a.groups : []) {
+          const key = String(g);
+          if (!members.has(key)) members.set(key, []);
+          members.get(key).push(id);
+        }
+      }
+    }
+    return members.get(group) || [];
+  }
+
+  // The figures of a card that come from the agents and the day's reports.
+  function showQueueFigure(c) {
+    const figures = answeredOf(c.kind, c.id);
+    setText(c.answered, figures ? String(figures[0]) : "–");
+    const parts = []; // [long, short, shortest]
+    const group = c.kind === "group" ? membersOf(c.id) : [];
+    if (group.length) {
+      const free = group.filter((id) => tiles.get(id)?.state === "available").length;
+      parts.push([`${free} available`, `${free} avail`, `${free} avail`]);
+    }
+    if (c.loggedIn != null) parts.push([`${c.loggedIn} logged in`, `${c.loggedIn} in`, null]);
+    if (figures && figures[1] != null) parts.push([`AHT ${minutes(figures[1])}`, `AHT ${minutes(figures[1])}`, minutes(figures[1])]);
+    const form = (i) => parts.map((p) => p[i]).filter(Boolean).join(" · ");
+    setForms(c.line, parts.length ? [form(0), form(1), form(2)] : [], 400);
+  }
+
+  function showQueueFigures() {
+    if (!model) return;
+    members = null;
+    for (const c of cards.values()) showQueueFigure(c);
   }
 
   const queueName = (kind, id, q) => (q && q.name ? q.name : `${LABEL[kind]} ${id}`);
@@ -561,9 +665,10 @@
       c.name.replaceChildren(name, ...(q.name ? [el("small", null, null, id)] : []));
     }
     setText(c.waiting, q.waiting == null ? "–" : String(q.waiting));
-    setText(c.agents, q.agents_logged_in == null ? "–" : String(q.agents_logged_in));
     setText(c.longest, mmss(q.longest_wait_seconds));
     setData(c.root, { level: levelOf(q) || null });
+    const loggedIn = q.agents_logged_in ?? null;
+    if (loggedIn !== c.loggedIn || !c.root.isConnected) { c.loggedIn = loggedIn; showQueueFigure(c); }
   }
 
   // The cards of the model's groups, then paths, in id order: after queues came or went.
@@ -609,8 +714,12 @@
       const by = Object.fromEntries(Object.keys(STATES).map((s) => [s, 0]));
       for (const state of counted.values()) by[state] += 1;
       Object.assign(values, by, { logged_in: counted.size - by.logged_out });
+      showQueueFigures(); // agents available per group
     }
     totalsDirty = false;
+    const occupied = occupancy();
+    values.occupancy = occupied == null ? null : `${occupied}%`;
+    for (const box of document.querySelectorAll(".t-occupancy")) box.hidden = !hasToday();
     for (const node of document.querySelectorAll("[data-total]")) {
       const key = node.dataset.total;
       if (key in values) setText(node, values[key] == null ? "–" : String(values[key]));
@@ -624,55 +733,52 @@
       }
     }
     for (const box of document.querySelectorAll(".t-queue")) setData(box, { level: level || null });
+    alerts.update();
   }
 
   // --- feed health: the header, the banner, what is live -------------------
 
-  // [text of the banner, server time (ms) the data stopped being live], or null while live.
+  // [plain reason, server time (ms) the data stopped being live], or null while live.
   function notLive() {
     const f = (model && model.feed) || {};
-    if (lostSince) {
-      const why = lostWhy ? `${lostWhy}. ` : "";
-      return [`Board lost contact with the server since ${clockTime(lostSince)}`, `${why}Figures are not live.`, lostSince.getTime()];
-    }
+    if (lostSince) return [lostWhy || "server not answering", lostSince.getTime()];
     if (!model) return null;
     if (!f.connected) {
       const since = f.disconnected_since;
-      const text = since ? `PBX feed disconnected since ${hms(since)}` : "PBX feed not connected";
-      const why = f.disconnect_reason ? `${f.disconnect_reason.replace(/\.+$/, "")}. ` : "";
-      return [text, `${why}Figures are as of then, not live.`, since ? Date.parse(since) : serverNow()];
+      return [f.connected_since || since ? "PBX link lost" : "PBX not connected", since ? Date.parse(since) : serverNow()];
     }
     if (model.stale ?? f.stale) {
       const heard = f.last_record_at || f.connected_since;
-      const text = heard ? `No data from the PBX since ${hms(heard)}` : "No data from the PBX yet";
-      return [text, "Figures are as of then, not live.", heard ? Date.parse(heard) : serverNow()];
+      const silent = heard ? Math.max(0, Math.round((serverNow() - Date.parse(heard)) / 1000)) : null;
+      return [silent == null ? "no data from the PBX yet" : `no data for ${silent} s`, heard ? Date.parse(heard) : serverNow()];
     }
     return null;
   }
 
+  // Live: "Live · PBX 10.1.1.5". Not live: the header says since when and why,
+  // and every tile keeps its last state, dimmed, its time stopped.
   function renderHealth() {
     const down = notLive();
     const wasLive = live();
-    frozenAt = down ? Math.min(down[2], frozenAt ?? Infinity, serverNow()) : null;
+    frozenAt = down ? Math.min(down[1], frozenAt ?? Infinity, serverNow()) : null;
     banner.hidden = down == null;
-    if (down) { setText($("stale-text"), down[0]); setText($("stale-detail"), down[1]); }
+    if (down) {
+      setText($("stale-text"), `Not live since ${clockTime(new Date(frozenAt))}`);
+      setText($("stale-detail"), down[0]);
+    }
     const f = (model && model.feed) || {};
     let state = "connecting";
     let line = "Connecting…";
     if (lostSince) {
-      [state, line] = ["lost", `Not live: no server since ${clockTime(lostSince)}`];
+      [state, line] = ["lost", "Not live"];
     } else if (model) {
       const pbx = `PBX ${f.pbx_host || "?"}`;
       if (!down) [state, line] = ["live", `Live · ${pbx}`];
-      else if (!f.connected) [state, line] = ["stale", `Not live: ${pbx} disconnected`];
-      else [state, line] = ["stale", `Not live: ${pbx} silent`];
+      else [state, line] = ["stale", `Not live · ${pbx}`];
     }
     document.body.dataset.live = state;
     setText($("feed-line"), line);
-    if (wasLive !== live()) {
-      tickTimes(); // stop or restart the clocks now, not at the next second
-      fit(); // the tiles' line of the day goes or comes back
-    }
+    if (wasLive !== live()) tickTimes(); // stop or restart the clocks now, not at the next second
   }
 
   // --- the model ---------------------------------------------------------
@@ -722,6 +828,7 @@
 
   function onSnapshot(doc) {
     heard(doc);
+    fromServer(doc);
     replace(doc);
   }
 
@@ -784,6 +891,7 @@
   // does the board follow it.
   function onPolled(doc) {
     heard(doc);
+    fromServer(doc);
     if (model && doc.version < model.version && ++pollsBehind < 3) return;
     pollsBehind = 0;
     replace(doc);
@@ -849,6 +957,7 @@
     on("snapshot", onSnapshot);
     on("delta", onDelta);
     on("stale", onStale);
+    on("board_message", onMessage);
     es.onerror = () => {
       if (es !== source) return;
       sseFailures += 1;
@@ -882,9 +991,203 @@
     setText($("clock"), clockTime(new Date(serverNow())));
     if (live()) tickTimes();
     if (!polling && lastData && Date.now() - lastData > SILENCE_MS) { lastData = Date.now(); poll(); }
-    if (lostSince) renderHealth();
+    if (!live()) renderHealth(); // "no data for 45 s" counts on
     setTimeout(tick, 1005 - (serverNow() % 1000));
   }
+
+  // --- what the page tells of itself -----------------------------------------
+
+  // window.mitelacdBoard: the state of the alerts, the message line and the
+  // board's version, for the tests and for a look from the browser's console.
+  // The board writes it; writing to it changes nothing.
+  const exposed = (window.mitelacdBoard = window.mitelacdBoard || {});
+
+  // What a whole document (a snapshot, or a poll's answer) says besides the floor.
+  function fromServer(doc) {
+    upgrade.check(doc);
+    messageLine.apply(doc);
+  }
+
+  // The message line was set or taken back (a `board_message` event): {message: {...} | null}.
+  function onMessage(data) {
+    heard(data);
+    messageLine.apply(data);
+  }
+
+  // --- themes -------------------------------------------------------------------
+
+  // ?theme=dark (the default), light (for a bright room) or contrast (black,
+  // pure white and saturated colours with thick outlines, for weak eyes):
+  // board.css holds each theme's colours. The browser is told whether the
+  // page is light or dark (its scroll bars, its own controls).
+  const THEMES = { dark: "dark", light: "light", contrast: "dark" }; // theme: its color-scheme
+  const theme = Object.prototype.hasOwnProperty.call(THEMES, params.get("theme")) ? params.get("theme") : "dark";
+  document.body.dataset.theme = theme;
+  const scheme = document.querySelector('meta[name="color-scheme"]');
+  if (scheme) scheme.content = THEMES[theme];
+
+  // --- alerts -------------------------------------------------------------------
+
+  // A queue of the view entering alarm flashes its card (board.css) and, with
+  // ?sound=1, plays the alarm tone (alarm.wav, inside the page) at once and
+  // every TONE_REPEAT_MS after, until someone acknowledges it with a click or
+  // a key on the board, or until the queue leaves alarm. Acknowledged cards
+  // stay in the alarm colour, steady; a queue entering alarm after that is
+  // news again. Data that is not live plays no tone (board.css: nor flashes).
+  const alerts = (() => {
+    const tone = $("alarm-tone");
+    const state = {
+      sound: params.get("sound") === "1", alarmed: [], acknowledged: false, plays: 0, lastPlayError: null,
+    };
+    exposed.alerts = state;
+    let acked = new Set(); // the queues in alarm someone acknowledged ("group:610")
+    let repeating = null;  // interval of the tone
+
+    tone.addEventListener("playing", () => { state.plays += 1; });
+
+    function play() {
+      if (!live()) return;
+      tone.currentTime = 0;
+      const started = tone.play();
+      if (!started) return; // an older browser, which tells nothing
+      started.then(
+        () => { state.lastPlayError = null; },
+        // Refused (a browser that plays nothing before a click on the page), or
+        // cut short by the board itself (AbortError, not worth telling).
+        (e) => { if (e.name !== "AbortError") state.lastPlayError = `${e.name}: ${e.message}`; },
+      );
+    }
+
+    function ring() {
+      clearInterval(repeating);
+      repeating = null;
+      if (!state.sound) return;
+      repeating = setInterval(play, TIMERS.TONE_REPEAT_MS);
+      play();
+    }
+
+    function silence() {
+      clearInterval(repeating);
+      repeating = null;
+      if (!tone.paused) tone.pause();
+    }
+
+    const mark = () => {
+      for (const [key, c] of cards) setData(c.root, { acknowledged: acked.has(key) ? "" : null });
+    };
+
+    // After the queues changed (renderTotals): which of the view are in alarm.
+    function update() {
+      const now = [];
+      if (model) {
+        for (const [kind, list] of QUEUES) {
+          for (const [id, q] of model[list]) {
+            if (shownQueue(kind, id) && levelOf(q) === "alarm") now.push(`${kind}:${id}`);
+          }
+        }
+      }
+      now.sort();
+      const entered = now.some((key) => !state.alarmed.includes(key));
+      acked = new Set(now.filter((key) => acked.has(key)));
+      state.alarmed = now;
+      state.acknowledged = now.length > 0 && acked.size === now.length;
+      mark();
+      if (!now.length) silence();
+      else if (entered) ring();
+    }
+
+    function acknowledge() {
+      if (!state.alarmed.length || state.acknowledged) return;
+      acked = new Set(state.alarmed);
+      state.acknowledged = true;
+      mark();
+      silence();
+    }
+    document.addEventListener("click", acknowledge);
+    document.addEventListener("keydown", acknowledge);
+
+    return { update };
+  })();
+
+  // --- the message line -----------------------------------------------------------
+
+  // A line for the whole floor, set through the API (PUT /api/v1/message), in
+  // a bright bar under the header: one line, cut with an ellipsis when too
+  // long (the whole text in its tooltip). It goes when the server takes it
+  // back, or when its `until` passes on the server's clock: the board takes
+  // it down itself then, whether or not an event comes.
+  const messageLine = (() => {
+    const bar = $("message");
+    let current = null; // {text, until: server time (ms) or null}
+    let timer = null;
+    exposed.message = null;
+
+    function show() {
+      clearTimeout(timer);
+      timer = null;
+      const left = current && current.until != null ? current.until - serverNow() : Infinity;
+      const text = current && left > 0 ? current.text : null;
+      bar.hidden = text == null;
+      setText(bar, text ?? "");
+      if (text == null) bar.removeAttribute("title");
+      else if (bar.title !== text) bar.title = text;
+      exposed.message = text;
+      // Looked at again when it ends, and each minute before (the clocks' skew may move).
+      if (text != null && left !== Infinity) timer = setTimeout(show, Math.min(left + 20, 60000));
+    }
+
+    // The `message` of a document or an event; one without it (an older
+    // server) leaves the line as it is.
+    function apply(doc) {
+      if (!doc || typeof doc !== "object" || !("message" in doc)) return;
+      const m = doc.message;
+      const text = m && typeof m.text === "string" && m.text.trim() ? m.text : null;
+      const until = m && m.until ? Date.parse(m.until) : NaN;
+      current = text == null ? null : { text, until: Number.isNaN(until) ? null : until };
+      show();
+    }
+
+    return { apply };
+  })();
+
+  // --- following an upgrade ---------------------------------------------------------
+
+  // The page says which board it is (<meta name="mitelacd-board-version">),
+  // the server's snapshots and states which board it serves (`board_version`).
+  // A board left open across an upgrade of the daemon reloads itself when the
+  // two differ, at most once per RELOAD_MS: the time of its last reload is kept
+  // for the tab (sessionStorage), so that a server that keeps disagreeing can
+  // never make it reload in a loop. Where that cannot be kept, it does not reload.
+  const upgrade = (() => {
+    const KEY = "mitelacd-board-reloaded-at";
+    const mine = () => document.querySelector('meta[name="mitelacd-board-version"]')?.content || "";
+    Object.defineProperty(exposed, "version", { get: () => mine() || null, enumerable: true, configurable: true });
+    let served = ""; // what the server last said
+    let later = null; // timer of a reload put off
+
+    function reload() {
+      later = null;
+      if (!served || !mine() || served === mine()) return;
+      try {
+        const last = Number(sessionStorage.getItem(KEY)) || 0;
+        const wait = last + TIMERS.RELOAD_MS - Date.now();
+        if (wait > 0 && wait <= TIMERS.RELOAD_MS) { later = setTimeout(reload, wait); return; }
+        sessionStorage.setItem(KEY, String(Date.now()));
+      } catch {
+        return;
+      }
+      location.reload();
+    }
+
+    function check(doc) {
+      if (!doc || typeof doc.board_version !== "string") return;
+      served = doc.board_version;
+      if (!later) reload();
+    }
+
+    return { check };
+  })();
+
   showTitle();
   tick();
   // The banner, the queue strip or the window changing size all change the room for tiles.
