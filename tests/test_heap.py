@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import datetime
 import platform
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from twisted.internet.task import Clock
 
 from mitelacd import heap
+from mitelacd.floor.records import parse_record
+from mitelacd.floor.state import FloorState
+from mitelacd.reports.live import FiguresService
+from mitelacd.testing import call_body
 
 #: In a fresh interpreter: 80 MB of blocks made and mostly freed in a thread, a few
 #: kept so that the arena's top cannot shrink by itself; the resident size before
@@ -60,3 +66,26 @@ def test_what_a_thread_freed_leaves_the_process_when_given_back() -> None:
     assert given == "True"
     # Of about 78 MB freed, at least 40 MB are no longer resident.
     assert int(before) - int(after) > 40 * 2**20, (before, after)
+
+
+def test_a_large_floor_s_interval_close_gives_its_memory_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a history the rows of a closed interval are made and dropped at
+    once: for a floor of LARGE_BATCH_ROWS agents their memory is given back
+    after the close; a small floor's close leaves the allocator alone."""
+    given: list[float] = []
+    clock = Clock()
+    clock.advance(1_800_000_000)  # a quarter hour's start, UTC
+    monkeypatch.setattr(heap, "give_back", lambda: given.append(clock.seconds()))
+    for agents, expected in ((10, 0), (heap.LARGE_BATCH_ROWS, 1)):
+        floor = FloorState(clock)
+        figures = FiguresService(floor, clock, tz=datetime.timezone.utc)
+        figures.startService()
+        for n in range(agents):
+            body = call_body(n % 100, "A", str(20_000 + n), str(10_000 + n), "00")
+            floor.recordReceived(parse_record(body.encode()))
+        given.clear()
+        clock.advance(15 * 60 + 1)  # the interval closes (a moment after its end)
+        assert given == [clock.seconds()] * expected, (agents, given)
+        figures.stopService()

@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
+from mitelacd import heap
 from mitelacd.floor.render import id_key, iso_utc
 from mitelacd.floor.state import FloorState
 from mitelacd.logs import Logger
@@ -152,7 +153,10 @@ class FiguresService(Service):
         if self._held is not None:
             self._held.append((intervals, spans))
         elif self.history is not None:
-            self.history.add(intervals, spans)
+            self.history.add(intervals, spans)  # which gives the memory back once written
+        elif len(intervals) + len(spans) >= heap.LARGE_BATCH_ROWS:
+            # The rows of a large floor's interval, made and dropped: their memory goes back.
+            self.clock.callLater(0, heap.give_back)
 
     # Views ------------------------------------------------------------------
 

@@ -354,8 +354,8 @@ class HistoryService(Service):
     included), by ``day_starts`` in local time (or ``tz``). ``spill_path``:
     where rows not written at stop are saved, and read back at start (None:
     they are lost). ``held``: how many rows others hold back for the history
-    (counted in :attr:`backlog`). ``give_back``: called in the writing thread
-    after a batch of :data:`~mitelacd.heap.LARGE_BATCH_ROWS` rows or more.
+    (counted in :attr:`backlog`). ``give_back``: called once a batch of
+    :data:`~mitelacd.heap.LARGE_BATCH_ROWS` rows or more is written and let go.
     """
 
     def __init__(
@@ -397,8 +397,8 @@ class HistoryService(Service):
         #: Rows held back for the history elsewhere (the figures hold what they
         #: close until today's rows of an earlier run are read).
         self.held = held
-        #: Called in the writing thread after a large batch: the memory it
-        #: freed goes back to the system (:mod:`mitelacd.heap`).
+        #: Called after a large batch is written: the memory it held goes
+        #: back to the system (:mod:`mitelacd.heap`).
         self.give_back = give_back
         self._clock = clock
         self._reactor = reactor
@@ -917,9 +917,6 @@ class HistoryService(Service):
             return _write_batch(store, batch)
         except BaseException as e:
             raise _BatchFailed(batch, e) from e
-        finally:
-            if len(batch.rows) >= heap.LARGE_BATCH_ROWS:
-                self.give_back()
 
     def _written(self, batch: _Batch, outcome: _Outcome) -> None:
         refused = outcome.refused
@@ -934,6 +931,9 @@ class HistoryService(Service):
         if batch.spilled:
             self._spill_settled()
         self._settle(len(batch.rows))
+        if len(batch.rows) >= heap.LARGE_BATCH_ROWS:
+            # Once the batch is let go: its rows, and what the thread made of them.
+            self._clock.callLater(0, self.give_back)
 
     # --- rows the database refuses -----------------------------------------------------------
 
