@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
+import re
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +60,68 @@ def port_number(value: str) -> int:
     if not 1 <= port <= 65535:
         raise usage.UsageError(f"port {port} is out of range (1-65535)")
     return port
+
+
+#: ``[v6]``, ``[v6]:port`` or ``host:port``.
+_HOST_AND_PORT = re.compile(
+    r"\[(?P<v6>[^\]]+)\](?::(?P<v6port>[^:]*))?"
+    r"|(?P<host>[^:\[\]]+):(?P<port>[^:]*)"
+)
+
+
+def pbx_host(value: str) -> str:
+    """``--host``: a host name or an address alone; its port goes in ``--port``.
+
+    An IPv6 address is written bare (``::1``, ``fe80::1%eth0``). A host
+    given with a port (``10.1.2.3:15373``, ``[::1]:15373``), in brackets or
+    as a URL would be dialled as a name that never resolves: it is refused,
+    with the options to give instead.
+    """
+    text = value.strip()
+    if not any(mark in text for mark in ":[]/"):
+        return value
+    if _is_address(text):
+        return value
+    if "://" in text:
+        url = urllib.parse.urlsplit(text)
+        host = url.hostname or ""
+        try:
+            port = str(url.port) if url.port is not None else ""
+        except ValueError:
+            port = ""
+        if host:
+            raise usage.UsageError(
+                f"--host takes a host name or address, not a URL: use {_host_options(host, port)}"
+            )
+    found = _HOST_AND_PORT.fullmatch(text)
+    if found is not None:
+        host = found["v6"] if found["v6"] is not None else found["host"]
+        port = found["v6port"] if found["v6"] is not None else found["port"]
+        if port is None:  # [::1]
+            raise usage.UsageError(
+                f"--host takes an IPv6 address without brackets: use --host {host}"
+            )
+    else:  # an IPv6 address with a port and no brackets: 2001:db8::7:15373
+        host, _, port = text.rpartition(":")
+        if not _is_address(host):
+            host = ""
+    if host and port.isdigit():
+        raise usage.UsageError(
+            f"--host takes a host name or address, not a port: use {_host_options(host, port)}"
+        )
+    raise usage.UsageError(f"--host {value!r} is not a host name or address")
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _host_options(host: str, port: str) -> str:
+    return f"--host {host} --port {port}" if port else f"--host {host}"
 
 
 def positive_seconds(name: str, value: str) -> float:
@@ -216,6 +281,7 @@ class Options(CommandOptions):
             None,
             None,
             "PBX (ICP controller) host name or address. Required unless --simulate.",
+            pbx_host,
         ],
         ["port", None, DEFAULT_PORT, "TCP port of the ACD real time feed on the PBX.", port_number],
         # The sizes' defaults are strings, as --help shows them, so that

@@ -153,8 +153,8 @@ def test_an_agent_listing_a_group_twice_is_a_member_once() -> None:
 
 
 def test_numbers_are_kept_as_written() -> None:
-    names = parse_names('[groups]\n"007" = "Bond"\n"7" = "Seven"\n[agents]\n"0042" = "Z"\n', "f")
-    assert dict(names.groups) == {"007": "Bond", "7": "Seven"}
+    names = parse_names('[groups]\n"007" = "Bond"\n[agents]\n"0042" = "Z"\n', "f")
+    assert dict(names.groups) == {"007": "Bond"}
     assert names.agent("0042") == AgentEntry("Z")
     assert names.agent("42") is None
 
@@ -385,15 +385,20 @@ ERRORS = [
     (
         '[agents]\n"1001" = { groups = ["610", "6100"] }\n',
         2,
-        'agent "1001": group number "6100" is not 1 to 3 digits',
+        'group "6100" in the groups of agent "1001": a group number is three digits,'
+        ' as the PBX sends it (like "610")',
     ),
     # groups, paths
     (
         '[groups]\n"610" = "Sales"\n"61a" = "Support"\n',
         3,
-        'group number "61a" is not 1 to 3 digits',
+        'group "61a" in [groups]: a group number is three digits, as the PBX sends it (like "610")',
     ),
-    ('[paths]\n"8600" = "Hotline"\n', 2, 'path number "8600" is not 1 to 3 digits'),
+    (
+        '[paths]\n"8600" = "Hotline"\n',
+        2,
+        'path "8600" in [paths]: a path number is three digits, as the PBX sends it (like "860")',
+    ),
     ('[groups]\n"610" = { name = "Sales" }\n', 2, 'group "610": name must be a non-empty string'),
     ('[paths]\n"860" = "  "\n', 2, 'path "860": name must be a non-empty string'),
     # reasons
@@ -447,12 +452,14 @@ ERRORS = [
     (
         '[thresholds]\nwaiting = [3, 6]\n\n[thresholds.groups."6100"]\nwaiting = [1, 2]\n',
         4,
-        '[thresholds.groups]: group number "6100" is not 1 to 3 digits',
+        'group "6100" in [thresholds.groups]: a group number is three digits,'
+        ' as the PBX sends it (like "610")',
     ),
     (
         "[thresholds.paths.hotline]\nwaiting = [1, 2]\n",
         1,
-        '[thresholds.paths]: path number "hotline" is not 1 to 3 digits',
+        'path "hotline" in [thresholds.paths]: a path number is three digits,'
+        ' as the PBX sends it (like "860")',
     ),
     (
         '[thresholds.groups."610"]\nwaiting = [1, 2]\nagents = [1, 2]\n',
@@ -541,6 +548,79 @@ def test_a_key_written_with_escapes_is_found() -> None:
 def test_an_error_in_a_multi_line_array_points_at_its_key() -> None:
     text = "[thresholds]\nlongest_wait = [\n  60,\n  -120,\n]\n"
     with pytest.raises(NamesError, match=r"^f, line 2: \[thresholds\] longest_wait must not"):
+        parse_names(text, "f")
+
+
+# -- group and path numbers are three digits, as the PBX sends them ---------
+
+#: A number written short of its zeros would never match what the PBX sends.
+#: The file's text, the line named, and the problem.
+SHORT_NUMBERS = [
+    (
+        '[agents]\n"1001" = "Ada"\n\n[groups]\n"610" = "Sales"\n"7" = "Bond"\n',
+        6,
+        'group "7" in [groups]: write "007", as the PBX sends it',
+    ),
+    (
+        '[paths]\n"860" = "Hotline"\n"86" = "Short"\n',
+        3,
+        'path "86" in [paths]: write "086", as the PBX sends it',
+    ),
+    (
+        '[paths]\n"0860" = "Hotline"\n',
+        2,
+        'path "0860" in [paths]: write "860", as the PBX sends it',
+    ),
+    (
+        '[thresholds]\nwaiting = [3, 6]\n\n[thresholds.groups."7"]\nwaiting = [1, 2]\n',
+        4,
+        'group "7" in [thresholds.groups]: write "007", as the PBX sends it',
+    ),
+    (
+        '[thresholds.paths]\n"860" = { waiting = [1, 2] }\n"60" = { waiting = [1, 2] }\n',
+        3,
+        'path "60" in [thresholds.paths]: write "060", as the PBX sends it',
+    ),
+    (
+        '[agents]\n"1001" = "Ada"\n"1002" = { name = "Grace", groups = ["610", "7"] }\n',
+        3,
+        'group "7" in the groups of agent "1002": write "007", as the PBX sends it',
+    ),
+    (
+        # In a list over several lines, the line of the number itself.
+        '[agents."1002"]\nname = "Grace"\ngroups = [\n  "610",\n  "61",\n]\n',
+        5,
+        'group "61" in the groups of agent "1002": write "061", as the PBX sends it',
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "problem"), SHORT_NUMBERS)
+def test_a_number_short_of_three_digits_says_how_to_write_it(
+    text: str, line: int, problem: str
+) -> None:
+    with pytest.raises(NamesError) as caught:
+        parse_names(text, "/etc/mitelacd/names.toml")
+    assert (caught.value.line, caught.value.problem) == (line, problem)
+    assert str(caught.value) == f"/etc/mitelacd/names.toml, line {line}: {problem}"
+
+
+def test_the_number_written_as_the_pbx_sends_it_is_taken() -> None:
+    names = parse_names(
+        '[groups]\n"007" = "Bond"\n[paths]\n"086" = "Short"\n'
+        '[agents]\n"1001" = { groups = ["007"] }\n'
+        '[thresholds.groups."007"]\nwaiting = [1, 2]\n',
+        "f",
+    )
+    assert dict(names.groups) == {"007": "Bond"} and dict(names.paths) == {"086": "Short"}
+    assert names.members("007") == ("1001",)
+    assert names.queue_level("group", "007", 2, None) == "alarm"
+
+
+def test_the_line_of_a_short_number_is_where_it_is_first_written_under_its_table() -> None:
+    # "7" is written in [agents] first; the error is of the one under [groups].
+    text = '[agents]\n"1001" = { groups = ["007"] }\n"7" = "Ada"\n\n[groups]\n"7" = "Bond"\n'
+    with pytest.raises(NamesError, match=r'^f, line 6: group "7" in \[groups\]: write "007"'):
         parse_names(text, "f")
 
 
@@ -720,6 +800,26 @@ def test_a_bad_reload_keeps_the_old_names_and_warns_once(
         assert len(logged.lines(LogLevel.warn)) == 1
         assert logged.lines(LogLevel.info) == [
             f"names reloaded from {names_file} (changed on disk): 3 agents, 2 groups, 2 paths"
+        ]
+    finally:
+        service.stopService()
+
+
+def test_a_reload_with_a_short_number_keeps_the_old_names_and_names_the_line(
+    names_file: Path, logged: LogCapture
+) -> None:
+    clock, floor = Clock(), NamesRecorder()
+    service = watcher(names_file, clock, floor)
+    before = service.names
+    service.startService()
+    try:
+        write(names_file, EXAMPLE.replace('"620" = "Support"', '"62" = "Support"'))
+        clock.advance(1)
+        assert floor.applied == [] and service.names is before
+        assert logged.lines(LogLevel.warn) == [
+            f"names file {names_file} not reloaded (changed on disk): line 9:"
+            ' group "62" in [groups]: write "062", as the PBX sends it;'
+            " keeping the names loaded before"
         ]
     finally:
         service.stopService()
@@ -934,3 +1034,12 @@ def test_the_errors_shown_in_the_docs_are_the_ones_given() -> None:
     with pytest.raises(NamesError) as on_reload:
         parse_names(example.replace("waiting = [1, 3]", "waiting = [3, 1]"), "f")
     assert f"(changed on disk): {on_reload.value.detail}; keeping" in text
+
+
+def test_the_short_number_shown_in_the_docs_is_the_one_given() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    written = "# the Leeds floor\n" * 10 + '[groups]\n"7" = "Bond"\n'
+    with pytest.raises(NamesError) as at_start:
+        parse_names(written, "/etc/mitelacd/names.toml")
+    assert at_start.value.line == 12
+    assert f"--names: {at_start.value}\n" in text

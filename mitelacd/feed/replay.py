@@ -31,6 +31,7 @@ from twisted.logger import LogLevel, globalLogBeginner
 from twisted.python.failure import Failure
 
 from mitelacd import __version__, logs
+from mitelacd.cli import CommandParser
 from mitelacd.feed.capture import (
     CaptureError,
     CaptureReader,
@@ -362,7 +363,9 @@ def parse_time(value: str) -> float:
 
 
 def _arguments() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # A bad command line exits 2, as a capture that cannot be read does.
+    parser = CommandParser(
+        usage_status=EXIT_UNREADABLE,
         prog="mitelacd-replay",
         description=(
             "Run mitelacd captures (from --record) through the parser and the floor"

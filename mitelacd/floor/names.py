@@ -69,7 +69,11 @@ _QUEUE_KEYS = ("waiting", "longest_wait")
 _THRESHOLD_KEYS = (*_QUEUE_KEYS, "groups", "paths", "agents")
 
 _AGENT_ID = re.compile(r"[0-9]{1,7}")
-_QUEUE_NUMBER = re.compile(r"[0-9]{1,3}")
+#: A group or path reporting number, as the PBX sends it: three digits, ``"007"``.
+_QUEUE_NUMBER = re.compile(r"[0-9]{3}")
+_DIGITS = re.compile(r"[0-9]+")
+#: A reporting number of each kind, for the messages.
+_NUMBER_EXAMPLES = {"group": "610", "path": "860"}
 _REASON_CODE = re.compile(r"[0-9]+")
 
 
@@ -315,11 +319,12 @@ class _Lines:
 
     def __init__(self, text: str) -> None:
         self._first: dict[tuple[str, ...], int] = {}
+        # TOML ends lines at \n only; str.splitlines would also split at \f and others.
+        self._text = text.split("\n")
         table: tuple[str, ...] = ()
         closing: str | None = None
         depth = 0
-        # TOML ends lines at \n only; str.splitlines would also split at \f and others.
-        for number, line in enumerate(text.split("\n"), 1):
+        for number, line in enumerate(self._text, 1):
             if closing is not None:
                 if line.count(closing) % 2:
                     closing = None
@@ -358,6 +363,16 @@ class _Lines:
             if found is not None:
                 return found
         return 1
+
+    def of_value(self, value: str, *path: str) -> int:
+        """The line of the string ``value`` in the array at ``path``: the first line,
+        from the key holding it on, where it is written in quotes; else the key's line."""
+        start = self.of(*path)
+        quoted = (f'"{value}"', f"'{value}'")
+        for number, line in enumerate(self._text[start - 1 :], start):
+            if any(q in line for q in quoted):
+                return number
+        return start
 
 
 # -- reading ----------------------------------------------------------------
@@ -411,10 +426,19 @@ class _Reader:
             raise self.error(path, f"{what} must be a non-empty string")
         return value
 
-    def number(self, key: str, path: tuple[str, ...], kind: str, where: str = "") -> str:
-        if not _QUEUE_NUMBER.fullmatch(key):
-            raise self.error(path, f'{where}{kind} number "{key}" is not 1 to 3 digits')
-        return key
+    def number(self, key: str, line: int, kind: str, where: str) -> str:
+        """A group or path number, three digits; ``where`` says where it is written."""
+        if _QUEUE_NUMBER.fullmatch(key):
+            return key
+        said = f'{kind} "{key}" {where}'
+        if _DIGITS.fullmatch(key) and int(key) <= 999:
+            problem = f'{said}: write "{int(key):03d}", as the PBX sends it'
+        else:
+            problem = (
+                f"{said}: a {kind} number is three digits, as the PBX sends it"
+                f' (like "{_NUMBER_EXAMPLES[kind]}")'
+            )
+        raise NamesError(self.source, line, problem)
 
     def names(self, document: dict[str, Any]) -> Names:
         for key in document:
@@ -474,14 +498,15 @@ class _Reader:
                 f'{label}: groups must be a list of group numbers, like ["610", "620"]',
             )
         for group in groups:
-            self.number(group, (*path, "groups"), "group", f"{label}: ")
+            line = self.lines.of_value(group, *path, "groups")
+            self.number(group, line, "group", f"in the groups of {label}")
         return AgentEntry(name=name, team=team, groups=tuple(dict.fromkeys(groups)))
 
     def queue_names(self, table: dict[str, Any], part: str, kind: str) -> dict[str, str]:
         named = {}
         for number, value in table.items():
             path = (part, number)
-            self.number(number, path, kind)
+            self.number(number, self.lines.of(*path), kind, f"in [{part}]")
             named[number] = self.text(value, path, f'{kind} "{number}": name')
         return named
 
@@ -553,7 +578,8 @@ class _Reader:
             path = (*top, part)
             queues = {}
             for number, value in self.table(table.get(part, {}), path).items():
-                self.number(number, (*path, number), kind, "[thresholds." + part + "]: ")
+                line = self.lines.of(*path, number)
+                self.number(number, line, kind, f"in [thresholds.{part}]")
                 queues[number] = self.queue(
                     self.table(value, (*path, number)), (*path, number), default
                 )

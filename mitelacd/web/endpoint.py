@@ -14,17 +14,26 @@ the command line, with a message that says what is wrong:
 * every other type (``systemd:``, those of installed plugins) is parsed by
   Twisted, which rejects unknown types and wrong parameters.
 
+A type Twisted does not know is answered with the nearest string that would
+do: ``8080`` (a port alone) with ``tcp:8080``, ``127.0.0.1:8080`` with
+``tcp:8080:interface=127.0.0.1``, ``tpc:8080`` with ``tcp:8080`` (the
+nearest of the types Twisted knows here, or ``none``).
+
 Nothing is bound or listened on.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import ipaddress
 import os
+import re
 from typing import Final
 
 from twisted.internet import endpoints
+from twisted.internet.interfaces import IStreamServerEndpointStringParser
+from twisted.plugin import getPlugins
 
 #: What to install for ``ssl:`` endpoints.
 TLS_INSTALL: Final = "pip install 'mitelacd[tls]'"
@@ -57,6 +66,26 @@ _EXAMPLES: Final = {
     "ssl": "ssl:8443:privateKey=key.pem:certKey=cert.pem",
     "unix": "unix:/run/mitelacd/http.sock",
 }
+
+
+#: What ``--http`` takes for no HTTP at all; offered beside the endpoint types.
+NO_HTTP: Final = "none"
+
+#: The types Twisted itself parses; plugins add more (:func:`endpoint_types`).
+_BUILT_IN_TYPES: Final = ("tcp", "ssl", "unix")
+
+#: Types written for what they serve, and the endpoint type that serves it.
+_MEANT: Final = {"http": "tcp", "https": "ssl"}
+
+#: A port alone (``8080``, ``:8080``).
+_PORT_ALONE = re.compile(r":?(?P<port>[0-9]+)/?")
+#: An address or a name and a port, perhaps as a URL (``http://127.0.0.1:8080/``).
+_ADDRESS_AND_PORT = re.compile(
+    r"(?P<url>https?://)?(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:/\[\]]+)):(?P<port>[0-9]+)/?"
+)
+#: Hosts written for every interface, or for this machine.
+_EVERY_INTERFACE: Final = ("*", "0.0.0.0", "::")
+_THIS_MACHINE: Final = {"localhost": "127.0.0.1"}
 
 
 class EndpointError(ValueError):
@@ -118,12 +147,33 @@ def tls_missing() -> list[str]:
     return missing
 
 
+def endpoint_types() -> list[str]:
+    """The server endpoint types Twisted knows here, its own and its plugins', sorted."""
+    found = set(_BUILT_IN_TYPES)
+    found.update(parser.prefix.lower() for parser in getPlugins(IStreamServerEndpointStringParser))
+    return sorted(found)
+
+
 def check_endpoint(description: str) -> str:
     """Return ``description`` if it is a server endpoint this machine can listen on.
 
     Raise :class:`EndpointError` (a ``ValueError``) saying what is wrong
-    otherwise; the message does not repeat the description.
+    otherwise; the message does not repeat the description. Of a type
+    Twisted does not know, it offers the nearest endpoint string that passes.
     """
+    return _check(description, suggest=True)
+
+
+def _problem(description: str) -> str | None:
+    """What is wrong with an endpoint string, or None; nothing is offered in its place."""
+    try:
+        _check(description, suggest=False)
+    except EndpointError as e:
+        return str(e)
+    return None
+
+
+def _check(description: str, suggest: bool) -> str:
     if not description.strip():
         raise EndpointError("the endpoint is empty (e.g. tcp:8080)")
     positional, keywords = split_endpoint(description)
@@ -149,8 +199,88 @@ def check_endpoint(description: str) -> str:
     except EndpointError:
         raise
     except Exception as e:  # Twisted's parsers raise whatever they meet
+        text = str(e)
+        if suggest and isinstance(e, ValueError) and text.startswith("Unknown endpoint type"):
+            raise EndpointError(_unknown_type(kind, description)) from None
         raise EndpointError(_twisted_message(kind, e)) from None
     return description
+
+
+def _unknown_type(kind: str, description: str) -> str:
+    """What to say of an endpoint whose type Twisted does not know: what was meant."""
+    written = _address_and_port(description)
+    if written is not None:
+        what, offered = written
+        return f"{what} is not an endpoint: {_did_you_mean(offered)}"
+    unknown = f"unknown endpoint type {kind!r}"
+    types = endpoint_types()
+    near = _MEANT.get(kind.lower())
+    if near is None:
+        close = difflib.get_close_matches(kind.lower(), [*types, NO_HTTP], n=1, cutoff=0.6)
+        near = close[0] if close else None
+    if near == NO_HTTP:
+        return f"{unknown}: did you mean {NO_HTTP} (no HTTP)?"
+    if near is not None:
+        meant = near + description[len(description.partition(":")[0]) :]
+        return f"{unknown}: {_did_you_mean([(meant, None)])}"
+    return f"{unknown} (known types: {', '.join(types)}; or {NO_HTTP}, for no HTTP)"
+
+
+#: Endpoint strings offered, each with what it means (or None).
+_Offered = list[tuple[str, str | None]]
+
+
+def _address_and_port(description: str) -> tuple[str, _Offered] | None:
+    """A port, or an address and a port, written as an endpoint: what it is, and what to
+    write instead; else None."""
+    text = description.strip()
+    alone = _PORT_ALONE.fullmatch(text)
+    if alone is not None:
+        return "a port alone", _tcp(alone["port"], None)
+    found = _ADDRESS_AND_PORT.fullmatch(text)
+    if found is None:
+        return None
+    port = found["port"]
+    host = found["v6"] if found["v6"] is not None else found["host"]
+    what = "a URL" if found["url"] else "an address with a port"
+    if host in _EVERY_INTERFACE:
+        return what, _tcp(port, None)
+    host = _THIS_MACHINE.get(host.lower(), host)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if "." not in host and found["v6"] is None and not found["url"]:
+            return None  # more likely a mistyped type, as tpc:8080
+        if not found["url"]:
+            what = "a host name with a port"
+        return what, [
+            (f"tcp:{port}", "every interface; interface= takes an IP address, not a name")
+        ]
+    return what, _tcp(port, host)
+
+
+def _tcp(port: str, interface: str | None) -> _Offered:
+    """The endpoints serving ``port`` on ``interface``; on every interface or this machine."""
+    if interface is None:
+        return [
+            (f"tcp:{port}", "every interface"),
+            (f"tcp:{port}:interface=127.0.0.1", "this machine only"),
+        ]
+    if ipaddress.ip_address(interface).version == 6:
+        escaped = interface.replace(":", "\\:")  # a colon would end the parameter
+        return [(f"tcp6:{port}:interface={escaped}", None)]
+    return [(f"tcp:{port}:interface={interface}", None)]
+
+
+def _did_you_mean(offered: _Offered) -> str:
+    """``did you mean A (what A is) or B?``, of the strings that pass; if none does, the first
+    and what is wrong with it too."""
+    shown = [(text, label) for text, label in offered if _problem(text) is None] or offered[:1]
+    words = " or ".join(f"{text} ({label})" if label else text for text, label in shown)
+    problem = _problem(shown[0][0])
+    if problem is not None:
+        return f"did you mean {words}? (refused too: {problem})"
+    return f"did you mean {words}?"
 
 
 class _NoReactor:
