@@ -100,9 +100,17 @@ def test_csv_flattens_the_reasons_into_columns() -> None:
     assert text.endswith("\r\n")
     table = list(csv.DictReader(io.StringIO(text)))
     header = text.split("\r\n")[0].split(",")
-    assert header[:4] == ["id", "day", "start", "acd_calls"]
-    assert [f.name for f in FIGURES["agent"]] == header[3 : 3 + len(FIGURES["agent"])]
+    assert header[:8] == [
+        "id", "name", "team", "day", "start", "acd_calls", "acd_talk_seconds", "acd_talk_hms"
+    ]  # fmt: skip
+    plain = [h for h in header if not h.endswith("_hms")]
+    assert [f.name for f in FIGURES["agent"]] == plain[5 : 5 + len(FIGURES["agent"])]
     first, second = table
+    # No names file: empty names; the start in this machine's zone, with its offset.
+    assert (first["name"], first["team"], first["day"]) == ("", "", DAY)
+    start = datetime.datetime.fromisoformat(first["start"])
+    assert start.timestamp() == MIDNIGHT and start.utcoffset() is not None
+    assert first["acd_talk_hms"] == "0:02:01"  # 120.5 s, to the nearest second
     assert (first["acd_calls"], first["acd_talk_seconds"], first["hold_seconds"]) == (
         "3",
         "120.5",
@@ -110,11 +118,15 @@ def test_csv_flattens_the_reasons_into_columns() -> None:
     )
     assert first["make_busy_reason_3_seconds"] == "30" and first["dnd_reason_1_seconds"] == ""
     assert first["make_busy_reason_none_seconds"] == "5"
+    assert first["make_busy_reason_none_hms"] == "0:00:05"
     assert (
         second["acd_talk_average_seconds"] == "" and second["make_busy_reason_12_seconds"] == "2.5"
     )
     paths = report_csv([], "path").split("\r\n")[0].split(",")
-    assert paths[-2:] == ["mean_waiting", "average_handle_seconds"]
+    assert paths[:3] == ["id", "name", "day"]
+    assert paths[-3:] == ["mean_waiting", "average_handle_seconds", "average_handle_hms"]
+    # waiting_seconds is calls waiting x seconds, not a time: no h:mm:ss twin.
+    assert "waiting_hms" not in paths and "covered_hms" in paths
     assert "make_busy_reason" not in ",".join(paths)
 
 
@@ -156,9 +168,12 @@ def test_report_as_json_and_csv(tmp_path: Path) -> None:
     )  # fmt: skip
     assert status == 0
     table = list(csv.DictReader(io.StringIO(out)))
-    assert [(r["id"], r["start"], r["acd_calls"]) for r in table] == [
-        ("1001", str(MIDNIGHT + 8 * 3600), "2"),
-        ("1001", str(MIDNIGHT + 8 * 3600 + 900), "1"),
+    assert [
+        (r["id"], datetime.datetime.fromisoformat(r["start"]).timestamp(), r["acd_calls"])
+        for r in table
+    ] == [
+        ("1001", MIDNIGHT + 8 * 3600, "2"),
+        ("1001", MIDNIGHT + 8 * 3600 + 900, "1"),
     ]
     assert table[0]["make_busy_reason_3_seconds"] == "30"
     status, out = run(["--history", url, "--from", DAY, "--source", "elsewhere"])

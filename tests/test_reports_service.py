@@ -198,6 +198,12 @@ def test_the_endpoint_answers_400_and_503_in_json(tmp_path: Path) -> None:
     code, doc = _render(with_history, {b"by": [b"team"]})
     assert code == 400 and doc["error"] == "bad_request" and "by must be" in doc["detail"]
     code, doc = _render(with_history, {b"format": [b"xml"]})
-    assert code == 400 and "format must be csv or json" in doc["detail"]
+    assert code == 400 and "format must be json, csv or xlsx, not 'xml'" in doc["detail"]
+    code, doc = _render(with_history, {b"tz": [b"Mars/Olympus"]})
+    assert code == 400 and "tz must be local or UTC, not 'Mars/Olympus'" in doc["detail"]
+    code, doc = _render(with_history, {b"excel": [b"maybe"]})
+    assert code == 400 and "excel must be 1 or 0" in doc["detail"]
+    code, doc = _render(with_history, {b"by": [b"agent,path"], b"format": [b"csv"]})
+    assert code == 400 and "several kinds only with format=xlsx" in doc["detail"]
     code, doc = _render(Reports(figures, None), {})
     assert code == 503 and doc["error"] == "no_history"

@@ -22,6 +22,7 @@ from twisted.scripts.twistd import ServerOptions
 from mitelacd import tap
 from mitelacd.cli import EXIT_USAGE, CommandParser, UsageExit
 from mitelacd.feed import replay
+from mitelacd.reports import cli as report_cli
 from mitelacd.testing import TWISTD
 from mitelacd.web.endpoint import endpoint_types
 
@@ -245,6 +246,31 @@ def test_mitelacd_replay_says_the_error_then_where_the_help_is(
     first, pointer = capsys.readouterr().err.splitlines()
     assert first.startswith(f"mitelacd-replay: {message}")
     assert pointer == "Run 'mitelacd-replay --help' for the options."
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--from", "today"], "the following arguments are required: --history"),
+        (
+            ["--history", "h.db", "--from", "today", "--by", "team"],
+            "--by",
+        ),
+        (
+            ["--history", "h.db", "--from", "today", "--csv", "--xlsx", "r.xlsx"],
+            "--xlsx",
+        ),
+    ],
+)
+def test_mitelacd_report_says_the_error_then_where_the_help_is(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        report_cli.main(argv)
+    assert stopped.value.code == EXIT_USAGE
+    first, pointer = capsys.readouterr().err.splitlines()
+    assert first.startswith("mitelacd-report: ") and message in first, first
+    assert pointer == "Run 'mitelacd-report --help' for the options."
 
 
 # twistd mitelacd, run ---------------------------------------------------------------

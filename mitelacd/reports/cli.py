@@ -3,10 +3,16 @@
     mitelacd-report --history /var/lib/mitelacd/history.db --from 2026-11-01 --to 2026-11-30
     mitelacd-report --history postgresql://report@db/mitelacd --from today --by path --interval 1h --csv
 
+    mitelacd-report --history history.db --from yesterday --names names.toml --csv --excel
+    mitelacd-report --history history.db --from 2026-11-01 --by agent,path --xlsx november.xlsx
+
 JSON by default (the document of ``/api/v1/reports``), CSV with ``--csv``
-(see :mod:`mitelacd.reports.format`). The database is only read: a SQLite
-file that does not exist is an error, not a new database. A bad command line
-exits with status 64; a database that cannot be read exits with 1.
+(see :mod:`mitelacd.reports.format`), an XLSX workbook with ``--xlsx FILE``
+(see :mod:`mitelacd.reports.workbook`). ``--names FILE`` gives IDs and
+reasons their names, as the daemon's ``--names``. The database is only read:
+a SQLite file that does not exist is an error, not a new database. A bad
+command line (or names file) exits with status 64; a database that cannot be
+read, or a workbook that cannot be written, exits with 1.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ import argparse
 import datetime
 import sys
 from collections.abc import Sequence
-from typing import IO, NoReturn
+from typing import IO
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from mitelacd import __version__
-from mitelacd.cli import EXIT_USAGE
+from mitelacd.cli import CommandParser
+from mitelacd.floor.names import NO_NAMES, Names, NamesError, load_names
 from mitelacd.reports.format import report_csv, report_json
 from mitelacd.reports.rows import REPORT_INTERVALS, ROW_KINDS, ReportInterval, RowKind
 from mitelacd.reports.store import (
@@ -31,17 +38,10 @@ from mitelacd.reports.store import (
     problem_kind,
     redact,
 )
+from mitelacd.reports.workbook import TooManyRows, XlsxUnavailable, report_xlsx, xlsx_available
 
-#: The exit status of a database that cannot be read.
+#: The exit status of a database that cannot be read (or a workbook that cannot be written).
 EXIT_UNREADABLE = 1
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors exit with 64, as every mitelacd command's do."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: {message}\n")
 
 
 def parse_report_day(value: str, today: datetime.date | None = None) -> datetime.date:
@@ -59,12 +59,29 @@ def parse_report_day(value: str, today: datetime.date | None = None) -> datetime
         ) from None
 
 
+def parse_kinds(value: str) -> tuple[RowKind, ...]:
+    """``agent``, or several kinds comma-separated (``agent,path``), each once."""
+    kinds: list[RowKind] = []
+    for part in value.split(","):
+        kind = part.strip()
+        if kind not in ROW_KINDS:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {kind!r} (choose from {', '.join(ROW_KINDS)})"
+            )
+        if kind not in kinds:
+            kinds.append(kind)
+    return tuple(kinds)
+
+
 def _arguments() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = CommandParser(
         prog="mitelacd-report",
         description=(
             "Print the day's figures kept in a mitelacd history database, per agent, path"
-            " or group and per 15 minutes, hour or day, as JSON (default) or CSV."
+            " or group and per 15 minutes, hour or day, as JSON (default), CSV or an XLSX"
+            " workbook. In CSV and XLSX times are local (--utc: UTC), each duration has"
+            " an h:mm:ss column beside its seconds, and with --names IDs and reasons have"
+            " their names."
         ),
     )
     parser.add_argument(
@@ -89,7 +106,14 @@ def _arguments() -> argparse.ArgumentParser:
         metavar="DATE",
         help="the last report day, included (default: the first)",
     )
-    parser.add_argument("--by", choices=ROW_KINDS, default="agent", help="rows per (default agent)")
+    parser.add_argument(
+        "--by",
+        type=parse_kinds,
+        default=("agent",),
+        metavar="{agent,path,group}",
+        help="rows per (default agent); with --xlsx several, comma-separated"
+        " (agent,path): a sheet each",
+    )
     parser.add_argument(
         "--interval", choices=REPORT_INTERVALS, default="day", help="one row per (default day)"
     )
@@ -104,7 +128,32 @@ def _arguments() -> argparse.ArgumentParser:
         metavar="ID",
         help="only this agent, path or group (may be given more than once)",
     )
-    parser.add_argument("--csv", action="store_true", help="CSV rather than JSON")
+    parser.add_argument(
+        "--names",
+        metavar="FILE",
+        default=None,
+        help="the names file (as the daemon's --names): a name column beside each ID,"
+        " team for agents, reason columns named by their text",
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--csv", action="store_true", help="CSV rather than JSON")
+    output.add_argument(
+        "--xlsx",
+        metavar="FILE",
+        default=None,
+        help="write an XLSX workbook to FILE rather than JSON to standard output"
+        " (needs openpyxl: pip install mitelacd[xlsx])",
+    )
+    parser.add_argument(
+        "--utc",
+        action="store_true",
+        help="with --csv or --xlsx: times in UTC rather than this machine's local time",
+    )
+    parser.add_argument(
+        "--excel",
+        action="store_true",
+        help="with --csv: start with a byte-order mark, so that Excel reads names as UTF-8",
+    )
     parser.add_argument("--version", action="version", version=f"mitelacd-report {__version__}")
     return parser
 
@@ -118,8 +167,23 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
     last: datetime.date = args.last or first
     if last < first:
         parser.error(f"--to {last} is before --from {first}")
-    by: RowKind = args.by
+    kinds: tuple[RowKind, ...] = args.by
     interval: ReportInterval = args.interval
+    if len(kinds) > 1 and args.xlsx is None:
+        parser.error("--by with several kinds goes with --xlsx (a sheet each)")
+    if args.excel and not args.csv:
+        parser.error("--excel goes with --csv")
+    if args.utc and not (args.csv or args.xlsx is not None):
+        parser.error("--utc goes with --csv or --xlsx")
+    names: Names = NO_NAMES
+    if args.names is not None:
+        try:
+            names = load_names(args.names)
+        except NamesError as e:
+            parser.error(f"--names: {e}")
+    if args.xlsx is not None and not xlsx_available():
+        return _fail(str(XlsxUnavailable()))
+    tz = datetime.timezone.utc if args.utc else None
     try:
         store = open_store(args.history, create=False)
     except HistoryURLError as e:
@@ -128,19 +192,51 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
         return _unreadable(args.history, e)
     try:
         store.check_schema()
-        rows = store.report(
-            by, first.isoformat(), last.isoformat(), interval, source=args.source, ids=args.ids
-        )
+        sheets = [
+            (
+                kind,
+                store.report(
+                    kind,
+                    first.isoformat(),
+                    last.isoformat(),
+                    interval,
+                    source=args.source,
+                    ids=args.ids,
+                ),
+            )
+            for kind in kinds
+        ]
     except (HistoryError, SQLAlchemyError, OSError) as e:
         return _unreadable(args.history, e)
     finally:
         store.close()
+    if args.xlsx is not None:
+        try:
+            report_xlsx(sheets, args.xlsx, names, tz)
+        except (TooManyRows, XlsxUnavailable) as e:
+            return _fail(str(e))
+        except OSError as e:
+            return _fail(f"cannot write {args.xlsx}: {e.strerror or e}")
+        return 0
+    ((by, rows),) = sheets
     if args.csv:
-        out.write(report_csv(rows, by))
+        text = report_csv(rows, by, names, tz, excel=args.excel)
+        if stdout is None and hasattr(out, "buffer"):
+            # UTF-8 whatever the locale: the byte-order mark says so.
+            out.flush()
+            out.buffer.write(text.encode("utf-8"))
+        else:
+            out.write(text)
     else:
-        out.write(report_json(rows, first, last, by, interval, args.source) + "\n")
+        out.write(report_json(rows, first, last, by, interval, args.source, names) + "\n")
     out.flush()
     return 0
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"mitelacd-report: {message}\n")
+    sys.stderr.flush()
+    return EXIT_UNREADABLE
 
 
 def _unreadable(url: str, error: BaseException) -> int:

@@ -4,15 +4,20 @@
   report day's figures up to now (``?interval=current``: the current
   15-minute interval's), from :class:`~mitelacd.reports.live.FiguresService`.
 * ``/api/v1/reports?from=DATE&to=DATE&by=agent|path|group&interval=15m|1h|day``:
-  stored intervals combined, plus the interval still open, as JSON or as CSV
-  (``Accept: text/csv`` or ``?format=csv``).
+  stored intervals combined, plus the interval still open, as JSON, as CSV
+  (``Accept: text/csv`` or ``?format=csv``) or as an XLSX workbook
+  (``?format=xlsx``, ``by`` then may name several kinds: a sheet each).
+  Names come from the daemon's names file as loaded now; CSV and XLSX
+  times are in the daemon's local zone (the one its days are cut in), or
+  UTC with ``?tz=UTC``; ``?excel=1`` starts CSV with a byte-order mark.
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Literal
 
+import attrs
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web import http
@@ -22,12 +27,23 @@ from twisted.web.server import NOT_DONE_YET, Request
 from mitelacd.logs import Logger
 from mitelacd.reports.live import FiguresService
 from mitelacd.reports.rows import REPORT_INTERVALS, ROW_KINDS, ReportInterval, RowKind
-from mitelacd.reports.writer import HistoryService
+from mitelacd.reports.workbook import (
+    XLSX_TYPE,
+    Sheet,
+    TooManyRows,
+    XlsxUnavailable,
+    check_size,
+    xlsx_available,
+)
+from mitelacd.reports.writer import HistoryService, HistoryUnavailable
 from mitelacd.web.resources import ApiError, json_error, not_found, render_json
 
 log = Logger()
 
 CSV_TYPE = b"text/csv; charset=utf-8"
+#: What a report comes as.
+ReportFormat = Literal["json", "csv", "xlsx"]
+FORMATS: tuple[ReportFormat, ...] = ("json", "csv", "xlsx")
 #: The longest span one report may cover, by its interval: a report by 15
 #: minutes or by hour has a row per id and interval, and is read whole.
 MAX_REPORT_DAYS: dict[str, int] = {"15m": 31, "1h": 31, "day": 400}
@@ -94,17 +110,36 @@ def parse_day(name: str, text: str | None, default: datetime.date) -> datetime.d
         raise ReportError(f"{name} must be a date as YYYY-MM-DD, not {text!r}") from None
 
 
+def report_kinds(text: str | None) -> tuple[RowKind, ...]:
+    """``by``: one kind of row, or several comma-separated (``agent,path``), each once."""
+    kinds: list[RowKind] = []
+    for by in (text or "agent").split(","):
+        if by not in ROW_KINDS:
+            raise ReportError(f"by must be one of {', '.join(ROW_KINDS)}, not {by!r}")
+        if by not in kinds:
+            kinds.append(by)
+    return tuple(kinds)
+
+
 def report_query(
     args: dict[str, str | None], today: datetime.date
 ) -> tuple[datetime.date, datetime.date, RowKind, ReportInterval]:
     """The days, grouping and interval a report asks for; :class:`ReportError` if wrong."""
+    first, last, kinds, interval = report_span(args, today)
+    if len(kinds) > 1:
+        raise ReportError("by may name several kinds only with format=xlsx (a sheet each)")
+    return first, last, kinds[0], interval
+
+
+def report_span(
+    args: dict[str, str | None], today: datetime.date
+) -> tuple[datetime.date, datetime.date, tuple[RowKind, ...], ReportInterval]:
+    """:func:`report_query`, with every kind of row ``by`` names."""
     first = parse_day("from", args.get("from"), today)
     last = parse_day("to", args.get("to"), first if args.get("from") else today)
     if last < first:
         raise ReportError(f"to ({last}) is before from ({first})")
-    by = args.get("by") or "agent"
-    if by not in ROW_KINDS:
-        raise ReportError(f"by must be one of {', '.join(ROW_KINDS)}, not {by!r}")
+    kinds = report_kinds(args.get("by"))
     interval = args.get("interval") or "day"
     if interval not in REPORT_INTERVALS:
         raise ReportError(
@@ -116,17 +151,73 @@ def report_query(
             f"a report by {interval} covers at most {most} days"
             " (mitelacd-report reads longer spans)"
         )
-    return first, last, by, interval
+    return first, last, kinds, interval
 
 
-def wants_csv(request: Request) -> bool:
+def report_format(request: Request) -> ReportFormat:
+    """``?format=``, else what ``Accept`` prefers: CSV or XLSX asked without JSON."""
     fmt = _arg(request, b"format")
     if fmt is not None:
-        if fmt not in ("csv", "json"):
-            raise ReportError(f"format must be csv or json, not {fmt!r}")
-        return fmt == "csv"
+        if fmt not in FORMATS:
+            raise ReportError(f"format must be json, csv or xlsx, not {fmt!r}")
+        return fmt
     accept = (request.getHeader(b"accept") or b"").lower()
-    return b"text/csv" in accept and b"application/json" not in accept
+    if b"application/json" in accept:
+        return "json"
+    if b"text/csv" in accept:
+        return "csv"
+    if XLSX_TYPE.encode() in accept:
+        return "xlsx"
+    return "json"
+
+
+def wants_utc(request: Request) -> bool:
+    """``?tz=UTC`` (True) or ``?tz=local``, the default (False)."""
+    tz = _arg(request, b"tz")
+    if tz is None or tz.lower() in ("", "local"):
+        return False
+    if tz.upper() == "UTC":
+        return True
+    raise ReportError(f"tz must be local or UTC, not {tz!r}")
+
+
+def flag(request: Request, name: str) -> bool:
+    """A yes-or-no parameter: ``1``, ``true``, ``yes`` (or no value) or ``0``, ``false``, ``no``."""
+    value = _arg(request, name.encode())
+    if value is None:
+        return False
+    if value.lower() in ("", "1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise ReportError(f"{name} must be 1 or 0, not {value!r}")
+
+
+@attrs.frozen
+class Asked:
+    """What a report request asks for, checked."""
+
+    first: datetime.date
+    last: datetime.date
+    kinds: tuple[RowKind, ...]
+    interval: ReportInterval
+    format: ReportFormat
+    utc: bool = False
+    excel: bool = False
+
+    def filename(self, extension: str) -> bytes:
+        kinds = "-".join(self.kinds)
+        return f"mitelacd-{kinds}-{self.first}-{self.last}.{extension}".encode()
+
+
+def asked_for(request: Request, today: datetime.date) -> Asked:
+    """What ``request`` asks for; :class:`ReportError` saying which parameter is wrong."""
+    args = {k: _arg(request, k.encode()) for k in ("from", "to", "by", "interval")}
+    first, last, kinds, interval = report_span(args, today)
+    fmt = report_format(request)
+    if len(kinds) > 1 and fmt != "xlsx":
+        raise ReportError("by may name several kinds only with format=xlsx (a sheet each)")
+    return Asked(first, last, kinds, interval, fmt, wants_utc(request), flag(request, "excel"))
 
 
 class Reports(Resource):
@@ -152,42 +243,74 @@ class Reports(Resource):
             ).render(request)
         today = self._figures.figures.day or datetime.date.today()
         try:
-            args = {k: _arg(request, k.encode()) for k in ("from", "to", "by", "interval")}
-            first, last, by, interval = report_query(args, today)
-            csv = wants_csv(request)
+            asked = asked_for(request, today)
         except ReportError as e:
             return json_error(request, http.BAD_REQUEST, "bad_request", str(e))
-        d = Deferred.fromCoroutine(self._figures.report(first, last, by, interval))
-        d.addCallback(self._answer, request, first, last, by, interval, csv)
+        if asked.format == "xlsx" and not xlsx_available():
+            return json_error(
+                request, http.NOT_IMPLEMENTED, "xlsx_unavailable", str(XlsxUnavailable())
+            )
+        d = Deferred.fromCoroutine(self._read(asked))
+        d.addCallback(self._answer, request, asked)
         d.addErrback(self._failed, request)
         return NOT_DONE_YET
 
-    def _answer(
-        self,
-        rows: list[dict[str, Any]],
-        request: Request,
-        first: datetime.date,
-        last: datetime.date,
-        by: RowKind,
-        interval: ReportInterval,
-        csv: bool,
-    ) -> None:
+    async def _read(self, asked: Asked) -> list[Sheet]:
+        sheets: list[Sheet] = []
+        for kind in asked.kinds:
+            rows = await self._figures.report(asked.first, asked.last, kind, asked.interval)
+            sheets.append((kind, rows))
+        return sheets
+
+    def _zone(self, asked: Asked) -> datetime.tzinfo | None:
+        """The zone of the times: UTC, or the one the daemon's days are cut in (None: local)."""
+        return datetime.timezone.utc if asked.utc else self._figures.figures.days.tz
+
+    def _answer(self, sheets: list[Sheet], request: Request, asked: Asked) -> None:
         from mitelacd.reports.format import report_csv, report_document
 
         if request.finished or request._disconnected:
             return
-        if csv:
-            body = report_csv(rows, by).encode("utf-8")
-            request.setHeader(b"content-type", CSV_TYPE)
-            request.setHeader(
-                b"content-disposition",
-                b'attachment; filename="mitelacd-%s-%s-%s.csv"'
-                % (by.encode(), first.isoformat().encode(), last.isoformat().encode()),
-            )
-            request.setHeader(b"cache-control", b"no-cache")
-        else:
-            source = self._history.source if self._history is not None else None
-            body = render_json(request, report_document(rows, first, last, by, interval, source))
+        # The names as loaded now: a reload (SIGHUP, a change on disk) shows at once.
+        names = self._figures.floor.names
+        if asked.format == "xlsx":
+            self._workbook(sheets, request, asked)
+            return
+        ((by, rows),) = sheets
+        if asked.format == "csv":
+            text = report_csv(rows, by, names, self._zone(asked), excel=asked.excel)
+            self._send(request, text.encode("utf-8"), CSV_TYPE, asked.filename("csv"))
+            return
+        source = self._history.source if self._history is not None else None
+        doc = report_document(rows, asked.first, asked.last, by, asked.interval, source, names)
+        self._finish(request, render_json(request, doc))
+
+    def _workbook(self, sheets: list[Sheet], request: Request, asked: Asked) -> None:
+        """Made in one of the history's reading threads: a big one takes seconds."""
+        from mitelacd.reports.workbook import report_xlsx_bytes
+
+        try:
+            check_size(sheets)
+        except TooManyRows as e:
+            self._finish(request, json_error(request, http.BAD_REQUEST, "bad_request", str(e)))
+            return
+        assert self._history is not None
+        names, tz = self._figures.floor.names, self._zone(asked)
+        made = self._history.query(lambda _store: report_xlsx_bytes(sheets, names, tz))
+        made.addCallback(
+            lambda body: self._send(request, body, XLSX_TYPE.encode(), asked.filename("xlsx"))
+        )
+        made.addErrback(self._not_made, request)
+
+    def _send(self, request: Request, body: bytes, kind: bytes, filename: bytes) -> None:
+        if request.finished or request._disconnected:
+            return
+        request.setHeader(b"content-type", kind)
+        request.setHeader(b"content-disposition", b'attachment; filename="%s"' % filename)
+        request.setHeader(b"cache-control", b"no-cache")
+        self._finish(request, body)
+
+    def _finish(self, request: Request, body: bytes) -> None:
         request.setHeader(b"content-length", b"%d" % len(body))
         request.write(body)
         request.finish()
@@ -202,6 +325,19 @@ class Reports(Resource):
             "history_unavailable",
             f"the history could not be read: {failure.getErrorMessage()}",
         )
-        request.setHeader(b"content-length", b"%d" % len(body))
-        request.write(body)
-        request.finish()
+        self._finish(request, body)
+
+    def _not_made(self, failure: Failure, request: Request) -> None:
+        if failure.check(HistoryUnavailable):
+            self._failed(failure, request)
+            return
+        log.failure("a report's workbook could not be made", failure=failure)
+        if request.finished or request._disconnected:
+            return
+        body = json_error(
+            request,
+            http.INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the workbook could not be made; see the log",
+        )
+        self._finish(request, body)
