@@ -61,6 +61,10 @@ class FiguresService(Service):
         self._held: list[tuple[Sequence[IntervalRow], Sequence[StateSpan]]] | None = None
         #: Fires once today's figures from the history are in (at once without one).
         self.seeded: Deferred[None] = Deferred()
+        if history is not None:
+            # Should the history take its source over from another daemon, what
+            # this one counted of the interval under way until then is not its.
+            history.under_way = self.under_way
 
     def startService(self) -> None:
         super().startService()
@@ -91,6 +95,12 @@ class FiguresService(Service):
         )
 
     def _seed(self, rows: list[IntervalRow]) -> None:
+        taken = self.history.source_taken if self.history is not None else None
+        if taken is not None:
+            # The rows are another daemon's, which counts what this one counts.
+            log.warn("today's figures start from now: {why}", why=taken.problem)
+            self._release()
+            return
         self.figures.seed(rows)
         if rows:
             log.info(
@@ -144,6 +154,11 @@ class FiguresService(Service):
         self._tick = None
         self.figures.advance(self.floor.timeline.now())
         self._schedule()
+
+    def under_way(self) -> tuple[float, list[IntervalRow]]:
+        """The interval under way as rows counted up to now, and now."""
+        now = self.floor.timeline.now()
+        return now, self.figures.current_rows(now) if self.running else []
 
     def held_rows(self) -> int:
         """Rows closed while today's rows of earlier runs are read, not yet handed over."""

@@ -27,6 +27,14 @@ The tables (docs/history.md):
 ``mitelacd_writes``
     The last batch written per source, so that a batch whose commit was not
     confirmed is not written twice when it is tried again.
+``mitelacd_writers``
+    The daemon that writes each source (host, process, since when, its last
+    heartbeat), to name it to a second daemon that is refused the source.
+
+One daemon writes a source (:meth:`HistoryStore.claim`): on PostgreSQL it
+holds a session-level advisory lock on a connection of its own, on SQLite a
+lock on a file beside the database (``<database>.<source>.lock``). A store
+that claimed a source writes only while it holds the lock.
 """
 
 from __future__ import annotations
@@ -35,7 +43,10 @@ import contextlib
 import datetime
 import os
 import re
+import socket
 import time
+import urllib.parse
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -52,8 +63,10 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
     StatementError,
 )
+from twisted.python.filepath import FilePath
 
-from mitelacd.floor.render import id_key
+from mitelacd.disk import FileLock, FileLockedError
+from mitelacd.floor.render import id_key, iso_utc
 from mitelacd.reports.rows import (
     FIGURES,
     REPORT_INTERVALS,
@@ -261,6 +274,9 @@ def _reason_day_key(table: sa.Table) -> tuple[Any, ...]:
     )
 
 
+#: The version that added ``mitelacd_writers``.
+_WRITERS_VERSION: Final = 3
+
 #: The figure columns added after version 1, as (kind, figure), by the version
 #: that added them to the kind's interval and day tables.
 _ADDED_FIGURES: Final[Mapping[tuple[RowKind, str], int]] = {
@@ -288,7 +304,8 @@ def _interval_columns(kind: RowKind, version: int | None = None) -> list[sa.Colu
 def _schema(version: int | None = None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
     """The tables as the latest migration leaves them, or as ``version`` made them.
 
-    Later versions have only added figure columns (:data:`_ADDED_FIGURES`).
+    Later versions have added figure columns (:data:`_ADDED_FIGURES`) and
+    ``mitelacd_writers`` (:data:`_WRITERS_VERSION`).
     """
     metadata = sa.MetaData()
     tables: dict[str, sa.Table] = {}
@@ -367,6 +384,16 @@ def _schema(version: int | None = None) -> tuple[sa.MetaData, dict[str, sa.Table
         sa.Column("batch", sa.Text, nullable=False),
         sa.Column("written_at", sa.Double, nullable=False),
     )
+    if version is None or version >= _WRITERS_VERSION:
+        tables["mitelacd_writers"] = sa.Table(
+            "mitelacd_writers",
+            metadata,
+            sa.Column("source", sa.Text, primary_key=True),
+            sa.Column("host", sa.Text, nullable=False),
+            sa.Column("pid", sa.Integer, nullable=False),
+            sa.Column("started_at", sa.Double, nullable=False),
+            sa.Column("heartbeat_at", sa.Double, nullable=False),
+        )
     return metadata, tables
 
 
@@ -433,10 +460,15 @@ def _add_figures(version: int) -> Callable[[Connection], None]:
     return apply
 
 
+def _create_writers(connection: Connection) -> None:
+    TABLES["mitelacd_writers"].create(connection, checkfirst=False)
+
+
 #: Every step, in order; the last one's version is the schema's.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "interval, reason, state and write tables", _create_version_1),
     Migration(2, "path_intervals and path_days: wrap_up_seconds", _add_figures(2)),
+    Migration(3, "mitelacd_writers: the daemon writing each source", _create_writers),
 )
 
 #: The schema version this code writes and reads.
@@ -444,6 +476,137 @@ SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
 #: What PostgreSQL's advisory lock for migrations is keyed on (any constant will do).
 _MIGRATION_LOCK = 0x6D6974656C616364 & 0x7FFFFFFFFFFFFFFF
+
+
+# --- one writer per source ---------------------------------------------------------------------
+
+#: The first key of PostgreSQL's advisory locks on sources (two int4 keys: this
+#: class, then the source's CRC-32): ``macd``.
+SOURCE_LOCK_CLASS: Final = 0x6D616364
+
+
+#: The server's TCP keepalives on the connection of a source's lock: 30 s idle,
+#: then 3 probes 10 s apart.
+SERVER_KEEPALIVES: Final = (
+    ("tcp_keepalives_idle", 30),
+    ("tcp_keepalives_interval", 10),
+    ("tcp_keepalives_count", 3),
+)
+
+
+def source_lock_key(source: str) -> tuple[int, int]:
+    """The two int4 keys of the PostgreSQL advisory lock on ``source``.
+
+    In ``pg_locks`` it shows as ``locktype = 'advisory'``, ``classid`` the
+    first, ``objid`` the second (as an unsigned number) and ``objsubid = 2``.
+    """
+    crc = zlib.crc32(source.encode("utf-8"))
+    return SOURCE_LOCK_CLASS, crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+def source_lock_path(database: str, source: str) -> str:
+    """The file beside a SQLite database whose lock says who writes ``source``.
+
+    ``<database>.<source>.lock``, the source as it is where it is letters,
+    digits and ``._-~``, %-escaped elsewhere (``a/b`` is ``a%2Fb``); a very
+    long name is replaced by its CRC-32 and length.
+    """
+    name = urllib.parse.quote(source, safe="")
+    if not name or len(name) > 120:
+        name = f"source-{zlib.crc32(source.encode('utf-8')):08x}-{len(source)}"
+    return f"{database}.{name}.lock"
+
+
+@attrs.frozen
+class SourceWriter:
+    """A row of ``mitelacd_writers``: the daemon that writes a source, as it said last."""
+
+    source: str
+    host: str
+    pid: int
+    #: When it took the source (Unix time, its own clock).
+    started_at: float
+    #: When it last said it still writes it (every 30 s or so).
+    heartbeat_at: float
+
+    def describe(self) -> str:
+        """``mitelacd on host db1, pid 4242, since 2026-03-09T08:00:00.000Z``."""
+        return f"mitelacd on host {self.host}, pid {self.pid}, since {iso_utc(self.started_at)}"
+
+
+class SourceTaken(HistoryError):
+    """Another daemon holds the lock on the source: this one must not write it.
+
+    ``writer`` is what the other daemon recorded in ``mitelacd_writers``
+    (None when there is no row of it yet); ``pid`` what the lock file of a
+    SQLite database says, when the row says nothing.
+    """
+
+    def __init__(self, source: str, writer: SourceWriter | None, pid: int | None = None) -> None:
+        self.source = source
+        self.writer = writer
+        self.pid = pid
+        if writer is not None:
+            who = writer.describe()
+        elif pid is not None:
+            who = f"mitelacd process {pid}"
+        else:
+            who = "another mitelacd"
+        super().__init__(f"history source {source!r} is already written by {who}")
+
+    @property
+    def problem(self) -> str:
+        """In a few words, for ``/api/v1/feed`` and ``/healthz``."""
+        writer = self.writer
+        if writer is not None:
+            detail = f" (host {writer.host}, pid {writer.pid}, since {iso_utc(writer.started_at)})"
+        elif self.pid is not None:
+            detail = f" (pid {self.pid})"
+        else:
+            detail = ""
+        return f"another daemon writes history source {self.source!r}{detail}"
+
+
+class SourceLock:
+    """This process writes ``writer.source``, for as long as the lock is held.
+
+    PostgreSQL: a session-level advisory lock, held by a connection of its
+    own (taken out of the pool: closing it ends the session and the lock);
+    writes of the source go over that connection, so that none goes through
+    once the lock is gone with its session. SQLite: ``flock`` on the file of
+    :func:`source_lock_path`, which the kernel lets go however the process
+    ends.
+    """
+
+    def __init__(
+        self,
+        writer: SourceWriter,
+        connection: Connection | None = None,
+        file: FileLock | None = None,
+    ) -> None:
+        self.writer = writer
+        self.connection = connection
+        self.file = file
+
+    @property
+    def alive(self) -> bool:
+        """Whether the lock is still held (as far as is known without asking the server)."""
+        if self.file is not None:
+            return self.file.held
+        connection = self.connection
+        return connection is not None and not connection.closed and not connection.invalidated
+
+    def close(self) -> None:
+        """Let the lock go (PostgreSQL: close its connection, which ends the session)."""
+        connection, self.connection = self.connection, None
+        file, self.file = self.file, None
+        try:
+            if connection is not None:
+                with contextlib.suppress(SQLAlchemyError, OSError):
+                    connection.close()
+        finally:
+            if file is not None:
+                file.release()
 
 
 # --- time helpers ------------------------------------------------------------------------------
@@ -501,6 +664,11 @@ class HistoryStore:
         self._file_identity: tuple[int, int] | None = None
         if url.path is not None:
             sa.event.listen(engine, "connect", self._connected)
+        #: The source this store writes, and as whom (:meth:`claim`), and the lock on it.
+        self._claim_of: tuple[str, str, int] | None = None
+        self.source_lock: SourceLock | None = None
+        #: PostgreSQL: the connection that asked for a lock held by another, kept to ask again.
+        self._standby: Connection | None = None
         marker = "%s" if self._postgres else "?"
         self._span_insert = (
             f"INSERT INTO agent_states ({', '.join(_SPAN_COLUMNS)})"
@@ -514,8 +682,18 @@ class HistoryStore:
         return self.url.shown
 
     def close(self) -> None:
-        """Close every pooled connection."""
-        self.engine.dispose()
+        """Close every pooled connection, and let go of the source's lock (see :meth:`release_source`)."""
+        self._claim_of = None
+        lock, self.source_lock = self.source_lock, None
+        standby, self._standby = self._standby, None
+        try:
+            if lock is not None:
+                lock.close()
+            if standby is not None:
+                with contextlib.suppress(SQLAlchemyError, OSError):
+                    standby.close()
+        finally:
+            self.engine.dispose()
 
     def _connected(self, _dbapi_connection: Any, _record: Any) -> None:
         if self._file_identity is None and self.url.path is not None:
@@ -543,7 +721,24 @@ class HistoryStore:
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[Connection]:
-        """A write transaction (SQLite: ``BEGIN IMMEDIATE``, so it never fails half way on a lock)."""
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``, so it never fails half way on a lock).
+
+        A store that claimed a source writes only while it holds the lock: a
+        lock that was lost (its PostgreSQL connection broke) is taken again
+        first, or :class:`SourceTaken` is raised when another daemon has it
+        now. On PostgreSQL the transaction is on the lock's own connection.
+        """
+        if self._claim_of is not None:
+            lock = self._held_lock()
+            if lock.connection is not None:
+                with lock.connection.begin():
+                    yield lock.connection
+                return
+        with self._pooled_writing() as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def _pooled_writing(self) -> Iterator[Connection]:
         with self.engine.connect() as connection:
             connection.execution_options(mitelacd_write=True)
             with connection.begin():
@@ -641,6 +836,196 @@ class HistoryStore:
             f"the history database {self.url.shown} has schema version {version}; this mitelacd"
             f" reads version {SCHEMA_VERSION}: start the daemon with it once to upgrade it"
         )
+
+    # --- one writer per source ---
+
+    def claim(self, source: str, host: str | None = None, pid: int | None = None) -> SourceWriter:
+        """Become the one writer of ``source``, or SourceTaken naming the daemon that is.
+
+        Takes the source's lock (:class:`SourceLock`) and records this
+        process (``host``, ``pid``: this machine's name and this process by
+        default) in ``mitelacd_writers``. Once claimed, every write of this
+        store needs the lock: one lost with its connection is taken again
+        before the next write, or that write is SourceTaken. Other errors
+        (the database cannot be reached) are raised as they are; claiming
+        again after a SourceTaken asks again. Needs the schema migrated.
+        """
+        claim = (source, host or socket.gethostname(), os.getpid() if pid is None else pid)
+        lock = self.source_lock
+        if lock is not None and claim != (lock.writer.source, lock.writer.host, lock.writer.pid):
+            # One source a store: the one claimed before is let go.
+            self.source_lock = None
+            lock.close()
+        self._claim_of = claim
+        return self._held_lock().writer
+
+    @property
+    def claimed(self) -> str | None:
+        """The source this store was told to write (:meth:`claim`), whether or not it holds it."""
+        return None if self._claim_of is None else self._claim_of[0]
+
+    def _held_lock(self) -> SourceLock:
+        """The lock on the claimed source, taken (again) when it is not held."""
+        assert self._claim_of is not None
+        lock = self.source_lock
+        if lock is not None:
+            if lock.alive:
+                return lock
+            self.source_lock = None
+            lock.close()
+        source, host, pid = self._claim_of
+        now = time.time()
+        writer = SourceWriter(source, host, pid, now, now)
+        if self._postgres:
+            lock = self._lock_postgresql(writer)
+        else:
+            lock = self._lock_file(writer)
+        self.source_lock = lock
+        return lock
+
+    def _lock_postgresql(self, writer: SourceWriter) -> SourceLock:
+        connection, self._standby = self._standby, None
+        if connection is not None and (connection.closed or connection.invalidated):
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                connection.close()
+            connection = None
+        if connection is None:
+            connection = self.engine.connect()
+            # Out of the pool: closing it ends the session, and with it the lock.
+            connection.detach()
+            self._server_keepalives(connection)
+        try:
+            first, second = source_lock_key(writer.source)
+            got = connection.execute(
+                sa.text(
+                    "SELECT pg_try_advisory_lock(CAST(:first AS integer), CAST(:second AS integer))"
+                ),
+                {"first": first, "second": second},
+            ).scalar()
+            connection.commit()
+            if not got:
+                holder = self._writer_row(connection, writer.source)
+                connection.commit()
+                # Kept to ask again, without a new connection each time.
+                self._standby = connection
+                raise SourceTaken(writer.source, holder)
+            with connection.begin():
+                self._record(connection, writer)
+        except SourceTaken:
+            raise
+        except BaseException:
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                connection.close()
+            raise
+        return SourceLock(writer, connection=connection)
+
+    def _server_keepalives(self, connection: Connection) -> None:
+        """Let the server notice within a minute or so that the lock's client is gone.
+
+        A client machine that dies, or a network that fails, sends nothing:
+        the server keeps the session, and the lock, until TCP keepalives say
+        the peer is gone (the system's default is two hours). Where the
+        server cannot set them (a Unix socket, some systems) they are left.
+        """
+        for name, value in SERVER_KEEPALIVES:
+            try:
+                connection.execute(sa.text(f"SET {name} = {int(value)}"))
+                connection.commit()
+            except DBAPIError:
+                connection.rollback()
+
+    def _lock_file(self, writer: SourceWriter) -> SourceLock:
+        assert self.url.path is not None
+        base = source_lock_path(self.url.path, writer.source).removesuffix(".lock")
+        try:
+            file = FileLock.acquire(FilePath(base))
+        except FileLockedError as e:
+            holder = self.writer(writer.source)
+            if (
+                holder is not None
+                and e.holder is not None
+                and holder.host == writer.host
+                and holder.pid != e.holder
+            ):
+                # A row left by a daemon that ended, and the holder has not said who it is yet.
+                holder = None
+            raise SourceTaken(writer.source, holder, e.holder) from None
+        try:
+            with self._pooled_writing() as connection:
+                self._record(connection, writer)
+        except BaseException:
+            file.release()
+            raise
+        return SourceLock(writer, file=file)
+
+    def _record(self, connection: Connection, writer: SourceWriter) -> None:
+        """Put ``writer`` in ``mitelacd_writers`` in place of the source's row."""
+        table = TABLES["mitelacd_writers"]
+        values = attrs.asdict(writer)
+        statement = self._insert_statement(table).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.source], set_={k: v for k, v in values.items() if k != "source"}
+        )
+        connection.execute(statement)
+
+    def heartbeat(self) -> None:
+        """Say that the claimed source is still written: ``heartbeat_at`` is now.
+
+        Needs the lock as a write does (SourceTaken when it was lost and
+        another daemon has it now). The row is made again if it is gone.
+        """
+        if self._claim_of is None:
+            raise HistoryError("no history source is claimed")
+        with self._writing() as connection:
+            lock = self.source_lock
+            assert lock is not None
+            lock.writer = attrs.evolve(lock.writer, heartbeat_at=time.time())
+            self._record(connection, lock.writer)
+
+    def release_source(self) -> None:
+        """Stop writing the claimed source: its row of ``mitelacd_writers`` goes, then the lock.
+
+        For a clean stop; the row is left when the database cannot be
+        reached (the lock goes all the same). :meth:`close` lets the lock go
+        without touching the database.
+        """
+        self._claim_of = None
+        lock, self.source_lock = self.source_lock, None
+        if lock is None:
+            return
+        try:
+            if lock.alive:
+                table = TABLES["mitelacd_writers"]
+                mine = table.delete().where(
+                    table.c.source == lock.writer.source,
+                    table.c.host == lock.writer.host,
+                    table.c.pid == lock.writer.pid,
+                )
+                if lock.connection is not None:
+                    with lock.connection.begin():
+                        lock.connection.execute(mine)
+                else:
+                    with self._pooled_writing() as connection:
+                        connection.execute(mine)
+        finally:
+            lock.close()
+
+    def writer(self, source: str) -> SourceWriter | None:
+        """Who writes ``source``, as ``mitelacd_writers`` says (no lock needed to read it)."""
+        with self._reading() as connection:
+            return self._writer_row(connection, source)
+
+    def writers(self) -> list[SourceWriter]:
+        """Every row of ``mitelacd_writers``, by source."""
+        table = TABLES["mitelacd_writers"]
+        with self._reading() as connection:
+            found = connection.execute(sa.select(table).order_by(table.c.source)).all()
+        return [_source_writer(row) for row in found]
+
+    def _writer_row(self, connection: Connection, source: str) -> SourceWriter | None:
+        table = TABLES["mitelacd_writers"]
+        found = connection.execute(sa.select(table).where(table.c.source == source)).first()
+        return None if found is None else _source_writer(found)
 
     # --- writing ---
 
@@ -1164,6 +1549,16 @@ class HistoryStore:
             query = query.where(found.c.source == source)
         with self._reading() as connection:
             return int(connection.execute(query).scalar() or 0)
+
+
+def _source_writer(row: Any) -> SourceWriter:
+    return SourceWriter(
+        source=str(row.source),
+        host=str(row.host),
+        pid=int(row.pid),
+        started_at=float(row.started_at),
+        heartbeat_at=float(row.heartbeat_at),
+    )
 
 
 def _add_to_day(

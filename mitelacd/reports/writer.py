@@ -23,10 +23,21 @@ A SQLite file deleted or replaced while open is noticed before the next write
 (the file at the path is no longer the one open): said once, and a new one is
 made there. Rows still waiting at stop are saved to ``spill_path`` and written
 at the next start.
+
+One daemon writes a source (:meth:`~mitelacd.reports.store.HistoryStore.claim`).
+A service refused the source, because another daemon writes it, says so once
+and writes nothing; the rows it is handed meanwhile are the other daemon's
+too, and are counted and let go (``skipped_rows``). It asks for the source
+again every ``lock_retry_delay`` and takes it over once the other daemon has
+let it go: from then on it writes what follows the takeover only (the
+interval under way less what ``under_way`` counted of it before, the state
+spans from the takeover on), so that nothing is counted twice.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import datetime
 import json
 import os
@@ -50,13 +61,14 @@ from mitelacd import heap
 from mitelacd.disk import duration_words
 from mitelacd.floor.render import iso_utc
 from mitelacd.logs import Logger, Throttle
-from mitelacd.reports.rows import ROW_KINDS, IntervalRow, StateSpan
+from mitelacd.reports.rows import FIGURES, INTERVAL_SECONDS, ROW_KINDS, IntervalRow, StateSpan
 from mitelacd.reports.store import (
     HistoryError,
     HistoryFileReplaced,
     HistoryRow,
     HistoryStore,
     Refused,
+    SourceTaken,
     data_error,
     error_detail,
     problem_kind,
@@ -85,6 +97,13 @@ MAX_SET_ASIDE: Final = 100
 
 #: The spill file's name is the data file's (``--file``) with this added.
 SPILL_SUFFIX: Final = ".history-spill.jsonl"
+
+#: How often a service refused its source asks for it again, in seconds (a takeover
+#: loses at most this long: see :class:`_Takeover`).
+LOCK_RETRY_DELAY: Final = 5.0
+
+#: How often the writer of a source says so in ``mitelacd_writers``, in seconds.
+HEARTBEAT_EVERY: Final = 30.0
 
 #: What the first line of a spill file says it is.
 SPILL_FORMAT: Final = "mitelacd-history-spill"
@@ -156,6 +175,102 @@ def _split(rows: Sequence[Row]) -> tuple[list[IntervalRow], list[StateSpan]]:
     intervals = [r for r in rows if isinstance(r, IntervalRow)]
     spans = [r for r in rows if isinstance(r, StateSpan)]
     return intervals, spans
+
+
+#: How long after a takeover rows may still begin before it, in seconds: state
+#: spans are cut at each report day's start (a day of 25 hours at most).
+_TAKEOVER_ENDS: Final = 2 * 24 * 3600.0
+
+#: The interval under way as the figures counted it so far, keyed for :class:`_Takeover`.
+_Counted = dict[tuple[str, str, int], IntervalRow]
+
+
+@attrs.define
+class _Takeover:
+    """The source was taken over at ``at``: what of the rows handed over after is this service's.
+
+    The daemon that wrote the source before wrote, up to its stop, a row for
+    the part of the interval under way that it saw, and every state span
+    then under way cut at its stop. Of the interval under way at the
+    takeover this service writes what it counted after it: its row less
+    what ``counted`` held at ``at`` (sums less the sums then; peaks as they
+    are, since reports take the largest). When what was counted then is not
+    known (``counted`` None), the rows of that interval are let go. A state
+    span under way at the takeover is written from ``at`` on. What happened
+    between the other daemon's stop and the takeover (at most the pause
+    between two asks for the lock) is in neither: nothing is counted twice.
+    """
+
+    at: float
+    counted: _Counted | None
+
+    def after(
+        self, intervals: Sequence[IntervalRow], spans: Sequence[StateSpan]
+    ) -> tuple[list[IntervalRow], list[StateSpan]]:
+        """The rows, or the part of each, that follow the takeover."""
+        at, counted = self.at, self.counted
+        kept: list[IntervalRow] = []
+        for row in intervals:
+            if row.interval_start >= at:
+                kept.append(row)
+                continue
+            if row.interval_start + INTERVAL_SECONDS <= at or counted is None:
+                continue
+            before = counted.get((row.kind, row.id, row.interval_start))
+            rest = row if before is None else _less(row, before)
+            if rest is not None:
+                kept.append(rest)
+        cut: list[StateSpan] = []
+        for span in spans:
+            if span.end <= at:
+                continue
+            cut.append(span if span.start >= at else attrs.evolve(span, start=at))
+        return kept, cut
+
+
+def _less(row: IntervalRow, before: IntervalRow) -> IntervalRow | None:
+    """What ``row`` counted beyond ``before`` (an earlier count of the same interval and id).
+
+    Sums less the sums of ``before`` (never below 0), peaks as they are;
+    None when nothing is left.
+    """
+    figures: dict[str, int | float] = {}
+    for figure in FIGURES[row.kind]:
+        value = row.figures.get(figure.name, 0)
+        if figure.combine == "sum":
+            value = max(value - before.figures.get(figure.name, 0), 0)
+        figures[figure.name] = int(value) if figure.integer else round(float(value), 3)
+    reasons = {}
+    for key, seconds in row.reasons.items():
+        left = round(seconds - before.reasons.get(key, 0.0), 3)
+        if left > 0:
+            reasons[key] = left
+    if not any(figures.values()) and not reasons:
+        return None
+    return attrs.evolve(row, figures=figures, reasons=reasons)
+
+
+def _before(rows: Sequence[Row], since: float) -> tuple[list[Row], list[int]]:
+    """The rows, or the part of each, from before ``since``; and where each was in ``rows``.
+
+    For rows waiting when another daemon turns out to have taken the source
+    at ``since``: an interval row of an interval that ends after it may
+    count time the other daemon counts too, and is let go; a state span
+    running past it is cut there.
+    """
+    kept: list[Row] = []
+    where: list[int] = []
+    for n, row in enumerate(rows):
+        if isinstance(row, IntervalRow):
+            if row.interval_start + INTERVAL_SECONDS > since:
+                continue
+        elif row.start >= since:
+            continue
+        elif row.end > since:
+            row = attrs.evolve(row, end=since)
+        kept.append(row)
+        where.append(n)
+    return kept, where
 
 
 def _write_batch(store: HistoryStore, batch: _Batch) -> _Outcome:
@@ -356,6 +471,14 @@ class HistoryService(Service):
     they are lost). ``held``: how many rows others hold back for the history
     (counted in :attr:`backlog`). ``give_back``: called once a batch of
     :data:`~mitelacd.heap.LARGE_BATCH_ROWS` rows or more is written and let go.
+
+    The service writes ``source`` only while it holds the source's lock
+    (:meth:`~mitelacd.reports.store.HistoryStore.claim`, taken as the store
+    opens, and said again every ``heartbeat_every``). Refused it, the store
+    is open for reading all the same; the lock is asked for again every
+    ``lock_retry_delay``. ``under_way`` tells, at a takeover, the time and
+    the interval under way as counted so far (the day's figures set it:
+    :meth:`~mitelacd.reports.live.FiguresService.under_way`).
     """
 
     def __init__(
@@ -378,6 +501,9 @@ class HistoryService(Service):
         spill_path: str | None = None,
         held: Callable[[], int] | None = None,
         give_back: Callable[[], object] = heap.give_back,
+        lock_retry_delay: float = LOCK_RETRY_DELAY,
+        heartbeat_every: float = HEARTBEAT_EVERY,
+        under_way: Callable[[], tuple[float, Sequence[IntervalRow]]] | None = None,
     ) -> None:
         if keep_days < 1:
             raise ValueError("keep_days must be 1 or more")
@@ -450,7 +576,22 @@ class HistoryService(Service):
         self.transactions = 0
         self.pruned_rows = 0
         self.files_replaced = 0
+        self.skipped_rows = 0
         self.last_write_at: float | None = None
+        # Another daemon writes the source: who, and since when (None while this one does).
+        self.lock_retry_delay = lock_retry_delay
+        self.heartbeat_every = heartbeat_every
+        #: The figures of the interval under way, and the time they are counted to:
+        #: asked at a takeover of the source (:class:`_Takeover`).
+        self.under_way = under_way
+        self._taken: SourceTaken | None = None
+        self._taken_since: float | None = None
+        self._taken_said: tuple[str, int, float] | None = None
+        self._skipped_before = 0
+        self._takeover: _Takeover | None = None
+        self._lock_seen: object | None = None
+        self._heartbeat_call: IDelayedCall | None = None
+        self._heartbeat_due = False
         # Rows ever added, and rows since written or dropped (in the order added).
         self._added = 0
         self._settled = 0
@@ -459,7 +600,22 @@ class HistoryService(Service):
     # --- what the daemon calls -------------------------------------------------------------
 
     def add(self, intervals: Sequence[IntervalRow], spans: Sequence[StateSpan]) -> None:
-        """Queue rows for the next write; returns at once, whatever the database is doing."""
+        """Queue rows for the next write; returns at once, whatever the database is doing.
+
+        While another daemon writes the source, rows are counted
+        (``skipped_rows``) and let go: that daemon writes the same.
+        """
+        if self._taken is not None:
+            self.skipped_rows += len(intervals) + len(spans)
+            return
+        takeover = self._takeover
+        if takeover is not None:
+            given = len(intervals) + len(spans)
+            intervals, spans = takeover.after(intervals, spans)
+            self.skipped_rows += given - len(intervals) - len(spans)
+            if intervals and intervals[-1].interval_start >= takeover.at + _TAKEOVER_ENDS:
+                # Past the next day's start, which cut every span: nothing left to cut.
+                self._takeover = None
         queue = self._queue
         queue.extend(intervals)
         queue.extend(spans)
@@ -481,10 +637,16 @@ class HistoryService(Service):
         return self._waiting() + held
 
     @property
+    def source_taken(self) -> SourceTaken | None:
+        """Another daemon writes the source (who, as it said): this one writes nothing meanwhile."""
+        return self._taken
+
+    @property
     def ok(self) -> bool:
         """The history is written: the database is open, writes work and take every row."""
         return (
             self._store is not None
+            and self._taken is None
             and self._failed_attempts == 0
             and self._losing_since is None
             and self._replaced_since is None
@@ -494,6 +656,8 @@ class HistoryService(Service):
         """What keeps the history from being written whole, and since when."""
         if self._problem is not None:
             return self._problem, self._failing_since
+        if self._taken is not None:
+            return self._taken.problem, self._taken_since
         if self._replaced_since is not None:
             return "the database file was deleted or replaced", self._replaced_since
         if self._losing_since is not None:
@@ -513,6 +677,7 @@ class HistoryService(Service):
             "written_rows": self.written_rows,
             "dropped_rows": self.dropped_rows,
             "refused_rows": self.refused_rows,
+            "skipped_rows": self.skipped_rows,
             "write_failures": self.write_failures,
             "failing_since": iso_utc(since),
             "problem": problem,
@@ -526,10 +691,11 @@ class HistoryService(Service):
         """Fires once the rows added so far are written (at once when none wait).
 
         Writing starts now rather than at the next interval. It also fires
-        when a write fails or the service stops: a reader is not held up by
-        a database that is down, it reads what is there.
+        when a write fails, the service stops or another daemon writes the
+        source: a reader is not held up by a database that is down, it reads
+        what is there.
         """
-        if self._settled >= self._added:
+        if self._settled >= self._added or self._taken is not None:
             return defer.succeed(None)
         waiter: Deferred[None] = Deferred()
         self._waiters.append((self._added, waiter))
@@ -555,7 +721,8 @@ class HistoryService(Service):
 
         While the rows saved at the last stop are being written, the query
         waits for them (unless writing fails): today's figures read at start
-        then count them.
+        then count them. Reading needs no lock: it works while another
+        daemon writes the source.
         """
         store = self._store
         if store is None or not self._reader.started:
@@ -564,6 +731,7 @@ class HistoryService(Service):
         if (
             self._spill_left
             and not self._failed_attempts
+            and self._taken is None
             and not self._stopping
             and self._settled < self._spill_mark
         ):
@@ -591,9 +759,10 @@ class HistoryService(Service):
         super().stopService()
         self._stopping = True
         self._cancel()
-        if self._prune_call is not None and self._prune_call.active():
-            self._prune_call.cancel()
-        self._prune_call = None
+        for call in (self._prune_call, self._heartbeat_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._prune_call = self._heartbeat_call = None
         done = Deferred.fromCoroutine(self._finish())
         done.addTimeout(self.stop_timeout, self._clock)
         return done.addBoth(self._stopped)
@@ -641,6 +810,11 @@ class HistoryService(Service):
             self._busy_batch = None
             self._busy_rows = 0
             self._written(batch, outcome)
+        store = self._store
+        if store is not None and store.source_lock is not None:
+            # The source is free for another daemon, and mitelacd_writers says so.
+            with contextlib.suppress(*_DATABASE_TROUBLE):
+                await deferToThreadPool(self._reactor, self._writer, store.release_source)
 
     def _final_write(self, batch: _Batch) -> _Outcome:
         store = self._store
@@ -648,7 +822,11 @@ class HistoryService(Service):
             store.close()
             raise HistoryFileReplaced(f"{store.url.path} was deleted or replaced")
         if store is None:
-            store = self._store = self._open()
+            store, taken = self._open()
+            self._store = store
+            if taken is not None:
+                raise taken
+        # A store refused its source asks once more here: the write needs the lock.
         return _write_batch(store, batch)
 
     def _stopped(self, result: object) -> None:
@@ -804,9 +982,14 @@ class HistoryService(Service):
             return
         if self._store is None:
             self._run(self._open, self._opened)
+        elif self._taken is not None:
+            self._run(self._claim, self._claimed)
         elif self._prune_due:
             self._prune_due = False
             self._run(self._prune_old, self._pruned)
+        elif self._heartbeat_due:
+            self._heartbeat_due = False
+            self._run(self._heartbeat, self._beaten)
         elif self._pending:
             self._write(self._pending.popleft())
         elif self._queue:
@@ -835,9 +1018,12 @@ class HistoryService(Service):
             return
         if self._failed_attempts:
             self._schedule(self._delay)
+        elif self._taken is not None:
+            self._schedule(self.lock_retry_delay)
         elif (
             self._store is None
             or self._prune_due
+            or self._heartbeat_due
             or self._pending
             or len(self._queue) > self.max_batch_rows
         ):
@@ -845,18 +1031,41 @@ class HistoryService(Service):
         elif self._queue:
             self._schedule(self.flush_interval)
 
-    def _open(self) -> HistoryStore:
-        """In the thread: open the store and bring its schema up to date."""
+    def _open(self) -> tuple[HistoryStore, SourceTaken | None]:
+        """In the thread: open the store, bring its schema up to date and claim the source.
+
+        The store is open (for reading) even when another daemon writes the
+        source: that comes back beside it.
+        """
         store = self.store_factory()
         try:
             store.migrate()
+            taken = self._claim_with(store)
         except BaseException:
             store.close()
             raise
-        return store
+        return store, taken
 
-    def _opened(self, store: HistoryStore) -> None:
+    def _claim_with(self, store: HistoryStore) -> SourceTaken | None:
+        try:
+            store.claim(self.source)
+        except SourceTaken as e:
+            return e
+        return None
+
+    def _claim(self) -> SourceTaken | None:
+        """In the thread: ask for the source again."""
+        store = self._store
+        assert store is not None
+        return self._claim_with(store)
+
+    def _opened(self, opened: tuple[HistoryStore, SourceTaken | None]) -> None:
+        store, taken = opened
         self._store = store
+        if taken is not None:
+            self._refused_source(taken)
+        else:
+            self._writing_source(store)
         if self._replaced_since is not None:
             self._replaced_since = None
             log.info(
@@ -866,6 +1075,137 @@ class HistoryService(Service):
         self._recovered()
         if self._prune_call is None:
             self._prune_call = self._clock.callLater(PRUNE_EVERY, self._prune_time)
+
+    # --- one writer per source ---------------------------------------------------------------
+
+    def _writing_source(self, store: HistoryStore) -> None:
+        """This service holds the source's lock: it says so every ``heartbeat_every``."""
+        self._lock_seen = store.source_lock
+        if self._heartbeat_call is None:
+            self._heartbeat_call = self._clock.callLater(self.heartbeat_every, self._heartbeat_time)
+
+    def _heartbeat_time(self) -> None:
+        self._heartbeat_call = self._clock.callLater(self.heartbeat_every, self._heartbeat_time)
+        if self._taken is not None:
+            return
+        self._heartbeat_due = True
+        if self._busy is None and self._failed_attempts == 0:
+            self._schedule(0)
+
+    def _heartbeat(self) -> None:
+        store = self._store
+        assert store is not None
+        store.heartbeat()
+
+    def _beaten(self, _: None) -> None:
+        self._recovered()
+
+    def _retaken(self) -> None:
+        """Say so when the lock was lost with its connection and taken again on the way."""
+        store = self._store
+        if store is None or self._taken is not None or self._lock_seen is None:
+            return
+        lock = store.source_lock
+        if lock is None or lock is self._lock_seen:
+            return
+        self._lock_seen = lock
+        log.warn(
+            "history: the connection that held history source {source!r} at {url} was lost;"
+            " the source is taken again and this daemon goes on writing it",
+            source=self.source,
+            url=self.url,
+        )
+
+    def _refused_source(self, taken: SourceTaken) -> None:
+        """Another daemon writes the source: write nothing of it, say so, ask again later.
+
+        Rows waiting that may count time the other daemon counts too (after
+        it took the source) are let go; those of the spill file, from the
+        last run, stay to be written once the source is this daemon's again.
+        """
+        first = self._taken is None
+        self._taken = taken
+        self._takeover = None
+        self._lock_seen = None
+        holder = taken.writer
+        if first:
+            self._taken_since = self._clock.seconds()
+            self._skipped_before = self.skipped_rows
+            since = holder.started_at if holder is not None else self._clock.seconds()
+            self._let_go_from(since)
+            self._release(lambda target: True)
+        said = (holder.host, holder.pid, holder.started_at) if holder is not None else None
+        # The database answered: whatever failed before is over.
+        self._recovered()
+        if first or said != self._taken_said:
+            self._taken_said = said
+            log.error(
+                "{taken}: this daemon writes nothing of it to {url} meanwhile (that daemon"
+                " writes the same rows) and takes the source over when that daemon stops;"
+                " daemons that watch different PBXs need a --history-source each",
+                taken=str(taken),
+                url=self.url,
+            )
+
+    def _let_go_from(self, since: float) -> None:
+        """Let go of the rows waiting from ``since`` on (counted in ``skipped_rows``)."""
+        skipped = 0
+        for batch in list(self._pending):
+            if batch.spilled:
+                continue  # the last run's
+            kept, where = _before(batch.rows, since)
+            gone = len(batch.rows) - len(kept)
+            if gone:
+                # Its marks count the rows kept: a batch that went through after
+                # all went through whole, so what is kept of it is written.
+                batch.written_if = {
+                    t: bisect.bisect_left(where, n) for t, n in batch.written_if.items()
+                }
+                batch.rows = kept
+                skipped += gone
+            if not batch.rows:
+                self._pending.remove(batch)
+        if self._queue:
+            rows = list(self._queue)
+            kept, _ = _before(rows, since)
+            self._queue = deque(kept)
+            skipped += len(rows) - len(kept)
+        if skipped:
+            self.skipped_rows += skipped
+            self._settle(skipped)
+
+    def _claimed(self, taken: SourceTaken | None) -> None:
+        if taken is not None:
+            self._refused_source(taken)
+            return
+        store = self._store
+        assert store is not None
+        before = self._taken
+        since = self._taken_since
+        # What the figures counted of the interval under way: theirs, not this daemon's.
+        # Asked before writing resumes: an interval it closes is let go with the others.
+        counted: _Counted | None = None
+        now = at = self._clock.seconds()
+        if self.under_way is not None:
+            at, rows = self.under_way()
+            counted = {(r.kind, r.id, r.interval_start): r for r in rows}
+        self._taken = None
+        self._taken_since = None
+        self._taken_said = None
+        self._takeover = _Takeover(at, counted)
+        self._recovered()
+        self._writing_source(store)
+        log.info(
+            "history: this daemon now writes history source {source!r} to {url}, taken over"
+            " from {before} after {duration}; {skipped} rows were let go meanwhile as that"
+            " daemon's",
+            source=self.source,
+            url=self.url,
+            before=_holder(before),
+            duration=duration_words(now - (now if since is None else since)),
+            skipped=self.skipped_rows - self._skipped_before,
+        )
+        self._schedule(0)
 
     def _prune_time(self) -> None:
         self._prune_call = self._clock.callLater(PRUNE_EVERY, self._prune_time)
@@ -992,6 +1332,12 @@ class HistoryService(Service):
         batch: _Batch | None = None
         if isinstance(error, _BatchFailed):
             batch, error = error.batch, error.error
+        if isinstance(error, SourceTaken):
+            # The lock went with its connection, and another daemon has the source now.
+            if batch is not None:
+                self._pending.appendleft(batch)
+            self._refused_source(error)
+            return
         if isinstance(error, HistoryFileReplaced):
             # Closed in the thread; the next step opens a new file at the path.
             self._store = None
@@ -1056,9 +1402,12 @@ class HistoryService(Service):
             )
 
     def _kind(self, error: BaseException) -> str:
+        if isinstance(error, SourceTaken):
+            return error.problem
         return problem_kind(error)
 
     def _recovered(self) -> None:
+        self._retaken()
         attempts = self._failed_attempts
         if not attempts:
             return
@@ -1068,16 +1417,17 @@ class HistoryService(Service):
             lost = f"{self._dropped_since_logged} rows were dropped"
         else:
             lost = "nothing was lost"
-        log.info(
-            "the history is written to {url} again, after {attempts} failed {noun}"
-            " over {duration}; {lost}",
-            url=self.url,
-            attempts=attempts,
-            noun="attempt" if attempts == 1 else "attempts",
-            failed_attempts=attempts,
-            duration=duration_words(lasted),
-            lost=lost,
-        )
+        if self._taken is None:
+            log.info(
+                "the history is written to {url} again, after {attempts} failed {noun}"
+                " over {duration}; {lost}",
+                url=self.url,
+                attempts=attempts,
+                noun="attempt" if attempts == 1 else "attempts",
+                failed_attempts=attempts,
+                duration=duration_words(lasted),
+                lost=lost,
+            )
         self._failed_attempts = 0
         self._failing_since = None
         self._problem = None
@@ -1122,6 +1472,13 @@ class HistoryService(Service):
     def _bound(self) -> None:
         if self._waiting() > self.max_backlog:
             self._drop()
+
+
+def _holder(taken: SourceTaken | None) -> str:
+    writer = taken.writer if taken is not None else None
+    if writer is None:
+        return "the daemon that wrote it"
+    return f"mitelacd on host {writer.host}, pid {writer.pid}"
 
 
 def _fire(waiter: Deferred[None], result: T) -> T:
