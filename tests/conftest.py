@@ -14,6 +14,7 @@ tests/test_suite_rules.py shows both rules at work.
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -266,3 +267,23 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.close()
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty history database, on each backend in turn (a SQLite file, or
+    a database of its own in the session's PostgreSQL server)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'history.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    name = f"{module}_{next(_databases)}"
+    url = server.create_database(name)
+    try:
+        yield url
+    finally:
+        server.drop_database(name)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import datetime
 import io
-import itertools
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -56,8 +55,6 @@ MIDNIGHT = 1773014400
 DAY = "2026-03-09"
 NEXT_DAY = "2026-03-10"
 UTC = datetime.timezone.utc
-
-_databases = itertools.count(1)
 
 
 def at(hhmm: str, day_offset: int = 0) -> int:
@@ -105,21 +102,6 @@ def span(agent: str, start: float, end: float, state: str = "available", **more:
 
 
 # --- the two backends --------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of an empty history database, on each backend in turn."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'history.db'}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    name = f"history_{next(_databases)}"
-    url = server.create_database(name)
-    try:
-        yield url
-    finally:
-        server.drop_database(name)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ with the writer's real threads on a Clock the test moves (tests/test_history.py)
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import shutil
@@ -65,23 +64,6 @@ UNREACHABLE = "postgresql://mitelacd@127.0.0.1:1/history"
 
 #: Too large for any integer column of either database.
 HUGE = 10**20
-
-_databases = itertools.count(1)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of an empty history database, on each backend in turn."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'history.db'}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    name = f"safety_{next(_databases)}"
-    url = server.create_database(name)
-    try:
-        yield url
-    finally:
-        server.drop_database(name)
 
 
 @pytest.fixture

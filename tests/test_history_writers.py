@@ -10,7 +10,6 @@ the same with the day's figures fed the same events; and two real daemons.
 from __future__ import annotations
 
 import datetime
-import itertools
 import json
 import os
 import re
@@ -40,15 +39,11 @@ from test_history import (
     until,
 )
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel
 
-from mitelacd.floor.records import parse_record
 from mitelacd.floor.render import iso_utc
-from mitelacd.floor.state import FloorState
-from mitelacd.reports.live import FiguresService
 from mitelacd.reports.rows import INTERVAL_SECONDS, IntervalRow, StateSpan
 from mitelacd.reports.store import (
     MIGRATIONS,
@@ -63,29 +58,13 @@ from mitelacd.reports.store import (
 )
 from mitelacd.reports.writer import HistoryService
 from mitelacd.testing import Twistd, call_body, capture_log, fake_pbx, wire
+from mitelacd.testing.history import FiguresAndHistory
 from mitelacd.testing.postgres import PostgresServer
 
 HOST = socket.gethostname()
 PID = os.getpid()
 #: Nothing listens there: a PostgreSQL that cannot be reached.
 UNREACHABLE = "postgresql://mitelacd@127.0.0.1:1/history"
-
-_databases = itertools.count(1)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of an empty history database, on each backend in turn."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'history.db'}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    name = f"writers_{next(_databases)}"
-    url = server.create_database(name)
-    try:
-        yield url
-    finally:
-        server.drop_database(name)
 
 
 @pytest.fixture
@@ -648,40 +627,9 @@ async def test_a_writer_whose_postgresql_lock_went_stops_writing_and_names_the_n
 CLOCK = cast(IReactorTime, reactor)
 
 
-class Daemon:
-    """A floor, its figures and a history on the real reactor, as the daemon wires them."""
-
-    def __init__(self, url: str) -> None:
-        self.floor = FloorState(CLOCK)
-        self.history = HistoryService(
-            lambda: open_store(url),
-            "pbx",
-            CLOCK,
-            cast(IReactorFromThreads, reactor),
-            url=url,
-            flush_interval=0.05,
-            lock_retry_delay=0.1,
-        )
-        self.figures = FiguresService(self.floor, CLOCK, history=self.history)
-        self.seq = 0
-
-    async def start(self) -> None:
-        self.history.startService()
-        self.figures.startService()
-        await self.figures.seeded
-
-    async def stop(self) -> None:
-        self.figures.stopService()
-        await Deferred.fromCoroutine(stopped(self.history))
-
-    def events(self, spec: str, agent: str) -> None:
-        for token in spec.split():
-            body = call_body(self.seq, token[0], "2001", agent, token[1:])
-            self.seq = (self.seq + 1) % 100
-            self.floor.recordReceived(parse_record(body.encode()))
-
-    def calls(self) -> dict[str, int]:
-        return {a["id"]: a["acd_calls"] for a in self.figures.today("agent")["agents"]}
+def Daemon(url: str) -> FiguresAndHistory:  # noqa: N802 (it stands for a daemon)
+    """A daemon's floor, figures and history, retrying the source's lock every 0.1 s."""
+    return FiguresAndHistory(url, lock_retry_delay=0.1)
 
 
 def calls_kept(store: HistoryStore) -> dict[str, int]:

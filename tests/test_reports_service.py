@@ -11,52 +11,18 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyRequest
 
-from mitelacd.floor.records import parse_record
 from mitelacd.floor.state import FloorState
 from mitelacd.reports.live import FiguresService, combine_live
 from mitelacd.reports.rows import IntervalRow
-from mitelacd.reports.store import open_store
 from mitelacd.reports.writer import HistoryService
-from mitelacd.testing import call_body
+from mitelacd.testing.history import FiguresAndHistory
 from mitelacd.web.reports import ReportError, Reports, report_query
 
 CLOCK = cast(IReactorTime, reactor)
-
-
-class ReportsRun:
-    """A floor, its figures and a history on the real reactor, as the daemon wires them."""
-
-    def __init__(self, url: str) -> None:
-        self.floor = FloorState(CLOCK)
-        self.history = HistoryService(
-            lambda: open_store(url),
-            "pbx",
-            CLOCK,
-            cast(IReactorFromThreads, reactor),
-            url=url,
-            flush_interval=0.05,
-        )
-        self.figures = FiguresService(self.floor, CLOCK, history=self.history)
-        self.seq = 0
-
-    async def start(self) -> None:
-        self.history.startService()
-        self.figures.startService()
-        await self.figures.seeded
-
-    async def stop(self) -> None:
-        self.figures.stopService()
-        await Deferred.fromCoroutine(_stopped(self.history))
-
-    def events(self, spec: str, agent: str = "1001") -> None:
-        for token in spec.split():
-            body = call_body(self.seq, token[0], "2001", agent, token[1:])
-            self.seq = (self.seq + 1) % 100
-            self.floor.recordReceived(parse_record(body.encode()))
 
 
 async def _stopped(history: HistoryService) -> None:
@@ -66,14 +32,14 @@ async def _stopped(history: HistoryService) -> None:
 @pytest_twisted.ensureDeferred
 async def test_a_restart_goes_on_from_the_days_figures_kept(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/history.db"
-    first = ReportsRun(url)
+    first = FiguresAndHistory(url)
     await first.start()
     first.events("A G01860 J01 G01861 J01")
     first.events("G01860 J01", agent="1002")
     assert first.figures.today("agent")["agents"][0]["acd_calls"] == 2
     await first.stop()
 
-    again = ReportsRun(url)
+    again = FiguresAndHistory(url)
     await again.start()
     try:
         # Before any event of this run, the day's calls are those kept.

@@ -26,20 +26,18 @@ import pytest
 import pytest_twisted
 import treq
 from twisted.internet import defer, reactor
-from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 
 from mitelacd.cli import EXIT_USAGE
 from mitelacd.floor.documents import FloorDocuments
 from mitelacd.floor.names import Names, parse_names
-from mitelacd.floor.state import FloorState
 from mitelacd.reports import cli as reportcli
 from mitelacd.reports import workbook
 from mitelacd.reports.format import hms, reason_columns, report_csv, report_json, slug
-from mitelacd.reports.live import FiguresService
 from mitelacd.reports.rows import FIGURES, IntervalRow, ReasonKind, RowKind
 from mitelacd.reports.store import open_store
 from mitelacd.reports.workbook import report_xlsx_bytes
-from mitelacd.reports.writer import HistoryService
+from mitelacd.testing.history import FiguresAndHistory
 from mitelacd.web.reports import Reports
 from mitelacd.web.resources import Served, WebService
 
@@ -443,34 +441,22 @@ class Site:
     """The daemon's reports on 127.0.0.1, over a history with DAY in it; days cut in Paris."""
 
     def __init__(self, url: str) -> None:
-        self.floor = FloorState(CLOCK)
-        self.floor.setNames(names())
-        self.history = HistoryService(
-            lambda: open_store(url),
-            "pbx",
-            CLOCK,
-            cast(IReactorFromThreads, reactor),
-            url=url,
-            flush_interval=0.05,
-        )
-        self.figures = FiguresService(self.floor, CLOCK, tz=PARIS, history=self.history)
+        self.run = FiguresAndHistory(url, names=names(), tz=PARIS)
+        self.floor, self.history, self.figures = self.run.floor, self.run.history, self.run.figures
         served = Served(
             self.floor, FloorDocuments(self.floor), reports=Reports(self.figures, self.history)
         )
         self.web = WebService("tcp:0:interface=127.0.0.1", served, reactor)
 
     async def start(self) -> str:
-        self.history.startService()
-        self.figures.startService()
-        await self.figures.seeded
+        await self.run.start()
         self.web.startService()
         assert self.web.port is not None
         return f"http://127.0.0.1:{self.web.port.getHost().port}"  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
         await defer.maybeDeferred(self.web.stopService)
-        self.figures.stopService()
-        await self.history.stopService().addTimeout(30, reactor)
+        await self.run.stop()
 
 
 async def get(

@@ -7,18 +7,31 @@ writer opens new stores as it goes (``open_store(url, store_class=...)``).
 * :class:`FlakyHistoryStore`: writes fail while ``down``, or lose their answer after the commit.
 * :class:`DownHistoryStore`: a flaky store that, while down, cannot even read its batch marks.
 * :class:`StuckHistoryStore`: writes hang until ``release`` is set.
+
+And :class:`FiguresAndHistory`: a floor, its day's figures and a history
+writer on the real reactor, wired as the daemon wires them.
 """
 
 from __future__ import annotations
 
+import datetime
 import sqlite3
 import threading
 from collections.abc import Sequence
+from typing import Any, cast
 
 from sqlalchemy.exc import OperationalError
+from twisted.internet import reactor
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 
+from mitelacd.floor.names import Names
+from mitelacd.floor.records import parse_record
+from mitelacd.floor.state import FloorState
+from mitelacd.reports.live import FiguresService
 from mitelacd.reports.rows import IntervalRow, StateSpan
-from mitelacd.reports.store import HistoryStore
+from mitelacd.reports.store import HistoryStore, open_store
+from mitelacd.reports.writer import HistoryService
+from mitelacd.testing import call_body
 
 
 class FlakyHistoryStore(HistoryStore):
@@ -83,3 +96,54 @@ class StuckHistoryStore(HistoryStore):
     ) -> None:
         StuckHistoryStore.release.wait(30)
         super().write(source, intervals, spans, batch)
+
+
+class FiguresAndHistory:
+    """A floor, its day's figures and a history writer of ``url`` on the real reactor, as
+    the daemon wires them; records are fed with :meth:`events`. ``history_options`` go to
+    :class:`~mitelacd.reports.writer.HistoryService` (the flush interval is 0.05 s)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        names: Names | None = None,
+        tz: datetime.tzinfo | None = None,
+        source: str = "pbx",
+        **history_options: Any,
+    ) -> None:
+        clock = cast(IReactorTime, reactor)
+        self.floor = FloorState(clock)
+        if names is not None:
+            self.floor.setNames(names)
+        history_options.setdefault("flush_interval", 0.05)
+        self.history = HistoryService(
+            lambda: open_store(url),
+            source,
+            clock,
+            cast(IReactorFromThreads, reactor),
+            url=url,
+            **history_options,
+        )
+        self.figures = FiguresService(self.floor, clock, tz=tz, history=self.history)
+        self.seq = 0
+
+    async def start(self) -> None:
+        self.history.startService()
+        self.figures.startService()
+        await self.figures.seeded
+
+    async def stop(self) -> None:
+        self.figures.stopService()
+        await self.history.stopService().addTimeout(30, reactor)
+
+    def events(self, spec: str, agent: str = "1001", dn: str = "2001") -> None:
+        """Call events of ``agent`` as code and tail: ``"A G01860 J01"``."""
+        for token in spec.split():
+            body = call_body(self.seq, token[0], dn, agent, token[1:])
+            self.seq = (self.seq + 1) % 100
+            self.floor.recordReceived(parse_record(body.encode()))
+
+    def calls(self) -> dict[str, int]:
+        """Today's ACD calls by agent, as the live figures have them."""
+        return {a["id"]: a["acd_calls"] for a in self.figures.today("agent")["agents"]}
