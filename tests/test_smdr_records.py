@@ -17,13 +17,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mitelacd.floor.smdr import (
+    LAYOUT_NAMES,
     OUTCOMES,
     PROVISIONAL_OUTCOMES,
+    SmdrKind,
     SmdrLayout,
     SmdrRecord,
     SmdrUnreadable,
     classify,
     columns_of,
+    layout_named,
     parse_smdr,
 )
 
@@ -704,3 +707,161 @@ def test_parse_smdr_never_raises_and_keeps_the_raw_line(
     else:
         assert isinstance(result, SmdrUnreadable)
         assert result.raw == line and result.reason
+
+
+# §3: every layout --smdr-layout names, S1's call laid out in its columns -------------------
+
+
+def laid_out(layout: SmdrLayout, rest: bool = True) -> str:
+    """S1's answered call (§9.2) in the columns of ``layout``, trailing blanks trimmed.
+
+    With a tail, its fields too; ``rest``: something after a Level 1/2 record's
+    ANI, as the longer Extended Reporting records carry (§3.6).
+    """
+    columns = dict(columns_of(layout))
+    values = {
+        "date": "03/11",
+        "start": "08:16:05" if layout.kind == "level2" else "08:16",
+        "duration": "00:02:14" if layout.kind == "standard" else "0000:02:14",
+        "calling": "T012",
+        "time_to_answer": "0004" if layout.extended_tta else "004",
+        "digits": "P860 610 611 610",
+        "meter_pulses": "00012",
+        "called": "1001",
+        "system_id": "001",
+        "ani": "6135550142",
+        "dnis": "5550100",
+        "call_id": "A0010788",
+        "sequence_id": "A",
+        "associated_call_id": "A0010787",
+        "rest": "          5550100" if rest else "",
+    }
+    line = [" "] * max(where.stop for where in columns.values())
+    for name, where in columns.items():
+        text = values.get(name, "")
+        assert len(text) <= where.stop - where.start, (name, text)
+        line[where.start : where.start + len(text)] = text
+    return "".join(line).rstrip()
+
+
+@pytest.mark.parametrize("name", LAYOUT_NAMES)
+def test_every_layout_reads_its_own_columns_forced_and_detected(name: str) -> None:
+    layout = layout_named(name)
+    line = laid_out(layout)
+    expected: dict[str, Any] = dict(
+        month=3, day=11, duration_seconds=134, calling="T012", time_to_answer_seconds=4,
+        unanswered=False, path="860", groups=("610", "611", "610"), answering_group="610",
+        called="1001", system_id="001", ani="6135550142", unread=(),
+    )  # fmt: skip
+    tails: dict[str, dict[str, Any]] = {
+        "none": dict(dnis=None, call_id=None),
+        "ani_dnis": dict(dnis="5550100", call_id=None),
+        "oli": dict(dnis="5550100", call_id="A0010788", sequence_id="A",
+                    associated_call_id="A0010787"),
+    }  # fmt: skip
+    tail = tails[layout.tail]
+    if layout.kind in ("standard", "extended_digits") and layout.tail == "none":
+        tail["ani"] = None
+    expected.update(tail)
+    forced = record(line, layout)
+    assert reading(forced, expected) == expected
+    assert forced.start == (T(8, 16, 5) if layout.kind == "level2" else T(8, 16))
+    assert classify(forced) == "answered"
+    detected = record(line)
+    assert detected.layout == layout and detected.detected
+    assert detected.fields == forced.fields
+
+
+@pytest.mark.parametrize("name", ["level1", "level1+tta4"])
+def test_a_level1_line_that_ends_at_its_ani_is_read_as_level1(name: str) -> None:
+    # Up to the third party Level 1 has the Extended Digit Length columns, and
+    # a line of 120 characters fits that layout's ANI/DNIS length too; read so,
+    # its ANI columns hold Level 1's system identifier and cannot be read
+    # (§3.6, §3.8), while Level 1 reads every field: detection takes Level 1.
+    layout = layout_named(name)
+    line = laid_out(layout, rest=False)
+    assert len(line) == 120
+    as_edl = record(line, SmdrLayout("extended_digits", layout.extended_tta, "ani_dnis"))
+    assert "ani" in as_edl.unread
+    detected = record(line)
+    assert detected.layout == layout and detected.unread == ()
+    assert (detected.path, detected.called, detected.time_to_answer_seconds) == ("860", "1001", 4)
+    assert detected.ani == "6135550142"
+
+
+@pytest.mark.parametrize("kind", ["standard", "extended_digits"])
+def test_meter_pulses_are_read_when_forced_in_either_width(kind: SmdrKind) -> None:
+    layout = SmdrLayout(kind, meter_pulses=True)
+    line = laid_out(layout)
+    rec = record(line, layout)
+    assert (rec.digits, rec.meter_pulses, rec.path, rec.called) == (
+        "P860 610 611 610", 12, "860", "1001",
+    )  # fmt: skip
+    assert record(line).meter_pulses is None  # never detected
+
+
+def test_every_layout_name_reads_back() -> None:
+    assert len(LAYOUT_NAMES) == 16
+    assert {layout_named(name).name for name in LAYOUT_NAMES} == set(LAYOUT_NAMES)
+
+
+# §9.1: the fixtures F2 and F3 laid out in the Level 2 columns (§3.6) ---------------------------
+
+LEVEL2_LAID_OUT: list[tuple[str, str, dict[str, Any]]] = [
+    # "internal MiVoice sample": 2002 → 2001, time to answer 4 s, internal.
+    ("F2", lay(110, {2: "02/17", 8: "19:05:39", 18: "0000:00:15", 29: "2002", 37: "0004",
+        42: "2001", 68: "I", 70: "2001", 108: "000"}),
+     dict(start=T(19, 5, 39), duration_seconds=15, calling="2002", time_to_answer_seconds=4,
+        digits="2001", completion="I", completion_meaning="internal", called="2001",
+        system_id="000", path=None)),
+    # "trunk-first external sample": trunk T1 in, answered at once, digits then T3.
+    ("F3", lay(80, {2: "02/04", 8: "13:34:38", 18: "0000:00:53", 29: "T1", 37: "0000",
+        42: "0284785439 4216", 70: "T3"}),
+     dict(start=T(13, 34, 38), duration_seconds=53, calling="T1", time_to_answer_seconds=0,
+        digits="0284785439 4216", called="T3", path=None, unread=())),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "line, expected", [x[1:] for x in LEVEL2_LAID_OUT], ids=[x[0] for x in LEVEL2_LAID_OUT]
+)
+def test_fixture_laid_out_in_level2_columns(line: str, expected: dict[str, Any]) -> None:
+    rec = record(line)
+    assert rec.layout == LEVEL2
+    assert reading(rec, expected) == expected
+    assert classify(rec) == "not_a_path_call"
+
+
+# Long, filled and foreign lines never overflow anything ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        (S[1] + "9" * 10_000, "10090 characters, longer than any layout (207)"),
+        ("P860 " * 2_000, "9999 characters, longer than any layout (207)"),
+        (S[1][:40] + "\x00" * 10_000 + S[1][40:], "control or non-ASCII"),
+        (S[1][:40] + "\u00e9\u20ac" * 5_000 + S[1][40:], "control or non-ASCII"),
+        (S[1].encode("ascii")[:40] + b"\xc3\xa9" * 5_000, "not ASCII"),
+        ("\x00" * 10_000, "blank line"),
+    ],
+    ids=["digits", "path tokens", "NULs inside", "non-ASCII", "UTF-8 bytes", "only NULs"],
+)
+def test_a_ten_kilobyte_line_is_unreadable_with_a_short_reason(
+    line: str | bytes, reason: str
+) -> None:
+    result = unreadable(line)
+    assert reason in result.reason
+    assert len(result.reason) < 200
+    assert result.raw == line
+    # Forced to a layout, the same.
+    forced = unreadable(line, STANDARD)
+    assert len(forced.reason) < 200
+
+
+def test_trailing_fill_of_any_length_is_absent_columns() -> None:
+    for line in (S[1] + " " * 10_000, "\x00" * 5_000 + S[1] + "\x00" * 5_000 + "\r\n"):
+        rec = record(line)
+        assert rec.layout == STANDARD
+        assert (rec.path, rec.called, rec.time_to_answer_seconds) == ("860", "1001", 4)
+        assert all(len(value) <= 26 for _, value in rec.fields)

@@ -92,6 +92,69 @@ class SmdrLayout:
         return "+".join(parts)
 
 
+def layout_named(name: str) -> SmdrLayout:
+    """The layout :attr:`SmdrLayout.name` gives ``name`` (``--smdr-layout``).
+
+    Raises ValueError naming the parts it takes when ``name`` is not one.
+    """
+    kind, *options = name.strip().lower().split("+")
+    if kind not in KINDS:
+        raise ValueError(
+            f"no SMDR layout {name!r}: it starts with one of {', '.join(KINDS)},"
+            " then +tta4, +ani_dnis or +oli, +meter (standard+tta4+ani_dnis)"
+        )
+    unknown = [o for o in options if o not in ("tta4", "meter", *TAILS[1:])]
+    if unknown:
+        raise ValueError(f"no SMDR layout option {unknown[0]!r}: tta4, ani_dnis, oli or meter")
+    tails = [o for o in options if o in TAILS]
+    if len(tails) > 1:
+        raise ValueError(f"an SMDR layout has one tail, not {' and '.join(tails)}")
+    try:
+        layout = SmdrLayout(
+            kind,
+            "tta4" in options,
+            tails[0] if tails else "none",
+            "meter" in options,
+        )
+    except ValueError as e:
+        raise ValueError(f"no SMDR layout {name!r}: {e}") from None
+    return layout
+
+
+#: Every layout without meter pulses, by name: what ``--smdr-layout`` lists.
+LAYOUT_NAMES: tuple[str, ...] = tuple(
+    SmdrLayout(kind, tta, tail).name for kind, tail in _LENGTHS for tta in (False, True)
+)
+
+
+@attrs.frozen
+class SmdrLine:
+    """One line of the SMDR stream as it came, with when and how it was read.
+
+    What history keeps of every record (state-model §8): ``text`` is the line
+    without its terminator (bytes beyond ASCII kept as Latin-1, one character
+    each; a NUL inside it, which no database text column takes, as U+2400
+    SYMBOL FOR NULL, which reads as unreadable as the NUL did), ``layout``
+    the :attr:`SmdrLayout.name` it was read with, or ``"unreadable"`` when
+    it fits none.
+    """
+
+    received_at: float
+    text: str
+    layout: str
+
+    @classmethod
+    def of(cls, received_at: float, raw: bytes, result: SmdrResult) -> SmdrLine:
+        """The line ``raw`` (terminator and all) as read into ``result``."""
+        text = raw.rstrip(b"\r\n\x00").decode("latin-1").replace("\x00", "\u2400")
+        layout = result.layout.name if isinstance(result, SmdrRecord) else UNREADABLE
+        return cls(received_at, text, layout)
+
+
+#: The layout of a line that fits none.
+UNREADABLE = "unreadable"
+
+
 #: What a call completion status character means (§5). ``normal``: blank,
 #: an answered incoming call or an outgoing one without supervision.
 CompletionMeaning = Literal[
@@ -438,9 +501,18 @@ def _detect(body: str) -> SmdrLayout | str:
         return "fits no layout: " + "; ".join(reasons)
     kinds = {layout.kind for layout in fits}
     if "extended_digits" in kinds and "level1" in kinds:
-        # Level 1 shares every column up to the third party; a line that fits
-        # the shorter layout is read with it (Level 1 records are longer).
-        fits = [layout for layout in fits if layout.kind != "level1"]
+        # Level 1 shares every column up to the third party. A line that fits
+        # both is read as Extended Digit Length, unless that leaves fields it
+        # cannot read (Level 1's system identifier and ANI sit where its ANI
+        # and DNIS would) and Level 1 reads every field.
+        def unread(kind: SmdrKind) -> int:
+            layout = next(layout for layout in fits if layout.kind == kind)
+            return len(_read(body, body, layout, True, []).unread)
+
+        level1 = unread("extended_digits") > 0 and unread("level1") == 0
+        fits = [
+            layout for layout in fits if layout.kind != ("extended_digits" if level1 else "level1")
+        ]
     if len(fits) > 1:
         names = ", ".join(layout.name for layout in fits)
         return f"fits more than one layout ({names}): the duration is blank"
