@@ -18,14 +18,18 @@ from twisted.logger import LogLevel
 
 from mitelacd.floor.names import (  # tomllib: the standard library's, or tomli before 3.11
     AGENT_STATES,
+    DEFAULT_SERVICE_LEVEL,
     LIMITED_STATES,
     NO_NAMES,
+    SERVICE_LEVEL_SECONDS,
+    SHORT_ABANDON_SECONDS,
     AgentEntry,
     Limits,
     Names,
     NamesError,
     NamesWatcher,
     QueueThresholds,
+    ServiceLevelSettings,
     install_sighup,
     load_names,
     parse_names,
@@ -338,12 +342,12 @@ ERRORS = [
     (
         '[agents]\n"1001" = "Ada"\n\n[colours]\nred = 1\n',
         4,
-        "unknown table [colours] (expected one of agents, groups, paths, make_busy_reasons, dnd_reasons, thresholds)",
+        "unknown table [colours] (expected one of agents, groups, paths, make_busy_reasons, dnd_reasons, thresholds, service_level, smdr)",
     ),
     (
         'title = "Leeds"\n',
         1,
-        "unknown table [title] (expected one of agents, groups, paths, make_busy_reasons, dnd_reasons, thresholds)",
+        "unknown table [title] (expected one of agents, groups, paths, make_busy_reasons, dnd_reasons, thresholds, service_level, smdr)",
     ),
     ('# names\nagents = ["1001"]\n', 2, "[agents] must be a table"),
     # agents
@@ -624,6 +628,192 @@ def test_the_line_of_a_short_number_is_where_it_is_first_written_under_its_table
         parse_names(text, "f")
 
 
+# -- [service_level] and [smdr]: the SMDR figures' settings ------------------
+
+SMDR_SETTINGS = """\
+[paths]
+"860" = "Sales hotline"
+
+[service_level]
+seconds = 15
+short_abandon_seconds = 4
+
+[service_level.paths."860"]
+seconds = 30
+
+[service_level.paths."001"]
+seconds = 60
+
+[smdr]
+confirmed = true
+"""
+
+
+def test_the_smdr_settings_are_read() -> None:
+    names = parse_names(SMDR_SETTINGS, "f")
+    assert names.service_level == ServiceLevelSettings(15, 4, {"860": 30, "001": 60})
+    assert names.smdr_confirmed is True
+    assert names.service_level.target("860") == 30
+    assert names.service_level.target("001") == 60
+    assert names.service_level.target("870") == 15
+    assert names.summary() == (
+        "0 agents, 0 groups, 1 paths;"
+        " SMDR: service level 15 s (2 paths their own), short abandon 4 s, confirmed"
+    )
+    with pytest.raises(TypeError):
+        names.service_level.paths["870"] = 5  # type: ignore[index]
+
+
+def test_without_the_smdr_tables_the_defaults_hold() -> None:
+    for names in (NO_NAMES, example(), parse_names("", "f")):
+        assert names.service_level == DEFAULT_SERVICE_LEVEL
+        assert names.service_level == ServiceLevelSettings(20, 6, {})
+        assert names.service_level.target("860") == 20
+        assert names.smdr_confirmed is False
+    assert (SERVICE_LEVEL_SECONDS, SHORT_ABANDON_SECONDS) == (20, 6)
+    # The summary says nothing of them while the file leaves them alone.
+    assert example().summary() == "3 agents, 2 groups, 2 paths"
+
+
+@pytest.mark.parametrize(
+    ("text", "level", "confirmed", "summary"),
+    [
+        # A table of its own with only a part: the rest stays the default.
+        ("[service_level]\nshort_abandon_seconds = 0\n", ServiceLevelSettings(20, 0), False,
+         "SMDR: service level 20 s, short abandon 0 s, provisional"),
+        ("[smdr]\nconfirmed = false\n", DEFAULT_SERVICE_LEVEL, False, None),
+        ("[smdr]\n", DEFAULT_SERVICE_LEVEL, False, None),
+        ("[smdr]\nconfirmed = true\n", DEFAULT_SERVICE_LEVEL, True,
+         "SMDR: service level 20 s, short abandon 6 s, confirmed"),
+        # Dotted keys, the limits of the range, and a path table with no seconds.
+        ("service_level.seconds = 3600\nservice_level.paths.860.seconds = 1\n",
+         ServiceLevelSettings(3600, 6, {"860": 1}), False,
+         "SMDR: service level 3600 s (1 path its own), short abandon 6 s, provisional"),
+        ('[service_level.paths."860"]\n', DEFAULT_SERVICE_LEVEL, False, None),
+        ('[service_level]\npaths = { "860" = { seconds = 25 } }\n',
+         ServiceLevelSettings(20, 6, {"860": 25}), False,
+         "SMDR: service level 20 s (1 path its own), short abandon 6 s, provisional"),
+    ],
+)  # fmt: skip
+def test_smdr_settings_one_by_one(
+    text: str, level: ServiceLevelSettings, confirmed: bool, summary: str | None
+) -> None:
+    names = parse_names(text, "f")
+    assert names.service_level == level
+    assert names.smdr_confirmed is confirmed
+    plain = "0 agents, 0 groups, 0 paths"
+    assert names.summary() == (plain if summary is None else f"{plain}; {summary}")
+
+
+SMDR_ERRORS = [
+    (
+        "[service_level]\nseconds = 20\ntarget = 30\n",
+        3,
+        '[service_level]: unknown key "target" (expected seconds, short_abandon_seconds, paths)',
+    ),
+    (
+        "[service_level]\nseconds = 20.5\n",
+        2,
+        "[service_level] seconds must be whole seconds from 1 to 3600, not 20.5",
+    ),
+    (
+        "[service_level]\nseconds = 20.0\n",
+        2,
+        "[service_level] seconds must be whole seconds from 1 to 3600, not 20.0",
+    ),
+    (
+        "[service_level]\nseconds = 0\n",
+        2,
+        "[service_level] seconds must be whole seconds from 1 to 3600, not 0",
+    ),
+    (
+        "[service_level]\nseconds = 3601\n",
+        2,
+        "[service_level] seconds must be whole seconds from 1 to 3600, not 3601",
+    ),
+    (
+        '[service_level]\nseconds = "20"\n',
+        2,
+        '[service_level] seconds must be whole seconds from 1 to 3600, not "20"',
+    ),
+    (
+        "[service_level]\nseconds = true\n",
+        2,
+        "[service_level] seconds must be whole seconds from 1 to 3600, not true",
+    ),
+    (
+        "[service_level]\nseconds = [20]\n",
+        2,
+        "[service_level] seconds must be whole seconds from 1 to 3600, not a list",
+    ),
+    (
+        "[service_level]\n\nshort_abandon_seconds = -1\n",
+        3,
+        "[service_level] short_abandon_seconds must be whole seconds from 0 to 3600, not -1",
+    ),
+    ('service_level = 20\n', 1, "[service_level] must be a table"),
+    ("[service_level]\npaths = 30\n", 2, "[service_level.paths] must be a table"),
+    (
+        '[service_level.paths]\n"860" = 30\n',
+        2,
+        '[service_level.paths."860"] must be a table with seconds',
+    ),
+    (
+        '[service_level.paths."860"]\nseconds = 30\nshort_abandon_seconds = 3\n',
+        3,
+        '[service_level.paths."860"]: unknown key "short_abandon_seconds" (expected seconds)',
+    ),
+    (
+        '[service_level]\nseconds = 20\n\n[service_level.paths."860"]\nseconds = 0\n',
+        5,
+        '[service_level.paths."860"] seconds must be whole seconds from 1 to 3600, not 0',
+    ),
+    (
+        '[service_level.paths."8600"]\nseconds = 30\n',
+        1,
+        'path "8600" in [service_level.paths]: a path number is three digits,'
+        ' as the PBX sends it (like "860")',
+    ),
+    (
+        '[service_level.paths.P860]\nseconds = 30\n',
+        1,
+        'path "P860" in [service_level.paths]: a path number is three digits,'
+        ' as the PBX sends it (like "860")',
+    ),
+    (
+        '[paths]\n"860" = "Hotline"\n\n[service_level.paths."86"]\nseconds = 30\n',
+        4,
+        'path "86" in [service_level.paths]: write "086", as the PBX sends it',
+    ),
+    ("[smdr]\nconfirmed = 1\n", 2, "[smdr] confirmed must be true or false, not 1"),
+    ('[smdr]\nconfirmed = "yes"\n', 2, '[smdr] confirmed must be true or false, not "yes"'),
+    ("[smdr]\nconfirm = true\n", 2, '[smdr]: unknown key "confirm" (expected confirmed)'),
+    ("smdr = true\n", 1, "[smdr] must be a table"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "line", "problem"), SMDR_ERRORS)
+def test_a_bad_smdr_setting_names_the_line_and_the_problem(
+    text: str, line: int, problem: str
+) -> None:
+    with pytest.raises(NamesError) as caught:
+        parse_names(text, "/etc/mitelacd/names.toml")
+    assert (caught.value.line, caught.value.problem) == (line, problem)
+    assert str(caught.value) == f"/etc/mitelacd/names.toml, line {line}: {problem}"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(seconds=0), dict(seconds=3601), dict(seconds=True), dict(seconds=2.5),
+        dict(short_abandon_seconds=-1), dict(paths={"860": 0}),
+    ],
+)  # fmt: skip
+def test_service_level_settings_refuse_what_the_file_would(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"^ServiceLevelSettings .* must be whole seconds"):
+        ServiceLevelSettings(**kwargs)
+
+
 # -- load_names ------------------------------------------------------------
 
 
@@ -825,6 +1015,31 @@ def test_a_reload_with_a_short_number_keeps_the_old_names_and_names_the_line(
         service.stopService()
 
 
+def test_smdr_settings_reload_and_a_bad_one_keeps_the_names_loaded_before(
+    names_file: Path, logged: LogCapture
+) -> None:
+    clock, floor = Clock(), NamesRecorder()
+    service = watcher(names_file, clock, floor)
+    service.startService()
+    try:
+        write(names_file, EXAMPLE + "\n[service_level]\nseconds = 30\n[smdr]\nconfirmed = true\n")
+        clock.advance(1)
+        assert len(floor.applied) == 1
+        good = service.names
+        assert (good.service_level.seconds, good.smdr_confirmed) == (30, True)
+        write(names_file, EXAMPLE + "\n[service_level]\nseconds = 30.5\n[smdr]\nconfirmed = true\n")
+        for _ in range(5):
+            clock.advance(1)
+        assert len(floor.applied) == 1 and service.names is good
+        assert logged.lines(LogLevel.warn) == [
+            f"names file {names_file} not reloaded (changed on disk): line 39:"
+            " [service_level] seconds must be whole seconds from 1 to 3600, not 30.5;"
+            " keeping the names loaded before"
+        ]
+    finally:
+        service.stopService()
+
+
 def test_a_file_gone_warns_once_and_is_read_again_when_back(
     names_file: Path, logged: LogCapture
 ) -> None:
@@ -1019,7 +1234,15 @@ def test_the_example_of_the_docs_is_complete_and_reads() -> None:
     assert names.group_thresholds and names.path_thresholds and names.agent_limits
     assert names.members("610") == ("1002", "1004")
     assert names.group_thresholds["610"].waiting == names.default_thresholds.waiting
-    assert names.summary() == "4 agents, 2 groups, 2 paths"
+    assert names.service_level == ServiceLevelSettings(20, 6, {"860": 30})
+    assert names.smdr_confirmed is False
+    summary = names.summary()
+    assert summary == (
+        "4 agents, 2 groups, 2 paths;"
+        " SMDR: service level 20 s (1 path its own), short abandon 6 s, provisional"
+    )
+    # The docs show it wrapped over two lines.
+    assert f"`{summary}`" in " ".join(DOCS.read_text(encoding="utf-8").split())
 
 
 def test_the_errors_shown_in_the_docs_are_the_ones_given() -> None:

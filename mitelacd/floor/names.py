@@ -10,10 +10,18 @@ describes it with a complete example.
 A bad file is refused as a whole, with the line that is wrong: at start the
 daemon does not start, on a reload the names loaded before stay. The
 :class:`NamesWatcher` reloads the file when it changes on disk and on SIGHUP.
+
+The file also holds the site's settings for the SMDR figures (state-model §8):
+``[service_level]`` (the service level target, per path if need be, and the
+short-abandon threshold) and ``[smdr]`` (``confirmed``: the site has checked
+the SMDR markers on its own capture). They are read here, with the rest of
+the file; :func:`mitelacd.reports.smdrsettings.smdr_settings` turns them into
+what the SMDR figures take.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -63,10 +71,29 @@ LIMITED_STATES: tuple[AgentState, ...] = (
 
 _RANK: dict[Level, int] = {"ok": 0, "warning": 1, "alarm": 2}
 
-TABLES = ("agents", "groups", "paths", "make_busy_reasons", "dnd_reasons", "thresholds")
+TABLES = (
+    "agents",
+    "groups",
+    "paths",
+    "make_busy_reasons",
+    "dnd_reasons",
+    "thresholds",
+    "service_level",
+    "smdr",
+)
 _AGENT_KEYS = ("name", "team", "groups")
 _QUEUE_KEYS = ("waiting", "longest_wait")
 _THRESHOLD_KEYS = (*_QUEUE_KEYS, "groups", "paths", "agents")
+_SERVICE_LEVEL_KEYS = ("seconds", "short_abandon_seconds", "paths")
+_PATH_SERVICE_LEVEL_KEYS = ("seconds",)
+_SMDR_KEYS = ("confirmed",)
+
+#: The default service level target: answered within 20 s (state-model §8).
+SERVICE_LEVEL_SECONDS = 20
+#: The default short-abandon threshold, MiContact Center's (state-model §8).
+SHORT_ABANDON_SECONDS = 6
+#: The longest target or short-abandon threshold the file takes: one hour.
+MAX_SMDR_SECONDS = 3600
 
 _AGENT_ID = re.compile(r"[0-9]{1,7}")
 #: A group or path reporting number, as the PBX sends it: three digits, ``"007"``.
@@ -85,6 +112,24 @@ def worse(a: Level, b: Level) -> Level:
 def _is_number(value: object) -> bool:
     # TOML booleans are Python bools, which are ints: a level of ``true`` is a mistake.
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _shown(value: object) -> str:
+    """A value as TOML writes it, for a message."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def _seconds_problem(value: object, low: int) -> str | None:
+    """What is wrong with a number of whole seconds from ``low`` up to an hour, or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_SMDR_SECONDS:
+        return None
+    return f"must be whole seconds from {low} to {MAX_SMDR_SECONDS}, not {_shown(value)}"
 
 
 def _limits_problem(warning: object, alarm: object) -> str | None:
@@ -164,6 +209,41 @@ def _group_members(agents: Mapping[str, AgentEntry]) -> Mapping[str, tuple[str, 
 
 
 @attrs.frozen
+class ServiceLevelSettings:
+    """``[service_level]``: what the SMDR figures count against (state-model §8).
+
+    ``seconds``: a call answered within this many seconds is answered within
+    target, unless its path has its own in ``paths`` (by path reporting
+    number, three digits as the PBX sends it). ``short_abandon_seconds``: a
+    call abandoned within this many seconds is a short abandon, not counted
+    as abandoned. Whole seconds; the target from 1, the threshold from 0, both
+    up to :data:`MAX_SMDR_SECONDS`.
+    """
+
+    seconds: int = SERVICE_LEVEL_SECONDS
+    short_abandon_seconds: int = SHORT_ABANDON_SECONDS
+    paths: Mapping[str, int] = attrs.field(factory=dict, converter=_frozen)
+
+    def __attrs_post_init__(self) -> None:
+        checks = [
+            ("seconds", self.seconds, 1),
+            ("short_abandon_seconds", self.short_abandon_seconds, 0),
+        ]
+        checks += [(f"paths[{path!r}]", value, 1) for path, value in self.paths.items()]
+        for name, value, low in checks:
+            problem = _seconds_problem(value, low)
+            if problem is not None:
+                raise ValueError(f"ServiceLevelSettings {name} {problem}")
+
+    def target(self, path: str) -> int:
+        """The service level target of ``path``, in seconds."""
+        return self.paths.get(path, self.seconds)
+
+
+DEFAULT_SERVICE_LEVEL = ServiceLevelSettings()
+
+
+@attrs.frozen
 class Names:
     """Everything one names file says, checked; :data:`NO_NAMES` when there is no file.
 
@@ -182,6 +262,11 @@ class Names:
     group_thresholds: Mapping[str, QueueThresholds] = attrs.field(factory=dict, converter=_frozen)
     path_thresholds: Mapping[str, QueueThresholds] = attrs.field(factory=dict, converter=_frozen)
     agent_limits: Mapping[AgentState, Limits] = attrs.field(factory=dict, converter=_frozen)
+    #: ``[service_level]``: the SMDR figures' target and short-abandon threshold.
+    service_level: ServiceLevelSettings = DEFAULT_SERVICE_LEVEL
+    #: ``[smdr] confirmed``: the site has checked its SMDR capture, so the
+    #: SMDR figures are no longer provisional.
+    smdr_confirmed: bool = False
     #: The file the names came from, or None.
     source: str | None = None
     _members: Mapping[str, tuple[str, ...]] = attrs.field(
@@ -228,8 +313,27 @@ class Names:
         return _level(self.agent_limits.get(state), seconds)
 
     def summary(self) -> str:
-        """``12 agents, 3 groups, 2 paths``, for the log."""
-        return f"{len(self.agents)} agents, {len(self.groups)} groups, {len(self.paths)} paths"
+        """``12 agents, 3 groups, 2 paths``, for the log.
+
+        A file that sets ``[service_level]`` or ``[smdr]`` has them added:
+        ``...; SMDR: service level 20 s (1 path its own), short abandon 6 s,
+        confirmed``.
+        """
+        names = f"{len(self.agents)} agents, {len(self.groups)} groups, {len(self.paths)} paths"
+        level = self.service_level
+        if level == DEFAULT_SERVICE_LEVEL and not self.smdr_confirmed:
+            return names
+        own = ""
+        if level.paths:
+            count = len(level.paths)
+            own = (
+                f" ({count} path{'s' if count != 1 else ''} {'their' if count != 1 else 'its'} own)"
+            )
+        confirmed = "confirmed" if self.smdr_confirmed else "provisional"
+        return (
+            f"{names}; SMDR: service level {level.seconds} s{own},"
+            f" short abandon {level.short_abandon_seconds} s, {confirmed}"
+        )
 
 
 NO_NAMES = Names()
@@ -460,8 +564,61 @@ class _Reader:
             group_thresholds=thresholds[1],
             path_thresholds=thresholds[2],
             agent_limits=thresholds[3],
+            service_level=self.service_level(parts.get("service_level", {})),
+            smdr_confirmed=self.smdr(parts.get("smdr", {})),
             source=self.source,
         )
+
+    def unknown_keys(
+        self, table: dict[str, Any], path: tuple[str, ...], known: Iterable[str]
+    ) -> None:
+        expected = tuple(known)
+        for key in table:
+            if key not in expected:
+                raise self.error(
+                    (*path, key),
+                    f'{_header(path)}: unknown key "{key}" (expected {", ".join(expected)})',
+                )
+
+    def seconds(self, value: object, path: tuple[str, ...], low: int) -> int:
+        """Whole seconds from ``low`` to :data:`MAX_SMDR_SECONDS`."""
+        problem = _seconds_problem(value, low)
+        if problem is not None:
+            raise self.error(path, f"{_header(path[:-1])} {path[-1]} {problem}")
+        return cast(int, value)
+
+    def service_level(self, table: dict[str, Any]) -> ServiceLevelSettings:
+        top = ("service_level",)
+        self.unknown_keys(table, top, _SERVICE_LEVEL_KEYS)
+        seconds = SERVICE_LEVEL_SECONDS
+        if "seconds" in table:
+            seconds = self.seconds(table["seconds"], (*top, "seconds"), 1)
+        short = SHORT_ABANDON_SECONDS
+        if "short_abandon_seconds" in table:
+            short = self.seconds(table["short_abandon_seconds"], (*top, "short_abandon_seconds"), 0)
+        paths: dict[str, int] = {}
+        where = (*top, "paths")
+        for number, value in self.table(table.get("paths", {}), where).items():
+            path = (*where, number)
+            self.number(number, self.lines.of(*path), "path", "in [service_level.paths]")
+            if not isinstance(value, dict):
+                raise self.error(path, f"{_header(path)} must be a table with seconds")
+            own = cast(dict[str, Any], value)
+            self.unknown_keys(own, path, _PATH_SERVICE_LEVEL_KEYS)
+            if "seconds" in own:
+                paths[number] = self.seconds(own["seconds"], (*path, "seconds"), 1)
+        return ServiceLevelSettings(seconds, short, paths)
+
+    def smdr(self, table: dict[str, Any]) -> bool:
+        top = ("smdr",)
+        self.unknown_keys(table, top, _SMDR_KEYS)
+        confirmed = table.get("confirmed", False)
+        if not isinstance(confirmed, bool):
+            raise self.error(
+                (*top, "confirmed"),
+                f"[smdr] confirmed must be true or false, not {_shown(confirmed)}",
+            )
+        return confirmed
 
     def agents(self, table: dict[str, Any]) -> dict[str, AgentEntry]:
         agents = {}
