@@ -257,6 +257,49 @@ CASES: list[tuple[str, Events, SmdrSettings, dict[tuple[str, str], dict[str, Any
         },
     ),
     (
+        "requeued, then abandoned: one offered call, abandoned, not requeued",
+        [
+            (line("08:30", tta="***", called="1002", transfer="R", duration="00:00:22"), "08:31"),
+            (abandon("08:30", "00:01:10"), "08:32"),
+        ],
+        SmdrSettings(),
+        {
+            ("860", "08:30"): counts(
+                offered=1, abandoned=1, service_level_percent=0.0,
+                average_time_to_answer_seconds=None,
+            ),
+        },
+    ),
+    (
+        "requeued twice, then answered: one call, answered, its time to answer the answer's",
+        [
+            (line("08:30", tta="***", called="1002", transfer="R", duration="00:00:22"), "08:31"),
+            (line("08:30", tta="***", called="1004", transfer="R", duration="00:00:40"), "08:32"),
+            (line("08:30", tta="012", called="1003", duration="00:02:00"), "08:35"),
+        ],
+        SmdrSettings(),
+        {
+            ("860", "08:30"): counts(
+                offered=1, answered=1, answered_within_target=1,
+                service_level_percent=100.0, average_time_to_answer_seconds=12.0,
+            ),
+        },
+    ),
+    (
+        "answered, transferred, and the transfer target's record: one call, answered",
+        [
+            (line("08:40", tta="006", called="1001", transfer="T", third="1405"), "08:42"),
+            (line("08:40", tta="006", called="1001", transfer="X", third="1406"), "08:43"),
+        ],
+        SmdrSettings(),
+        {
+            ("860", "08:30"): counts(
+                offered=1, answered=1, answered_within_target=1,
+                average_time_to_answer_seconds=6.0,
+            ),
+        },
+    ),
+    (
         "two calls on one trunk in different minutes are two calls",
         [
             (abandon("08:16", "00:00:09"), "08:17"),
@@ -472,6 +515,53 @@ def test_a_path_record_that_fits_no_rule_is_counted_unclassified() -> None:
     assert added == ["call", "call"]
     assert day.counts["unclassified"] == 1
     assert table(day.figures(at("08:20")))["860", "08:15"].unclassified == 1
+
+
+#: Lines that are no record: counted as unreadable, and no figure moves.
+GARBAGE: list[bytes] = [
+    b"garbage",
+    b"LOGSYS info: READ completed for SMDR log with 19975 entries.",
+    b" 03/11 08:",  # a record cut inside its start time
+    b" 03/11 08:16  00:0",  # cut inside its duration
+    b"9" * 10_000,
+    b" 03/11 08:16  00:02:14 T012  004 P860 610" + b"\x00" * 10_000 + b" 1001",
+    " 03/11 08:16  00:02:14 T012  004 P860 6\u00e9\u00e9 610            1001".encode(),
+    b"\xff\xfe" * 5_000,
+    b"\x1b[2J\x1b[H",
+    b" 03/11 08:16  00:02:14 T012  004 P860 610 611 610\t           1001",
+]
+
+
+def test_garbage_and_cut_lines_are_counted_and_change_no_figure() -> None:
+    clean = [
+        (line("10:00", tta="005", calling="T001"), "10:05"),
+        (abandon("10:03", "00:00:02", calling="T004"), "10:05"),
+        (abandon("10:04", "00:00:40", calling="T005"), "10:06"),
+        (
+            line(
+                "10:00", tta="***", called="1002", transfer="R", duration="00:00:22", calling="T006"
+            ),
+            "10:07",
+        ),  # fmt: skip
+        (line("10:00", tta="031", calling="T006"), "10:08"),
+    ]
+    day, added = run(clean)
+    expected = day.figures(at("11:00"))
+
+    noisy = SmdrDay(datetime.time(0, 0), UTC)
+    results = []
+    for i, (text, received) in enumerate(clean):
+        for junk in GARBAGE[i * 2 : i * 2 + 2]:
+            results.append(noisy.add(parse_smdr(junk + b"\r\n"), at(received)))
+        results.append(noisy.add(parse_smdr(text + "\r\n"), at(received)))
+    assert results.count("unreadable") == len(GARBAGE)
+    assert [r for r in results if r != "unreadable"] == added == ["call"] * len(clean)
+    assert noisy.figures(at("11:00")) == expected
+    assert noisy.counts == {
+        **day.counts, "unreadable": len(GARBAGE), "unclassified": len(GARBAGE),
+    }  # fmt: skip
+    (interval,) = expected
+    assert (interval.offered, interval.answered, interval.short_abandoned) == (4, 2, 1)
 
 
 # Dates: mm/dd without a year (smdr-protocol.md §4) ------------------------------------

@@ -197,6 +197,27 @@ class _Call:
                 return step.time_to_answer
         return None
 
+    def within(self, target: int) -> bool:
+        """Answered within ``target`` seconds."""
+        if self.outcome() != "answered":
+            return False
+        tta = self.time_to_answer()
+        return tta is not None and tta <= target
+
+
+@attrs.frozen
+class CallChange:
+    """What one record did to its call: for counters that only go up (``/metrics``)."""
+
+    path: str
+    #: The record started the call: one more offered.
+    new: bool
+    before: CallOutcome | None
+    after: CallOutcome
+    #: Answered within the path's target, before and after the record.
+    within_before: bool
+    within_after: bool
+
 
 class SmdrDay:
     """The calls of each path, from SMDR records, and their interval figures."""
@@ -216,6 +237,8 @@ class SmdrDay:
         #: the path records (placed or not) that fit no rule of §6.3, plus
         #: the lines that fit no layout.
         self.counts: dict[str, int] = dict.fromkeys((*ADDED, "unclassified"), 0)
+        #: What the last record added did to its call; None when it joined none.
+        self.changed: CallChange | None = None
 
     def add(self, result: SmdrResult, received_at: float) -> Added:
         """Take one parsed line, received at ``received_at`` (collector's clock)."""
@@ -230,6 +253,7 @@ class SmdrDay:
         return added
 
     def _add(self, result: SmdrResult, received_at: float) -> Added:
+        self.changed = None
         if isinstance(result, SmdrUnreadable):
             return "unreadable"
         if not result.is_path_call:
@@ -245,8 +269,12 @@ class SmdrDay:
         interval = call.interval if call is not None else self.days.interval_start(start)
         if received_at >= interval + INTERVAL_SECONDS + OPEN_SECONDS:
             return "too_late"
+        new = call is None
         if call is None:
             call = self._calls[key] = _Call(path, start, interval)
+        target = self.settings.target(path)
+        before = None if new else call.outcome()
+        within_before = not new and call.within(target)
         self._arrivals += 1
         sequence = (result.sequence_id or "") if result.call_id is not None else ""
         step = _Step(
@@ -260,6 +288,9 @@ class SmdrDay:
             # An earlier record of the call (by sequence) came late: its start is the call's.
             call.start = start
             call.interval = self.days.interval_start(start)
+        self.changed = CallChange(
+            path, new, before, call.outcome(), within_before, call.within(target)
+        )
         return "call"
 
     def _start(self, record: SmdrRecord, received_at: float) -> float | None:
@@ -285,6 +316,18 @@ class SmdrDay:
         for key in closed:
             del self._calls[key]
         return self._figures(closed.values(), now)
+
+    def forget_before(self, since: float) -> int:
+        """Forget the calls of intervals that start before ``since``; how many there were.
+
+        For a day rebuilt from the lines received since ``since``: calls
+        that started earlier may have had records before it, and would be
+        counted in part.
+        """
+        gone = [key for key, call in self._calls.items() if call.interval < since]
+        for key in gone:
+            del self._calls[key]
+        return len(gone)
 
     def _figures(self, calls: Iterable[_Call], now: float) -> list[PathInterval]:
         grouped: dict[tuple[int, str], list[_Call]] = {}
