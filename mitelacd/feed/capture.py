@@ -89,6 +89,12 @@ class Stopped:
     why: str
 
 
+#: Which of the PBX's streams a connection or a read is of: the ACD real time
+#: events, or SMDR (written as the kinds ``smdr-connected``, ``smdr-data``...).
+Stream = Literal["acd", "smdr"]
+STREAMS: tuple[Stream, ...] = ("acd", "smdr")
+
+
 @attrs.frozen
 class Connected:
     """A connection to the PBX was made (``continued``: it was already open when this file began)."""
@@ -97,6 +103,7 @@ class Connected:
     host: str
     port: int
     continued: bool = False
+    stream: Stream = "acd"
 
 
 @attrs.frozen
@@ -105,6 +112,7 @@ class Data:
 
     time: float
     data: bytes
+    stream: Stream = "acd"
 
 
 @attrs.frozen
@@ -113,6 +121,7 @@ class Lost:
 
     time: float
     why: str
+    stream: Stream = "acd"
 
 
 @attrs.frozen
@@ -167,13 +176,13 @@ def _text(value: str) -> bytes:
 def encode_entry(entry: Entry) -> bytes:
     """One entry as its line, with the LF that ends it."""
     match entry:
-        case Data(time, data):
-            return b"%s data %s\n" % (_time(time), escape(data))
-        case Connected(time, host, port, continued):
+        case Data(time, data, stream):
+            return b"%s %sdata %s\n" % (_time(time), _PREFIX[stream], escape(data))
+        case Connected(time, host, port, continued, stream):
             kind = b"continued" if continued else b"connected"
-            return b"%s %s %s %d\n" % (_time(time), kind, _host(host), port)
-        case Lost(time, why):
-            return b"%s lost %s\n" % (_time(time), _text(why))
+            return b"%s %s%s %s %d\n" % (_time(time), _PREFIX[stream], kind, _host(host), port)
+        case Lost(time, why, stream):
+            return b"%s %slost %s\n" % (_time(time), _PREFIX[stream], _text(why))
         case Started(time, program):
             return b"%s start %s\n" % (_time(time), _text(program))
         case Stopped(time, why):
@@ -181,6 +190,10 @@ def encode_entry(entry: Entry) -> bytes:
         case Gap(time, until, entries, data_bytes):
             return b"%s gap %d %d %s\n" % (_time(time), entries, data_bytes, _time(until))
     raise TypeError(f"not a capture entry: {entry!r}")
+
+
+#: What the kinds of a stream's entries start with.
+_PREFIX: dict[Stream, bytes] = {"acd": b"", "smdr": b"smdr-"}
 
 
 def _host(host: str) -> bytes:
@@ -207,16 +220,21 @@ def parse_entry(line: bytes) -> Entry | None:
     time = float(when)
     if not math.isfinite(time):
         raise ValueError("a time that is not a number")
+    stream: Stream = "acd"
+    if kind.startswith(b"smdr-"):
+        stream, kind = "smdr", kind[5:]
+        if kind not in (b"data", b"connected", b"continued", b"lost"):
+            raise UnknownEntry(f"unknown entry kind smdr-{kind.decode('ascii', 'replace')!r}")
     match kind:
         case b"data":
-            return Data(time, unescape(rest))
+            return Data(time, unescape(rest), stream)
         case b"connected" | b"continued":
             host, port = rest.split(b" ")
             if _NOT_TEXT.search(host) or not host:
                 raise ValueError("a bad host")
-            return Connected(time, host.decode("ascii"), int(port), kind == b"continued")
+            return Connected(time, host.decode("ascii"), int(port), kind == b"continued", stream)
         case b"lost":
-            return Lost(time, _json_text(rest))
+            return Lost(time, _json_text(rest), stream)
         case b"start":
             return Started(time, _json_text(rest))
         case b"stop":
@@ -563,7 +581,7 @@ class CaptureRecorder(Service):
         self._local_day = local_day
         # What the feed appended since the last flush: (time, bytes) of a
         # read, or an entry's line, or a change of file.
-        self._incoming: list[tuple[float, bytes] | _Line | _Switch] = []
+        self._incoming: list[tuple[float, bytes, Stream] | _Line | _Switch] = []
         self._incoming_size = 0
         # Lines waiting to be written, in order.
         self._queue: deque[_Queued] = deque()
@@ -602,28 +620,36 @@ class CaptureRecorder(Service):
 
     # --- what the protocol calls -------------------------------------------------------------
 
-    def connected(self, host: str, port: int) -> None:
+    def connected(self, host: str, port: int, stream: Stream = "acd") -> None:
         if self._stopped:
             return
         now = self._clock.seconds()
-        self._add(_Line(encode_entry(Connected(now, host, port)), now, link=(host, port)))
+        entry = encode_entry(Connected(now, host, port, stream=stream))
+        # Only the ACD link is announced again at the top of a new day's file:
+        # an SMDR line is whole in itself and needs no connection to be read.
+        self._add(_Line(entry, now, link=(host, port) if stream == "acd" else "same"))
 
-    def received(self, data: bytes) -> None:
+    def received(self, data: bytes, stream: Stream = "acd") -> None:
         """One read from the PBX: appended, written later."""
         if self._stopped:
             return
-        self._incoming.append((self._clock.seconds(), data))
+        self._incoming.append((self._clock.seconds(), data, stream))
         self._incoming_size += len(data)
         if self._flush_call is None:
             self._schedule_flush(self.flush_interval)
         elif self._incoming_size > FLUSH_SOON_BYTES and not self._flush_soon:
             self._schedule_flush(0)
 
-    def lost(self, why: str) -> None:
+    def lost(self, why: str, stream: Stream = "acd") -> None:
         if self._stopped:
             return
         now = self._clock.seconds()
-        self._add(_Line(encode_entry(Lost(now, why)), now, link="closed"))
+        entry = encode_entry(Lost(now, why, stream))
+        self._add(_Line(entry, now, link="closed" if stream == "acd" else "same"))
+
+    def of(self, stream: Stream) -> StreamCapture:
+        """What a stream's protocol calls to be kept: this recorder, tagging ``stream``."""
+        return StreamCapture(self, stream)
 
     # --- the PBX's date ----------------------------------------------------------------------
 
@@ -775,8 +801,9 @@ class CaptureRecorder(Service):
         size = 0
         for item in incoming:
             if isinstance(item, tuple):
-                when, data = item
-                line = _Line(b"%s data %s\n" % (_time(when), escape(data)), when, len(data))
+                when, data, stream = item
+                text = b"%s %sdata %s\n" % (_time(when), _PREFIX[stream], escape(data))
+                line = _Line(text, when, len(data))
                 queue.append(line)
                 size += len(line.data)
                 self.reads += 1
@@ -1108,3 +1135,20 @@ class CaptureRecorder(Service):
         if self._sweep_again and not self._stopped:
             self._sweep_again = False
             self._sweep()
+
+
+@attrs.frozen
+class StreamCapture:
+    """A :class:`CaptureRecorder` as one stream's protocol sees it (``recorder.of("smdr")``)."""
+
+    recorder: CaptureRecorder
+    stream: Stream
+
+    def connected(self, host: str, port: int) -> None:
+        self.recorder.connected(host, port, self.stream)
+
+    def received(self, data: bytes) -> None:
+        self.recorder.received(data, self.stream)
+
+    def lost(self, why: str) -> None:
+        self.recorder.lost(why, self.stream)

@@ -39,14 +39,15 @@ def _peer(transport: Any) -> str:
 
 
 def capture_entries(paths: Sequence[str]) -> Iterator[Entry]:
-    """The entries of the captures at ``paths``, in the order of their first entry.
+    """The ACD entries of the captures at ``paths``, in the order of their first entry.
 
     What a file's reading skipped or dropped is logged when it is done.
     """
     ordered = sorted(paths, key=_first_time)
     for path in ordered:
         reader = CaptureReader(path)
-        yield from reader
+        # The ACD stream is served; SMDR entries of the same capture are not.
+        yield from (e for e in reader if getattr(e, "stream", "acd") == "acd")
         for problem in reader.report.problems():
             log.warn("{path}: {problem}", path=path, problem=problem)
 
