@@ -6,7 +6,9 @@
     mitelacd-report --history history.db --from yesterday --names names.toml --csv --excel
     mitelacd-report --history history.db --from 2026-11-01 --by agent,path --xlsx november.xlsx
 
-JSON by default (the document of ``/api/v1/reports``), CSV with ``--csv``
+Rows by path have the SMDR figures kept beside the ACD stream's (as last
+written: an interval still open may be revised by the daemon). JSON by
+default (the document of ``/api/v1/reports``), CSV with ``--csv``
 (see :mod:`mitelacd.reports.format`), an XLSX workbook with ``--xlsx FILE``
 (see :mod:`mitelacd.reports.workbook`). ``--names FILE`` gives IDs and
 reasons their names, as the daemon's ``--names``. The database is only read:

@@ -14,6 +14,9 @@ are for spreadsheets and share one table, :func:`report_table` (docs/reports.md,
 * one column per figure and per value worked out from them, each duration
   (``…_seconds``, but ``waiting_seconds``, which is calls × seconds) followed
   by its ``…_hms`` twin;
+* for paths, then, the SMDR fields (:data:`~mitelacd.reports.rows.SMDR_FIELDS`),
+  ``open`` and ``provisional`` as ``true``/``false`` (``provisional_figures``
+  is in JSON only);
 * for agents, the reason lists flattened into a column per reason seen in
   the report, named by the reason's text in the names file
   (``make_busy_lunch_seconds``) or else by its code
@@ -40,7 +43,7 @@ from typing import Any, Literal
 import attrs
 
 from mitelacd.floor.names import NO_NAMES, Names
-from mitelacd.reports.rows import FIGURES, ReportInterval, RowKind
+from mitelacd.reports.rows import FIGURES, SMDR_FIELDS, ReportInterval, RowKind
 
 #: The list's key in a JSON report, by what the rows are about.
 PLURAL: dict[RowKind, str] = {"agent": "agents", "path": "paths", "group": "groups"}
@@ -59,6 +62,9 @@ DERIVED: dict[RowKind, tuple[str, ...]] = {
 
 #: Columns named ``…_seconds`` that are not a duration: calls waiting × seconds.
 NOT_DURATIONS = frozenset({"waiting_seconds"})
+
+#: The columns of a yes or no.
+FLAGS = frozenset({"open", "provisional"})
 
 #: The first character of a text a spreadsheet would take for a formula (OWASP's list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -147,8 +153,8 @@ def report_json(
 
 #: What a column holds, and so how CSV and XLSX write it: ``text`` (IDs, names),
 #: ``day`` (``YYYY-MM-DD``), ``time`` (Unix time), ``number``, ``hms`` (seconds
-#: shown as a duration).
-ColumnKind = Literal["text", "day", "time", "number", "hms"]
+#: shown as a duration), ``flag`` (yes or no: ``true``/``false`` in CSV).
+ColumnKind = Literal["text", "day", "time", "number", "hms", "flag"]
 
 
 @attrs.frozen
@@ -273,6 +279,12 @@ def report_table(
     columns += [Column("day", "day", _field("day")), Column("start", "time", _field("start"))]
     for name in (*(f.name for f in FIGURES[by]), *DERIVED[by]):
         columns += _with_hms(name, _field(name))
+    if by == "path":
+        for name in SMDR_FIELDS:
+            if name in FLAGS:
+                columns.append(Column(name, "flag", _field(name)))
+            else:
+                columns += _with_hms(name, _field(name))
     if by == "agent":
         taken = {c.name for c in columns}
         for name, key, reason in reason_columns(rows, names, taken):
@@ -315,6 +327,8 @@ def _csv_cell(column: Column, value: Any, tz: datetime.tzinfo | None) -> Any:
         return local_time(value, tz).isoformat()
     if column.kind == "hms":
         return hms(value)
+    if column.kind == "flag":
+        return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value

@@ -6,13 +6,17 @@ its intervals on time), hands what it closes to the history, and at stop
 hands over the part of the interval seen. At start it adds today's figures
 that an earlier run kept in the history, so that a restart at noon does not
 start the day's counts again.
+
+Paths also show the SMDR stream's figures (state-model §8) when the daemon
+reads it: :attr:`FiguresService.smdr` holds the intervals in memory, which
+today's view sums and which reports put in place of the stored ones.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -24,8 +28,18 @@ from mitelacd.floor.render import id_key, iso_utc
 from mitelacd.floor.state import FloorState
 from mitelacd.logs import Logger
 from mitelacd.reports.figures import DayFigures
-from mitelacd.reports.rows import FIGURES, IntervalRow, ReportInterval, RowKind, StateSpan
-from mitelacd.reports.store import derived
+from mitelacd.reports.rows import (
+    FIGURES,
+    IntervalRow,
+    ReportInterval,
+    RowKind,
+    SmdrIntervalRow,
+    StateSpan,
+    answered_difference,
+    smdr_sums,
+)
+from mitelacd.reports.smdrcalls import PathInterval
+from mitelacd.reports.store import HistoryStore, derived, empty_row, smdr_fields
 from mitelacd.reports.writer import HistoryService, HistoryUnavailable
 
 log = Logger()
@@ -37,6 +51,13 @@ SEED_TRIES = 150
 SEED_HOLD_ROWS = 50_000
 #: How long after an interval's end the figures close it (the clock's jitter).
 TICK_LATE = 0.05
+
+
+class SmdrFigures(Protocol):
+    """The SMDR figures a daemon holds in memory, for today's view and the reports' live part."""
+
+    def intervals(self, now: float) -> list[PathInterval]:
+        """Every interval held: the open ones and today's closed ones, the freshest figures."""
 
 
 class FiguresService(Service):
@@ -54,6 +75,8 @@ class FiguresService(Service):
         self.clock = clock
         self.history = history
         self.figures = DayFigures(day_starts, tz, sink=self._closed)
+        #: The SMDR figures the daemon holds, when it reads SMDR (set once made).
+        self.smdr: SmdrFigures | None = None
         self._tick: IDelayedCall | None = None
         self._seed_call: IDelayedCall | None = None
         self._seed_tries = 0
@@ -196,22 +219,33 @@ class FiguresService(Service):
         for _ in range(3):
             await history.flushed()
             figures = self.figures
-            live = figures.current_rows(self.floor.timeline.now())
+            now = self.floor.timeline.now()
+            live = figures.current_rows(now)
+            live_smdr = self._smdr_rows(now) if by == "path" else []
             under_way = figures.interval_start
-            stored = await history.query(
-                lambda store: store.report(
-                    by, first.isoformat(), last.isoformat(), interval, source=source
-                )
-            )
+            stored = await history.query(_report_of(by, first, last, interval, source, live_smdr))
             if figures.interval_start == under_way:
                 break
         return combine_live(stored, live, by, interval, first, last)
+
+    def _smdr_intervals(self, now: float) -> list[PathInterval]:
+        return [] if self.smdr is None else self.smdr.intervals(now)
+
+    def _smdr_rows(self, now: float) -> list[SmdrIntervalRow]:
+        """The SMDR intervals held in memory, as the history keeps them."""
+        hours = self.figures.days
+        return [
+            SmdrIntervalRow.of(part, hours.hour_start(part.start))
+            for part in self._smdr_intervals(now)
+        ]
 
     def today(self, kind: RowKind, interval: bool = False) -> dict[str, Any]:
         """``/api/v1/reports/today/<kind>s``: the day's (or the interval's) figures by id."""
         now = self.floor.timeline.now()
         figures = self.figures
         rows = figures.today(kind, now, interval)
+        if kind == "path":
+            rows = self._with_smdr(rows, now, interval)
         names = self.floor.names
         for row in rows:
             if kind == "agent":
@@ -232,6 +266,25 @@ class FiguresService(Service):
         doc[kind + "s"] = rows
         return doc
 
+    def _with_smdr(
+        self, rows: list[dict[str, Any]], now: float, interval: bool
+    ) -> list[dict[str, Any]]:
+        """Today's (or the interval's) path rows with their SMDR fields; a path that only
+        SMDR has seen gets a row of its own."""
+        figures = self.figures
+        day, start = figures.day, figures.interval_start
+        parts: dict[str, list[PathInterval]] = {}
+        for part in self._smdr_intervals(now):
+            if (part.start == start) if interval else (part.day == day):
+                parts.setdefault(part.path, []).append(part)
+        found = {row["id"]: row for row in rows}
+        for path in parts:
+            if path not in found:
+                found[path] = _no_acd_today(path)
+        for path, row in found.items():
+            row.update(smdr_fields(smdr_sums(parts.get(path, ())), row["acd_calls"]))
+        return [found[path] for path in sorted(found, key=id_key)]
+
 
 def combine_live(
     stored: list[dict[str, Any]],
@@ -244,7 +297,8 @@ def combine_live(
     """Report rows from the history, with the interval under way added in.
 
     Rows of the same id and bucket combine by each figure's rule; what
-    follows from the figures (averages, means) is worked out again.
+    follows from the figures (averages, means, SMDR's ``answered_difference``)
+    is worked out again. A path row made here has SMDR fields of none.
     """
     figures = FIGURES[by]
     rows = {_bucket_key(row["id"], row["day"], row["start"], interval): row for row in stored}
@@ -255,10 +309,7 @@ def combine_live(
         key = _bucket_key(part.id, part.day, start, interval)
         row = rows.get(key)
         if row is None:
-            row = rows[key] = {"id": part.id, "day": part.day, "start": start}
-            row.update({f.name: 0 if f.integer else 0.0 for f in figures})
-            if by == "agent":
-                row["dnd_by_reason"], row["make_busy_by_reason"] = [], []
+            row = rows[key] = empty_row(by, part.id, part.day, start)
         row["start"] = min(row["start"], start)
         for f in figures:
             value = part.figures.get(f.name, 0)
@@ -280,7 +331,36 @@ def combine_live(
                     for r in sorted(listed, key=lambda r: (r is None, r or 0))
                 ]
         row.update(derived(by, row))
+    if by == "path":
+        for row in rows.values():
+            if "answered" not in row:
+                row.update(smdr_fields(None, row["acd_calls"]))
+            else:
+                row["answered_difference"] = answered_difference(row["answered"], row["acd_calls"])
     return sorted(rows.values(), key=lambda r: (r["start"], id_key(r["id"])))
+
+
+def _report_of(
+    by: RowKind,
+    first: datetime.date,
+    last: datetime.date,
+    interval: ReportInterval,
+    source: str,
+    live_smdr: Sequence[SmdrIntervalRow],
+) -> Callable[[HistoryStore], list[dict[str, Any]]]:
+    """What reads the stored report in a thread of the history."""
+    return lambda store: store.report(
+        by, first.isoformat(), last.isoformat(), interval, source=source, live_smdr=live_smdr
+    )
+
+
+def _no_acd_today(path: str) -> dict[str, Any]:
+    """Today's row of a path the ACD stream has not named: its figures 0."""
+    row: dict[str, Any] = {"id": path}
+    row.update({f.name: 0 if f.integer else 0.0 for f in FIGURES["path"]})
+    row.update(acd_talk_average_seconds=None, average_handle_seconds=None, mean_waiting=None)
+    row["max_waiting_at"] = None
+    return row
 
 
 def _bucket_key(ident: str, day: str, start: int, interval: ReportInterval) -> tuple[str, str, int]:

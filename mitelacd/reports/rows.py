@@ -5,12 +5,21 @@ intervals into one: ``sum`` for counts and seconds, ``max`` for peaks. The
 same names are the JSON keys of ``/api/v1/reports``, the CSV columns and the
 database columns, so that a reporting tool written against one reads the
 others.
+
+Paths also have the figures of the SMDR stream (state-model §8): each
+15-minute interval's counts as :class:`SmdrIntervalRow` (what the history
+keeps of a :class:`~mitelacd.reports.smdrcalls.PathInterval`, which imports
+this module), summed over a report's bucket by :func:`smdr_sums`; the
+fields a row shows are worked out from the sums by
+:func:`~mitelacd.reports.store.smdr_fields`, for stored and live figures
+alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+import datetime
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, Protocol
 
 import attrs
 
@@ -193,3 +202,181 @@ class StateSpan:
     reason: int | None = None
     path: str | None = None
     button: int | None = None
+
+
+# --- SMDR figures of paths (state-model §8) ---------------------------------------------------
+
+#: The counts of a path's SMDR interval, by the call's outcome (``offered`` counts every
+#: call): stored, and summed over a bucket.
+SMDR_COUNTS: tuple[str, ...] = (
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "interflowed",
+    "requeued",
+    "unavailable",
+    "unclassified",
+    "answered_within_target",
+)
+
+#: What a path's row shows of SMDR, in order: the JSON keys beside the ACD figures
+#: (``provisional_figures`` too, JSON only) and the CSV and XLSX columns.
+SMDR_FIELDS: tuple[str, ...] = (
+    *SMDR_COUNTS,
+    "time_to_answer_seconds",
+    "service_level_seconds",
+    "service_level_percent",
+    "average_time_to_answer_seconds",
+    "answered_difference",
+    "open",
+    "provisional",
+)
+
+
+@attrs.frozen
+class SmdrIntervalRow:
+    """One path's SMDR figures over one 15-minute interval, as the history keeps them.
+
+    The stored form of a :class:`~mitelacd.reports.smdrcalls.PathInterval`:
+    the counts and the sums that spans of intervals add up, not the ratios
+    (worked out after summing, :func:`~mitelacd.reports.store.smdr_fields`);
+    ``provisional`` is whether any figure rests on [verify] readings. An
+    interval is revised while it is ``open``: a later row of the same
+    source, path and interval replaces the earlier one.
+    """
+
+    path: str
+    #: The report day (``YYYY-MM-DD``) and the interval's and its local hour's Unix starts.
+    day: str
+    interval_start: int
+    hour_start: int
+    open: bool
+    offered: int
+    answered: int
+    abandoned: int
+    short_abandoned: int
+    interflowed: int
+    requeued: int
+    unavailable: int
+    unclassified: int
+    answered_within_target: int
+    #: The target the interval was counted against.
+    service_level_seconds: int
+    #: Sum of the answered calls' times to answer.
+    time_to_answer_seconds: int
+    provisional: bool
+
+    @classmethod
+    def of(cls, interval: SmdrInterval, hour_start: int) -> SmdrIntervalRow:
+        """``interval`` as the history keeps it; ``hour_start`` the local hour it is in."""
+        return cls(
+            path=interval.path,
+            day=interval.day.isoformat(),
+            interval_start=interval.start,
+            hour_start=hour_start,
+            open=interval.open,
+            **{name: getattr(interval, name) for name in SMDR_COUNTS},
+            service_level_seconds=interval.service_level_seconds,
+            time_to_answer_seconds=interval.time_to_answer_seconds,
+            provisional=bool(interval.provisional),
+        )
+
+
+class SmdrPart(Protocol):
+    """What summing needs of one interval: a PathInterval and a SmdrIntervalRow both are one."""
+
+    @property
+    def open(self) -> bool: ...
+    @property
+    def offered(self) -> int: ...
+    @property
+    def answered(self) -> int: ...
+    @property
+    def abandoned(self) -> int: ...
+    @property
+    def short_abandoned(self) -> int: ...
+    @property
+    def interflowed(self) -> int: ...
+    @property
+    def requeued(self) -> int: ...
+    @property
+    def unavailable(self) -> int: ...
+    @property
+    def unclassified(self) -> int: ...
+    @property
+    def answered_within_target(self) -> int: ...
+    @property
+    def service_level_seconds(self) -> int: ...
+    @property
+    def time_to_answer_seconds(self) -> int: ...
+    @property
+    def provisional(self) -> object:
+        """Truthy when provisional: the names (a PathInterval) or a flag (a stored row)."""
+
+
+class SmdrInterval(SmdrPart, Protocol):
+    """One path's interval as :class:`~mitelacd.reports.smdrcalls.SmdrDay` hands it over
+    (a :class:`~mitelacd.reports.smdrcalls.PathInterval`)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def day(self) -> datetime.date: ...
+    @property
+    def start(self) -> int: ...
+
+
+@attrs.frozen
+class SmdrSums:
+    """SMDR intervals summed: counts and times to answer add up, the target is the largest,
+    and the sum is open (or provisional) when any of its intervals is."""
+
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    short_abandoned: int = 0
+    interflowed: int = 0
+    requeued: int = 0
+    unavailable: int = 0
+    unclassified: int = 0
+    answered_within_target: int = 0
+    time_to_answer_seconds: int = 0
+    service_level_seconds: int = 0
+    open: bool = False
+    provisional: bool = False
+
+    @classmethod
+    def of(cls, part: SmdrPart) -> SmdrSums:
+        return cls(
+            **{name: int(getattr(part, name)) for name in SMDR_COUNTS},
+            time_to_answer_seconds=int(part.time_to_answer_seconds),
+            service_level_seconds=int(part.service_level_seconds),
+            open=bool(part.open),
+            provisional=bool(part.provisional),
+        )
+
+    def __add__(self, other: SmdrSums) -> SmdrSums:
+        return SmdrSums(
+            **{name: getattr(self, name) + getattr(other, name) for name in SMDR_COUNTS},
+            time_to_answer_seconds=self.time_to_answer_seconds + other.time_to_answer_seconds,
+            service_level_seconds=max(self.service_level_seconds, other.service_level_seconds),
+            open=self.open or other.open,
+            provisional=self.provisional or other.provisional,
+        )
+
+
+def smdr_sums(parts: Iterable[SmdrPart]) -> SmdrSums | None:
+    """The intervals summed; None when there are none (SMDR said nothing of them)."""
+    total: SmdrSums | None = None
+    for part in parts:
+        sums = SmdrSums.of(part)
+        total = sums if total is None else total + sums
+    return total
+
+
+def answered_difference(answered: int | None, acd_calls: int | float | None) -> int | None:
+    """SMDR's answered less the ACD stream's calls of the same path and span; None without SMDR."""
+    if answered is None:
+        return None
+    return int(answered - int(acd_calls or 0))

@@ -30,6 +30,14 @@ The tables (docs/history.md):
 ``mitelacd_writers``
     The daemon that writes each source (host, process, since when, its last
     heartbeat), to name it to a second daemon that is refused the source.
+``smdr_lines``
+    Every SMDR line as received (state-model §8): ``received_at`` (Unix
+    seconds), the ``layout`` it was read with, and its ``text``.
+``smdr_path_intervals``
+    Per path and 15-minute interval, the SMDR figures
+    (:class:`~mitelacd.reports.rows.SmdrIntervalRow`). Unique on (source,
+    interval_start, path): an interval is revised while it is open, and a
+    write replaces the row kept.
 
 One daemon writes a source (:meth:`HistoryStore.claim`): on PostgreSQL it
 holds a session-level advisory lock on a connection of its own, on SQLite a
@@ -67,18 +75,26 @@ from twisted.python.filepath import FilePath
 
 from mitelacd.disk import FileLock, FileLockedError
 from mitelacd.floor.render import id_key, iso_utc
+from mitelacd.floor.smdr import SmdrLine
 from mitelacd.reports.rows import (
     FIGURES,
+    RATIO_DECIMALS,
     REPORT_INTERVALS,
     ROW_KINDS,
+    SMDR_COUNTS,
+    SMDR_FIELDS,
     Figure,
     IntervalRow,
     ReasonKind,
     ReportInterval,
     RowKind,
+    SmdrIntervalRow,
+    SmdrSums,
     StateSpan,
+    answered_difference,
     handling,
 )
+from mitelacd.reports.smdrcalls import PROVISIONAL_FIGURES
 
 #: How long a SQLite connection waits for another writer's lock, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
@@ -119,8 +135,9 @@ class HistoryFileReplaced(HistoryError):
     """The SQLite file open for writing is no longer the one at its path (deleted or replaced)."""
 
 
-#: A row the history keeps: an interval's figures, or an agent's state span.
-HistoryRow = IntervalRow | StateSpan
+#: A row the history keeps: an interval's figures, an agent's state span, an SMDR line
+#: as received, or a path's SMDR interval.
+HistoryRow = IntervalRow | StateSpan | SmdrLine | SmdrIntervalRow
 
 
 def data_error(error: BaseException) -> bool:
@@ -276,6 +293,8 @@ def _reason_day_key(table: sa.Table) -> tuple[Any, ...]:
 
 #: The version that added ``mitelacd_writers``.
 _WRITERS_VERSION: Final = 3
+#: The version that added ``smdr_lines`` and ``smdr_path_intervals``.
+_SMDR_VERSION: Final = 4
 
 #: The figure columns added after version 1, as (kind, figure), by the version
 #: that added them to the kind's interval and day tables.
@@ -304,8 +323,9 @@ def _interval_columns(kind: RowKind, version: int | None = None) -> list[sa.Colu
 def _schema(version: int | None = None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
     """The tables as the latest migration leaves them, or as ``version`` made them.
 
-    Later versions have added figure columns (:data:`_ADDED_FIGURES`) and
-    ``mitelacd_writers`` (:data:`_WRITERS_VERSION`).
+    Later versions have added figure columns (:data:`_ADDED_FIGURES`),
+    ``mitelacd_writers`` (:data:`_WRITERS_VERSION`), and ``smdr_lines`` and
+    ``smdr_path_intervals`` (:data:`_SMDR_VERSION`).
     """
     metadata = sa.MetaData()
     tables: dict[str, sa.Table] = {}
@@ -394,7 +414,48 @@ def _schema(version: int | None = None) -> tuple[sa.MetaData, dict[str, sa.Table
             sa.Column("started_at", sa.Double, nullable=False),
             sa.Column("heartbeat_at", sa.Double, nullable=False),
         )
+    if version is None or version >= _SMDR_VERSION:
+        _smdr_tables(metadata, tables)
     return metadata, tables
+
+
+def _smdr_tables(metadata: sa.MetaData, tables: dict[str, sa.Table]) -> None:
+    """``smdr_lines`` and ``smdr_path_intervals`` (schema version 4)."""
+    tables["smdr_lines"] = sa.Table(
+        "smdr_lines",
+        metadata,
+        # The order lines came in, where two share a received_at (SQLite: the rowid).
+        sa.Column(
+            "line",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("received_at", sa.Double, nullable=False),
+        sa.Column("layout", sa.Text, nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Index("smdr_lines_source_received_at", "source", "received_at"),
+        sa.Index("smdr_lines_received_at", "received_at"),
+    )
+    counts = [
+        sa.Column(name, sa.BigInteger, nullable=False)
+        for name in (*SMDR_COUNTS, "service_level_seconds", "time_to_answer_seconds")
+    ]
+    tables["smdr_path_intervals"] = sa.Table(
+        "smdr_path_intervals",
+        metadata,
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("day", sa.Text, nullable=False),
+        sa.Column("interval_start", sa.BigInteger, nullable=False),
+        sa.Column("hour_start", sa.BigInteger, nullable=False),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("open", sa.Boolean, nullable=False),
+        *counts,
+        sa.Column("provisional", sa.Boolean, nullable=False),
+        sa.Index("smdr_path_intervals_key", "source", "interval_start", "path", unique=True),
+        sa.Index("smdr_path_intervals_day_path", "day", "path"),
+    )
 
 
 _METADATA, TABLES = _schema()
@@ -464,11 +525,17 @@ def _create_writers(connection: Connection) -> None:
     TABLES["mitelacd_writers"].create(connection, checkfirst=False)
 
 
+def _create_smdr(connection: Connection) -> None:
+    for name in ("smdr_lines", "smdr_path_intervals"):
+        TABLES[name].create(connection, checkfirst=False)
+
+
 #: Every step, in order; the last one's version is the schema's.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "interval, reason, state and write tables", _create_version_1),
     Migration(2, "path_intervals and path_days: wrap_up_seconds", _add_figures(2)),
     Migration(3, "mitelacd_writers: the daemon writing each source", _create_writers),
+    Migration(4, "smdr_lines and smdr_path_intervals: the SMDR stream", _create_smdr),
 )
 
 #: The schema version this code writes and reads.
@@ -1035,15 +1102,20 @@ class HistoryStore:
         intervals: Sequence[IntervalRow],
         spans: Sequence[StateSpan],
         batch: str | None = None,
+        smdr_lines: Sequence[SmdrLine] = (),
+        smdr_intervals: Sequence[SmdrIntervalRow] = (),
     ) -> None:
         """Insert the rows, all in one transaction (or none of them).
 
         ``batch``, when given, is recorded as the last batch of ``source`` in
         the same transaction: :meth:`last_batch` tells afterwards whether a
-        write whose commit was not confirmed went through.
+        write whose commit was not confirmed went through. ``smdr_lines`` are
+        added; each of ``smdr_intervals`` replaces the row of its source,
+        interval and path, if there is one (the last of the same interval and
+        path in the rows given wins).
         """
         with self._writing() as connection:
-            self._insert(connection, source, intervals, spans)
+            self._insert(connection, source, intervals, spans, smdr_lines, smdr_intervals)
             if batch is not None:
                 self._mark(connection, source, batch)
 
@@ -1066,9 +1138,7 @@ class HistoryStore:
                 part = parts.pop()
                 try:
                     with connection.begin_nested():
-                        intervals = [r for r in part if isinstance(r, IntervalRow)]
-                        spans = [r for r in part if isinstance(r, StateSpan)]
-                        self._insert(connection, source, intervals, spans)
+                        self._insert(connection, source, *split_rows(part))
                 except Exception as e:
                     if not data_error(e):
                         raise
@@ -1157,6 +1227,8 @@ class HistoryStore:
         source: str,
         intervals: Sequence[IntervalRow],
         spans: Sequence[StateSpan],
+        smdr_lines: Sequence[SmdrLine] = (),
+        smdr_intervals: Sequence[SmdrIntervalRow] = (),
     ) -> None:
         by_kind: dict[RowKind, list[dict[str, Any]]] = defaultdict(list)
         reasons: list[dict[str, Any]] = []
@@ -1223,6 +1295,38 @@ class HistoryStore:
                     for s in spans
                 ],
             )
+        if smdr_lines:
+            connection.execute(
+                TABLES["smdr_lines"].insert(),
+                [
+                    {
+                        "source": source,
+                        "received_at": float(line.received_at),
+                        "layout": line.layout,
+                        "text": line.text,
+                    }
+                    for line in smdr_lines
+                ],
+            )
+        if smdr_intervals:
+            self._replace_smdr_intervals(connection, source, smdr_intervals)
+
+    def _replace_smdr_intervals(
+        self, connection: Connection, source: str, rows: Sequence[SmdrIntervalRow]
+    ) -> None:
+        """Each row in place of the one kept for its source, interval and path."""
+        latest = {(row.interval_start, row.path): row for row in rows}
+        table = TABLES["smdr_path_intervals"]
+        statement = self._insert_statement(table)
+        new = statement.excluded
+        replaced = [c.name for c in table.columns if c.name not in _SMDR_KEY]
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c[name] for name in _SMDR_KEY],
+            set_={name: new[name] for name in replaced},
+        )
+        connection.execute(
+            statement, [{"source": source, **_smdr_values(row)} for row in latest.values()]
+        )
 
     def _insert_statement(self, table: sa.Table) -> Any:
         if self._postgres:
@@ -1284,17 +1388,21 @@ class HistoryStore:
         """Delete every source's rows of the days before ``before_day``; how many rows.
 
         State spans go by their start: those before ``before_day`` began (by
-        ``day_starts``, local time or ``tz``).
+        ``day_starts``, local time or ``tz``); SMDR lines by when they were
+        received, SMDR intervals by their day.
         """
         cutoff, _ = day_bounds(before_day, day_starts, tz)
         deleted = 0
         with self._writing() as connection:
-            for name in _DAY_KEYED:
+            for name in (*_DAY_KEYED, "smdr_path_intervals"):
                 table = TABLES[name]
                 done = connection.execute(table.delete().where(table.c.day < before_day))
                 deleted += max(done.rowcount, 0)
             states = TABLES["agent_states"]
             done = connection.execute(states.delete().where(states.c.start_at < cutoff))
+            deleted += max(done.rowcount, 0)
+            lines = TABLES["smdr_lines"]
+            done = connection.execute(lines.delete().where(lines.c.received_at < cutoff))
             deleted += max(done.rowcount, 0)
         return deleted
 
@@ -1308,6 +1416,7 @@ class HistoryStore:
         interval: ReportInterval = "day",
         source: str | None = None,
         ids: Collection[str] | None = None,
+        live_smdr: Sequence[SmdrIntervalRow] = (),
     ) -> list[dict[str, Any]]:
         """The figures of ``first_day`` to ``last_day`` (both included) per id and bucket.
 
@@ -1318,7 +1427,17 @@ class HistoryStore:
         first interval), every figure by name, and what follows from them
         (see :func:`derived`). Ordered by ``start``, then ``id`` (numbers in
         numeric order).
+
+        Paths also have the SMDR figures of the bucket
+        (:func:`~mitelacd.reports.rows.smdr_fields`: every source's intervals
+        summed, then the ratios; None where SMDR has no interval of it), and a
+        path with SMDR intervals but no ACD row in a bucket has a row of its
+        own, its ACD figures 0. ``live_smdr``: intervals held in memory by the
+        daemon that writes ``source`` (which must be given), each in place of
+        the stored row of that source with the same interval and path.
         """
+        if live_smdr and source is None:
+            raise ValueError("live SMDR intervals replace the rows of a source: name it")
         if by not in ROW_KINDS:
             raise ValueError(f"by must be one of {', '.join(ROW_KINDS)}, not {by!r}")
         if interval not in REPORT_INTERVALS:
@@ -1355,6 +1474,13 @@ class HistoryStore:
                 if by == "agent"
                 else {}
             )
+            smdr = (
+                self._smdr_buckets(
+                    connection, first_day, last_day, interval, source, ids, live_smdr
+                )
+                if by == "path"
+                else {}
+            )
         # The database rounds and casts: each row is zipped with the names as it is.
         keys = ["id", "day", "start", *(f.name for f in figures)]
         out: list[dict[str, Any]] = []
@@ -1370,8 +1496,94 @@ class HistoryStore:
                 else:
                     entry["dnd_by_reason"], entry["make_busy_by_reason"] = found
             out.append(entry)
+        if by == "path":
+            _with_smdr(out, smdr, interval)
         out.sort(key=lambda e: (e["start"], id_key(e["id"])))
         return out
+
+    def _smdr_buckets(
+        self,
+        connection: Connection,
+        first_day: str,
+        last_day: str,
+        interval: ReportInterval,
+        source: str | None,
+        ids: Collection[str] | None,
+        live: Sequence[SmdrIntervalRow],
+    ) -> dict[tuple[str, str, int], tuple[int, SmdrSums]]:
+        """The SMDR intervals summed per path and bucket: (path, day, bucket) → (start, sums).
+
+        ``bucket`` is as :func:`_bucket` keys it. The stored rows are summed
+        by the database, but those that ``live`` rows may replace (of
+        ``source``, from the first to the last live interval), which are read
+        one by one, replaced and summed here.
+        """
+        table = TABLES["smdr_path_intervals"]
+        wanted = None if ids is None else set(ids)
+        where: list[Any] = [table.c.day >= first_day, table.c.day <= last_day]
+        if source is not None:
+            where.append(table.c.source == source)
+        if wanted is not None:
+            where.append(table.c.path.in_(sorted(wanted)))
+        found: dict[tuple[str, str, int], tuple[int, SmdrSums]] = {}
+
+        def add(key: tuple[str, str, int], start: int, sums: SmdrSums) -> None:
+            had = found.get(key)
+            found[key] = (start, sums) if had is None else (min(had[0], start), had[1] + sums)
+
+        live = [
+            row
+            for row in live
+            if first_day <= row.day <= last_day and (wanted is None or row.path in wanted)
+        ]
+        if live:
+            overlaid = sa.and_(
+                table.c.source == source,
+                table.c.interval_start >= min(row.interval_start for row in live),
+                table.c.interval_start <= max(row.interval_start for row in live),
+            )
+            parts = {
+                (part.interval_start, part.path): part
+                for part in map(
+                    _smdr_row, connection.execute(sa.select(table).where(*where, overlaid))
+                )
+            }
+            parts.update({(row.interval_start, row.path): row for row in live})
+            for part in parts.values():
+                key, start = _bucket(part, interval)
+                add(key, start, SmdrSums.of(part))
+            where.append(sa.not_(overlaid))
+        bucket: sa.Column[Any] | None = None
+        if interval != "day":
+            bucket = table.c.interval_start if interval == "15m" else table.c.hour_start
+        group = [table.c.day, table.c.path] + ([] if bucket is None else [bucket])
+        first = sa.func.min(table.c.interval_start) if bucket is None else bucket
+        flags = [
+            sa.func.max(sa.case((table.c[name], 1), else_=0)) for name in ("open", "provisional")
+        ]
+        query = (
+            sa.select(
+                table.c.path,
+                table.c.day,
+                first,
+                *(sa.func.sum(table.c[name]) for name in (*SMDR_COUNTS, "time_to_answer_seconds")),
+                sa.func.max(table.c.service_level_seconds),
+                *flags,
+            )
+            .where(*where)
+            .group_by(*group)
+        )
+        names = (*SMDR_COUNTS, "time_to_answer_seconds", "service_level_seconds")
+        for values in connection.execute(query):
+            path, day, start = str(values[0]), str(values[1]), int(values[2])
+            numbers = values[3 : 3 + len(names)]
+            sums = SmdrSums(
+                **{name: int(value or 0) for name, value in zip(names, numbers)},
+                open=bool(values[-2]),
+                provisional=bool(values[-1]),
+            )
+            add((path, day, 0 if interval == "day" else start), start, sums)
+        return found
 
     def _shown(self, combined: Any, figure: Figure) -> Any:
         """A combined figure as a report shows it: counts as integers, seconds to the millisecond.
@@ -1541,6 +1753,40 @@ class HistoryStore:
                 for r in connection.execute(query)
             ]
 
+    def smdr_lines(self, source: str, since: float) -> list[SmdrLine]:
+        """The SMDR lines of ``source`` received from ``since`` on, in the order they came.
+
+        For rebuilding the intervals still open at a start.
+        """
+        table = TABLES["smdr_lines"]
+        query = (
+            sa.select(table.c.received_at, table.c.text, table.c.layout)
+            .where(table.c.source == source, table.c.received_at >= since)
+            .order_by(table.c.received_at, table.c.line)
+        )
+        with self._reading() as connection:
+            return [
+                SmdrLine(float(received_at), str(text), str(layout))
+                for received_at, text, layout in connection.execute(query)
+            ]
+
+    def smdr_intervals(
+        self, source: str | None, first_day: str, last_day: str
+    ) -> list[SmdrIntervalRow]:
+        """The SMDR intervals kept of ``first_day`` to ``last_day`` (of every source when
+        ``source`` is None), by interval, then path."""
+        check_day(first_day)
+        check_day(last_day)
+        table = TABLES["smdr_path_intervals"]
+        where = [table.c.day >= first_day, table.c.day <= last_day]
+        if source is not None:
+            where.append(table.c.source == source)
+        query = sa.select(table).where(*where).order_by(table.c.interval_start, table.c.path)
+        with self._reading() as connection:
+            found = [_smdr_row(row) for row in connection.execute(query)]
+        found.sort(key=lambda r: (r.interval_start, id_key(r.path)))
+        return found
+
     def count(self, table: str, source: str | None = None) -> int:
         """How many rows ``table`` holds (of ``source``); for tests and tools."""
         found = TABLES[table]
@@ -1549,6 +1795,105 @@ class HistoryStore:
             query = query.where(found.c.source == source)
         with self._reading() as connection:
             return int(connection.execute(query).scalar() or 0)
+
+
+def _bucket(part: SmdrIntervalRow, interval: ReportInterval) -> tuple[tuple[str, str, int], int]:
+    """The (path, day, bucket) key of a report's bucket that ``part`` is in, and its start.
+
+    ``bucket`` is the interval's start (15m), its hour's (1h), or 0 (day:
+    the day is the bucket, and its start the first interval's).
+    """
+    if interval == "1h":
+        start = part.hour_start
+    else:
+        start = part.interval_start
+    return (part.path, part.day, 0 if interval == "day" else start), start
+
+
+def _with_smdr(
+    rows: list[dict[str, Any]],
+    buckets: Mapping[tuple[str, str, int], tuple[int, SmdrSums]],
+    interval: ReportInterval,
+) -> None:
+    """Give each path row its bucket's SMDR fields; a bucket without a row gets one.
+
+    A row made for SMDR alone has its ACD figures 0. By day, a row starts at
+    the first interval of either stream.
+    """
+    found = {(r["id"], r["day"], 0 if interval == "day" else int(r["start"])): r for r in rows}
+    for key, (start, sums) in buckets.items():
+        row = found.get(key)
+        if row is None:
+            path, day, _ = key
+            row = found[key] = empty_row("path", path, day, start)
+            rows.append(row)
+        else:
+            row["start"] = min(row["start"], start)
+        row.update(smdr_fields(sums, row["acd_calls"]))
+    for key, row in found.items():
+        if key not in buckets:
+            row.update(smdr_fields(None, row["acd_calls"]))
+
+
+def empty_row(by: RowKind, ident: str, day: str, start: int) -> dict[str, Any]:
+    """A report row of ``ident`` with every figure 0 and what follows from them."""
+    row: dict[str, Any] = {"id": ident, "day": day, "start": start}
+    row.update({f.name: 0 if f.integer else 0.0 for f in FIGURES[by]})
+    row.update(derived(by, row))
+    if by == "agent":
+        row["dnd_by_reason"], row["make_busy_by_reason"] = [], []
+    return row
+
+
+#: The unique key of ``smdr_path_intervals``.
+_SMDR_KEY: Final = ("source", "interval_start", "path")
+
+
+def split_rows(
+    rows: Iterable[HistoryRow],
+) -> tuple[list[IntervalRow], list[StateSpan], list[SmdrLine], list[SmdrIntervalRow]]:
+    """The rows by kind, each kind in the order given: what :meth:`HistoryStore.write` takes."""
+    intervals: list[IntervalRow] = []
+    spans: list[StateSpan] = []
+    lines: list[SmdrLine] = []
+    smdr: list[SmdrIntervalRow] = []
+    for row in rows:
+        if isinstance(row, IntervalRow):
+            intervals.append(row)
+        elif isinstance(row, StateSpan):
+            spans.append(row)
+        elif isinstance(row, SmdrLine):
+            lines.append(row)
+        else:
+            smdr.append(row)
+    return intervals, spans, lines, smdr
+
+
+def _smdr_values(row: SmdrIntervalRow) -> dict[str, Any]:
+    """A row's columns of ``smdr_path_intervals`` but ``source``."""
+    values = attrs.asdict(row)
+    for name in (*SMDR_COUNTS, "interval_start", "hour_start"):
+        values[name] = int(values[name])
+    values["service_level_seconds"] = int(row.service_level_seconds)
+    values["time_to_answer_seconds"] = int(row.time_to_answer_seconds)
+    values["open"] = bool(row.open)
+    values["provisional"] = bool(row.provisional)
+    return values
+
+
+def _smdr_row(found: Any) -> SmdrIntervalRow:
+    """A row of ``smdr_path_intervals`` as read."""
+    return SmdrIntervalRow(
+        path=str(found.path),
+        day=str(found.day),
+        interval_start=int(found.interval_start),
+        hour_start=int(found.hour_start),
+        open=bool(found.open),
+        **{name: int(getattr(found, name)) for name in SMDR_COUNTS},
+        service_level_seconds=int(found.service_level_seconds),
+        time_to_answer_seconds=int(found.time_to_answer_seconds),
+        provisional=bool(found.provisional),
+    )
 
 
 def _source_writer(row: Any) -> SourceWriter:
@@ -1615,6 +1960,48 @@ def derived(by: RowKind, figures: Mapping[str, Any]) -> dict[str, Any]:
         "mean_waiting": round(waiting / covered, 3) if covered > 0 else None,
         **handling(by, figures),
     }
+
+
+def smdr_fields(sums: SmdrSums | None, acd_calls: int | float | None) -> dict[str, Any]:
+    """The SMDR fields of a path's row (:data:`~mitelacd.reports.rows.SMDR_FIELDS`, and
+    ``provisional_figures``), from its intervals summed (:func:`~mitelacd.reports.rows.smdr_sums`).
+
+    The one place they are worked out, for stored and live figures alike:
+    ``service_level_percent`` = answered within the target / (offered −
+    short abandoned) × 100 and ``average_time_to_answer_seconds`` = time to
+    answer / answered, each rounded to :data:`~mitelacd.reports.rows.RATIO_DECIMALS`
+    and None when what it divides by is 0; ``answered_difference`` =
+    SMDR's answered − ``acd_calls`` (the ACD stream's G/S count of the same
+    path and span: the cross-check of state-model §8); ``provisional_figures``
+    names :data:`~mitelacd.reports.smdrcalls.PROVISIONAL_FIGURES` when the
+    sum is provisional. ``sums`` None (no SMDR interval at all: SMDR was not
+    read) gives every figure None, ``open`` and ``provisional`` False.
+    """
+    if sums is None:
+        found: dict[str, Any] = dict.fromkeys(SMDR_FIELDS)
+        found.update(open=False, provisional=False, provisional_figures=[])
+        return found
+    served = sums.offered - sums.short_abandoned
+    found = {name: getattr(sums, name) for name in SMDR_COUNTS}
+    found.update(
+        time_to_answer_seconds=sums.time_to_answer_seconds,
+        service_level_seconds=sums.service_level_seconds,
+        service_level_percent=(
+            round(sums.answered_within_target / served * 100, RATIO_DECIMALS)
+            if served > 0
+            else None
+        ),
+        average_time_to_answer_seconds=(
+            round(sums.time_to_answer_seconds / sums.answered, RATIO_DECIMALS)
+            if sums.answered > 0
+            else None
+        ),
+        answered_difference=answered_difference(sums.answered, acd_calls),
+        open=sums.open,
+        provisional=sums.provisional,
+        provisional_figures=list(PROVISIONAL_FIGURES) if sums.provisional else [],
+    )
+    return found
 
 
 # --- opening -----------------------------------------------------------------------------------

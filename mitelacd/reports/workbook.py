@@ -12,7 +12,8 @@ right of ``name``, so the IDs and names stay in view. Cells are typed:
   ``utc_offset`` (``+01:00``), which tells the hours of a change of summer
   time apart;
 * figures: numbers; each ``…_hms`` column a time cell (the seconds / 86400,
-  shown ``[h]:mm:ss``), so that sums and averages of it are durations.
+  shown ``[h]:mm:ss``), so that sums and averages of it are durations;
+* ``open`` and ``provisional`` (paths): TRUE or FALSE.
 
 openpyxl writes the file; it is the ``xlsx`` extra (``pip install
 mitelacd[xlsx]``), imported only when a workbook is made.
@@ -171,6 +172,8 @@ def _sheet(
             return [formatted(moment.replace(tzinfo=None), TIME_FORMAT), utc_offset(moment)]
         if column.kind == "hms":
             return [formatted(value / SECONDS_PER_DAY, HMS_FORMAT)]
+        if column.kind == "flag":
+            return [bool(value)]
         return [value]
 
     # Widths and panes go before the first row: the sheet is written as it goes.

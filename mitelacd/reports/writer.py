@@ -19,6 +19,10 @@ its column: :func:`~mitelacd.reports.store.data_error`) is written without that 
 (:meth:`~mitelacd.reports.store.HistoryStore.write_apart`): the row is set aside,
 counted and named in the log, the others are written.
 
+The SMDR stream's lines and per-path intervals (:meth:`~HistoryService.add_smdr`)
+go the same way, in the same queue and batches: counted, bounded, written in
+order (a revised interval replaces the one kept), spilled at stop.
+
 A SQLite file deleted or replaced while open is noticed before the next write
 (the file at the path is no longer the one open): said once, and a new one is
 made there. Rows still waiting at stop are saved to ``spill_path`` and written
@@ -59,9 +63,20 @@ from twisted.python.threadpool import ThreadPool
 
 from mitelacd import heap
 from mitelacd.disk import duration_words
+from mitelacd.floor.days import DayClock
 from mitelacd.floor.render import iso_utc
+from mitelacd.floor.smdr import SmdrLine
 from mitelacd.logs import Logger, Throttle
-from mitelacd.reports.rows import FIGURES, INTERVAL_SECONDS, ROW_KINDS, IntervalRow, StateSpan
+from mitelacd.reports.rows import (
+    FIGURES,
+    INTERVAL_SECONDS,
+    ROW_KINDS,
+    SMDR_COUNTS,
+    IntervalRow,
+    SmdrIntervalRow,
+    StateSpan,
+)
+from mitelacd.reports.smdrcalls import PathInterval
 from mitelacd.reports.store import (
     HistoryError,
     HistoryFileReplaced,
@@ -73,6 +88,7 @@ from mitelacd.reports.store import (
     error_detail,
     problem_kind,
     redact,
+    split_rows,
 )
 
 log = Logger()
@@ -105,9 +121,12 @@ LOCK_RETRY_DELAY: Final = 5.0
 #: How often the writer of a source says so in ``mitelacd_writers``, in seconds.
 HEARTBEAT_EVERY: Final = 30.0
 
-#: What the first line of a spill file says it is.
+#: What the first line of a spill file says it is. Version 2 has SMDR rows, which
+#: version 1 cannot hold; a file without any is written as version 1.
 SPILL_FORMAT: Final = "mitelacd-history-spill"
-SPILL_VERSION: Final = 1
+SPILL_VERSION: Final = 2
+#: The versions of spill files read.
+SPILL_VERSIONS: Final = (1, 2)
 
 Row = HistoryRow
 
@@ -171,12 +190,6 @@ class SetAside:
     at: float
 
 
-def _split(rows: Sequence[Row]) -> tuple[list[IntervalRow], list[StateSpan]]:
-    intervals = [r for r in rows if isinstance(r, IntervalRow)]
-    spans = [r for r in rows if isinstance(r, StateSpan)]
-    return intervals, spans
-
-
 #: How long after a takeover rows may still begin before it, in seconds: state
 #: spans are cut at each report day's start (a day of 25 hours at most).
 _TAKEOVER_ENDS: Final = 2 * 24 * 3600.0
@@ -227,6 +240,14 @@ class _Takeover:
             cut.append(span if span.start >= at else attrs.evolve(span, start=at))
         return kept, cut
 
+    def smdr_after(self, lines: Sequence[SmdrLine]) -> list[SmdrLine]:
+        """The SMDR lines received from the takeover on: those before are the other daemon's.
+
+        SMDR intervals are not cut: each replaces the one kept, with the
+        figures as this daemon has them.
+        """
+        return [line for line in lines if line.received_at >= self.at]
+
 
 def _less(row: IntervalRow, before: IntervalRow) -> IntervalRow | None:
     """What ``row`` counted beyond ``before`` (an earlier count of the same interval and id).
@@ -256,13 +277,22 @@ def _before(rows: Sequence[Row], since: float) -> tuple[list[Row], list[int]]:
     For rows waiting when another daemon turns out to have taken the source
     at ``since``: an interval row of an interval that ends after it may
     count time the other daemon counts too, and is let go; a state span
-    running past it is cut there.
+    running past it is cut there. An SMDR line received from ``since`` on
+    is the other daemon's; an SMDR interval still open is let go, as the
+    other daemon writes it revised (a closed one is final: the same whoever
+    writes it).
     """
     kept: list[Row] = []
     where: list[int] = []
     for n, row in enumerate(rows):
         if isinstance(row, IntervalRow):
             if row.interval_start + INTERVAL_SECONDS > since:
+                continue
+        elif isinstance(row, SmdrLine):
+            if row.received_at >= since:
+                continue
+        elif isinstance(row, SmdrIntervalRow):
+            if row.open:
                 continue
         elif row.start >= since:
             continue
@@ -287,9 +317,16 @@ def _write_batch(store: HistoryStore, batch: _Batch) -> _Outcome:
         if done >= len(rows):
             return _Outcome(False)
         rows = rows[done:]
-    intervals, spans = _split(rows)
+    intervals, spans, lines, smdr = split_rows(rows)
     try:
-        store.write(batch.source, intervals, spans, batch=batch.token)
+        store.write(
+            batch.source,
+            intervals,
+            spans,
+            batch=batch.token,
+            smdr_lines=lines,
+            smdr_intervals=smdr,
+        )
     except Exception as e:
         if not data_error(e):
             raise
@@ -302,6 +339,16 @@ def describe(row: Row) -> str:
     if isinstance(row, IntervalRow):
         return (
             f"the {row.kind} {row.id!r} row of the interval from"
+            f" {_when(row.interval_start)} (day {row.day})"
+        )
+    if isinstance(row, SmdrLine):
+        return (
+            f"the SMDR line received at {_when(row.received_at)} (layout {row.layout!r}):"
+            f" {row.text!r}"
+        )
+    if isinstance(row, SmdrIntervalRow):
+        return (
+            f"the SMDR figures of path {row.path!r} in the interval from"
             f" {_when(row.interval_start)} (day {row.day})"
         )
     return (
@@ -335,6 +382,15 @@ def row_to_json(row: Row) -> dict[str, Any]:
             "figures": dict(row.figures),
             "reasons": [[kind, reason, seconds] for (kind, reason), seconds in row.reasons.items()],
         }
+    if isinstance(row, SmdrLine):
+        return {
+            "row": "smdr_line",
+            "received_at": row.received_at,
+            "layout": row.layout,
+            "text": row.text,
+        }
+    if isinstance(row, SmdrIntervalRow):
+        return {"row": "smdr_interval", **attrs.asdict(row)}
     return {
         "row": "span",
         "agent": row.agent,
@@ -385,6 +441,20 @@ def row_from_json(found: dict[str, Any]) -> Row:
             path=found["path"],
             button=found["button"],
         )
+    if what == "smdr_line":
+        return SmdrLine(float(found["received_at"]), str(found["text"]), str(found["layout"]))
+    if what == "smdr_interval":
+        return SmdrIntervalRow(
+            path=str(found["path"]),
+            day=str(found["day"]),
+            interval_start=int(found["interval_start"]),
+            hour_start=int(found["hour_start"]),
+            open=bool(found["open"]),
+            **{name: int(found[name]) for name in SMDR_COUNTS},
+            service_level_seconds=int(found["service_level_seconds"]),
+            time_to_answer_seconds=int(found["time_to_answer_seconds"]),
+            provisional=bool(found["provisional"]),
+        )
     raise ValueError(f"not a history row: {what!r}")
 
 
@@ -395,12 +465,13 @@ def write_spill(path: str, batches: Sequence[_Batch], url: str, saved_at: float)
     mark, source and ``written_if``) followed by its rows.
     """
     rows = sum(len(b.rows) for b in batches)
+    smdr = any(isinstance(r, (SmdrLine, SmdrIntervalRow)) for b in batches for r in b.rows)
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
         with open(temporary, "w", encoding="utf-8") as out:
             head = {
                 "format": SPILL_FORMAT,
-                "version": SPILL_VERSION,
+                "version": SPILL_VERSION if smdr else 1,
                 "url": url,
                 "saved_at": iso_utc(saved_at),
                 "batches": len(batches),
@@ -446,7 +517,7 @@ def read_spill(path: str) -> list[_Batch]:
         head = line()
         if not isinstance(head, dict) or head.get("format") != SPILL_FORMAT:
             raise ValueError("not a history spill file")
-        if head.get("version") != SPILL_VERSION:
+        if head.get("version") not in SPILL_VERSIONS:
             raise ValueError(f"spill file version {head.get('version')!r} is not understood")
         batches: list[_Batch] = []
         for _ in range(int(head["batches"])):
@@ -515,6 +586,8 @@ class HistoryService(Service):
         self.url = redact(url) if url else "the history database"
         self.day_starts = day_starts
         self.tz = tz
+        #: The local hour of an SMDR interval, as the figures' rows have it.
+        self._hours = DayClock(day_starts, tz)
         self.first_retry_delay = first_retry_delay
         self.max_retry_delay = max_retry_delay
         self.max_batch_rows = max_batch_rows
@@ -616,10 +689,34 @@ class HistoryService(Service):
             if intervals and intervals[-1].interval_start >= takeover.at + _TAKEOVER_ENDS:
                 # Past the next day's start, which cut every span: nothing left to cut.
                 self._takeover = None
+        self._enqueue(intervals, spans)
+
+    def add_smdr(self, lines: Sequence[SmdrLine], intervals: Sequence[PathInterval]) -> None:
+        """Queue SMDR lines as received and path intervals for the next write, as :meth:`add`.
+
+        Each interval replaces, once written, the one kept of this source,
+        path and interval (an open interval is handed over again as it is
+        revised). While another daemon writes the source, both are counted
+        (``skipped_rows``) and let go; after a takeover, lines received
+        before it are (the other daemon wrote them).
+        """
+        if self._taken is not None:
+            self.skipped_rows += len(lines) + len(intervals)
+            return
+        takeover = self._takeover
+        if takeover is not None:
+            given = len(lines)
+            lines = takeover.smdr_after(lines)
+            self.skipped_rows += given - len(lines)
+        hours = self._hours
+        rows = [SmdrIntervalRow.of(i, hours.hour_start(i.start)) for i in intervals]
+        self._enqueue(lines, rows)
+
+    def _enqueue(self, *parts: Sequence[Row]) -> None:
         queue = self._queue
-        queue.extend(intervals)
-        queue.extend(spans)
-        self._added += len(intervals) + len(spans)
+        for rows in parts:
+            queue.extend(rows)
+            self._added += len(rows)
         if self._waiting() > self.max_backlog:
             self._drop()
         if self._call is None and self._busy is None and self.running and not self._stopping:

@@ -9,7 +9,9 @@ writer opens new stores as it goes (``open_store(url, store_class=...)``).
 * :class:`StuckHistoryStore`: writes hang until ``release`` is set.
 
 And :class:`FiguresAndHistory`: a floor, its day's figures and a history
-writer on the real reactor, wired as the daemon wires them.
+writer on the real reactor, wired as the daemon wires them; and
+:class:`FakeSmdr`, the SMDR figures a daemon holds, over a real
+:class:`~mitelacd.reports.smdrcalls.SmdrDay` fed with lines.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 
 from mitelacd.floor.names import Names
 from mitelacd.floor.records import parse_record
+from mitelacd.floor.smdr import SmdrLine, parse_smdr
 from mitelacd.floor.state import FloorState
 from mitelacd.reports.live import FiguresService
-from mitelacd.reports.rows import IntervalRow, StateSpan
+from mitelacd.reports.rows import IntervalRow, SmdrIntervalRow, StateSpan
+from mitelacd.reports.smdrcalls import PathInterval, SmdrDay, SmdrSettings
 from mitelacd.reports.store import HistoryStore, open_store
 from mitelacd.reports.writer import HistoryService
 from mitelacd.testing import call_body
@@ -58,10 +62,12 @@ class FlakyHistoryStore(HistoryStore):
         intervals: Sequence[IntervalRow],
         spans: Sequence[StateSpan],
         batch: str | None = None,
+        smdr_lines: Sequence[SmdrLine] = (),
+        smdr_intervals: Sequence[SmdrIntervalRow] = (),
     ) -> None:
         if FlakyHistoryStore.down:
             raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
-        super().write(source, intervals, spans, batch)
+        super().write(source, intervals, spans, batch, smdr_lines, smdr_intervals)
         FlakyHistoryStore.writes += 1
         if FlakyHistoryStore.lose_answer:
             FlakyHistoryStore.lose_answer -= 1
@@ -93,9 +99,11 @@ class StuckHistoryStore(HistoryStore):
         intervals: Sequence[IntervalRow],
         spans: Sequence[StateSpan],
         batch: str | None = None,
+        smdr_lines: Sequence[SmdrLine] = (),
+        smdr_intervals: Sequence[SmdrIntervalRow] = (),
     ) -> None:
         StuckHistoryStore.release.wait(30)
-        super().write(source, intervals, spans, batch)
+        super().write(source, intervals, spans, batch, smdr_lines, smdr_intervals)
 
 
 class FiguresAndHistory:
@@ -147,3 +155,33 @@ class FiguresAndHistory:
     def calls(self) -> dict[str, int]:
         """Today's ACD calls by agent, as the live figures have them."""
         return {a["id"]: a["acd_calls"] for a in self.figures.today("agent")["agents"]}
+
+
+class FakeSmdr:
+    """The SMDR figures a daemon holds (:class:`~mitelacd.reports.rows.SmdrFigures`).
+
+    A real :class:`~mitelacd.reports.smdrcalls.SmdrDay`, fed with lines as
+    the listener would feed it (:meth:`feed`); :meth:`intervals` is every
+    interval it holds. The lines fed are kept, as the history keeps them.
+    """
+
+    def __init__(
+        self,
+        day_starts: datetime.time = datetime.time(0, 0),
+        tz: datetime.tzinfo | None = None,
+        settings: SmdrSettings | None = None,
+    ) -> None:
+        self.day = SmdrDay(day_starts, tz, settings)
+        self.lines: list[SmdrLine] = []
+
+    def feed(self, text: str, received_at: float) -> SmdrLine:
+        """One line of the stream (without its terminator), received at ``received_at``."""
+        raw = text.encode("latin-1") + b"\r\n"
+        result = parse_smdr(raw)
+        self.day.add(result, received_at)
+        line = SmdrLine.of(received_at, raw, result)
+        self.lines.append(line)
+        return line
+
+    def intervals(self, now: float) -> list[PathInterval]:
+        return self.day.figures(now)

@@ -2,9 +2,12 @@
 
 * ``/api/v1/reports/today/agents``, ``/paths``, ``/groups``: the current
   report day's figures up to now (``?interval=current``: the current
-  15-minute interval's), from :class:`~mitelacd.reports.live.FiguresService`.
+  15-minute interval's), from :class:`~mitelacd.reports.live.FiguresService`;
+  paths with the SMDR figures the daemon holds (docs/reports.md, "Calls per
+  path from SMDR").
 * ``/api/v1/reports?from=DATE&to=DATE&by=agent|path|group&interval=15m|1h|day``:
-  stored intervals combined, plus the interval still open, as JSON, as CSV
+  stored intervals combined, plus the interval still open (and, by path,
+  the SMDR intervals the daemon holds in place of those stored), as JSON, as CSV
   (``Accept: text/csv`` or ``?format=csv``) or as an XLSX workbook
   (``?format=xlsx``, ``by`` then may name several kinds: a sheet each).
   Names come from the daemon's names file as loaded now; CSV and XLSX
