@@ -582,6 +582,7 @@ def test_record_then_replay_gives_the_daemons_final_file(tmp_path: Path, process
     sim = processes(
         "mitelacd-sim",
         *("--port", "0", "--seed", "11", "--events", "2500", "--speed", "30000"),
+        *("--start", "2026-03-09T08:00"),
         cwd=tmp_path,
     )
     port = sim.wait_for(r"simulated ICP feed on \S+ port (\d+)").group(1)

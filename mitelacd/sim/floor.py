@@ -19,6 +19,11 @@ Choices where the protocol documents are silent:
   back to the head of its queue.
 * The state change an event reports is made right after sending it, so an
   event budget that runs out mid-action leaves the floor as the wire left it.
+
+A :class:`CallWatch` given as :attr:`Floor.watch` (the callers of
+:mod:`mitelacd.sim.callers`) is told what becomes of each caller, right
+after the event that shows it has gone out; it draws nothing from the
+floor's random numbers and changes nothing on the floor.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from __future__ import annotations
 import bisect
 import random
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import attrs
 
@@ -74,10 +79,11 @@ class FloorPlan:
 
 @attrs.define
 class Line:
-    """A call on one key of a set."""
+    """A call on one key of a set; an ACD call keeps its caller."""
 
     kind: CallKind
     held: bool = False
+    caller: Caller | None = None
 
 
 @attrs.define(eq=False)
@@ -136,12 +142,36 @@ class _Set:
 
 
 @attrs.define(eq=False)
-class _Caller:
+class Caller:
+    """A caller on a path: when it arrived, when it will give up, its place in the queue."""
+
     path: str
     arrived: float
     give_up: float
     order: tuple[float, int]
     queued: bool = True
+
+
+class CallWatch(Protocol):
+    """What is told what becomes of the floor's callers (see the module notes)."""
+
+    def arrived(self, t: float, caller: Caller) -> None:
+        """``caller`` joined its path's queue."""
+
+    def turned_away(self, t: float, path: str) -> None:
+        """A caller found the queue of ``path`` full and was not queued."""
+
+    def requeued(self, t: float, caller: Caller, agent: Agent) -> None:
+        """``agent`` was rung and did not answer: ``caller`` is back at the head of the queue."""
+
+    def answered(self, t: float, caller: Caller, agent: Agent) -> None:
+        """``agent`` answered ``caller`` (G or S has gone out)."""
+
+    def ended(self, t: float, caller: Caller) -> None:
+        """The conversation with ``caller`` is over (J, L or P has gone out)."""
+
+    def gave_up(self, t: float, caller: Caller) -> None:
+        """``caller`` left the queue, or hung up while an agent's set rang."""
 
 
 class Frozen(Exception):
@@ -172,6 +202,8 @@ class Floor:
         self.events_by_agent: dict[tuple[str, str], int] = {}
         self.answered_by_path: dict[str, int] = {}
         self.frozen = events == 0
+        #: Told what becomes of each caller; see the module notes.
+        self.watch: CallWatch | None = None
         taken: set[str] = set()  # membership only, never iterated: keeps runs reproducible
         ids = [self._number(4 + i % 4, taken) for i in range(agents)]
         homes = [self._number(rng.choice((4, 4, 5, 6, 7)), taken) for _ in range(agents)]
@@ -194,7 +226,7 @@ class Floor:
             short_paths=frozenset(p for i, p in enumerate(pnums) if i % 2 == 0),
         )
         self._sets = {dn: _Set(dn, dnd=rng.random() < 0.2) for dn in homes + list(spares)}
-        self._queues: dict[str, list[_Caller]] = {p: [] for p in pnums}
+        self._queues: dict[str, list[Caller]] = {p: [] for p in pnums}
         # Callers per second: enough to keep about half the floor on calls.
         self._rate = 0.5 * agents / 180.0 / paths
         for a in self.agents:  # staggered start of day, a few on a late shift
@@ -213,6 +245,11 @@ class Floor:
 
     def _later(self, agent: Agent, t: float, fn: Callable[..., None], *args: Any) -> None:
         self._schedule.later(agent, t, fn, *args)
+
+    @property
+    def arrival_rate(self) -> float:
+        """Callers per second on each path."""
+        return self._rate
 
     def _gap(self, rate: float) -> int:
         return max(1, round(self._rng.expovariate(rate)))
@@ -269,14 +306,20 @@ class Floor:
         queue = self._queues[path]
         if len(queue) < MAX_QUEUE:
             give_up = t + 20 + round(self._rng.expovariate(1 / 120))
-            caller = _Caller(path, t, give_up, (t, self._schedule.ticket()))
+            caller = Caller(path, t, give_up, (t, self._schedule.ticket()))
             queue.append(caller)
             self._schedule.at(caller.give_up, self._abandon, caller)
+            if self.watch is not None:
+                self.watch.arrived(t, caller)
+        elif self.watch is not None:
+            self.watch.turned_away(t, path)
 
-    def _abandon(self, t: float, caller: _Caller) -> None:
+    def _abandon(self, t: float, caller: Caller) -> None:
         if caller.queued:  # a caller whose call is ringing hangs up at ring end instead
             caller.queued = False
             self._queues[caller.path].remove(caller)
+            if self.watch is not None:
+                self.watch.gave_up(t, caller)
 
     def dispatch(self, t: float) -> None:
         """Ring the longest-idle free agent for the oldest waiting calls."""
@@ -292,7 +335,7 @@ class Floor:
             else:
                 return
 
-    def _ring(self, t: float, agent: Agent, caller: _Caller) -> None:
+    def _ring(self, t: float, agent: Agent, caller: Caller) -> None:
         Scheduler.replan(agent)
         self._say(t, "T", agent, LINE_ACD)
         agent.ringing = LINE_ACD
@@ -300,21 +343,33 @@ class Floor:
         self._queues[caller.path].remove(caller)
         self._later(agent, t + self._rng.randint(2, 12), self._ring_end, caller)
 
-    def _ring_end(self, t: float, agent: Agent, caller: _Caller) -> None:
+    def _ring_end(self, t: float, agent: Agent, caller: Caller) -> None:
         caller_gone = t >= caller.give_up
         answered = not caller_gone and self._rng.random() < 0.9
         self._say(t, "U", agent, LINE_ACD)
         agent.ringing = None
+        watch = self.watch
         if answered:
             remote = caller.path in self.plan.remote_paths
             self._say(t, "S" if remote else "G", agent, LINE_ACD, caller.path)
-            agent.calls[LINE_ACD] = Line("acd")
+            agent.calls[LINE_ACD] = Line("acd", caller=caller)
+            if watch is not None:
+                watch.answered(t, caller, agent)
             self._converse(t, agent, LINE_ACD)
             return
         if not caller_gone:  # rang out: back to the head of the queue
             caller.queued = True
             bisect.insort(self._queues[caller.path], caller, key=lambda c: c.order)
+            if watch is not None:
+                watch.requeued(t, caller, agent)
+        elif watch is not None:
+            watch.gave_up(t, caller)
         self._available(t, agent)
+
+    def _ended(self, t: float, line: Line) -> None:
+        """The call on ``line`` is over: its caller, if any, is told."""
+        if line.caller is not None and self.watch is not None:
+            self.watch.ended(t, line.caller)
 
     # --- conversations ----------------------------------------------------------------
 
@@ -348,7 +403,7 @@ class Floor:
 
     def _hold_abandon(self, t: float, agent: Agent, key: int) -> None:
         self._say(t, "P", agent, key)
-        del agent.calls[key]
+        self._ended(t, agent.calls.pop(key))
         self._available(t, agent)
 
     def _consult_hold(self, t: float, agent: Agent, left: int) -> None:
@@ -377,7 +432,7 @@ class Floor:
 
     def _consult_caller_gone(self, t: float, agent: Agent, key: int, rest: int) -> None:
         self._say(t, "P", agent, LINE_ACD)
-        del agent.calls[LINE_ACD]
+        self._ended(t, agent.calls.pop(LINE_ACD))
         self._later(agent, t + rest, self._consult_over, key)
 
     def _consult_over(self, t: float, agent: Agent, key: int) -> None:
@@ -388,12 +443,14 @@ class Floor:
     def _hang_up(self, t: float, agent: Agent, key: int) -> None:
         if agent.calls[key].kind == "acd" and self._rng.random() < 0.6:
             self._say(t, "L", agent, 0)
+            for line in agent.calls.values():
+                self._ended(t, line)
             agent.calls.clear()
             agent.wrap_up = True
             self._later(agent, t + self._rng.randint(10, 60), self._wrap_end)
             return
         self._say(t, "J", agent, key)
-        del agent.calls[key]
+        self._ended(t, agent.calls.pop(key))
         self._available(t, agent)
 
     def _wrap_end(self, t: float, agent: Agent) -> None:

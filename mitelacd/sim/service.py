@@ -1,4 +1,4 @@
-"""A fake Mitel 3300 ICP that sends ACD real time events, for demos and tests.
+"""A fake Mitel 3300 ICP that sends ACD real time events and SMDR, for demos and tests.
 
 The parts:
 
@@ -9,9 +9,12 @@ The parts:
   docs/protocol.md (with the chosen terminator and faults), and
   answers what a correct listener's legacy view must be
   (:meth:`FloorScript.expected_legacy`), so an end-to-end test can compare
-  the daemon against it.
+  the daemon against it. Its :class:`~mitelacd.sim.callers.Callers` give
+  the SMDR records of the same calls, and count them
+  (:meth:`FloorScript.smdr_ledger`).
 * :class:`SimulatorService` serves those bytes on TCP like the PBX does on
-  port 15373, paced by an injected clock.
+  port 15373, paced by an injected clock, and with ``smdr_port`` the SMDR
+  lines on a port of their own, as the PBX does on 1752 (:class:`SmdrFactory`).
 
 K/Q/R come in one burst at t=0 and then every ``cycle`` seconds; agent
 events due at the same instant are sent before the burst. What the floor
@@ -24,17 +27,25 @@ from __future__ import annotations
 import datetime
 import functools
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
+import attrs
 from twisted.application import service
-from twisted.internet import protocol
+from twisted.internet import defer, error, protocol
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTCP, IReactorTime
 from twisted.python import usage
 
 from mitelacd.cli import CommandOptions
 from mitelacd.floor.names import Names
+from mitelacd.floor.smdr import LAYOUT_NAMES, SmdrLayout, layout_named
 from mitelacd.logs import Logger
+from mitelacd.sim.callers import (
+    SERVICE_LEVEL_SECONDS,
+    SHORT_ABANDON_SECONDS,
+    Callers,
+    SmdrLedger,
+)
 from mitelacd.sim.floor import (
     LINE_ACD,
     LINE_OUT,
@@ -49,6 +60,7 @@ from mitelacd.sim.floor import (
 )
 from mitelacd.sim.names import floor_names
 from mitelacd.sim.schedule import Scheduler
+from mitelacd.sim.smdrwire import STANDARD, SmdrEntry, encode_smdr
 from mitelacd.sim.wire import (
     EOLS,
     TERMINATORS,
@@ -75,8 +87,11 @@ __all__ = [
     "FeedProtocol",
     "FloorPlan",
     "FloorScript",
+    "Moment",
     "Options",
+    "SMDR_PORT",
     "SimulatorService",
+    "SmdrFactory",
     "encode_call_event",
     "encode_refresh",
     "encode_stats",
@@ -96,6 +111,17 @@ def _peer(transport: Any) -> str:
 
 
 DEFAULT_START = datetime.datetime(2026, 3, 9, 8, 0, 0)
+#: The port the PBX sends SMDR on (smdr-protocol.md §1).
+SMDR_PORT = 1752
+
+
+@attrs.frozen
+class Moment:
+    """What the fake ICP sends at one simulated second: ACD bytes, SMDR records, or both."""
+
+    t: float
+    acd: bytes
+    smdr: tuple[SmdrEntry, ...] = ()
 
 
 def random_seed() -> int:
@@ -111,6 +137,14 @@ class FloorScript:
     garbage lines between records. What was injected is in :attr:`faults`.
     Neither changes the floor's day: the same seed gives the same events and
     the same :meth:`expected_legacy` whatever the terminator and faults.
+
+    ``start`` is the controller's clock at second 0, read in ``tz`` (None:
+    local time) when it carries no zone of its own; :attr:`epoch` is that
+    instant in Unix seconds. ``smdr`` (on by default) models the callers
+    behind the ACD calls (:mod:`mitelacd.sim.callers`): their SMDR records
+    come with the ACD bytes in :meth:`timeline`, and :meth:`smdr_ledger`
+    counts them. The callers draw from a random generator of their own: the
+    ACD stream of a seed is the same with ``smdr`` on or off.
     """
 
     def __init__(
@@ -125,6 +159,8 @@ class FloorScript:
         eol: Eol = "crlf",
         faults: bool = False,
         noise: bool | None = None,
+        tz: datetime.tzinfo | None = None,
+        smdr: bool = True,
     ) -> None:
         if agents < 1 or not 1 <= groups <= 99 or not 1 <= paths <= 99 or cycle <= 0:
             raise ValueError("need agents >= 1, 1 <= groups, paths <= 99 and cycle > 0")
@@ -140,6 +176,16 @@ class FloorScript:
             random.Random(seed), self.schedule, self.wire, agents, groups, paths, events
         )
         self.plan: FloorPlan = self.floor.plan
+        self.tz = tz
+        #: Unix seconds at simulated second 0.
+        self.epoch = (start if start.tzinfo else start.replace(tzinfo=tz)).timestamp()
+        #: The callers and their SMDR records; None when ``smdr`` is off.
+        self.callers: Callers | None = None
+        if smdr:
+            self.callers = Callers(
+                random.Random(f"callers {seed}"), self.floor, self.schedule, self.epoch, tz
+            )
+            self.floor.watch = self.callers
         self._frozen_figures: tuple[Figures, Figures] | None = None
         if self.floor.frozen:
             self._freeze(0.0)
@@ -148,14 +194,43 @@ class FloorScript:
     # --- public --------------------------------------------------------------
 
     def steps(self) -> Iterator[tuple[float, bytes]]:
-        """Yield (simulated seconds since start, bytes to send then), forever.
+        """Yield (simulated seconds since start, ACD bytes to send then), forever.
 
-        Only one iteration per script: the floor is mutable state.
+        Only one iteration per script (this or :meth:`timeline`): the floor
+        is mutable state.
+        """
+        return ((m.t, m.acd) for m in self.timeline() if m.acd)
+
+    def timeline(self) -> Iterator[Moment]:
+        """Yield every :class:`Moment` that sends something, in time order, forever.
+
+        The ACD bytes are those of :meth:`steps`; a moment may carry SMDR
+        records only. Only one iteration per script.
         """
         if self._iterating:
             raise RuntimeError("a FloorScript can be iterated only once")
         self._iterating = True
         return self._run()
+
+    def smdr_ledger(
+        self,
+        service_level_seconds: int = SERVICE_LEVEL_SECONDS,
+        path_service_level_seconds: Mapping[str, int] | None = None,
+        short_abandon_seconds: int = SHORT_ABANDON_SECONDS,
+    ) -> SmdrLedger:
+        """The callers' own count of the SMDR records yielded so far (:meth:`Callers.ledger`).
+
+        Per path and 15-minute interval of the call's start: offered,
+        answered, abandoned, short abandoned (within ``short_abandon_seconds``),
+        interflowed, requeued, unavailable, answered within the path's target
+        and the total time to answer; and answered per interval of the
+        answer. Empty when ``smdr`` is off.
+        """
+        if self.callers is None:
+            return SmdrLedger((), {}, {})
+        return self.callers.ledger(
+            service_level_seconds, path_service_level_seconds, short_abandon_seconds
+        )
 
     def expected_legacy(self) -> dict[str, Any]:
         """The legacy view a correct listener holds after every chunk yielded so far."""
@@ -206,9 +281,10 @@ class FloorScript:
 
     # --- the engine ----------------------------------------------------------
 
-    def _run(self) -> Iterator[tuple[float, bytes]]:
+    def _run(self) -> Iterator[Moment]:
         k = 0
         schedule = self.schedule
+        callers = self.callers
         while True:
             burst_at = k * self.cycle
             while not self.frozen:
@@ -217,9 +293,10 @@ class FloorScript:
                     break
                 self._instant(t)
                 chunk = self.wire.take()
-                if chunk:
-                    yield float(t), chunk
-            yield burst_at, self._burst(burst_at)
+                records = tuple(callers.take()) if callers is not None else ()
+                if chunk or records:
+                    yield Moment(float(t), chunk, records)
+            yield Moment(burst_at, self._burst(burst_at))
             k += 1
 
     def _instant(self, t: float) -> None:
@@ -263,7 +340,7 @@ class FloorScript:
 class FeedProtocol(protocol.Protocol):
     """One listener. A push producer, so a client that stops reading is noticed."""
 
-    factory: FeedFactory
+    factory: Broadcast
     transport: Any  # a TCP transport once connected: needs abortConnection, registerProducer
 
     def __init__(self) -> None:
@@ -307,11 +384,78 @@ class FeedProtocol(protocol.Protocol):
         self._backlog.clear()
 
 
-class FeedFactory(protocol.ServerFactory):
-    """Broadcasts one script to every client, paced by ``clock`` from the first connect."""
+class Broadcast(protocol.ServerFactory):
+    """Clients that each get what is sent from the moment they connected."""
 
     protocol = FeedProtocol  # type: ignore[assignment]
     noisy = False  # we log clients ourselves; "Starting factory" says nothing useful
+    #: How the log names the clients: "client" or "SMDR client".
+    what = "client"
+
+    def __init__(self, max_backlog: int = 1 << 20) -> None:
+        self.max_backlog = max_backlog
+        self.clients: list[FeedProtocol] = []
+
+    def clientConnected(self, client: FeedProtocol) -> None:
+        self.clients.append(client)
+        log.info(
+            "{what} {peer} connected ({count} connected)",
+            what=self.what,
+            peer=_peer(client.transport),
+            count=len(self.clients),
+        )
+
+    def clientGone(self, client: FeedProtocol) -> None:
+        if client in self.clients:
+            self.clients.remove(client)
+            log.info(
+                "{what} {peer} disconnected ({count} connected)",
+                what=self.what,
+                peer=_peer(client.transport),
+                count=len(self.clients),
+            )
+
+    def broadcast(self, data: bytes) -> None:
+        for client in list(self.clients):
+            client.send(data)
+
+    def hang_up(self) -> None:
+        for client in list(self.clients):
+            client.transport.loseConnection()
+
+
+class SmdrFactory(Broadcast):
+    """The SMDR port: each record laid out in ``layout``, CR LF after it, to every client.
+
+    No handshake, no replay: a client gets the records sent after it
+    connected. A party wider than the layout's field keeps its last
+    characters (:func:`~mitelacd.sim.smdrwire.format_smdr` with ``fit``).
+    """
+
+    what = "SMDR client"
+
+    def __init__(
+        self, layout: SmdrLayout = STANDARD, clock24: bool = False, max_backlog: int = 1 << 20
+    ) -> None:
+        super().__init__(max_backlog)
+        self.layout, self.clock24 = layout, clock24
+        #: Records sent (to every client connected then).
+        self.records = 0
+
+    def send(self, entries: Iterable[SmdrEntry]) -> None:
+        lines = [encode_smdr(e, self.layout, clock24=self.clock24, fit=True) for e in entries]
+        self.records += len(lines)
+        if lines and self.clients:
+            self.broadcast(b"".join(lines))
+
+
+class FeedFactory(Broadcast):
+    """Broadcasts one script to every client, paced by ``clock`` from the first connect.
+
+    With ``smdr``, the script's SMDR records go to that factory's clients at
+    their moments, from the same first connect to this one.
+    """
+
     max_chunks_per_tick = 1000  # so a huge speed cannot starve the reactor
 
     def __init__(
@@ -320,53 +464,49 @@ class FeedFactory(protocol.ServerFactory):
         clock: IReactorTime,
         speed: float = 1.0,
         max_backlog: int = 1 << 20,
+        smdr: SmdrFactory | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")
-        self.script, self.speed, self.max_backlog = script, speed, max_backlog
+        super().__init__(max_backlog)
+        self.script, self.speed, self.smdr = script, speed, smdr
         self._clock = clock
-        self._steps: Iterator[tuple[float, bytes]] | None = None
-        self._next: tuple[float, bytes] | None = None
+        self._moments: Iterator[Moment] | None = None
+        self._next: Moment | None = None
         self._timer: IDelayedCall | None = None
         self.started_at: float | None = None
         self.stopped = False
-        self.clients: list[FeedProtocol] = []
 
     def clientConnected(self, client: FeedProtocol) -> None:
-        self.clients.append(client)
-        log.info(
-            "client {peer} connected ({count} connected)",
-            peer=_peer(client.transport),
-            count=len(self.clients),
-        )
+        super().clientConnected(client)
         if self.started_at is None and not self.stopped:
             self.started_at = self._clock.seconds()
-            self._steps = self.script.steps()
-            self._next = next(self._steps)
+            self._moments = self.script.timeline()
+            self._next = next(self._moments)
             self._tick()
 
-    def clientGone(self, client: FeedProtocol) -> None:
-        if client in self.clients:
-            self.clients.remove(client)
-            log.info(
-                "client {peer} disconnected ({count} connected)",
-                peer=_peer(client.transport),
-                count=len(self.clients),
-            )
-
     def _tick(self) -> None:
-        """Send every chunk that is due, then sleep until the next one."""
+        """Send every chunk that is due, then sleep until the next one.
+
+        At most :attr:`max_chunks_per_tick` chunks of ACD bytes a tick, and
+        the SMDR records of the moments among them.
+        """
         self._timer = None
-        assert self._steps is not None and self._next is not None and self.started_at is not None
+        assert self._moments is not None and self._next is not None
+        assert self.started_at is not None
         now = self._clock.seconds()
-        for _ in range(self.max_chunks_per_tick):
-            due = self.started_at + self._next[0] / self.speed
-            if due > now + 1e-9:
+        sent = 0
+        while sent < self.max_chunks_per_tick:
+            moment = self._next
+            if self.started_at + moment.t / self.speed > now + 1e-9:
                 break
-            for client in list(self.clients):
-                client.send(self._next[1])
-            self._next = next(self._steps)
-        due = self.started_at + self._next[0] / self.speed
+            if moment.acd:
+                self.broadcast(moment.acd)
+                sent += 1
+            if moment.smdr and self.smdr is not None:
+                self.smdr.send(moment.smdr)
+            self._next = next(self._moments)
+        due = self.started_at + self._next.t / self.speed
         self._timer = self._clock.callLater(max(0.0, due - now), self._tick)
 
     def stop(self) -> None:
@@ -375,12 +515,20 @@ class FeedFactory(protocol.ServerFactory):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        for client in list(self.clients):
-            client.transport.loseConnection()
+        self.hang_up()
 
 
 class SimulatorService(service.Service):
-    """Listens like the ICP's port 15373; ``port`` holds the bound port once started."""
+    """Listens like the ICP's port 15373; ``port`` holds the bound port once started.
+
+    With ``smdr_port`` (0: any free port) it also listens for SMDR clients,
+    on ``smdr_interface`` (default: ``interface``), and sends them the
+    script's SMDR records laid out in ``smdr_layout``; ``smdr_port`` then
+    holds the bound port once started. If that port cannot be listened on,
+    a warning says so and the ACD stream is served alone (``smdr_port``
+    stays None). The day starts when the first ACD client connects; an SMDR
+    client connected before gets the records from then on.
+    """
 
     def __init__(
         self,
@@ -389,6 +537,10 @@ class SimulatorService(service.Service):
         interface: str = "127.0.0.1",
         speed: float = 1.0,
         reactor: Any = None,
+        *,
+        smdr_port: int | None = None,
+        smdr_interface: str | None = None,
+        smdr_layout: SmdrLayout = STANDARD,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
@@ -396,9 +548,16 @@ class SimulatorService(service.Service):
             reactor = global_reactor
         self._reactor: IReactorTCP = reactor
         self.requested_port, self.interface = port, interface
-        self.factory = FeedFactory(script, clock=reactor, speed=speed)
+        self.requested_smdr_port = smdr_port
+        self.smdr_interface = interface if smdr_interface is None else smdr_interface
+        self.smdr: SmdrFactory | None = None
+        if smdr_port is not None:
+            self.smdr = SmdrFactory(smdr_layout)
+        self.factory = FeedFactory(script, clock=reactor, speed=speed, smdr=self.smdr)
         self.port: int | None = None
+        self.smdr_port: int | None = None
         self._listening: IListeningPort | None = None
+        self._smdr_listening: IListeningPort | None = None
 
     def startService(self) -> None:
         super().startService()
@@ -415,10 +574,37 @@ class SimulatorService(service.Service):
             eol=_EOL_WORDS[script.eol],
             faults=_fault_settings(script.wire.faults, script.wire.noise),
         )
+        if self.smdr is not None and self.requested_smdr_port is not None:
+            self._listen_smdr(self.smdr, self.requested_smdr_port)
+
+    def _listen_smdr(self, smdr: SmdrFactory, port: int) -> None:
+        interface = self.smdr_interface
+        try:
+            self._smdr_listening = self._reactor.listenTCP(port, smdr, interface=interface)
+        except error.CannotListenError as e:
+            log.warn(
+                "no SMDR: cannot listen on {interface} port {port} ({why});"
+                " the ACD stream is served alone",
+                interface=interface,
+                port=port,
+                why=e.socketError,
+            )
+            return
+        self.smdr_port = cast(Any, self._smdr_listening.getHost()).port
+        log.info(
+            "simulated ICP SMDR on {interface} port {port} ({layout} records, CR LF after each;"
+            " the controller's clock starts at {start})",
+            interface=interface,
+            port=self.smdr_port,
+            layout=smdr.layout.name,
+            start=self.factory.script.start.isoformat(),
+        )
 
     def stopService(self) -> Any:
         super().stopService()
         self.factory.stop()
+        if self.smdr is not None:
+            self.smdr.hang_up()
         script = self.factory.script
         if script.wire.faults or script.wire.noise or script.faults != FaultCounts():
             counts = script.faults
@@ -431,8 +617,12 @@ class SimulatorService(service.Service):
                 noise=counts.noise_lines,
                 nuls=counts.nul_runs,
             )
-        listening, self._listening = self._listening, None
-        return listening.stopListening() if listening is not None else None
+        listening, smdr = self._listening, self._smdr_listening
+        self._listening = self._smdr_listening = None
+        if smdr is None:
+            return listening.stopListening() if listening is not None else None
+        stopping = [defer.maybeDeferred(p.stopListening) for p in (listening, smdr) if p]
+        return defer.gatherResults(stopping)
 
 
 # --- twistd mitelacd-sim ----------------------------------------------------
@@ -465,6 +655,36 @@ def _eol(value: str) -> Eol:
 _eol.coerceDoc = ""  # type: ignore[attr-defined]
 
 
+def _smdr_port(value: str) -> int | None:
+    """``--smdr-port``: a port number, or ``none`` for no SMDR."""
+    if value.strip().lower() == "none":
+        return None
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--smdr-port wants a port number (0-65535) or none, not {value!r}")
+    return port
+
+
+_smdr_port.coerceDoc = ""  # type: ignore[attr-defined]
+
+
+def _smdr_layout(value: str) -> str:
+    """``--smdr-layout``: one of :data:`~mitelacd.floor.smdr.LAYOUT_NAMES`, by its name."""
+    try:
+        name = layout_named(value).name
+    except ValueError:
+        name = ""
+    if name not in LAYOUT_NAMES:
+        raise ValueError(f"--smdr-layout wants one of {', '.join(LAYOUT_NAMES)}; not {value!r}")
+    return name
+
+
+_smdr_layout.coerceDoc = ""  # type: ignore[attr-defined]
+
+
 _EOL_WORDS: dict[Eol, str] = {
     "crlf": "CR LF after each record",
     "lf": "LF after each record",
@@ -478,6 +698,21 @@ def _fault_settings(faults: bool, noise: bool) -> str:
     if faults:
         return ", with numbering faults and noise" if noise else ", with numbering faults"
     return ", with noise" if noise else ""
+
+
+def _start(value: str) -> datetime.datetime | str:
+    """``--start``: ``now``, or a local date and time."""
+    if value.strip().lower() == "now":
+        return "now"
+    try:
+        start = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise usage.UsageError(
+            f"--start must be 'now' or a date and time, YYYY-MM-DDTHH:MM, not {value!r}"
+        ) from None
+    if start.tzinfo is not None:
+        raise usage.UsageError("--start is local time: give it without a zone")
+    return start
 
 
 class Options(CommandOptions):
@@ -500,11 +735,34 @@ class Options(CommandOptions):
         ],
         ["cycle", "c", 15.0, "Seconds between K/Q/R report bursts (> 0).", _real("--cycle")],
         [
+            "start",
+            None,
+            "now",
+            "The controller's clock at the start of the day (its K/Q/R and SMDR records),"
+            " as YYYY-MM-DDTHH:MM[:SS] local time; 'now': this machine's clock.",
+            _start,
+        ],
+        [
             "eol",
             None,
             "crlf",
             "What ends each record: crlf, lf, cr, or none (a record then ends at the next STX).",
             _eol,
+        ],
+        [
+            "smdr-port",
+            None,
+            SMDR_PORT,
+            "TCP port to send the SMDR records of the same calls on (0 = any free port;"
+            " none = no SMDR). If it is taken, the ACD stream is served alone.",
+            _smdr_port,
+        ],
+        [
+            "smdr-layout",
+            None,
+            "standard",
+            "The SMDR options the records are laid out with: " + ", ".join(LAYOUT_NAMES) + ".",
+            _smdr_layout,
         ],
     ]
     optFlags = [
@@ -523,8 +781,11 @@ class Options(CommandOptions):
         ],
     ]
 
-    #: What --replay leaves out: the floor comes from the capture.
-    _FLOOR_OPTIONS = ("agents", "groups", "paths", "seed", "events", "cycle", "eol")
+    #: What --replay leaves out: the floor comes from the capture, and no SMDR is served.
+    _FLOOR_OPTIONS = (
+        "agents", "groups", "paths", "seed", "events", "cycle", "start", "eol", "smdr-port",
+        "smdr-layout",
+    )  # fmt: skip
     _FLOOR_FLAGS = ("faults", "noise")
 
     def __init__(self) -> None:
@@ -537,7 +798,7 @@ class Options(CommandOptions):
     opt_replay.__doc__ = (
         "Serve this capture (from mitelacd --record, plain or .gz) byte for byte instead"
         " of a simulated floor, its timing scaled by --speed; give it again for more files"
-        " (docs/capture.md). The floor options do not apply."
+        " (docs/capture.md). The floor and SMDR options do not apply: no SMDR is served."
     )
 
     def postOptions(self) -> None:
@@ -557,7 +818,11 @@ class Options(CommandOptions):
                 raise usage.UsageError(message)
 
     def _check_replay(self) -> None:
-        given = [f"--{n}" for n in self._FLOOR_OPTIONS if self[n] != self.defaults[n]]
+        given = [
+            f"--{n}"
+            for n in self._FLOOR_OPTIONS
+            if self[n] != self.defaults[n] and not (n == "smdr-port" and self[n] is None)
+        ]
         given += [f"--{n}" for n in self._FLOOR_FLAGS if self[n]]
         if given:
             raise usage.UsageError(
@@ -593,6 +858,13 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         seed = random_seed()
     script = FloorScript(
         seed=seed,
+        # By default the controller's clock is this machine's: a listener
+        # places SMDR records by their date and start time.
+        start=(
+            datetime.datetime.now().replace(microsecond=0)
+            if options["start"] == "now"
+            else options["start"]
+        ),
         agents=options["agents"],
         groups=options["groups"],
         paths=options["paths"],
@@ -608,4 +880,6 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         interface=options["interface"],
         speed=options["speed"],
         reactor=reactor,
+        smdr_port=options["smdr-port"],
+        smdr_layout=layout_named(options["smdr-layout"]),
     )
