@@ -22,7 +22,7 @@ from mitelacd.cli import EXIT_USAGE as EXIT_USAGE  # the status of a usage error
 from mitelacd.cli import CommandOptions, usage_exit
 from mitelacd.clock import Timeline, install_steady_clock
 from mitelacd.disk import FileLock, FileLockedError
-from mitelacd.feed.protocol import PBXClientFactory
+from mitelacd.feed.protocol import BackoffClientFactory, PBXClientFactory
 from mitelacd.floor.carry import CarriedAgentsExpiry
 from mitelacd.floor.dayturn import DayTurn
 from mitelacd.floor.documents import FloorDocuments
@@ -43,6 +43,8 @@ from mitelacd.web.resources import DEFAULT_HTTP, Served, WebService, WebSettings
 
 if TYPE_CHECKING:
     from mitelacd.feed.capture import CaptureRecorder
+    from mitelacd.floor.smdr import SmdrLayout
+    from mitelacd.reports.smdrlive import SmdrService
     from mitelacd.reports.writer import HistoryService
     from mitelacd.sim.service import FloorScript
 
@@ -122,6 +124,64 @@ def _is_address(text: str) -> bool:
 
 def _host_options(host: str, port: str) -> str:
     return f"--host {host} --port {port}" if port else f"--host {host}"
+
+
+#: What ``--smdr`` holds once read: the host (None: ``--host``'s) and port.
+SmdrTarget = tuple[str | None, int]
+
+
+def smdr_target(value: str) -> SmdrTarget | None:
+    """``--smdr HOST[:PORT]``, ``same`` (``--host`` on port 1752) or ``none``.
+
+    A bare IPv6 address is a host; with a port it is written in brackets
+    (``[fe80::1]:1752``).
+    """
+    from mitelacd.feed.smdr import DEFAULT_SMDR_PORT
+
+    text = value.strip()
+    if text.lower() == "none":
+        return None
+    if text.lower() == "same":
+        return (None, DEFAULT_SMDR_PORT)
+    if not text or "/" in text or " " in text:
+        raise usage.UsageError(f"--smdr {value!r}: give HOST, HOST:PORT, 'same' or 'none'")
+    if _is_address(text):
+        return (text, DEFAULT_SMDR_PORT)
+    found = _HOST_AND_PORT.fullmatch(text)
+    if found is None:
+        if ":" in text or "[" in text or "]" in text:
+            raise usage.UsageError(
+                f"--smdr {value!r} is not HOST[:PORT] (an IPv6 address with a port"
+                " goes in brackets: [fe80::1]:1752)"
+            )
+        return (text, DEFAULT_SMDR_PORT)
+    host = found["v6"] if found["v6"] is not None else found["host"]
+    port = found["v6port"] if found["v6"] is not None else found["port"]
+    if port is None:
+        return (host, DEFAULT_SMDR_PORT)
+    try:
+        return (host, port_number(port))
+    except usage.UsageError as e:
+        raise usage.UsageError(f"--smdr {value!r}: {e}") from None
+
+
+def smdr_layout(value: str) -> str:
+    """``--smdr-layout``/``--sim-smdr-layout``: a layout name (checked, kept as given)."""
+    from mitelacd.floor.smdr import LAYOUT_NAMES, layout_named
+
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return layout_named(value).name
+    except ValueError as e:
+        raise usage.UsageError(f"{e}; the layouts are {', '.join(LAYOUT_NAMES)}") from None
+
+
+def sim_smdr_layout(value: str) -> SmdrLayout:
+    """``--sim-smdr-layout``: a layout (its default stays a name, so a given one is told apart)."""
+    from mitelacd.floor.smdr import layout_named
+
+    return layout_named(smdr_layout(value))
 
 
 def positive_seconds(name: str, value: str) -> float:
@@ -284,6 +344,38 @@ class Options(CommandOptions):
             pbx_host,
         ],
         ["port", None, DEFAULT_PORT, "TCP port of the ACD real time feed on the PBX.", port_number],
+        [
+            "smdr",
+            None,
+            None,
+            "Also read SMDR (call records: offered, abandoned, service level per path,"
+            " see docs/smdr.md) from HOST[:PORT] (port 1752 by default); 'same': from"
+            " --host. Default: off ('none'), or the simulator's with --simulate.",
+            smdr_target,
+        ],
+        [
+            "smdr-layout",
+            None,
+            "auto",
+            "Read every SMDR line with this layout (standard, extended_digits+tta4+oli..."
+            " see docs/smdr.md); 'auto': each line's own, by its length and markers.",
+            smdr_layout,
+        ],
+        [
+            "smdr-idle",
+            None,
+            900.0,
+            "Show the SMDR feed as idle after this many seconds without a call record"
+            " (SMDR has no keep-alive: idle is not a fault).",
+            lambda v: positive_seconds("--smdr-idle", v),
+        ],
+        [
+            "sim-smdr-layout",
+            None,
+            "standard",
+            "With --simulate: the layout of the simulator's SMDR.",
+            sim_smdr_layout,
+        ],
         # The sizes' defaults are strings, as --help shows them, so that
         # postOptions tells a size given (an int) from one left alone.
         [
@@ -469,6 +561,7 @@ class Options(CommandOptions):
                 raise usage.UsageError("give either --host or --simulate, not both")
         elif not self["host"]:
             raise usage.UsageError("--host is required (or --simulate to run without a PBX)")
+        self._check_smdr()
         self["file"] = writable_file(self["file"])
         if isinstance(self["day-starts"], str):  # the default, not given
             self["day-starts"] = day_starts(self["day-starts"])
@@ -510,6 +603,25 @@ class Options(CommandOptions):
             except NamesError as e:
                 raise usage.UsageError(f"--names: {e}") from None
 
+    def _check_smdr(self) -> None:
+        """``--smdr same`` takes ``--host``; the simulator has its own SMDR."""
+        target = self["smdr"]
+        layout = self["sim-smdr-layout"]
+        if self["simulate"]:
+            if target is not None:
+                raise usage.UsageError(
+                    "--smdr reads a PBX: with --simulate the simulator's SMDR is read"
+                )
+            if isinstance(layout, str):  # the default, not given
+                self["sim-smdr-layout"] = sim_smdr_layout(layout)
+            return
+        if not isinstance(layout, str):
+            raise usage.UsageError("--sim-smdr-layout needs --simulate")
+        if target is not None and target[0] is None:
+            if not self["host"]:
+                raise usage.UsageError("--smdr same needs --host")
+            self["smdr"] = (self["host"], target[1])
+
     def _check_simulation(self) -> None:
         """The --sim-* options need --simulate; the sizes left alone become numbers."""
         given = [f"--{name}" for name in SIM_OPTIONS if isinstance(self[name], int)]
@@ -533,10 +645,14 @@ class Options(CommandOptions):
 ENVIRONMENT = {
     "MITELACD_HOST": "--host",
     "MITELACD_PORT": "--port",
+    "MITELACD_SMDR": "--smdr",
+    "MITELACD_SMDR_LAYOUT": "--smdr-layout",
+    "MITELACD_SMDR_IDLE": "--smdr-idle",
     "MITELACD_SIM_AGENTS": "--sim-agents",
     "MITELACD_SIM_GROUPS": "--sim-groups",
     "MITELACD_SIM_PATHS": "--sim-paths",
     "MITELACD_SIM_SEED": "--sim-seed",
+    "MITELACD_SIM_SMDR_LAYOUT": "--sim-smdr-layout",
     "MITELACD_FILE": "--file",
     "MITELACD_WRITE_INTERVAL": "--write-interval",
     "MITELACD_CARRY_MAX_AGE": "--carry-max-age",
@@ -586,7 +702,7 @@ def options_from_environment(environ: Mapping[str, str]) -> Options:
 class PBXClientService(Service):
     """Dial the PBX when started; stop redialling and hang up when stopped."""
 
-    def __init__(self, host: str, port: int, factory: PBXClientFactory, reactor: Any) -> None:
+    def __init__(self, host: str, port: int, factory: BackoffClientFactory, reactor: Any) -> None:
         self.host = host
         self.port = port
         self.factory = factory
@@ -595,7 +711,12 @@ class PBXClientService(Service):
 
     def startService(self) -> None:
         super().startService()
-        log.info("dialling the PBX at {host}:{port}", host=self.host, port=self.port)
+        log.info(
+            "dialling {peer} at {host}:{port}",
+            peer=self.factory.peer,
+            host=self.host,
+            port=self.port,
+        )
         self.factory.continueTrying = True
         self._connector = self._reactor.connectTCP(self.host, self.port, self.factory)
 
@@ -608,22 +729,32 @@ class PBXClientService(Service):
 
 
 class SimulatedFloor(MultiService):
-    """A simulated PBX on loopback, and the client that reads it."""
+    """A simulated PBX on loopback, and the clients that read it (ACD, and SMDR when there is one)."""
 
-    def __init__(self, simulator: Any, client: PBXClientService) -> None:
+    def __init__(
+        self, simulator: Any, client: PBXClientService, smdr: PBXClientService | None = None
+    ) -> None:
         super().__init__()
         self.simulator = simulator
         self.client = client
+        self.smdr = smdr
         simulator.setServiceParent(self)
 
     def startService(self) -> None:
         super().startService()
-        # The simulator has bound its port by now; dial it.
+        # The simulator has bound its ports by now; dial them.
         self.client.port = self.simulator.port
-        self.client.privilegedStartService()
-        self.client.startService()
+        clients = [self.client]
+        if self.smdr is not None:
+            self.smdr.port = self.simulator.smdr_port
+            clients.append(self.smdr)
+        for client in clients:
+            client.privilegedStartService()
+            client.startService()
 
     def stopService(self) -> Any:
+        if self.smdr is not None:
+            self.smdr.stopService()
         self.client.stopService()
         return super().stopService()
 
@@ -663,10 +794,11 @@ def makeService(
     writer = _file_writer(daemon, documents, lock)
     recorder = _capture(daemon)
     figures = _history_and_figures(daemon)
+    smdr = _smdr(daemon, figures)
     # The live tables forget agents gone since before each day began.
     DayTurn(floor, reactor, options["day-starts"]).setServiceParent(daemon.top)
-    web = _web(daemon, documents, writer, recorder, figures, open_files)
-    client = _pbx(daemon, recorder)
+    web = _web(daemon, documents, writer, recorder, figures, smdr, open_files)
+    client = _pbx(daemon, recorder, smdr)
     _readiness(daemon, writer, web, client)
     return daemon.top
 
@@ -704,7 +836,10 @@ def _simulation(options: Options) -> FloorScript | None:
         paths=paths,
         seed=seed,
     )
-    return FloorScript(seed=seed, agents=agents, groups=groups, paths=paths)
+    # The simulated controller's clock is this machine's, as SMDR's records
+    # are placed by their date and start time.
+    start = datetime.datetime.now().replace(microsecond=0)
+    return FloorScript(seed=seed, agents=agents, groups=groups, paths=paths, start=start)
 
 
 def _steady_reactor() -> Any:
@@ -837,12 +972,36 @@ def _history(daemon: _Daemon) -> HistoryService | None:
     return history
 
 
+def _smdr(daemon: _Daemon, figures: FiguresService) -> SmdrService | None:
+    """The SMDR feed's state and figures, with ``--smdr`` or ``--simulate``."""
+    options = daemon.options
+    if options["smdr"] is None and daemon.simulation is None:
+        return None
+    from mitelacd.floor.smdr import layout_named
+    from mitelacd.reports.smdrlive import SmdrService
+
+    name = options["smdr-layout"]
+    smdr = SmdrService(
+        daemon.floor,
+        daemon.reactor,
+        options["day-starts"],
+        history=figures.history,
+        layout=None if name == "auto" else layout_named(name),
+        idle_after=options["smdr-idle"],
+        stale_after=options["stale-after"],
+    )
+    smdr.setServiceParent(daemon.top)
+    figures.smdr = smdr
+    return smdr
+
+
 def _web(
     daemon: _Daemon,
     documents: FloorDocuments,
     writer: LegacyFileWriter,
     recorder: CaptureRecorder | None,
     figures: FiguresService,
+    smdr: SmdrService | None,
     open_files: openfiles.OpenFiles,
 ) -> WebService | None:
     """The site, the event stream and /metrics on ``--http``."""
@@ -852,6 +1011,10 @@ def _web(
     history = figures.history
     metrics = FloorMetrics(floor, daemon.reactor, file=writer)
     metrics.registry.register(FigureMetrics(figures.figures, history))
+    if smdr is not None:
+        from mitelacd.web.smdrmetrics import SmdrMetrics
+
+        metrics.registry.register(SmdrMetrics(smdr))
     settings = options.webSettings()
     settings = attrs.evolve(
         settings,
@@ -864,6 +1027,7 @@ def _web(
         file_health=writer.health,
         capture_health=recorder.health if recorder is not None else None,
         history_health=history.health if history is not None else None,
+        smdr=smdr,
         metrics=metrics,
         reports=Reports(figures, history),
         messages=_messages(daemon),
@@ -881,9 +1045,24 @@ def _messages(daemon: _Daemon) -> MessageService:
     return messages
 
 
-def _pbx(daemon: _Daemon, recorder: CaptureRecorder | None) -> PBXClientService:
-    """The client of the PBX's feed, or of a simulated PBX with ``--simulate``."""
+def _pbx(
+    daemon: _Daemon, recorder: CaptureRecorder | None, smdr: SmdrService | None
+) -> PBXClientService:
+    """The client of the PBX's feed, or of a simulated PBX with ``--simulate``; and of SMDR."""
     options, reactor = daemon.options, daemon.reactor
+    smdr_client = None
+    if smdr is not None:
+        from mitelacd.feed.smdr import SmdrClientFactory
+
+        smdr_factory = SmdrClientFactory(
+            smdr,
+            reactor,
+            max_delay=options["max-retry-delay"],
+            first_delay=options["retry-delay"],
+            recorder=recorder.of("smdr") if recorder is not None else None,
+        )
+        host, port = options["smdr"] or ("127.0.0.1", 0)
+        smdr_client = PBXClientService(host, port, smdr_factory, reactor)
     factory = PBXClientFactory(
         daemon.floor,
         reactor,
@@ -897,12 +1076,19 @@ def _pbx(daemon: _Daemon, recorder: CaptureRecorder | None) -> PBXClientService:
 
         client = PBXClientService("127.0.0.1", 0, factory, reactor)
         simulator = SimulatorService(
-            daemon.simulation, port=0, interface="127.0.0.1", reactor=reactor
+            daemon.simulation,
+            port=0,
+            interface="127.0.0.1",
+            reactor=reactor,
+            smdr_port=0,
+            smdr_layout=options["sim-smdr-layout"],
         )
-        SimulatedFloor(simulator, client).setServiceParent(daemon.top)
+        SimulatedFloor(simulator, client, smdr_client).setServiceParent(daemon.top)
     else:
         client = PBXClientService(options["host"], options["port"], factory, reactor)
         client.setServiceParent(daemon.top)
+        if smdr_client is not None:
+            smdr_client.setServiceParent(daemon.top)
     return client
 
 

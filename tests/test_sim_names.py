@@ -190,8 +190,9 @@ def running(options: tap.Options) -> Iterator[tuple[tap.MitelACDService, MemoryR
 
 def connect_in_memory(reactor: MemoryReactorClock) -> tuple[StringTransport, Any]:
     """The simulator's listening factory and the daemon's dialling one, joined by memory."""
-    ((_, server_factory, _, interface),) = reactor.tcpServers
-    ((host, _, client_factory, _, _),) = reactor.tcpClients
+    # The ACD port and link come first; the SMDR ones after them.
+    (_, server_factory, _, interface), _smdr_server = reactor.tcpServers
+    (host, _, client_factory, _, _), _smdr_client = reactor.tcpClients
     assert (interface, host) == ("127.0.0.1", "127.0.0.1")
     address = IPv4Address("TCP", "127.0.0.1", 40000)
     server: Any = server_factory.buildProtocol(address)

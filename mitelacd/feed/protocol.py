@@ -83,7 +83,7 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
     def connectionMade(self) -> None:
         assert self.transport is not None
         peer = self.transport.getPeer()
-        host, port = _host_port(peer)
+        host, port = host_port(peer)
         log.info("connected to the PBX at {host}:{port}", host=host, port=port)
         self.setTimeout(self.factory.idle_timeout)
         if self.factory.recorder is not None:
@@ -193,18 +193,18 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.setTimeout(None)
         if self.factory.recorder is not None:
-            self.factory.recorder.lost(_why(reason))
+            self.factory.recorder.lost(why_lost(reason))
         # The last record may have had no terminator: it still counts when
         # it is complete, and is counted as cut when it is not.
         self.flushRecord(closing=True)
-        self.factory.floor.feedDisconnected(_why(reason))
+        self.factory.floor.feedDisconnected(why_lost(reason))
 
 
-def _host_port(address: IAddress) -> tuple[str, int]:
+def host_port(address: IAddress) -> tuple[str, int]:
     return getattr(address, "host", str(address)), getattr(address, "port", 0)
 
 
-def _why(reason: Failure | None) -> str:
+def why_lost(reason: Failure | None) -> str:
     if reason is None:
         return "connection closed"
     return reason.getErrorMessage() or getattr(reason.type, "__name__", "error")
@@ -223,35 +223,32 @@ class StreamRecorder(Protocol):
     def lost(self, why: str) -> None: ...
 
 
-class PBXClientFactory(ReconnectingClientFactory):
-    """Keep one connection to the PBX, retrying with capped, jittered backoff.
+class BackoffClientFactory(ReconnectingClientFactory):
+    """Keep one connection, retrying with capped, jittered backoff on an injected clock.
 
-    The delay is only reset once a connection has delivered a valid record,
-    so a PBX that accepts and hangs up at once is retried ever more slowly.
+    The delay is only reset once a connection has delivered a valid record
+    (:meth:`validRecordSeen`), so a peer that accepts and hangs up at once
+    is retried ever more slowly. ``link`` and ``peer`` name the link and
+    what is at its other end in the log.
     """
 
-    protocol = ACDReceiver  # type: ignore[assignment]
     noisy = False
+    link = "PBX"
+    peer = "the PBX"
 
     def __init__(
         self,
-        floor: FloorState,
         clock: IReactorTime,
-        idle_timeout: float | None = 60.0,
         max_delay: float = 30.0,
         first_delay: float = 1.0,
-        flush_after: float = IDLE_FLUSH,
         recorder: StreamRecorder | None = None,
     ) -> None:
-        self.floor = floor
         #: Told of every read and connection change; None: nothing is kept.
         self.recorder = recorder
-        self.flush_after = flush_after
         # ReconnectingClientFactory asks for a whole reactor but only calls
-        # callLater on it; so does the watchdog.
+        # callLater on it; so do the watchdogs.
         self.clock = clock  # type: ignore[assignment]
         self.timer = clock
-        self.idle_timeout = idle_timeout
         self.maxDelay = max_delay  # type: ignore[assignment]
         self.initialDelay = self.delay = min(first_delay, max_delay)
 
@@ -285,30 +282,31 @@ class PBXClientFactory(ReconnectingClientFactory):
 
     def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
         if self.continueTrying:
-            log.warn(
-                "lost the PBX link: {why}",
-                why=_why(reason),
-            )
+            log.warn("lost the {link} link: {why}", link=self.link, why=why_lost(reason))
         ReconnectingClientFactory.clientConnectionLost(self, connector, reason)
         self._log_retry(connector)
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
         if self.continueTrying:
-            host, port = _host_port(connector.getDestination())
+            host, port = host_port(connector.getDestination())
             log.warn(
-                "could not connect to the PBX at {host}:{port}: {why}",
+                "could not connect to {peer} at {host}:{port}: {why}",
+                peer=self.peer,
                 host=host,
                 port=port,
-                why=_why(reason),
+                why=why_lost(reason),
             )
-            self.floor.feedConnectFailed(host, port, _why(reason))
+            self.connectFailed(host, port, why_lost(reason))
         ReconnectingClientFactory.clientConnectionFailed(self, connector, reason)
         self._log_retry(connector)
+
+    def connectFailed(self, host: str, port: int, why: str) -> None:
+        """An attempt to connect failed: for the state to say so."""
 
     def _log_retry(self, connector: Any) -> None:
         call = self._callID
         if self.continueTrying and call is not None and call.active():
-            host, port = _host_port(connector.getDestination())
+            host, port = host_port(connector.getDestination())
             # The delay of the call actually scheduled, jitter included.
             log.info(
                 "retrying {host}:{port} in {delay:.1f} s (attempt {attempt})",
@@ -317,3 +315,27 @@ class PBXClientFactory(ReconnectingClientFactory):
                 delay=call.getTime() - self.timer.seconds(),
                 attempt=self.retries,
             )
+
+
+class PBXClientFactory(BackoffClientFactory):
+    """The ACD link: one connection to the PBX's port 15373, kept with backoff."""
+
+    protocol = ACDReceiver  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        floor: FloorState,
+        clock: IReactorTime,
+        idle_timeout: float | None = 60.0,
+        max_delay: float = 30.0,
+        first_delay: float = 1.0,
+        flush_after: float = IDLE_FLUSH,
+        recorder: StreamRecorder | None = None,
+    ) -> None:
+        super().__init__(clock, max_delay, first_delay, recorder)
+        self.floor = floor
+        self.flush_after = flush_after
+        self.idle_timeout = idle_timeout
+
+    def connectFailed(self, host: str, port: int, why: str) -> None:
+        self.floor.feedConnectFailed(host, port, why)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import attrs
 from sqlalchemy.exc import SQLAlchemyError
@@ -46,10 +47,13 @@ from mitelacd.feed.capture import (
     first_time,
 )
 from mitelacd.feed.protocol import IDLE_FLUSH, ACDReceiver, PBXClientFactory
+from mitelacd.feed.smdr import SmdrClientFactory, SMDRReceiver
 from mitelacd.floor.documents import FloorDocuments
 from mitelacd.floor.render import iso_utc
+from mitelacd.floor.smdr import SmdrLayout, layout_named, parse_smdr
 from mitelacd.floor.state import FloorState
 from mitelacd.reports.rows import IntervalRow, StateSpan
+from mitelacd.reports.smdrcalls import PathInterval, SmdrDay, SmdrSettings
 from mitelacd.reports.store import (
     HistoryError,
     HistoryURLError,
@@ -87,6 +91,8 @@ class ReplaySummary:
     runs: int = 0
     gaps: int = 0
     gap_bytes: int = 0
+    #: Entries of the SMDR stream (connections and reads).
+    smdr_entries: int = 0
     first: float | None = None
     last: float | None = None
     #: The PBX address of the first connection in the captures.
@@ -101,6 +107,7 @@ class ReplaySummary:
             f"{self.files} file(s), {self.reads} reads ({self.data_bytes} bytes),"
             f" {self.connections} connection(s), {self.gaps} gap(s)"
             f" ({self.gap_bytes} bytes missing), {self.runs} daemon start(s){span}"
+            + (f", {self.smdr_entries} SMDR entries" if self.smdr_entries else "")
         )
 
 
@@ -123,6 +130,8 @@ class Replayer:
         )
         self.flush_after = flush_after
         self.summary = ReplaySummary()
+        #: What SMDR entries go to; None: they are counted and passed over.
+        self.smdr: ReplayedSmdr | None = None
         self._receiver: ACDReceiver | None = None
         self._peer: tuple[str, int] = ("pbx", 15373)
 
@@ -138,6 +147,11 @@ class Replayer:
             self.clock.advance(entry.time - self.clock.seconds())
         self._advance(entry.time)
         summary.last = max(summary.last or entry.time, entry.time)
+        if getattr(entry, "stream", "acd") == "smdr":
+            summary.smdr_entries += 1
+            if self.smdr is not None:
+                self.smdr.feed(entry)
+            return
         match entry:
             case Data(_, data):
                 if self._receiver is None:
@@ -222,6 +236,95 @@ def replay_files(
             replayer.feed(entry)
     replayer.finish(until)
     return replayer
+
+
+class ReplayedSmdr:
+    """The SMDR lines of a replay, read into calls and per-path figures as the daemon does.
+
+    Hung on a :class:`Replayer` (``replayer.smdr``) before the captures are
+    fed. Each SMDR connection of the capture is cut into lines by the
+    daemon's own :class:`~mitelacd.feed.smdr.SMDRReceiver`; each line is
+    added at the time of the read that ended it.
+    """
+
+    def __init__(
+        self,
+        replayer: Replayer,
+        day_starts: datetime.time = datetime.time(0),
+        tz: datetime.tzinfo | None = None,
+        layout: SmdrLayout | None = None,
+        settings: SmdrSettings | None = None,
+    ) -> None:
+        self.replayer = replayer
+        self.layout = layout
+        self.day = SmdrDay(day_starts, tz, settings)
+        self.lines = 0
+        self.noise = 0
+        self._factory = SmdrClientFactory(self, replayer.clock)
+        self._receiver: SMDRReceiver | None = None
+        replayer.smdr = self
+
+    def feed(self, entry: Entry) -> None:
+        match entry:
+            case Connected(_, host, port, continued):
+                if continued and self._receiver is not None:
+                    return
+                self._lose()
+                self._connect(host, port)
+            case Data(_, data):
+                if self._receiver is None:
+                    self._connect("pbx", 1752)
+                assert self._receiver is not None
+                self._receiver.dataReceived(data)
+            case Lost():
+                self._lose()
+
+    def finish(self) -> list[PathInterval]:
+        """The figures of every interval, as of the end of the replay."""
+        self._lose()
+        return self.day.figures(self.replayer.clock.seconds())
+
+    def _connect(self, host: str, port: int) -> None:
+        address = (IPv6Address if ":" in host else IPv4Address)("TCP", host, port)
+        receiver = cast(SMDRReceiver, self._factory.buildProtocol(address))
+        receiver.makeConnection(StringTransport(peerAddress=address))
+        self._receiver = receiver
+
+    def _lose(self) -> None:
+        receiver, self._receiver = self._receiver, None
+        if receiver is not None:
+            receiver.connectionLost(Failure(ReplayedLoss("replayed loss")))
+
+    # What the receiver tells (mitelacd.feed.smdr.SmdrSink).
+
+    def smdrConnected(self, host: str, port: int) -> None:
+        pass
+
+    def smdrLine(self, line: bytes) -> None:
+        self.lines += 1
+        self.day.add(parse_smdr(line, self.layout), self.replayer.clock.seconds())
+
+    def smdrNoise(self, data: bytes, reason: str) -> None:
+        self.noise += 1
+
+    def smdrDisconnected(self, why: str) -> None:
+        pass
+
+    def smdrConnectFailed(self, host: str, port: int, why: str) -> None:
+        pass
+
+
+def smdr_document(intervals: Sequence[PathInterval]) -> dict[str, Any]:
+    """The per-path SMDR figures of a replay, as ``mitelacd-replay --smdr`` prints them."""
+    rows = []
+    for interval in intervals:
+        row = attrs.asdict(interval)
+        row["day"] = interval.day.isoformat()
+        row["interval_start"] = iso_utc(interval.start)
+        row["interval_end"] = iso_utc(interval.end)
+        row["provisional"] = list(interval.provisional)
+        rows.append(row)
+    return {"paths": rows}
 
 
 @attrs.define
@@ -426,6 +529,21 @@ def _arguments() -> argparse.ArgumentParser:
             " even if the captures cover only part of it"
         ),
     )
+    parser.add_argument(
+        "--smdr",
+        action="store_true",
+        help=(
+            "print the SMDR figures of the captures (per path and 15-minute interval, as"
+            " JSON) in place of the legacy document"
+        ),
+    )
+    parser.add_argument(
+        "--smdr-layout",
+        type=_smdr_layout,
+        default=None,
+        metavar="LAYOUT",
+        help="with --smdr: read every SMDR line with this layout (default: each line's own)",
+    )
     parser.add_argument("--version", action="version", version=f"mitelacd-replay {__version__}")
     return parser
 
@@ -435,6 +553,13 @@ def _day_starts(value: str) -> datetime.time:
 
     try:
         return parse_day_starts(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _smdr_layout(value: str) -> SmdrLayout:
+    try:
+        return layout_named(value)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -469,6 +594,13 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
         figures = ReplayedFigures(replayer, args.day_starts)
     elif args.source is not None or args.days is not None:
         parser.error("--source and --day go with --history")
+    smdr: ReplayedSmdr | None = None
+    if args.smdr:
+        if args.history is not None:
+            parser.error("--smdr prints figures: it does not go with --history")
+        smdr = ReplayedSmdr(replayer, args.day_starts, layout=args.smdr_layout)
+    elif args.smdr_layout is not None:
+        parser.error("--smdr-layout goes with --smdr")
     try:
         replayer = replay_files(args.files, args.at, replayer)
     except CaptureError as e:
@@ -491,6 +623,17 @@ def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> in
                 f" {problem_kind(e)} ({error_detail(e)})\n"
             )
             return EXIT_HISTORY
+        return 0
+    if smdr is not None:
+        document = smdr_document(smdr.finish())
+        if not args.quiet:
+            sys.stderr.write(
+                f"mitelacd-replay: {smdr.lines} SMDR lines, {smdr.day.counts['unreadable']}"
+                f" unreadable, {smdr.day.counts['unclassified']} unclassified,"
+                f" {len(document['paths'])} path intervals\n"
+            )
+        out.write(json.dumps(document, indent=1) + "\n")
+        out.flush()
         return 0
     out.write(replayer.legacy().decode("ascii") + "\n")
     out.flush()

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from twisted.application import strports
@@ -46,6 +46,9 @@ from mitelacd.web.push import (
     envelope,
     parse_event_id,
 )
+
+if TYPE_CHECKING:
+    from mitelacd.reports.smdrlive import SmdrService
 
 log = Logger()
 
@@ -103,6 +106,8 @@ class Served:
     file_health: FileHealth | None = None
     capture_health: FileHealth | None = None
     history_health: FileHealth | None = None
+    #: The SMDR feed (``--smdr``), for /healthz and /api/v1/feed; None: not read.
+    smdr: SmdrService | None = None
     #: /metrics; the web service makes its own when none is given.
     metrics: FloorMetrics | None = None
     #: /api/v1/reports; None serves no reports.
@@ -329,12 +334,14 @@ class Health(Resource):
         file_health: FileHealth | None = None,
         capture_health: FileHealth | None = None,
         history_health: FileHealth | None = None,
+        smdr: SmdrService | None = None,
     ) -> None:
         super().__init__()
         self._floor = floor
         self._file_health = file_health
         self._capture_health = capture_health
         self._history_health = history_health
+        self._smdr = smdr
 
     def render_GET(self, request: Request) -> bytes:
         floor, feed = self._floor, self._floor.feed
@@ -392,6 +399,31 @@ class Health(Resource):
                 connected_since=iso_utc(feed.connected_since),
                 last_record_at=iso_utc(feed.last_record_at),
             )
+        smdr = self._smdr
+        if smdr is not None:
+            link = smdr.health()
+            doc["smdr"] = {
+                key: link[key]
+                for key in (
+                    "host",
+                    "port",
+                    "connected",
+                    "idle",
+                    "last_line_at",
+                    "disconnected_since",
+                )
+            }
+            if doc["status"] == "ok" and smdr.down_too_long():
+                # Idle is normal on SMDR; a link that stays down loses calls.
+                doc.update(
+                    status="unavailable",
+                    reason="smdr disconnected",
+                    since=link["disconnected_since"],
+                    detail=(
+                        f"the SMDR link to {link['host']}:{link['port']} has been down for"
+                        f" more than {smdr.stale_after:g} s: {link['disconnect_reason']}"
+                    ),
+                )
         code = http.OK if doc["status"] == "ok" else http.SERVICE_UNAVAILABLE
         return render_json(request, doc, code)
 
@@ -598,7 +630,13 @@ class Root(_Branch):
         self.putChild(b"mitel_data.json", Legacy(documents))
         self.putChild(
             b"healthz",
-            Health(served.floor, served.file_health, served.capture_health, served.history_health),
+            Health(
+                served.floor,
+                served.file_health,
+                served.capture_health,
+                served.history_health,
+                served.smdr,
+            ),
         )
         v1 = _Branch()
         v1.putChild(b"state", Document(stamp, _state(documents, push)))
@@ -707,6 +745,7 @@ def _feed(served: Served) -> Callable[[bytes], list[bytes]]:
         (b'"file":', served.file_health),
         (b'"capture":', served.capture_health),
         (b'"history":', served.history_health),
+        (b'"smdr":', served.smdr.health if served.smdr is not None else None),
     ]
     documents = served.documents
     present = [(key, health) for key, health in parts if health is not None]

@@ -1,0 +1,383 @@
+"""SMDR in the daemon: the link's health, the calls of each path, and their figures (``--smdr``).
+
+:class:`SmdrService` is what :class:`mitelacd.feed.smdr.SMDRReceiver` tells of
+the SMDR link. Every line is read (with ``--smdr-layout``, or by what it
+shows), kept raw in the history with the layout it was read with, and added
+to a :class:`~mitelacd.reports.smdrcalls.SmdrDay`. It answers:
+
+* :meth:`SmdrService.intervals`: every interval it holds, today's closed
+  ones and all that are still open, for ``/api/v1/reports`` and
+  ``/api/v1/reports/today/paths`` (state-model §8);
+* :meth:`SmdrService.health`: the link, for ``/api/v1/feed`` and ``/healthz``;
+* counters for ``/metrics`` that only go up: records by layout and outcome,
+  and per path the calls offered, abandoned and answered within target,
+  each counted when a call first comes to it.
+
+Intervals go to the history when they close (2 h after their end) and,
+while open, again each minute they were revised; the history replaces the
+stored row, so a revision is written, not added. At start, the lines an
+earlier run kept since the report day began (and for the last 2 h 15 min)
+are read again, so that a restart neither loses nor counts twice.
+
+Silence is normal on SMDR: after ``idle_after`` seconds without a line the
+feed is **idle**, which is shown, never counted as a fault. A link down for
+longer than ``stale_after`` is a fault (``/healthz`` 503).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+
+from mitelacd.floor.render import iso_utc
+from mitelacd.floor.smdr import (
+    UNREADABLE,
+    SmdrLayout,
+    SmdrLine,
+    SmdrRecord,
+    classify,
+    parse_smdr,
+)
+from mitelacd.floor.state import FloorState
+from mitelacd.logs import Logger, Throttle
+from mitelacd.reports.rows import INTERVAL_SECONDS
+from mitelacd.reports.smdrcalls import OPEN_SECONDS, PathInterval, SmdrDay
+from mitelacd.reports.smdrsettings import smdr_settings
+from mitelacd.reports.writer import HistoryService
+
+log = Logger()
+
+#: Seconds without a line after which the SMDR feed is shown as idle.
+DEFAULT_IDLE_AFTER = 900.0
+#: How often revised open intervals are handed to the history.
+REVISE_EVERY = 60.0
+#: How long after an interval's end the service closes it (the clock's jitter).
+TICK_LATE = 0.05
+#: Reading the lines of an earlier run waits this long between tries.
+SEED_RETRY = 2.0
+SEED_TRIES = 150
+
+
+class SmdrService(Service):
+    """The SMDR feed's state: its link, its calls and their figures."""
+
+    def __init__(
+        self,
+        floor: FloorState,
+        clock: IReactorTime,
+        day_starts: datetime.time = datetime.time(0, 0),
+        tz: datetime.tzinfo | None = None,
+        history: HistoryService | None = None,
+        layout: SmdrLayout | None = None,
+        idle_after: float = DEFAULT_IDLE_AFTER,
+        stale_after: float = 35.0,
+    ) -> None:
+        self.floor = floor
+        self.clock = clock
+        self.history = history
+        #: The layout every line is read with; None: each line's own (§3.8).
+        self.layout = layout
+        self.idle_after = idle_after
+        self.stale_after = stale_after
+        self._names = floor.names
+        self.day = SmdrDay(day_starts, tz, smdr_settings(floor.names))
+        #: Closed intervals of the report day, by (start, path).
+        self._closed: dict[tuple[int, str], PathInterval] = {}
+        # The link.
+        self.host: str | None = None
+        self.port: int | None = None
+        self.connected = False
+        self.connections = 0
+        self.connect_failures = 0
+        self.connected_since: float | None = None
+        self.disconnected_since: float | None = None
+        self._down_since: float | None = None  # monotonic
+        self.disconnect_reason: str | None = None
+        self.last_line_at: float | None = None
+        self._last_line_seen: float | None = None  # monotonic
+        self._connected_seen: float | None = None  # monotonic
+        # What came.
+        self.lines = 0
+        self.noise = 0
+        #: Records by (layout, outcome): outcome is the §6.3 one, or
+        #: ``unreadable`` for a line that fits no layout.
+        self.records: Counter[tuple[str, str]] = Counter()
+        self.offered: Counter[str] = Counter()
+        self.abandoned: Counter[str] = Counter()
+        self.answered_within_target: Counter[str] = Counter()
+        self._unreadable_log = Throttle(clock, burst=5, interval=60.0)
+        # History.
+        self._tick: IDelayedCall | None = None
+        self._reviser: LoopingCall | None = None
+        self._revised = False
+        self._held: list[SmdrLine] | None = None
+        self._seed_call: IDelayedCall | None = None
+        self._seed_tries = 0
+        self._started_at = 0.0
+        #: Fires once the lines of an earlier run are in (at once without a history).
+        self.seeded: Deferred[None] = Deferred()
+
+    # --- the service -------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self._started_at = self.floor.timeline.now()
+        self._down_since = self.clock.seconds()
+        self._schedule()
+        reviser = self._reviser = LoopingCall(self._revise)
+        reviser.clock = self.clock
+        reviser.start(REVISE_EVERY, now=False)
+        if self.history is None:
+            self.seeded.callback(None)
+            return
+        self._held = []
+        self._seed_tries = 0
+        self._try_seed()
+
+    def stopService(self) -> Any:
+        super().stopService()
+        for call in (self._tick, self._seed_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._tick = self._seed_call = None
+        if self._reviser is not None and self._reviser.running:
+            self._reviser.stop()
+        if self._held is not None:
+            # Read at stop before the earlier lines came: written now, added next time.
+            held, self._held = self._held, None
+            if self.history is not None and held:
+                self.history.add_smdr(held, [])
+        # The open intervals as they stand: the next start revises them.
+        self._to_history(self.day.figures(self.floor.timeline.now()))
+
+    # --- what the link tells -----------------------------------------------------------------
+
+    def smdrConnected(self, host: str, port: int) -> None:
+        self.connected = True
+        self.host, self.port = host, port
+        self.connections += 1
+        self.connected_since = self.floor.timeline.now()
+        self.disconnected_since = None
+        self._down_since = None
+        self._connected_seen = self.clock.seconds()
+
+    def smdrDisconnected(self, why: str) -> None:
+        if not self.connected:
+            return
+        self.connected = False
+        self.disconnected_since = self.floor.timeline.now()
+        self._down_since = self.clock.seconds()
+        self.disconnect_reason = why
+
+    def smdrConnectFailed(self, host: str, port: int, why: str) -> None:
+        self.host, self.port = host, port
+        self.connect_failures += 1
+        self.disconnect_reason = why
+
+    def smdrNoise(self, data: bytes, reason: str) -> None:
+        self.noise += 1
+        self.records[UNREADABLE, UNREADABLE] += 1
+        self._log_unreadable(data, reason)
+        if self.history is not None:
+            kept = SmdrLine(self.floor.timeline.now(), data.decode("latin-1"), UNREADABLE)
+            self.history.add_smdr([kept], [])
+
+    def smdrLine(self, line: bytes) -> None:
+        now = self.floor.timeline.now()
+        self._last_line_seen = self.clock.seconds()
+        self.last_line_at = now
+        self.lines += 1
+        result = parse_smdr(line, self.layout)
+        kept = SmdrLine.of(now, line, result)
+        if isinstance(result, SmdrRecord):
+            outcome: str = classify(result, self.day.settings.short_abandon_seconds)
+        else:
+            outcome = UNREADABLE
+            self._log_unreadable(line, result.reason)
+        self.records[kept.layout, outcome] += 1
+        if self.history is not None:
+            self.history.add_smdr([kept], [])
+        if self._held is not None:
+            self._held.append(kept)
+            return
+        self._add(result, now)
+
+    def _add(self, result: Any, received_at: float) -> None:
+        self._refresh_settings()
+        day = self.day
+        day.add(result, received_at)
+        change = day.changed
+        if change is None:
+            return
+        self._revised = True
+        path = change.path
+        if change.new:
+            self.offered[path] += 1
+        if change.after == "abandoned" and change.before != "abandoned":
+            self.abandoned[path] += 1
+        if change.within_after and not change.within_before:
+            self.answered_within_target[path] += 1
+
+    def _log_unreadable(self, data: bytes, reason: str) -> None:
+        allowed, held = self._unreadable_log.allow()
+        if allowed:
+            log.warn(
+                "SMDR line not read ({reason}){held}: {line!r}",
+                reason=reason,
+                held=f"; {held} more not logged" if held else "",
+                line=data[:120],
+            )
+
+    def _refresh_settings(self) -> None:
+        names = self.floor.names
+        if names is not self._names:
+            self._names = names
+            self.day.settings = smdr_settings(names)
+
+    # --- figures -----------------------------------------------------------------------------
+
+    def intervals(self, now: float) -> list[PathInterval]:
+        """Every interval held: the report day's closed ones, and all still open."""
+        self._refresh_settings()
+        held = list(self._closed.values()) + self.day.figures(now)
+        return sorted(held, key=lambda i: (i.start, i.path))
+
+    def _schedule(self) -> None:
+        now = self.floor.timeline.now()
+        end = self.day.days.interval_start(now) + INTERVAL_SECONDS
+        self._tick = self.clock.callLater(max(0.0, end - now) + TICK_LATE, self._wake)
+
+    def _wake(self) -> None:
+        self._tick = None
+        self._close(self.floor.timeline.now())
+        self._schedule()
+
+    def _close(self, now: float) -> None:
+        """Hand over the intervals that closed, keep the report day's, forget the rest."""
+        if self._held is not None:
+            return  # the earlier lines are not in yet: their calls would be cut
+        self._refresh_settings()
+        closed = self.day.pop_closed(now)
+        today = self.day.days.day(now)
+        for key in [key for key, interval in self._closed.items() if interval.day != today]:
+            del self._closed[key]
+        for interval in closed:
+            if interval.day == today:
+                self._closed[interval.start, interval.path] = interval
+        self._to_history(closed)
+
+    def _revise(self) -> None:
+        if self._revised and self._held is None:
+            self._revised = False
+            self._to_history(self.day.figures(self.floor.timeline.now()))
+
+    def _to_history(self, intervals: list[PathInterval]) -> None:
+        if self.history is not None and intervals:
+            self.history.add_smdr([], intervals)
+
+    # --- the lines of an earlier run ---------------------------------------------------------
+
+    def _seed_since(self) -> float:
+        """From when lines are read again: the report day's start, or 2 h 15 min back."""
+        now = self._started_at
+        day_start = self.day.days.day_start(self.day.days.day(now))
+        return min(day_start, now - OPEN_SECONDS - INTERVAL_SECONDS)
+
+    def _try_seed(self) -> None:
+        self._seed_call = None
+        history = self.history
+        assert history is not None
+        since, until, source = self._seed_since(), self._started_at, history.source
+        self._seed_tries += 1
+        reading = history.query(lambda store: store.smdr_lines(source, since))
+        reading.addCallbacks(
+            lambda lines: self._seed([line for line in lines if line.received_at < until], since),
+            self._not_seeded,
+        )
+
+    def _not_seeded(self, failure: Failure) -> None:
+        if not self.running:
+            return
+        if self._seed_tries < SEED_TRIES:
+            self._seed_call = self.clock.callLater(SEED_RETRY, self._try_seed)
+            return
+        log.warn(
+            "could not read the SMDR lines of an earlier run: {why}; the open intervals"
+            " start again from the lines that come now",
+            why=failure.getErrorMessage(),
+        )
+        self._release()
+
+    def _seed(self, lines: list[SmdrLine], since: float) -> None:
+        if not self.running:
+            return
+        for line in lines:
+            layout = self.layout
+            self._add(parse_smdr(line.text, layout), line.received_at)
+        # Calls the lines began before ``since`` would be counted in part: the
+        # history holds those intervals whole.
+        self.day.forget_before(since)
+        if lines:
+            log.info(
+                "read {count} SMDR lines kept since {since} by an earlier run",
+                count=len(lines),
+                since=iso_utc(since),
+            )
+        self._release()
+
+    def _release(self) -> None:
+        held, self._held = self._held or [], None
+        for line in held:
+            self._add(parse_smdr(line.text, self.layout), line.received_at)
+        self._close(self.floor.timeline.now())
+        self._revised = True
+        if not self.seeded.called:
+            self.seeded.callback(None)
+
+    # --- health ------------------------------------------------------------------------------
+
+    def idle(self) -> bool:
+        """Connected, and no line for ``idle_after`` seconds (nor since the link came up)."""
+        if not self.connected or self._connected_seen is None:
+            return False
+        seen = max(self._connected_seen, self._last_line_seen or self._connected_seen)
+        return self.clock.seconds() - seen >= self.idle_after
+
+    def down_too_long(self) -> bool:
+        """Not connected for more than ``stale_after`` seconds."""
+        down = self._down_since
+        return down is not None and self.clock.seconds() - down > self.stale_after
+
+    def health(self) -> dict[str, Any]:
+        """The SMDR link for ``/api/v1/feed`` and ``/healthz``."""
+        unreadable = sum(n for (layout, _), n in self.records.items() if layout == UNREADABLE)
+        layouts = Counter[str]()
+        for (layout, _), n in self.records.items():
+            if layout != UNREADABLE:
+                layouts[layout] += n
+        return {
+            "host": self.host,
+            "port": self.port,
+            "connected": self.connected,
+            "connected_since": iso_utc(self.connected_since) if self.connected else None,
+            "disconnected_since": iso_utc(self.disconnected_since),
+            "disconnect_reason": self.disconnect_reason,
+            "connections": self.connections,
+            "idle": self.idle(),
+            "idle_after_seconds": self.idle_after,
+            "last_line_at": iso_utc(self.last_line_at),
+            "layout": self.layout.name if self.layout is not None else "auto",
+            "lines": self.lines,
+            "layouts": dict(sorted(layouts.items())),
+            "unreadable": unreadable,
+            "unclassified": self.day.counts["unclassified"],
+            "too_late": self.day.counts["too_late"],
+            "confirmed": self.day.settings.confirmed,
+        }
