@@ -237,7 +237,9 @@ def expected_day(
     without the report). Each card: the calls answered and its line's forms,
     long, short and shortest: members available (groups with members), agents
     logged in, average handle time (a path's own, else its handled time over
-    its calls; a group's members' handled time over their calls). The header:
+    its calls; a group's members' handled time over their calls), and first, for
+    a path whose row has SMDR figures (``offered`` not null), its service level
+    and abandoned calls, marked "≈" while provisional. The header:
     the occupancy of the agents counted (all of the floor, here), or None
     without the report (its box is not shown).
     """
@@ -276,6 +278,15 @@ def expected_day(
                         time_ += handled(row)
                 answered = (calls, time_ / calls if calls else None)
             parts: list[tuple[str, str, str | None]] = []
+            smdr = (path_rows or {}).get(q["id"]) if kind == "paths" and rows is not None else None
+            if smdr is not None and smdr.get("offered") is not None:
+                # SMDR's service level and abandoned calls first, "≈" while provisional.
+                mark = "≈" if smdr.get("provisional") is True else ""
+                level = figure(smdr.get("service_level_percent"))
+                sl = "–" if level is None else f"{mark}{rounded(level)}%"
+                gave_up = whole(smdr.get("abandoned")) or 0
+                parts.append((f"SL {sl}", f"SL {sl}", f"SL {sl}"))
+                parts.append((f"{mark}{gave_up} abandoned", f"{mark}{gave_up} aband.", None))
             if members:
                 free = sum(m["state"] == "available" for m in members)
                 parts.append((f"{free} available", f"{free} avail", f"{free} avail"))
@@ -649,6 +660,52 @@ def test_each_tile_and_card_says_the_day(standin: StandIn) -> None:
         assert_in_sight(page, longest=width == 1920)
     screen(standin.driver, 1920, 1080)
     assert len(read_today(standin)["fetches"]) == 2
+
+
+def test_path_cards_lead_with_service_level_and_abandoned_from_smdr(standin: StandIn) -> None:
+    """With SMDR figures in the paths report, each path card's line starts with
+    its service level and abandoned calls today; while provisional each is
+    marked "≈" (and the card says why); a path without SMDR figures (null,
+    as a daemon without --smdr reports them) shows none."""
+    smdr = {
+        "860": {"offered": 52, "abandoned": 3, "short_abandoned": 2,
+                "service_level_percent": 86.6, "provisional": True},
+        "861": {"offered": 4, "abandoned": 0, "short_abandoned": 0,
+                "service_level_percent": 100.0, "provisional": False},
+    }  # fmt: skip
+    day = {**FIRST_DAY, "paths": [{**row, **smdr[row["id"]]} for row in FIRST_DAY["paths"]]}
+    standin.floor(4)
+    standin.reports(day)
+    open_standin(standin)
+    wanted = standin.expected()
+    assert wanted["paths"] == {
+        "860": {"answered": "40", "forms": [
+            "SL ≈87% · ≈3 abandoned · 3 logged in · AHT 3:20",
+            "SL ≈87% · ≈3 aband. · 3 in · AHT 3:20",
+            "SL ≈87% · 3:20",
+        ]},
+        "861": {"answered": "3", "forms": [
+            "SL 100% · 0 abandoned · 1 logged in · AHT 2:00",
+            "SL 100% · 0 aband. · 1 in · AHT 2:00",
+            "SL 100% · 2:00",
+        ]},
+    }  # fmt: skip
+    page = shows(standin, wanted)
+    assert_in_sight(page, longest=False)
+    marks = standin.driver.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('[data-path]')].map((e) =>"
+        " [e.dataset.path, [e.dataset.serviceLevel, e.dataset.abandoned,"
+        " 'provisional' in e.dataset, e.title.startsWith('≈')]]));"
+    )
+    assert marks == {"860": ["87", "3", True, True], "861": ["100", "0", False, False]}
+    # SMDR off: the fields are null, and the cards are as before.
+    off = {**FIRST_DAY, "paths": [
+        {**row, **dict.fromkeys(smdr["860"], None)} for row in FIRST_DAY["paths"]
+    ]}  # fmt: skip
+    standin.reports(off)
+    open_standin(standin)
+    shows(standin, standin.expected())
+    assert standin.expected()["paths"]["861"]["forms"][0] == "1 logged in · AHT 2:00"
 
 
 def test_figures_that_come_before_the_floor(standin: StandIn) -> None:

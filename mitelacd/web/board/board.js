@@ -536,6 +536,17 @@
     return [calls, calls ? time / calls : null];
   }
 
+  // A path's service level and abandoned calls today, from SMDR: null when the
+  // daemon reads no SMDR (the report's figures are null then). Provisional
+  // figures (the site has not confirmed its SMDR markers) are shown with "≈".
+  function smdrOf(kind, id) {
+    if (kind !== "path" || !hasToday()) return null;
+    const f = today.paths?.get(id);
+    if (!f || f.offered == null) return null;
+    const sl = Number.isFinite(f.service_level_percent) ? Math.round(f.service_level_percent) : null;
+    return { sl, abandoned: whole(f.abandoned) ?? 0, provisional: f.provisional === true };
+  }
+
   // Occupancy of the agents counted in this view: time on calls, held and in
   // wrap-up, personal and outgoing calls, over the time logged in and ready.
   function occupancy() {
@@ -637,6 +648,20 @@
     const figures = answeredOf(c.kind, c.id);
     setText(c.answered, figures ? String(figures[0]) : "–");
     const parts = []; // [long, short, shortest]
+    const smdr = smdrOf(c.kind, c.id);
+    if (smdr) {
+      const mark = smdr.provisional ? "≈" : "";
+      const sl = smdr.sl == null ? "–" : `${mark}${smdr.sl}%`;
+      parts.push([`SL ${sl}`, `SL ${sl}`, `SL ${sl}`]);
+      parts.push([`${mark}${smdr.abandoned} abandoned`, `${mark}${smdr.abandoned} aband.`, null]);
+    }
+    setData(c.root, {
+      serviceLevel: smdr?.sl == null ? null : String(smdr.sl),
+      abandoned: smdr ? String(smdr.abandoned) : null,
+      provisional: smdr?.provisional ? "" : null,
+    });
+    const title = smdr?.provisional ? "≈: provisional, until the site confirms its SMDR markers" : "";
+    if (c.root.title !== title) c.root.title = title;
     const group = c.kind === "group" ? membersOf(c.id) : [];
     if (group.length) {
       const free = group.filter((id) => tiles.get(id)?.state === "available").length;
