@@ -18,7 +18,6 @@ a few milliseconds there. Where the C library is not glibc it does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 from collections.abc import Callable
 from typing import Final
@@ -31,7 +30,9 @@ def _glibc_trim() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # The process's own symbols, libc's among them: find_library would
+        # run ldconfig in a child process to find the same library.
+        libc = ctypes.CDLL(None)
         trim = libc.malloc_trim
     except (OSError, AttributeError):  # musl and others have no malloc_trim
         return None
