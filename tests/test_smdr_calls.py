@@ -21,6 +21,8 @@ from mitelacd.reports.smdrcalls import (
     SmdrSettings,
     record_date,
 )
+from mitelacd.testing.smdrlines import abandoned_line as abandon
+from mitelacd.testing.smdrlines import standard_line as line
 
 UTC = datetime.timezone.utc
 DAY = datetime.date(2024, 3, 11)
@@ -30,49 +32,6 @@ def at(hhmm: str, day: datetime.date = DAY) -> float:
     """Unix time of ``HH:MM`` (or ``HH:MM:SS``) UTC on ``day``."""
     when = datetime.time.fromisoformat(hhmm)
     return datetime.datetime.combine(day, when, tzinfo=UTC).timestamp()
-
-
-def lay(width: int, at: dict[int, str]) -> str:
-    """A line of ``width`` blanks with each text put at its 1-based column."""
-    line = [" "] * width
-    for column, text in at.items():
-        line[column - 1 : column - 1 + len(text)] = text
-    return "".join(line)
-
-
-def line(
-    start: str,
-    *,
-    tta: str = "004",
-    called: str = "1001",
-    duration: str = "00:02:14",
-    calling: str = "T012",
-    digits: str = "P860 610 611 610",
-    transfer: str = "",
-    third: str = "",
-    date: str = "03/11",
-) -> str:
-    """A 90-character standard record (§3.1), columns 1-based as Mitel gives them."""
-    return lay(
-        90,
-        {
-            2: date,
-            8: start,
-            15: duration,
-            24: calling,
-            30: tta,
-            34: digits,
-            62: called,
-            66: transfer,
-            68: third,
-            86: "001",
-        },
-    )
-
-
-def abandon(start: str, duration: str, **fields: str) -> str:
-    """An unanswered path call: ``***``, no agent (§9.2 S2)."""
-    return line(start, tta="***", called="", duration=duration, digits="P860 610 611", **fields)
 
 
 def with_oli(body: str, call_id: str, sequence: str) -> str:

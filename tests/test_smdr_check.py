@@ -26,25 +26,13 @@ from mitelacd.feed import smdrcheck
 from mitelacd.feed.capture import Connected, Data, Entry, Gap, Lost, Started, Stopped, write_capture
 from mitelacd.feed.smdr import MAX_LINE
 from mitelacd.floor.smdr import layout_named
+from mitelacd.testing.smdrlines import SYNTHETIC
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = datetime.timezone.utc
 
 #: smdr-protocol.md §9.2, exact widths.
-S = {
-    1: " 03/11 08:16  00:02:14 T012  004 P860 610 611 610            1001                    001  ",
-    2: " 03/11 08:17  00:00:41 T013  *** P860 610 611                                        001  ",
-    3: " 03/11 08:18  00:00:03 T014  *** P860 610 611                                        001  ",
-    4: " 03/11 08:20  00:01:05 T015  *** P860 610 611                    I 2500              001  ",
-    5: " 01/14 09:24  00:00:59 T201  003 P001 100 100                1011T 1405              001  ",
-    6: "%03/11 09:02  00:12:40 T016  017 P123 030 031 032 031        1009                    001  ",
-    7: " 03/11 10:05  00:00:32 2002      2001                      I 2001                    001  ",
-    8: " 03/11 08:16  00:02:14 T012 0004 P860 610 611 610            1001                    001  ",
-    9: " 03/11 08:16  0000:02:14 T0012   0004 P860 610 611 610            100101                        001   6135550142 5550100",
-    10: " 03/11 08:17  0000:00:41 T0013   **** P860 610 611                                              001   6135550199 5550100",
-    11: " 03/11 08:25  00:00:00 T017  *** P860 610 611                    U 2600              001  ",
-    12: " 03/11 08:30  00:00:22 T018  *** P860 610 611                1002R                   001  ",
-}  # fmt: skip
+S = SYNTHETIC
 
 #: The layout and what each record says (§9.2's "Meaning" column).
 READ = {

@@ -56,7 +56,55 @@ def is_complete(record: bytes) -> bool:
     return len(record) >= COMPLETE_LENGTH.get(record[_CODE_AT], 0)
 
 
-class ACDReceiver(LineReceiver, TimeoutMixin):
+class ResumingLineReceiver(LineReceiver):
+    """A ``LineReceiver`` that drops an overlong line and goes on at its end.
+
+    :meth:`takeLines` is what a subclass feeds its bytes to (its own
+    ``dataReceived`` stays LineReceiver's); :meth:`overlongLine` is told the
+    start of each line dropped. The connection is kept.
+    """
+
+    delimiter = LF
+
+    def __init__(self) -> None:
+        self._discarding = False
+        self._pending = b""
+
+    def takeLines(self, data: bytes) -> None:
+        """Cut ``data`` into lines, dropping the rest of an overlong one first."""
+        if self._discarding:
+            end = data.find(LF)
+            if end < 0:
+                return
+            self._discarding = False
+            data = data[end + 1 :]
+        LineReceiver.dataReceived(self, data)
+        # What followed an overlong line is fed again here, outside
+        # LineReceiver's re-entrancy guard, so nothing after it is lost.
+        while self._pending and not self._discarding:
+            pending, self._pending = self._pending, b""
+            LineReceiver.dataReceived(self, pending)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """Drop the overlong line, keep the connection, resume at its end."""
+        end = line.find(LF)
+        dropped = line if end < 0 else line[:end]
+        self.overlongLine(dropped)
+        if end < 0:
+            self._discarding = True
+        else:
+            self._pending = line[end + 1 :]
+
+    def overlongLine(self, dropped: bytes) -> None:
+        """A line of ``dropped`` bytes (and maybe more to come) was too long to read."""
+
+    @property
+    def discarding(self) -> bool:
+        """The rest of an overlong line is being dropped."""
+        return self._discarding
+
+
+class ACDReceiver(ResumingLineReceiver, TimeoutMixin):
     """Cut the ACD stream into records (docs/state-model.md §1) and pass them on.
 
     A record starts at STX and ends at LF or at the next STX. Inserting an LF
@@ -64,15 +112,13 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
     then always one line, whatever the reads look like.
     """
 
-    delimiter = LF
     #: A line longer than this without a terminator is noise.
     MAX_LENGTH = 4096
 
     factory: PBXClientFactory
 
     def __init__(self) -> None:
-        self._discarding = False
-        self._pending = b""
+        super().__init__()
         self._seen_valid = False
         self._flush: IDelayedCall | None = None
 
@@ -136,30 +182,11 @@ class ACDReceiver(LineReceiver, TimeoutMixin):
 
     def _received(self, data: bytes) -> None:
         self.resetTimeout()
-        data = data.replace(STX, LF + STX)
-        if self._discarding:
-            end = data.find(LF)
-            if end < 0:
-                return
-            self._discarding = False
-            data = data[end + 1 :]
-        super().dataReceived(data)
-        # What followed an overlong line is fed again here, outside
-        # LineReceiver's re-entrancy guard, so nothing after it is lost.
-        while self._pending and not self._discarding:
-            pending, self._pending = self._pending, b""
-            super().dataReceived(pending)
+        self.takeLines(data.replace(STX, LF + STX))
 
-    def lineLengthExceeded(self, line: bytes) -> None:
-        """Drop the overlong line, keep the connection, resume at its end."""
-        end = line.find(LF)
-        dropped = line if end < 0 else line[:end]
+    def overlongLine(self, dropped: bytes) -> None:
         reason = f"dropped {len(dropped)} bytes without a record end"
         self.factory.floor.noiseReceived(dropped[:80], reason)
-        if end < 0:
-            self._discarding = True
-        else:
-            self._pending = line[end + 1 :]
 
     def lineReceived(self, line: bytes) -> None:
         if not line:

@@ -14,11 +14,11 @@ from __future__ import annotations
 from typing import Protocol
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
 from mitelacd.feed.protocol import (
     BackoffClientFactory,
+    ResumingLineReceiver,
     StreamRecorder,
     host_port,
     why_lost,
@@ -55,7 +55,7 @@ class SmdrSink(Protocol):
     def smdrConnectFailed(self, host: str, port: int, why: str) -> None: ...
 
 
-class SMDRReceiver(LineReceiver):
+class SMDRReceiver(ResumingLineReceiver):
     """Cut the SMDR stream into lines at CR, LF or CR LF and pass them on.
 
     Every CR is made an LF, so that ``LineReceiver`` does all of the
@@ -64,14 +64,12 @@ class SMDRReceiver(LineReceiver):
     connection kept.
     """
 
-    delimiter = LF
     MAX_LENGTH = MAX_LINE
 
     factory: SmdrClientFactory
 
     def __init__(self) -> None:
-        self._discarding = False
-        self._pending = b""
+        super().__init__()
         self._seen_line = False
 
     def connectionMade(self) -> None:
@@ -88,36 +86,15 @@ class SMDRReceiver(LineReceiver):
 
     def dataReceived(self, data: bytes) -> None:
         try:
-            self._received(data.replace(CR, LF))
+            self.takeLines(data.replace(CR, LF))
         finally:
             if self.factory.recorder is not None:
                 self.factory.recorder.received(data)
 
-    def _received(self, data: bytes) -> None:
-        if self._discarding:
-            end = data.find(LF)
-            if end < 0:
-                return
-            self._discarding = False
-            data = data[end + 1 :]
-        super().dataReceived(data)
-        # What followed an overlong line is fed again here, outside
-        # LineReceiver's re-entrancy guard, so nothing after it is lost.
-        while self._pending and not self._discarding:
-            pending, self._pending = self._pending, b""
-            super().dataReceived(pending)
-
-    def lineLengthExceeded(self, line: bytes) -> None:
-        """Drop the overlong line, keep the connection, resume at its end."""
-        end = line.find(LF)
-        dropped = line if end < 0 else line[:end]
+    def overlongLine(self, dropped: bytes) -> None:
         self.factory.sink.smdrNoise(
             dropped[:80], f"dropped {len(dropped)} bytes without a line end"
         )
-        if end < 0:
-            self._discarding = True
-        else:
-            self._pending = line[end + 1 :]
 
     def lineReceived(self, line: bytes) -> None:
         line = line.strip(_FILL)
@@ -139,7 +116,7 @@ class SMDRReceiver(LineReceiver):
         # after its duration still fits a layout, and would say the wrong
         # thing), only counted and kept as noise.
         rest = self.clearLineBuffer().strip(_FILL)
-        if rest.strip() and not self._discarding:
+        if rest.strip() and not self.discarding:
             self.factory.sink.smdrNoise(rest, "a line cut off by the end of the connection")
         self.factory.sink.smdrDisconnected(why_lost(reason))
 

@@ -77,7 +77,7 @@ from mitelacd.floor.smdr import (
     layout_named,
     parse_smdr,
 )
-from mitelacd.reports.rows import RATIO_DECIMALS
+from mitelacd.reports.rows import RATIO_DECIMALS, SMDR_COUNTS
 from mitelacd.reports.smdrcalls import (
     PROVISIONAL_FIGURES,
     Added,
@@ -110,18 +110,8 @@ ProblemKind = Literal["unreadable", "cut", "unclassified", "unplaced", "too_late
 #: The problems that make the exit status 1 (``too_late`` is how the daemon counts).
 FAILING: frozenset[ProblemKind] = frozenset(("unreadable", "cut", "unclassified", "unplaced"))
 
-#: The figures of one path, in the order they are shown.
-COUNT_FIGURES = (
-    "offered",
-    "answered",
-    "abandoned",
-    "short_abandoned",
-    "interflowed",
-    "requeued",
-    "unavailable",
-    "unclassified",
-    "answered_within_target",
-)
+#: The figures of one path, in the order they are shown: the counts history keeps.
+COUNT_FIGURES = SMDR_COUNTS
 
 #: What a reading the parser marks provisional rests on (smdr-protocol.md).
 READINGS: dict[str, str] = {
