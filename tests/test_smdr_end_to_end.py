@@ -1,6 +1,6 @@
 """SMDR end to end: ``twistd mitelacd-sim`` into a real ``twistd mitelacd --smdr``.
 
-The simulator runs a seeded day 100 times faster than real time and sends
+The simulator runs a seeded day 400 times faster than real time and sends
 SMDR in a layout with the OLI tail; the daemon reads it beside the ACD
 stream, records both, keeps a SQLite history and serves HTTP. Once enough
 calls have ended the simulator is stopped, so that what the daemon holds
@@ -98,7 +98,7 @@ def test_the_simulators_day_through_the_daemon(
 ) -> None:
     sim = processes(
         "mitelacd-sim",
-        *("--port", "0", "--smdr-port", "0", "--smdr-layout", LAYOUT, "--speed", "100"),
+        *("--port", "0", "--smdr-port", "0", "--smdr-layout", LAYOUT, "--speed", "400"),
         *("--seed", str(SEED), "--events", str(EVENTS), "--agents", str(AGENTS)),
         *("--groups", str(GROUPS), "--paths", str(PATHS)),
         cwd=tmp_path,

@@ -431,3 +431,40 @@ def test_a_kept_line_holds_no_nul_and_reads_as_it_did() -> None:
     assert "\x00" not in kept.text and len(kept.text) == len(A)
     assert kept.layout == "unreadable"
     assert isinstance(parse_smdr(kept.text), SmdrUnreadable)
+
+
+@attrs.define
+class UnreadableHistory(History):
+    """A history that takes rows but cannot be read (yet)."""
+
+    def query(self, read: Any) -> Any:
+        from twisted.internet.defer import fail
+
+        return fail(OSError("database is locked"))
+
+
+def test_stopped_before_the_earlier_lines_came_it_replaces_no_interval() -> None:
+    history = UnreadableHistory()
+    smdr, clock = service(history=history)
+    smdr.smdrLine(A)
+    clock.advance(61)  # a revision is due, but the day is not whole
+    smdr.stopService()
+    assert [line.text for line in history.lines] == [A.decode()]
+    assert history.intervals == []
+
+
+def test_when_the_earlier_lines_cannot_be_read_only_whole_intervals_are_written() -> None:
+    from mitelacd.reports.smdrlive import SEED_RETRY, SEED_TRIES
+
+    history = UnreadableHistory()
+    smdr, clock = service(history=history)  # starts at 08:17:30
+    smdr.smdrLine(A)  # 08:16, in the interval the run started in
+    for _ in range(SEED_TRIES):  # given up at about 08:22:30
+        clock.advance(SEED_RETRY)
+    assert smdr.seeded.called
+    smdr.smdrLine(standard_line("08:31").encode())  # not yet arrived: read at 08:22 all the same
+    clock.advance(60)
+    written = {(i.start - MORNING) // 60 for i in history.intervals}
+    assert written == {30}  # 08:30-08:45: the 08:15 interval is left as the history has it
+    # Both are in the live figures.
+    assert sorted((i.start - MORNING) // 60 for i in smdr.intervals(clock.seconds())) == [15, 30]

@@ -27,6 +27,7 @@ longer than ``stale_after`` is a fault (``/healthz`` 503).
 from __future__ import annotations
 
 import datetime
+import math
 from collections import Counter
 from typing import Any
 
@@ -42,6 +43,7 @@ from mitelacd.floor.smdr import (
     SmdrLayout,
     SmdrLine,
     SmdrRecord,
+    SmdrResult,
     classify,
     parse_smdr,
 )
@@ -120,6 +122,8 @@ class SmdrService(Service):
         self._held: list[SmdrLine] | None = None
         self._seed_call: IDelayedCall | None = None
         self._seed_tries = 0
+        #: Intervals that start before this are not written: the run saw them in part.
+        self._whole_from = -math.inf
         self._started_at = 0.0
         #: Fires once the lines of an earlier run are in (at once without a history).
         self.seeded: Deferred[None] = Deferred()
@@ -150,10 +154,11 @@ class SmdrService(Service):
         if self._reviser is not None and self._reviser.running:
             self._reviser.stop()
         if self._held is not None:
-            # Read at stop before the earlier lines came: written now, added next time.
-            held, self._held = self._held, None
-            if self.history is not None and held:
-                self.history.add_smdr(held, [])
+            # Stopped before the earlier lines came: what this run holds is only
+            # part of its intervals, and would replace them whole in the history.
+            # The lines are kept (as they came), and the next start counts them.
+            self._held = None
+            return
         # The open intervals as they stand: the next start revises them.
         self._to_history(self.day.figures(self.floor.timeline.now()))
 
@@ -209,7 +214,7 @@ class SmdrService(Service):
             return
         self._add(result, now)
 
-    def _add(self, result: Any, received_at: float) -> None:
+    def _add(self, result: SmdrResult, received_at: float) -> None:
         self._refresh_settings()
         day = self.day
         day.add(result, received_at)
@@ -279,6 +284,9 @@ class SmdrService(Service):
             self._to_history(self.day.figures(self.floor.timeline.now()))
 
     def _to_history(self, intervals: list[PathInterval]) -> None:
+        # A write replaces the stored interval: one this run saw only in part
+        # (the earlier run's lines could not be read) is left as stored.
+        intervals = [i for i in intervals if i.start >= self._whole_from]
         if self.history is not None and intervals:
             self.history.add_smdr([], intervals)
 
@@ -309,11 +317,18 @@ class SmdrService(Service):
             self._seed_call = self.clock.callLater(SEED_RETRY, self._try_seed)
             return
         log.warn(
-            "could not read the SMDR lines of an earlier run: {why}; the open intervals"
-            " start again from the lines that come now",
+            "could not read the SMDR lines of an earlier run: {why}; the intervals from"
+            " {start} on are counted from the lines that come now, and those before it"
+            " are left in the history as they are",
             why=failure.getErrorMessage(),
+            start=iso_utc(self._started_interval()),
         )
+        self._whole_from = self._started_interval()
         self._release()
+
+    def _started_interval(self) -> int:
+        """The first interval this run sees whole: the one after its start."""
+        return self.day.days.interval_start(self._started_at) + INTERVAL_SECONDS
 
     def _seed(self, lines: list[SmdrLine], since: float) -> None:
         if not self.running:
