@@ -14,11 +14,13 @@ is named after (docs/options.md has them all, with their defaults):
   MITELACD_RETRY_DELAY, MITELACD_MAX_RETRY_DELAY, MITELACD_HTTP,
   MITELACD_CORS_ORIGIN, MITELACD_PUSH_INTERVAL, MITELACD_LOG_LEVEL,
   MITELACD_NAMES, MITELACD_RECORD, MITELACD_RECORD_DAYS, MITELACD_DAY_STARTS,
-  MITELACD_HISTORY, MITELACD_HISTORY_DAYS, MITELACD_HISTORY_SOURCE (empty or
-  unset: the option's default);
+  MITELACD_HISTORY, MITELACD_HISTORY_DAYS, MITELACD_HISTORY_SOURCE,
+  MITELACD_MQTT (empty or unset: the option's default);
 * flags, on when 1, yes, true or on: MITELACD_SIMULATE (instead of
-  MITELACD_HOST), MITELACD_ACCESS_LOG, MITELACD_METRICS_PUBLIC;
-* MITELACD_TOKEN, the access token (``twistd mitelacd`` reads it too).
+  MITELACD_HOST), MITELACD_ACCESS_LOG, MITELACD_METRICS_PUBLIC,
+  MITELACD_MQTT_DISCOVERY;
+* MITELACD_TOKEN, the access token (``twistd mitelacd`` reads it too); the
+  MQTT broker's password may be in the environment as well (docs/mqtt.md).
 
 A bad value stops the start with the same message the command line would
 give, and exit status 64.

@@ -44,6 +44,7 @@ from mitelacd.web.resources import DEFAULT_HTTP, Served, WebService, WebSettings
 if TYPE_CHECKING:
     from mitelacd.feed.capture import CaptureRecorder
     from mitelacd.floor.smdr import SmdrLayout
+    from mitelacd.mqtt.publisher import MQTTPublisher
     from mitelacd.reports.smdrlive import SmdrService
     from mitelacd.reports.writer import HistoryService
     from mitelacd.sim.service import FloorScript
@@ -334,6 +335,12 @@ class Options(CommandOptions):
             None,
             "Serve /metrics without the token, for a Prometheus that cannot send one.",
         ],
+        [
+            "mqtt-discovery",
+            None,
+            "With --mqtt: also publish Home Assistant MQTT discovery configs (under"
+            " homeassistant/) for every agent, group and path.",
+        ],
     ]
     optParameters = [
         [
@@ -531,6 +538,15 @@ class Options(CommandOptions):
             " Default: the PBX host (simulator with --simulate).",
         ],
         [
+            "mqtt",
+            None,
+            None,
+            "Publish the floor, every record and every SMDR line to this MQTT broker:"
+            " mqtt://[USER[:PASSWORD]@]HOST[:PORT][/PREFIX], mqtts://... for TLS (see"
+            " docs/mqtt.md, also for a password kept out of the command line)."
+            " Default: off ('none').",
+        ],
+        [
             "log-level",
             None,
             "info",
@@ -595,6 +611,7 @@ class Options(CommandOptions):
             self["history"] = history
         if self["history-source"] is None:
             self["history-source"] = "simulator" if self["simulate"] else self["host"]
+        self._check_mqtt()
         self["names-loaded"] = None
         if self["names"] is not None:
             self["names"] = os.path.abspath(self["names"])
@@ -602,6 +619,26 @@ class Options(CommandOptions):
                 self["names-loaded"] = load_names(self["names"])
             except NamesError as e:
                 raise usage.UsageError(f"--names: {e}") from None
+
+    def _check_mqtt(self) -> None:
+        """``--mqtt``: a broker URL (its password maybe from the environment), and paho-mqtt."""
+        given = self["mqtt"]
+        if given is not None and given.strip().lower() in ("", "none"):
+            given = self["mqtt"] = None
+        if given is None:
+            if self["mqtt-discovery"]:
+                raise usage.UsageError("--mqtt-discovery needs --mqtt")
+            return
+        from mitelacd.mqtt.url import INSTALL_HINT, BrokerURLError, paho_missing, parse_broker
+
+        try:
+            self["mqtt"] = parse_broker(given, os.environ)
+        except BrokerURLError as e:
+            raise usage.UsageError(f"--mqtt {e}") from None
+        if paho_missing():
+            raise usage.UsageError(
+                f"--mqtt needs paho-mqtt, which is not installed: {INSTALL_HINT}"
+            )
 
     def _check_smdr(self) -> None:
         """``--smdr same`` takes ``--host``; the simulator has its own SMDR."""
@@ -672,6 +709,7 @@ ENVIRONMENT = {
     "MITELACD_HISTORY": "--history",
     "MITELACD_HISTORY_DAYS": "--history-days",
     "MITELACD_HISTORY_SOURCE": "--history-source",
+    "MITELACD_MQTT": "--mqtt",
 }
 _TRUE = {"1", "yes", "true", "on"}
 
@@ -687,6 +725,7 @@ def options_from_environment(environ: Mapping[str, str]) -> Options:
         ("MITELACD_SIMULATE", "--simulate"),
         ("MITELACD_ACCESS_LOG", "--access-log"),
         ("MITELACD_METRICS_PUBLIC", "--metrics-public"),
+        ("MITELACD_MQTT_DISCOVERY", "--mqtt-discovery"),
     ):
         if environ.get(name, "").strip().lower() in _TRUE:
             argv.append(flag)
@@ -797,8 +836,9 @@ def makeService(
     smdr = _smdr(daemon, figures)
     # The live tables forget agents gone since before each day began.
     DayTurn(floor, reactor, options["day-starts"]).setServiceParent(daemon.top)
-    web = _web(daemon, documents, writer, recorder, figures, smdr, open_files)
-    client = _pbx(daemon, recorder, smdr)
+    mqtt = _mqtt(daemon, documents)
+    web = _web(daemon, documents, writer, recorder, figures, smdr, open_files, mqtt)
+    client = _pbx(daemon, recorder, smdr, mqtt)
     _readiness(daemon, writer, web, client)
     return daemon.top
 
@@ -995,6 +1035,31 @@ def _smdr(daemon: _Daemon, figures: FiguresService) -> SmdrService | None:
     return smdr
 
 
+def _mqtt(daemon: _Daemon, documents: FloorDocuments) -> MQTTPublisher | None:
+    """The floor published to the MQTT broker of ``--mqtt``.
+
+    Before the web service and the PBX clients: it stops after the clients
+    have hung up, so that what they read last is published, then
+    ``offline``; the floor and its documents outlive it.
+    """
+    options = daemon.options
+    if options["mqtt"] is None:
+        return None
+    from mitelacd.mqtt.publisher import MQTTPublisher
+
+    publisher = MQTTPublisher(
+        options["mqtt"],
+        documents,
+        options["history-source"],
+        daemon.reactor,
+        discovery=bool(options["mqtt-discovery"]),
+        first_delay=options["retry-delay"],
+        max_delay=options["max-retry-delay"],
+    )
+    publisher.setServiceParent(daemon.top)
+    return publisher
+
+
 def _web(
     daemon: _Daemon,
     documents: FloorDocuments,
@@ -1003,6 +1068,7 @@ def _web(
     figures: FiguresService,
     smdr: SmdrService | None,
     open_files: openfiles.OpenFiles,
+    mqtt: MQTTPublisher | None = None,
 ) -> WebService | None:
     """The site, the event stream and /metrics on ``--http``."""
     options, floor = daemon.options, daemon.floor
@@ -1015,6 +1081,10 @@ def _web(
         from mitelacd.web.smdrmetrics import SmdrMetrics
 
         metrics.registry.register(SmdrMetrics(smdr))
+    if mqtt is not None:
+        from mitelacd.mqtt.metrics import MQTTMetrics
+
+        metrics.registry.register(MQTTMetrics(mqtt))
     settings = options.webSettings()
     settings = attrs.evolve(
         settings,
@@ -1028,6 +1098,7 @@ def _web(
         capture_health=recorder.health if recorder is not None else None,
         history_health=history.health if history is not None else None,
         smdr=smdr,
+        mqtt_health=mqtt.health if mqtt is not None else None,
         metrics=metrics,
         reports=Reports(figures, history),
         messages=_messages(daemon),
@@ -1046,9 +1117,15 @@ def _messages(daemon: _Daemon) -> MessageService:
 
 
 def _pbx(
-    daemon: _Daemon, recorder: CaptureRecorder | None, smdr: SmdrService | None
+    daemon: _Daemon,
+    recorder: CaptureRecorder | None,
+    smdr: SmdrService | None,
+    mqtt: MQTTPublisher | None = None,
 ) -> PBXClientService:
-    """The client of the PBX's feed, or of a simulated PBX with ``--simulate``; and of SMDR."""
+    """The client of the PBX's feed, or of a simulated PBX with ``--simulate``; and of SMDR.
+
+    With ``--mqtt`` both tell the publisher of every record and line they read.
+    """
     options, reactor = daemon.options, daemon.reactor
     smdr_client = None
     if smdr is not None:
@@ -1061,6 +1138,8 @@ def _pbx(
             first_delay=options["retry-delay"],
             recorder=recorder.of("smdr") if recorder is not None else None,
         )
+        if mqtt is not None:
+            smdr_factory.line_listeners.append(mqtt.smdr_line)
         host, port = options["smdr"] or ("127.0.0.1", 0)
         smdr_client = PBXClientService(host, port, smdr_factory, reactor)
     factory = PBXClientFactory(
@@ -1071,6 +1150,8 @@ def _pbx(
         first_delay=options["retry-delay"],
         recorder=recorder,
     )
+    if mqtt is not None:
+        factory.record_listeners.append(mqtt.record)
     if daemon.simulation is not None:
         from mitelacd.sim.service import SimulatorService
 

@@ -7,6 +7,7 @@ floor state; it knows nothing of files or HTTP.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
@@ -24,6 +25,9 @@ log = Logger()
 LF = b"\n"
 #: Stripped from the end of a record: CR of CR LF, NUL fill, space padding.
 _TRAILER = b"\r\x00 "
+#: Told of each record read, as read: from its STX to its end, without the line end
+#: (``--mqtt`` publishes them); called after the floor has taken the record in.
+RecordListener = Callable[[bytes], None]
 #: Seconds of silence after which a record still waiting for its end is applied.
 IDLE_FLUSH = 0.5
 #: Bytes between records that are not worth counting as noise.
@@ -209,6 +213,11 @@ class ACDReceiver(ResumingLineReceiver, TimeoutMixin):
             self._seen_valid = True
             self.factory.validRecordSeen()
         floor.recordReceived(result)
+        listeners = self.factory.record_listeners
+        if listeners:
+            raw = line.rstrip(b"\r")
+            for listener in listeners:
+                listener(raw)
 
     def timeoutConnection(self) -> None:
         log.warn(
@@ -363,6 +372,8 @@ class PBXClientFactory(BackoffClientFactory):
         self.floor = floor
         self.flush_after = flush_after
         self.idle_timeout = idle_timeout
+        #: Told of every record read, after the floor (:data:`RecordListener`).
+        self.record_listeners: list[RecordListener] = []
 
     def connectFailed(self, host: str, port: int, why: str) -> None:
         self.floor.feedConnectFailed(host, port, why)

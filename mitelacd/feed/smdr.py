@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from mitelacd.feed.protocol import (
     BackoffClientFactory,
+    RecordListener,
     ResumingLineReceiver,
     StreamRecorder,
     host_port,
@@ -108,6 +109,11 @@ class SMDRReceiver(ResumingLineReceiver):
         except Exception:
             # One bad line must never cost the connection.
             log.failure("failed to handle SMDR line {line!r}", line=line)
+        for listener in self.factory.line_listeners:
+            try:
+                listener(line)
+            except Exception:
+                log.failure("failed to pass SMDR line {line!r} on", line=line)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         if self.factory.recorder is not None:
@@ -142,6 +148,8 @@ class SmdrClientFactory(BackoffClientFactory):
     ) -> None:
         super().__init__(clock, max_delay, first_delay, recorder)
         self.sink = sink
+        #: Told of every line read, after the sink, as the sink gets it (``--mqtt``).
+        self.line_listeners: list[RecordListener] = []
 
     def connectFailed(self, host: str, port: int, why: str) -> None:
         self.sink.smdrConnectFailed(host, port, why)

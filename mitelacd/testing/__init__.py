@@ -39,6 +39,8 @@ And:
 
 * :class:`~mitelacd.testing.loopback.WebOnLoopback`: a floor's web service on the real reactor.
 * :mod:`mitelacd.testing.postgres`: a throwaway PostgreSQL server.
+* :mod:`mitelacd.testing.mosquitto`: a throwaway Mosquitto broker, and a subscriber to it.
+* :mod:`mitelacd.testing.smdrlines`: SMDR records laid out by hand, and the notes' synthetic ones.
 
 May import: mitelacd.floor, mitelacd.feed, mitelacd.web, mitelacd.reports, mitelacd.sim, mitelacd.logs, mitelacd.disk
 """

@@ -106,6 +106,9 @@ class Served:
     file_health: FileHealth | None = None
     capture_health: FileHealth | None = None
     history_health: FileHealth | None = None
+    #: The MQTT broker the floor is published to (``--mqtt``): the publisher's
+    #: health, for /healthz and /api/v1/feed; None: not published.
+    mqtt_health: FileHealth | None = None
     #: The SMDR feed (``--smdr``), for /healthz and /api/v1/feed; None: not read.
     smdr: SmdrService | None = None
     #: /metrics; the web service makes its own when none is given.
@@ -335,6 +338,7 @@ class Health(Resource):
         capture_health: FileHealth | None = None,
         history_health: FileHealth | None = None,
         smdr: SmdrService | None = None,
+        mqtt_health: FileHealth | None = None,
     ) -> None:
         super().__init__()
         self._floor = floor
@@ -342,6 +346,7 @@ class Health(Resource):
         self._capture_health = capture_health
         self._history_health = history_health
         self._smdr = smdr
+        self._mqtt_health = mqtt_health
 
     def render_GET(self, request: Request) -> bytes:
         floor, feed = self._floor, self._floor.feed
@@ -367,6 +372,13 @@ class Health(Resource):
                 f"the history database {history['url']} is not being written"
                 f" ({history['problem']}) since {history['failing_since']};"
                 f" {history['backlog']} rows wait in memory"
+            )
+        mqtt = self._mqtt_health() if self._mqtt_health is not None else None
+        if mqtt is not None and not mqtt["connected"] and mqtt["problem"] is not None:
+            # The floor is fine; what the broker's readers see is not.
+            warnings.append(
+                f"the MQTT broker {mqtt['broker']} cannot be reached ({mqtt['problem']})"
+                f" since {mqtt['since']}; {mqtt['pending']} messages wait in memory"
             )
         if feed.connections == 0:
             doc.update(
@@ -636,6 +648,7 @@ class Root(_Branch):
                 served.capture_health,
                 served.history_health,
                 served.smdr,
+                served.mqtt_health,
             ),
         )
         v1 = _Branch()
@@ -740,12 +753,13 @@ def _listing(documents: FloorDocuments, kind: EntityKind) -> Callable[[bytes], l
 
 
 def _feed(served: Served) -> Callable[[bytes], list[bytes]]:
-    """``/api/v1/feed``: the feed's health, and the data file's and capture's when there are."""
+    """``/api/v1/feed``: the feed's health, and that of what the daemon writes and publishes."""
     parts = [
         (b'"file":', served.file_health),
         (b'"capture":', served.capture_health),
         (b'"history":', served.history_health),
         (b'"smdr":', served.smdr.health if served.smdr is not None else None),
+        (b'"mqtt":', served.mqtt_health),
     ]
     documents = served.documents
     present = [(key, health) for key, health in parts if health is not None]
