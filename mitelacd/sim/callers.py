@@ -49,6 +49,14 @@ stream's G and S count them, whether their record has gone out or not.
 
 The callers draw from a random generator of their own, so the floor's day
 and its ACD stream are the same with or without them.
+
+On a site of several controllers (:mod:`mitelacd.sim.controllers`), a
+call's records are those of the controller it arrived on (a floor caller's
+controller; one drawn at random for a caller of the model's own): its
+system identifier (:attr:`Callers.system_ids`), in the call identifier too,
+and its clock, ``clock_skew`` seconds a controller ahead of the one before.
+:meth:`Callers.take_by_controller` gives each controller's records, and the
+ledger counts each record by the clock it carries.
 """
 
 from __future__ import annotations
@@ -181,6 +189,7 @@ class _Call:
     trunk: str
     ani: str
     row: tuple[str, int]
+    controller: int = 0
     records: int = 0
     #: What its last record said, and the seconds the ledger keeps of it
     #: (duration of an abandon, time to answer of an answer).
@@ -232,9 +241,16 @@ class Callers:
         schedule: Scheduler,
         epoch: float,
         tz: datetime.tzinfo | None = None,
+        controllers: int = 1,
+        clock_skew: float = 0.0,
     ) -> None:
+        if controllers < 1:
+            raise ValueError("need one controller or more")
         self._rng, self._floor, self._schedule = rng, floor, schedule
         self.epoch, self.tz = epoch, tz
+        self.controllers, self.clock_skew = controllers, clock_skew
+        #: Each controller's system identifier: the first is :data:`SYSTEM_ID`.
+        self.system_ids = [SYSTEM_ID] + [f"{c + 1:03d}" for c in range(1, controllers)]
         self.days = DayClock(datetime.time(0, 0), tz)
         plan = floor.plan
         self._groups = {p: tuple(gs) for p, gs in plan.paths.items()}
@@ -245,7 +261,7 @@ class Callers:
         self._trunks = _Trunks()
         self._calls: dict[Caller, _Call] = {}
         self._serials = 0
-        self._out: list[SmdrEntry] = []
+        self._out: list[tuple[int, SmdrEntry]] = []
         self._rows: dict[tuple[str, int], _Row] = {}
         self._answered_at: dict[tuple[str, int], int] = {}
         self._talking: dict[str, int] = dict.fromkeys(plan.paths, 0)
@@ -258,9 +274,17 @@ class Callers:
     # --- output ---------------------------------------------------------------
 
     def take(self) -> list[SmdrEntry]:
-        """The records sent since the last take, in order."""
+        """The records sent since the last take, in order (of every controller)."""
         out, self._out = self._out, []
-        return out
+        return [entry for _, entry in out]
+
+    def take_by_controller(self) -> tuple[tuple[SmdrEntry, ...], ...]:
+        """The records sent since the last take, each controller's in order."""
+        out, self._out = self._out, []
+        return tuple(
+            tuple(entry for c, entry in out if c == controller)
+            for controller in range(self.controllers)
+        )
 
     @property
     def talking(self) -> dict[str, int]:
@@ -304,10 +328,10 @@ class Callers:
     # --- what the floor tells (CallWatch) ---------------------------------------
 
     def arrived(self, t: float, caller: Caller) -> None:
-        self._calls[caller] = self._call(t, caller.path)
+        self._calls[caller] = self._call(t, caller.path, caller.controller)
 
-    def turned_away(self, t: float, path: str) -> None:
-        self._unavailable(t, self._call(t, path))
+    def turned_away(self, t: float, path: str, controller: int = 0) -> None:
+        self._unavailable(t, self._call(t, path, controller))
 
     def requeued(self, t: float, caller: Caller, agent: Agent) -> None:
         call = self._calls[caller]
@@ -319,7 +343,7 @@ class Callers:
         call = self._calls[caller]
         call.answered_at, call.agent = t, agent
         call.time_to_answer = min(self._since(t, call.arrived), ANSWER_LONGEST)
-        key = (call.path, self.days.interval_start(self.epoch + t))
+        key = (call.path, self.days.interval_start(self._clock(t, agent.controller)))
         self._answered_at[key] = self._answered_at.get(key, 0) + 1
         self._talking[call.path] += 1
 
@@ -353,7 +377,8 @@ class Callers:
 
     def _own_caller(self, t: float, path: str) -> None:
         self._schedule.at(t + self._gap(), self._own_caller, path)
-        call = self._call(t, path)
+        controller = self._rng.randrange(self.controllers) if self.controllers > 1 else 0
+        call = self._call(t, path, controller)
         groups = set(self._groups[path])
         if not any(_staffs(a, groups) for a in self._floor.agents):
             self._unavailable(t, call)
@@ -371,21 +396,27 @@ class Callers:
 
     # --- records ------------------------------------------------------------------
 
-    def local(self, t: float) -> datetime.datetime:
+    def local(self, t: float, controller: int = 0) -> datetime.datetime:
         """The controller's clock at simulated second ``t``."""
-        return datetime.datetime.fromtimestamp(self.epoch + t, self.tz)
+        return datetime.datetime.fromtimestamp(self._clock(t, controller), self.tz)
+
+    def _clock(self, t: float, controller: int) -> float:
+        """Unix seconds on ``controller``'s clock at simulated second ``t``."""
+        if controller:
+            return self.epoch + t + controller * self.clock_skew
+        return self.epoch + t
 
     @staticmethod
     def _since(t: float, then: float) -> int:
         return int(t) - int(then)
 
-    def _call(self, t: float, path: str) -> _Call:
+    def _call(self, t: float, path: str, controller: int = 0) -> _Call:
         self._serials += 1
-        when = self.local(t)
+        when = self.local(t, controller)
         minute = (when.year, when.month, when.day, when.hour, when.minute)
         ani = f"{self._rng.randrange(200, 1000)}{self._rng.randrange(2_000_000, 10_000_000)}"
-        row = (path, self.days.interval_start(self.epoch + t))
-        return _Call(self._serials, path, t, self._trunks.seize(minute), ani, row)
+        row = (path, self.days.interval_start(self._clock(t, controller)))
+        return _Call(self._serials, path, t, self._trunks.seize(minute), ani, row, controller)
 
     def _send(
         self,
@@ -403,25 +434,25 @@ class Callers:
         """Send one record of ``call`` and count the call by it."""
         number = call.serial % 36**4
         digits = "".join(_BASE36[number // 36**k % 36] for k in (3, 2, 1, 0))
-        self._out.append(
-            SmdrEntry(
-                start=self.local(call.arrived),
-                duration_seconds=duration,
-                calling=call.trunk,
-                path=call.path,
-                groups=self._groups[call.path],
-                time_to_answer_seconds=call.time_to_answer if sent == "answered" else None,
-                answering_group=answering_group,
-                called=called,
-                transfer=transfer,
-                third_party=third_party,
-                system_id=SYSTEM_ID,
-                ani=call.ani,
-                dnis=self.dnis[call.path],
-                call_id=f"{PLANE}{SYSTEM_ID}{digits}",
-                sequence_id=chr(ord("A") + min(call.records, 25)),
-            )
+        system_id = self.system_ids[call.controller]
+        entry = SmdrEntry(
+            start=self.local(call.arrived, call.controller),
+            duration_seconds=duration,
+            calling=call.trunk,
+            path=call.path,
+            groups=self._groups[call.path],
+            time_to_answer_seconds=call.time_to_answer if sent == "answered" else None,
+            answering_group=answering_group,
+            called=called,
+            transfer=transfer,
+            third_party=third_party,
+            system_id=system_id,
+            ani=call.ani,
+            dnis=self.dnis[call.path],
+            call_id=f"{PLANE}{system_id}{digits}",
+            sequence_id=chr(ord("A") + min(call.records, 25)),
         )
+        self._out.append((call.controller, entry))
         self.records += 1
         row = self._rows.get(call.row)
         if row is None:

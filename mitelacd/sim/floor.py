@@ -24,18 +24,28 @@ A :class:`CallWatch` given as :attr:`Floor.watch` (the callers of
 :mod:`mitelacd.sim.callers`) is told what becomes of each caller, right
 after the event that shows it has gone out; it draws nothing from the
 floor's random numbers and changes nothing on the floor.
+
+Given several wires, the floor is a site of several controllers
+(:mod:`mitelacd.sim.controllers` says how it splits): each agent and each
+set is on one controller, whose wire hears its events; an agent logs in
+only at a set of its own controller; each caller arrives on one
+controller; :meth:`Floor.figures` gives each controller's K and Q; and a
+:class:`~mitelacd.sim.controllers.FailoverPlan` moves agents (and their
+sets) to another controller. With one wire none of this draws a random
+number: the day is the same as a floor of one controller always had.
 """
 
 from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
 import attrs
 
 from mitelacd.floor.legacy import LegacyStatus
+from mitelacd.sim.controllers import FailoverPlan, LastEvent, Move
 from mitelacd.sim.schedule import Scheduler
 from mitelacd.sim.wire import Wire
 
@@ -75,6 +85,8 @@ class FloorPlan:
     #: Groups and paths whose reports carry no trailing digits.
     short_groups: frozenset[str] = frozenset()
     short_paths: frozenset[str] = frozenset()
+    #: The controller (index, 0: the first) each agent starts the day on; all 0 with one.
+    controllers: dict[str, int] = attrs.Factory(dict)
 
 
 @attrs.define
@@ -105,6 +117,8 @@ class Agent:
     epoch: int = 0  # bumped when plans change; stale timers check it
     idle_since: float = 0.0
     shift_end: float = 0.0
+    controller: int = 0  # the controller it logs in on (index)
+    ring_caller: Caller | None = None  # the caller whose call rings it
 
     @property
     def available(self) -> bool:
@@ -129,7 +143,7 @@ class Agent:
     def clear(self) -> None:
         """What A and B clear: every flag, ringing and every call."""
         self.dnd = self.make_busy = self.wrap_up = self.fresh = False
-        self.ringing = None
+        self.ringing = self.ring_caller = None
         self.calls.clear()
 
 
@@ -139,6 +153,8 @@ class _Set:
     occupant: Agent | None = None
     dnd: bool = False  # DND left on the set while nobody is logged in
     ext_busy: bool = False  # an extension (blank agent) call or DND is running
+    controller: int = 0  # the controller the set is on (index)
+    reserved: bool = False  # kept for an agent failing over to it
 
 
 @attrs.define(eq=False)
@@ -150,6 +166,7 @@ class Caller:
     give_up: float
     order: tuple[float, int]
     queued: bool = True
+    controller: int = 0  # the controller it arrived on (index)
 
 
 class CallWatch(Protocol):
@@ -158,8 +175,8 @@ class CallWatch(Protocol):
     def arrived(self, t: float, caller: Caller) -> None:
         """``caller`` joined its path's queue."""
 
-    def turned_away(self, t: float, path: str) -> None:
-        """A caller found the queue of ``path`` full and was not queued."""
+    def turned_away(self, t: float, path: str, controller: int = 0) -> None:
+        """A caller on ``controller`` found the queue of ``path`` full and was not queued."""
 
     def requeued(self, t: float, caller: Caller, agent: Agent) -> None:
         """``agent`` was rung and did not answer: ``caller`` is back at the head of the queue."""
@@ -188,19 +205,29 @@ class Floor:
         self,
         rng: random.Random,
         schedule: Scheduler,
-        wire: Wire,
+        wire: Wire | Sequence[Wire],
         agents: int = 40,
         groups: int = 4,
         paths: int = 3,
         events: int | None = None,
     ) -> None:
-        self._rng, self._schedule, self._wire = rng, schedule, wire
+        """``wire``: the controller's wire, or one wire per controller of a site."""
+        self._rng, self._schedule = rng, schedule
+        self._wires = [wire] if isinstance(wire, Wire) else list(wire)
+        if not 1 <= len(self._wires) <= agents:
+            raise ValueError("need one wire or more, and no more wires than agents")
+        #: Several controllers (see the module notes).
+        self.several = len(self._wires) > 1
         self.events = events
         self.sent = 0
         #: The floor's own count of what it made happen: (agent ID, code) -> events,
         #: and ACD calls answered by path. The ground truth of the day's figures.
         self.events_by_agent: dict[tuple[str, str], int] = {}
         self.answered_by_path: dict[str, int] = {}
+        #: The last event each controller's wire sent for each agent: (agent ID, controller).
+        self.last_events: dict[tuple[str, int], LastEvent] = {}
+        #: Agents that logged out on one controller and in on another, in order.
+        self.moves: list[Move] = []
         self.frozen = events == 0
         #: Told what becomes of each caller; see the module notes.
         self.watch: CallWatch | None = None
@@ -215,6 +242,9 @@ class Floor:
                 serving[pnums[i % paths]].append(g)
         self.agents = [Agent(i, ids[i], gnums[i % groups], homes[i]) for i in range(agents)]
         self.by_id = {a.agent_id: a for a in self.agents}
+        count = len(self._wires)
+        for a in self.agents:  # each group's agents dealt in turn, from the group's own start
+            a.controller = (a.index // groups + a.index % groups) % count
         self._members = {g: [a for a in self.agents if a.group == g] for g in gnums}
         self.plan = FloorPlan(
             groups={g: tuple(a.agent_id for a in members) for g, members in self._members.items()},
@@ -224,8 +254,13 @@ class Floor:
             remote_paths=frozenset(p for i, p in enumerate(pnums) if i % 3 == 1),
             short_groups=frozenset(g for i, g in enumerate(gnums) if i % 2 == 1),
             short_paths=frozenset(p for i, p in enumerate(pnums) if i % 2 == 0),
+            controllers={a.agent_id: a.controller for a in self.agents},
         )
         self._sets = {dn: _Set(dn, dnd=rng.random() < 0.2) for dn in homes + list(spares)}
+        for a in self.agents:
+            self._sets[a.home].controller = a.controller
+        for i, dn in enumerate(spares):
+            self._sets[dn].controller = i % count
         self._queues: dict[str, list[Caller]] = {p: [] for p in pnums}
         # Callers per second: enough to keep about half the floor on calls.
         self._rate = 0.5 * agents / 180.0 / paths
@@ -268,8 +303,14 @@ class Floor:
         """Send one call event. State changes that it reports are made by the caller right after."""
         if self.frozen:
             raise Frozen()
-        self._wire.call_event(t, code, dn, agent.agent_id if agent else "", button, path)
-        if agent is not None:
+        if agent is None:
+            self._wires[self._sets[dn].controller].call_event(t, code, dn, "", button, path)
+        else:
+            before = agent.status()
+            self._wires[agent.controller].call_event(t, code, dn, agent.agent_id, button, path)
+            self.last_events[(agent.agent_id, agent.controller)] = LastEvent(
+                t, code, self.sent, before
+            )
             agent.fresh = False
             key = (agent.agent_id, code)
             self.events_by_agent[key] = self.events_by_agent.get(key, 0) + 1
@@ -284,11 +325,18 @@ class Floor:
         assert agent.dn is not None
         self._event(t, code, agent.dn, agent, button, path)
 
-    def figures(self, t: float) -> tuple[Figures, Figures]:
-        """What K and Q report at ``t``: (groups, paths)."""
+    def figures(self, t: float, controller: int | None = None) -> tuple[Figures, Figures]:
+        """What K and Q report at ``t``: (groups, paths).
+
+        With ``controller``, what that controller reports: the waiting
+        calls and longest wait of its own callers, the agents of every
+        controller.
+        """
         logged = {g: sum(1 for a in members if a.logged_in) for g, members in self._members.items()}
         paths = {}
         for p, q in self._queues.items():
+            if controller is not None:
+                q = [c for c in q if c.controller == controller]
             agents = sum(logged[g] for g in self.plan.paths[p])
             paths[p] = (len(q), min(agents, 999), t - q[0].arrived if q else 0.0)
         groups = {}
@@ -303,16 +351,17 @@ class Floor:
     def arrive(self, t: float, path: str) -> None:
         """A caller on ``path``; the next one is planned at once."""
         self._schedule.at(t + self._gap(self._rate), self.arrive, path)
+        controller = self._rng.randrange(len(self._wires)) if self.several else 0
         queue = self._queues[path]
         if len(queue) < MAX_QUEUE:
             give_up = t + 20 + round(self._rng.expovariate(1 / 120))
-            caller = Caller(path, t, give_up, (t, self._schedule.ticket()))
+            caller = Caller(path, t, give_up, (t, self._schedule.ticket()), controller=controller)
             queue.append(caller)
             self._schedule.at(caller.give_up, self._abandon, caller)
             if self.watch is not None:
                 self.watch.arrived(t, caller)
         elif self.watch is not None:
-            self.watch.turned_away(t, path)
+            self.watch.turned_away(t, path, controller)
 
     def _abandon(self, t: float, caller: Caller) -> None:
         if caller.queued:  # a caller whose call is ringing hangs up at ring end instead
@@ -338,7 +387,7 @@ class Floor:
     def _ring(self, t: float, agent: Agent, caller: Caller) -> None:
         Scheduler.replan(agent)
         self._say(t, "T", agent, LINE_ACD)
-        agent.ringing = LINE_ACD
+        agent.ringing, agent.ring_caller = LINE_ACD, caller
         caller.queued = False
         self._queues[caller.path].remove(caller)
         self._later(agent, t + self._rng.randint(2, 12), self._ring_end, caller)
@@ -347,7 +396,7 @@ class Floor:
         caller_gone = t >= caller.give_up
         answered = not caller_gone and self._rng.random() < 0.9
         self._say(t, "U", agent, LINE_ACD)
-        agent.ringing = None
+        agent.ringing = agent.ring_caller = None
         watch = self.watch
         if answered:
             remote = caller.path in self.plan.remote_paths
@@ -357,6 +406,12 @@ class Floor:
                 watch.answered(t, caller, agent)
             self._converse(t, agent, LINE_ACD)
             return
+        self._unring(t, agent, caller, caller_gone)
+        self._available(t, agent)
+
+    def _unring(self, t: float, agent: Agent, caller: Caller, caller_gone: bool) -> None:
+        """``agent``'s set stopped ringing unanswered: the caller is queued again, or gone."""
+        watch = self.watch
         if not caller_gone:  # rang out: back to the head of the queue
             caller.queued = True
             bisect.insort(self._queues[caller.path], caller, key=lambda c: c.order)
@@ -364,7 +419,6 @@ class Floor:
                 watch.requeued(t, caller, agent)
         elif watch is not None:
             watch.gave_up(t, caller)
-        self._available(t, agent)
 
     def _ended(self, t: float, line: Line) -> None:
         """The call on ``line`` is over: its caller, if any, is told."""
@@ -521,27 +575,44 @@ class Floor:
         agent.logged_in, agent.dn = False, None
         Scheduler.replan(agent)
 
-    def _free_set(self, dn: str) -> bool:
+    def _free_set(self, dn: str, controller: int | None = None) -> bool:
+        """Nobody is at set ``dn`` and nothing runs there; with ``controller``, it is on that one."""
         desk = self._sets[dn]
-        return desk.occupant is None and not desk.ext_busy
+        return (
+            desk.occupant is None
+            and not desk.ext_busy
+            and not desk.reserved
+            and (controller is None or desk.controller == controller)
+        )
 
     def _login(self, t: float, agent: Agent) -> None:
+        """A login at the agent's home set, or any free set of its controller, or a displacement."""
         rng = self._rng
-        victims = [a for a in self.agents if a.available] if rng.random() < 0.04 else []
+        mine = agent.controller
+        victims = (
+            [a for a in self.agents if a.available and a.controller == mine]
+            if rng.random() < 0.04
+            else []
+        )
         if victims:  # displacement: the PBX logs the sitting agent out first
             victim = rng.choice(victims)
             assert victim.dn is not None
             dn = victim.dn
             self._logout(t, victim)
             self._later(victim, t + rng.randint(600, 2400), self._login)
-        elif self._free_set(agent.home):
+        elif self._free_set(agent.home, mine):
             dn = agent.home
         else:
-            free = [d for d in self._sets if self._free_set(d)]
+            free = [d for d in self._sets if self._free_set(d, mine)]
             if not free:
                 self._later(agent, t + 60, self._login)
                 return
             dn = free[0]
+        self._sit(t, agent, dn)
+
+    def _sit(self, t: float, agent: Agent, dn: str) -> None:
+        """``agent`` logs in at set ``dn`` (A, and D when the set was left in DND)."""
+        rng = self._rng
         desk = self._sets[dn]
         self._event(t, "A", dn, agent, 0)
         agent.clear()
@@ -583,3 +654,51 @@ class Floor:
     def _extension_idle(self, t: float, desk: _Set, line: int) -> None:
         self._event(t, "J", desk.dn, None, line)
         desk.ext_busy = False
+
+    # --- several controllers: a failover ----------------------------------------------
+
+    def plan_failover(self, plan: FailoverPlan) -> None:
+        """Play ``plan`` (see :class:`~mitelacd.sim.controllers.FailoverPlan`) at its second."""
+        plan.check(len(self._wires))
+        self._schedule.at(plan.at, self._fail_over, plan)
+
+    def _fail_over(self, t: float, plan: FailoverPlan) -> None:
+        """The plan's agents leave its source: B there now, A on its target a little later."""
+        mine = [a for a in self.agents if a.controller == plan.source]
+        movers = sorted(mine, key=lambda a: (not a.logged_in, a.index))[: plan.agents]
+        logged = [a for a in movers if a.logged_in]
+        late = logged[max(0, len(logged) - plan.late) :] if plan.late else []
+        for agent in movers:
+            if not agent.logged_in:  # logs in on the target next time, home set and all
+                agent.controller = plan.target
+                self._move_sets(agent, (agent.home,))
+                continue
+            dn = agent.dn
+            assert dn is not None
+            lines, ringing = list(agent.calls.values()), agent.ring_caller
+            self._logout(t, agent)  # B on the source; Frozen here leaves the agent where it is
+            for line in lines:  # the B cut these calls off
+                self._ended(t, line)
+            if ringing is not None:
+                self._unring(t, agent, ringing, t >= ringing.give_up)
+            agent.controller = plan.target
+            self._move_sets(agent, (agent.home, dn))
+            self._sets[dn].reserved = True
+            delay = plan.late_delay if agent in late else plan.delay
+            self._later(agent, t + delay, self._fail_in, dn, plan.source, t)
+
+    def _move_sets(self, agent: Agent, dns: Sequence[str]) -> None:
+        """The sets ``dns`` go with ``agent`` to its new controller, unless in use by someone else."""
+        for dn in dns:
+            desk = self._sets[dn]
+            if desk.occupant is agent or (desk.occupant is None and not desk.ext_busy):
+                desk.controller = agent.controller
+
+    def _fail_in(self, t: float, agent: Agent, dn: str, source: int, logout_at: float) -> None:
+        """A failing-over agent logs in on its new controller, at the set it left."""
+        self._sets[dn].reserved = False
+        if not self.frozen:  # the A below goes out
+            self.moves.append(
+                Move(agent.agent_id, source, agent.controller, float(logout_at), float(t))
+            )
+        self._sit(t, agent, dn)

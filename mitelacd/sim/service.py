@@ -15,6 +15,10 @@ The parts:
 * :class:`SimulatorService` serves those bytes on TCP like the PBX does on
   port 15373, paced by an injected clock, and with ``smdr_port`` the SMDR
   lines on a port of their own, as the PBX does on 1752 (:class:`SmdrFactory`).
+* With ``controllers=N`` the script plays a site of N controllers
+  (:mod:`mitelacd.sim.controllers`): :meth:`FloorScript.site_timeline`
+  gives each controller's bytes and records, and the service listens on a
+  port (and an SMDR port) per controller.
 
 K/Q/R come in one burst at t=0 and then every ``cycle`` seconds; agent
 events due at the same instant are sent before the burst. What the floor
@@ -27,7 +31,7 @@ from __future__ import annotations
 import datetime
 import functools
 import random
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import attrs
@@ -45,6 +49,16 @@ from mitelacd.sim.callers import (
     SHORT_ABANDON_SECONDS,
     Callers,
     SmdrLedger,
+)
+from mitelacd.sim.controllers import (
+    FAILOVER_LATE_SECONDS,
+    FAILOVER_SECONDS,
+    AgentSeen,
+    ControllerView,
+    FailoverPlan,
+    Move,
+    SiteMoment,
+    merge_legacy,
 )
 from mitelacd.sim.floor import (
     LINE_ACD,
@@ -82,15 +96,19 @@ __all__ = [
     "MAX_QUEUE",
     "TERMINATORS",
     "Eol",
+    "ControllerFeed",
+    "FailoverPlan",
     "FaultCounts",
     "FeedFactory",
     "FeedProtocol",
     "FloorPlan",
     "FloorScript",
     "Moment",
+    "Move",
     "Options",
     "SMDR_PORT",
     "SimulatorService",
+    "SiteMoment",
     "SmdrFactory",
     "encode_call_event",
     "encode_refresh",
@@ -145,6 +163,15 @@ class FloorScript:
     come with the ACD bytes in :meth:`timeline`, and :meth:`smdr_ledger`
     counts them. The callers draw from a random generator of their own: the
     ACD stream of a seed is the same with ``smdr`` on or off.
+
+    ``controllers`` (default 1) makes it a site of that many controllers
+    (:mod:`mitelacd.sim.controllers` says how the floor splits), each
+    ``clock_skew`` seconds ahead of the one before, playing ``failover``
+    if given. Its day is then iterated with :meth:`site_timeline`, and
+    :meth:`expected_legacy` answers for each controller,
+    :meth:`expected_merged_legacy` for the merged floor, and :meth:`moves`
+    and :meth:`failovers` for the agents that changed controller. With one
+    controller everything is as it always was, byte for byte.
     """
 
     def __init__(
@@ -161,19 +188,38 @@ class FloorScript:
         noise: bool | None = None,
         tz: datetime.tzinfo | None = None,
         smdr: bool = True,
+        *,
+        controllers: int = 1,
+        clock_skew: float = 0.0,
+        failover: FailoverPlan | None = None,
     ) -> None:
         if agents < 1 or not 1 <= groups <= 99 or not 1 <= paths <= 99 or cycle <= 0:
             raise ValueError("need agents >= 1, 1 <= groups, paths <= 99 and cycle > 0")
         if events is not None and events < 0:
             raise ValueError("events must be >= 0")
+        if not 1 <= controllers <= agents:
+            raise ValueError("need 1 <= controllers <= agents")
+        if failover is not None:
+            failover.check(controllers)
         self.seed, self.start, self.cycle, self.events = seed, start, float(cycle), events
         self.eol = eol
+        self.controllers, self.clock_skew, self.failover = controllers, clock_skew, failover
         self.schedule = Scheduler()
-        self.wire = Wire(
-            seed, start, eol=eol, faults=faults, noise=faults if noise is None else noise
-        )
+        #: One stream per controller, the first one's first.
+        self.wires = [
+            Wire(
+                seed,
+                start + datetime.timedelta(seconds=c * clock_skew) if c else start,
+                eol=eol,
+                faults=faults,
+                noise=faults if noise is None else noise,
+                stream=f"controller {c + 1}" if c else "",
+            )
+            for c in range(controllers)
+        ]
+        self.wire = self.wires[0]
         self.floor = Floor(
-            random.Random(seed), self.schedule, self.wire, agents, groups, paths, events
+            random.Random(seed), self.schedule, self.wires, agents, groups, paths, events
         )
         self.plan: FloorPlan = self.floor.plan
         self.tz = tz
@@ -183,21 +229,31 @@ class FloorScript:
         self.callers: Callers | None = None
         if smdr:
             self.callers = Callers(
-                random.Random(f"callers {seed}"), self.floor, self.schedule, self.epoch, tz
+                random.Random(f"callers {seed}"),
+                self.floor,
+                self.schedule,
+                self.epoch,
+                tz,
+                controllers=controllers,
+                clock_skew=clock_skew,
             )
             self.floor.watch = self.callers
-        self._frozen_figures: tuple[Figures, Figures] | None = None
+        if failover is not None:
+            self.floor.plan_failover(failover)
+        self._frozen_figures: list[tuple[Figures, Figures]] | None = None
         if self.floor.frozen:
             self._freeze(0.0)
         self._iterating = False
+        #: The simulated second of the last moment yielded.
+        self.now = 0.0
 
     # --- public --------------------------------------------------------------
 
     def steps(self) -> Iterator[tuple[float, bytes]]:
         """Yield (simulated seconds since start, ACD bytes to send then), forever.
 
-        Only one iteration per script (this or :meth:`timeline`): the floor
-        is mutable state.
+        Only one iteration per script (this, :meth:`timeline` or
+        :meth:`site_timeline`): the floor is mutable state. One controller only.
         """
         return ((m.t, m.acd) for m in self.timeline() if m.acd)
 
@@ -205,7 +261,20 @@ class FloorScript:
         """Yield every :class:`Moment` that sends something, in time order, forever.
 
         The ACD bytes are those of :meth:`steps`; a moment may carry SMDR
-        records only. Only one iteration per script.
+        records only. Only one iteration per script. One controller only:
+        a site of several is iterated with :meth:`site_timeline`.
+        """
+        if self.controllers > 1:
+            raise ValueError("a site of several controllers: iterate site_timeline()")
+        return (Moment(m.t, m.acd[0], m.smdr[0]) for m in self.site_timeline())
+
+    def site_timeline(self) -> Iterator[SiteMoment]:
+        """Yield every moment that sends something, each controller's part apart, forever.
+
+        A :class:`~mitelacd.sim.controllers.SiteMoment` holds one ACD chunk
+        and one tuple of SMDR records per controller, the first
+        controller's first; a controller that sends nothing then has
+        ``b""`` and ``()``. Only one iteration per script.
         """
         if self._iterating:
             raise RuntimeError("a FloorScript can be iterated only once")
@@ -232,15 +301,57 @@ class FloorScript:
             service_level_seconds, path_service_level_seconds, short_abandon_seconds
         )
 
-    def expected_legacy(self) -> dict[str, Any]:
-        """The legacy view a correct listener holds after every chunk yielded so far."""
+    def expected_legacy(self, controller: int = 0) -> dict[str, Any]:
+        """The legacy view a correct listener holds after every chunk yielded so far.
+
+        On a site of several controllers, that of a listener of
+        ``controller``'s stream alone (an index, 0: the first): an agent who
+        has left that controller is ``out`` there, as its last event there
+        (a B) said.
+        """
         agents = self.floor.by_id
-        wire = self.wire
+        wire = self.wires[controller]
         return {
-            "agents": {a: agents[a].status() for a in wire.named},
+            "agents": {
+                a: agents[a].status() if agents[a].controller == controller else "out"
+                for a in wire.named
+            },
             "groups": {g: dict(v) for g, v in wire.groups.items()},
             "paths": {p: dict(v) for p, v in wire.paths.items()},
         }
+
+    def controller_views(self) -> list[ControllerView]:
+        """What each controller's stream has said so far: its legacy view and last events."""
+        views, last = [], self.floor.last_events
+        for controller in range(self.controllers):
+            legacy = self.expected_legacy(controller)
+            agents = {
+                a: AgentSeen(status, last[(a, controller)])
+                for a, status in legacy["agents"].items()
+            }
+            views.append(ControllerView(agents, legacy["groups"], legacy["paths"]))
+        return views
+
+    def expected_merged_legacy(self, failover_seconds: float = FAILOVER_SECONDS) -> dict[str, Any]:
+        """The legacy view of the merged floor after every moment yielded so far.
+
+        :func:`~mitelacd.sim.controllers.merge_legacy` (state-model.md §9)
+        applied to :meth:`controller_views`, at the last moment yielded. With
+        one controller it is :meth:`expected_legacy`.
+        """
+        return merge_legacy(self.controller_views(), self.now, failover_seconds)
+
+    def moves(self) -> tuple[Move, ...]:
+        """Agents that logged out on one controller and in on another so far, in order."""
+        return tuple(self.floor.moves)
+
+    def failovers(self, failover_seconds: float = FAILOVER_SECONDS) -> tuple[Move, ...]:
+        """The moves that are failovers: the A within ``failover_seconds`` of the B."""
+        return tuple(m for m in self.floor.moves if m.within(failover_seconds))
+
+    def controller_of(self, agent: str) -> int:
+        """The controller (index) agent ``agent`` is on now, or will log in on next."""
+        return self.floor.by_id[agent].controller
 
     def day_counts(self) -> dict[str, dict[str, int]]:
         """Per agent, the calls the floor made it answer, take and make so far.
@@ -276,15 +387,17 @@ class FloorScript:
 
     @property
     def faults(self) -> FaultCounts:
-        """What was injected into the bytes yielded so far."""
+        """What was injected into the bytes yielded so far (the first controller's)."""
         return self.wire.counts
 
     # --- the engine ----------------------------------------------------------
 
-    def _run(self) -> Iterator[Moment]:
+    def _run(self) -> Iterator[SiteMoment]:
         k = 0
         schedule = self.schedule
         callers = self.callers
+        wires = self.wires
+        nothing: tuple[tuple[SmdrEntry, ...], ...] = ((),) * self.controllers
         while True:
             burst_at = k * self.cycle
             while not self.frozen:
@@ -292,11 +405,13 @@ class FloorScript:
                 if t is None or t > burst_at:
                     break
                 self._instant(t)
-                chunk = self.wire.take()
-                records = tuple(callers.take()) if callers is not None else ()
-                if chunk or records:
-                    yield Moment(float(t), chunk, records)
-            yield Moment(burst_at, self._burst(burst_at))
+                chunks = tuple(wire.take() for wire in wires)
+                records = callers.take_by_controller() if callers is not None else nothing
+                if any(chunks) or any(records):
+                    self.now = float(t)
+                    yield SiteMoment(float(t), chunks, records)
+            self.now = burst_at
+            yield SiteMoment(burst_at, self._burst(burst_at), nothing)
             k += 1
 
     def _instant(self, t: float) -> None:
@@ -316,22 +431,31 @@ class FloorScript:
         if floor.frozen and self._frozen_figures is None:
             self._freeze(t)
 
-    def _freeze(self, t: float) -> None:
-        """The floor stops: its figures are kept, and the stream is clean from here."""
-        self._frozen_figures = self.floor.figures(t)
-        self.wire.stop_faults()
+    def _figures(self, t: float) -> list[tuple[Figures, Figures]]:
+        """Each controller's K and Q figures at ``t``."""
+        if self.controllers == 1:
+            return [self.floor.figures(t)]
+        return [self.floor.figures(t, c) for c in range(self.controllers)]
 
-    def _burst(self, t: float) -> bytes:
-        groups, paths = self._frozen_figures or self.floor.figures(t)
-        wire, plan = self.wire, self.plan
-        for num, (waiting, agents, longest) in groups.items():
-            trailing = num not in plan.short_groups
-            wire.stats(t, "K", num, waiting, agents, longest, trailing)
-        for num, (waiting, agents, longest) in paths.items():
-            trailing = num not in plan.short_paths
-            wire.stats(t, "Q", num, waiting, agents, longest, trailing)
-        wire.refresh(t)
-        return wire.take()
+    def _freeze(self, t: float) -> None:
+        """The floor stops: its figures are kept, and the streams are clean from here."""
+        self._frozen_figures = self._figures(t)
+        for wire in self.wires:
+            wire.stop_faults()
+
+    def _burst(self, t: float) -> tuple[bytes, ...]:
+        """Each controller's K/Q/R burst at ``t``."""
+        plan, chunks = self.plan, []
+        for wire, (groups, paths) in zip(self.wires, self._frozen_figures or self._figures(t)):
+            for num, (waiting, agents, longest) in groups.items():
+                trailing = num not in plan.short_groups
+                wire.stats(t, "K", num, waiting, agents, longest, trailing)
+            for num, (waiting, agents, longest) in paths.items():
+                trailing = num not in plan.short_paths
+                wire.stats(t, "Q", num, waiting, agents, longest, trailing)
+            wire.refresh(t)
+            chunks.append(wire.take())
+        return tuple(chunks)
 
 
 # --- the TCP side -----------------------------------------------------------
@@ -454,6 +578,13 @@ class FeedFactory(Broadcast):
 
     With ``smdr``, the script's SMDR records go to that factory's clients at
     their moments, from the same first connect to this one.
+
+    A script of several controllers has a port per controller: this
+    factory is the first one's, and :attr:`feeds` holds them all (this one
+    first, then a :class:`ControllerFeed` for each other). The day starts
+    when the first client connects to any of them; each gets its own
+    controller's bytes, and ``smdr_feeds`` (one or None per controller,
+    instead of ``smdr``) each controller's SMDR records.
     """
 
     max_chunks_per_tick = 1000  # so a huge speed cannot starve the reactor
@@ -465,31 +596,50 @@ class FeedFactory(Broadcast):
         speed: float = 1.0,
         max_backlog: int = 1 << 20,
         smdr: SmdrFactory | None = None,
+        *,
+        smdr_feeds: Sequence[SmdrFactory | None] | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")
         super().__init__(max_backlog)
-        self.script, self.speed, self.smdr = script, speed, smdr
+        count = script.controllers
+        if smdr_feeds is None:
+            smdr_feeds = [smdr] + [None] * (count - 1)
+        if len(smdr_feeds) != count:
+            raise ValueError(f"need one SMDR feed (or None) per controller: {count}")
+        self.script, self.speed = script, speed
+        #: Each controller's SMDR port (None: no SMDR for it); ``smdr`` is the first one's.
+        self.smdr_feeds: list[SmdrFactory | None] = list(smdr_feeds)
+        self.smdr = self.smdr_feeds[0]
+        #: Each controller's ACD port: this one, then the others'.
+        self.feeds: list[Broadcast] = [self]
+        self.feeds += [ControllerFeed(self, c, max_backlog) for c in range(1, count)]
+        if count > 1:
+            self.what = "controller 1 client"
         self._clock = clock
-        self._moments: Iterator[Moment] | None = None
-        self._next: Moment | None = None
+        self._moments: Iterator[SiteMoment] | None = None
+        self._next: SiteMoment | None = None
         self._timer: IDelayedCall | None = None
         self.started_at: float | None = None
         self.stopped = False
 
     def clientConnected(self, client: FeedProtocol) -> None:
         super().clientConnected(client)
+        self.start()
+
+    def start(self) -> None:
+        """The day starts now, unless it has already (or the feed is stopped)."""
         if self.started_at is None and not self.stopped:
             self.started_at = self._clock.seconds()
-            self._moments = self.script.timeline()
+            self._moments = self.script.site_timeline()
             self._next = next(self._moments)
             self._tick()
 
     def _tick(self) -> None:
         """Send every chunk that is due, then sleep until the next one.
 
-        At most :attr:`max_chunks_per_tick` chunks of ACD bytes a tick, and
-        the SMDR records of the moments among them.
+        At most :attr:`max_chunks_per_tick` moments with ACD bytes a tick,
+        and the SMDR records of the moments among them.
         """
         self._timer = None
         assert self._moments is not None and self._next is not None
@@ -500,22 +650,42 @@ class FeedFactory(Broadcast):
             moment = self._next
             if self.started_at + moment.t / self.speed > now + 1e-9:
                 break
-            if moment.acd:
-                self.broadcast(moment.acd)
+            if any(moment.acd):
+                for feed, chunk in zip(self.feeds, moment.acd):
+                    if chunk:
+                        feed.broadcast(chunk)
                 sent += 1
-            if moment.smdr and self.smdr is not None:
-                self.smdr.send(moment.smdr)
+            for smdr, records in zip(self.smdr_feeds, moment.smdr):
+                if records and smdr is not None:
+                    smdr.send(records)
             self._next = next(self._moments)
         due = self.started_at + self._next.t / self.speed
         self._timer = self._clock.callLater(max(0.0, due - now), self._tick)
 
     def stop(self) -> None:
-        """Stop the clock and hang up on everyone."""
+        """Stop the clock and hang up on everyone (on every controller's ACD port)."""
         self.stopped = True
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        self.hang_up()
+        for feed in self.feeds:
+            feed.hang_up()
+
+
+class ControllerFeed(Broadcast):
+    """The ACD port of a site's controller ``index`` (not the first): what :attr:`lead` sends it.
+
+    Its first client starts the day, as the first controller's does.
+    """
+
+    def __init__(self, lead: FeedFactory, index: int, max_backlog: int = 1 << 20) -> None:
+        super().__init__(max_backlog)
+        self.lead, self.index = lead, index
+        self.what = f"controller {index + 1} client"
+
+    def clientConnected(self, client: FeedProtocol) -> None:
+        super().clientConnected(client)
+        self.lead.start()
 
 
 class SimulatorService(service.Service):
@@ -528,6 +698,13 @@ class SimulatorService(service.Service):
     a warning says so and the ACD stream is served alone (``smdr_port``
     stays None). The day starts when the first ACD client connects; an SMDR
     client connected before gets the records from then on.
+
+    A script of several controllers is served on a port per controller:
+    controller ``k`` (from 0) on ``port + k`` (each on a free port with 0),
+    and likewise for SMDR from ``smdr_port``. :attr:`ports` and
+    :attr:`smdr_ports` hold the bound ports by controller once started
+    (None for an SMDR port that could not be listened on); ``port`` and
+    ``smdr_port`` are the first controller's.
     """
 
     def __init__(
@@ -550,79 +727,143 @@ class SimulatorService(service.Service):
         self.requested_port, self.interface = port, interface
         self.requested_smdr_port = smdr_port
         self.smdr_interface = interface if smdr_interface is None else smdr_interface
-        self.smdr: SmdrFactory | None = None
+        count = script.controllers
+        smdr_feeds: list[SmdrFactory | None] = [None] * count
         if smdr_port is not None:
-            self.smdr = SmdrFactory(smdr_layout)
-        self.factory = FeedFactory(script, clock=reactor, speed=speed, smdr=self.smdr)
+            smdr_feeds = [SmdrFactory(smdr_layout) for _ in range(count)]
+        if count > 1:
+            for c, feed in enumerate(smdr_feeds):
+                if feed is not None:
+                    feed.what = f"controller {c + 1} SMDR client"
+        self.smdr: SmdrFactory | None = smdr_feeds[0]
+        self.factory = FeedFactory(script, clock=reactor, speed=speed, smdr_feeds=smdr_feeds)
         self.port: int | None = None
         self.smdr_port: int | None = None
-        self._listening: IListeningPort | None = None
-        self._smdr_listening: IListeningPort | None = None
+        #: The bound ports, by controller, once started.
+        self.ports: list[int] = []
+        self.smdr_ports: list[int | None] = []
+        self._listening: list[IListeningPort] = []
+
+    def _about(self, c: int) -> str:
+        """How a log line names controller ``c``: nothing when it is the only one."""
+        count = self.factory.script.controllers
+        return f"controller {c + 1} of {count}, " if count > 1 else ""
+
+    @staticmethod
+    def _nth(port: int, c: int) -> int:
+        return port + c if port else 0
 
     def startService(self) -> None:
         super().startService()
-        self._listening = self._reactor.listenTCP(
-            self.requested_port, self.factory, interface=self.interface
-        )
-        self.port = cast(Any, self._listening.getHost()).port  # IPv4 or IPv6: both have .port
         script = self.factory.script
-        log.info(
-            "simulated ICP feed on {interface} port {port} (seed {seed}, {eol}{faults})",
-            interface=self.interface,
-            port=self.port,
-            seed=script.seed,
-            eol=_EOL_WORDS[script.eol],
-            faults=_fault_settings(script.wire.faults, script.wire.noise),
-        )
-        if self.smdr is not None and self.requested_smdr_port is not None:
-            self._listen_smdr(self.smdr, self.requested_smdr_port)
+        self.ports, self.smdr_ports = [], []
+        for c, feed in enumerate(self.factory.feeds):
+            try:
+                listening = self._reactor.listenTCP(
+                    self._nth(self.requested_port, c), feed, interface=self.interface
+                )
+            except error.CannotListenError:
+                self._stop_listening()
+                raise
+            self._listening.append(listening)
+            bound = cast(Any, listening.getHost()).port  # IPv4 or IPv6: both have .port
+            self.ports.append(bound)
+            ahead = c * script.clock_skew
+            log.info(
+                "simulated ICP feed on {interface} port {port}"
+                " ({controller}seed {seed}, {eol}{faults}{clock})",
+                interface=self.interface,
+                port=bound,
+                controller=self._about(c),
+                seed=script.seed,
+                eol=_EOL_WORDS[script.eol],
+                faults=_fault_settings(script.wire.faults, script.wire.noise),
+                clock=f", its clock {ahead:g} s ahead of controller 1's" if ahead else "",
+            )
+        self.port = self.ports[0]
+        if self.requested_smdr_port is not None:
+            for c, smdr in enumerate(self.factory.smdr_feeds):
+                assert smdr is not None
+                self.smdr_ports.append(
+                    self._listen_smdr(smdr, self._nth(self.requested_smdr_port, c), c)
+                )
+            self.smdr_port = self.smdr_ports[0]
+        if script.failover is not None:
+            self._log_failover(script.failover)
 
-    def _listen_smdr(self, smdr: SmdrFactory, port: int) -> None:
+    def _listen_smdr(self, smdr: SmdrFactory, port: int, c: int) -> int | None:
         interface = self.smdr_interface
         try:
-            self._smdr_listening = self._reactor.listenTCP(port, smdr, interface=interface)
+            listening = self._reactor.listenTCP(port, smdr, interface=interface)
         except error.CannotListenError as e:
             log.warn(
-                "no SMDR: cannot listen on {interface} port {port} ({why});"
-                " the ACD stream is served alone",
+                "no SMDR{of}: cannot listen on {interface} port {port} ({why});"
+                " {whose} ACD stream is served alone",
+                of=f" for controller {c + 1}" if self.factory.script.controllers > 1 else "",
                 interface=interface,
                 port=port,
                 why=e.socketError,
+                whose="its" if self.factory.script.controllers > 1 else "the",
             )
-            return
-        self.smdr_port = cast(Any, self._smdr_listening.getHost()).port
+            return None
+        self._listening.append(listening)
+        bound: int = cast(Any, listening.getHost()).port
         log.info(
-            "simulated ICP SMDR on {interface} port {port} ({layout} records, CR LF after each;"
-            " the controller's clock starts at {start})",
+            "simulated ICP SMDR on {interface} port {port} ({controller}{layout} records,"
+            " CR LF after each; the controller's clock starts at {start})",
             interface=interface,
-            port=self.smdr_port,
+            port=bound,
+            controller=self._about(c),
             layout=smdr.layout.name,
-            start=self.factory.script.start.isoformat(),
+            start=self.factory.script.wires[c].start.isoformat(),
+        )
+        return bound
+
+    def _log_failover(self, plan: FailoverPlan) -> None:
+        if plan.agents is None:
+            who = "every agent"
+        else:
+            who = f"{plan.agents} agent{'s' if plan.agents != 1 else ''}"
+        log.info(
+            "failover at second {at:g} of the day from controller {source} to controller"
+            " {target}: {who}, each logging in {delay} s after its logout{late}",
+            at=plan.at,
+            source=plan.source + 1,
+            target=plan.target + 1,
+            who=who,
+            delay=plan.delay,
+            late=f"; the last {plan.late} {plan.late_delay} s after it" if plan.late else "",
         )
 
     def stopService(self) -> Any:
         super().stopService()
         self.factory.stop()
-        if self.smdr is not None:
-            self.smdr.hang_up()
+        for smdr in self.factory.smdr_feeds:
+            if smdr is not None:
+                smdr.hang_up()
         script = self.factory.script
-        if script.wire.faults or script.wire.noise or script.faults != FaultCounts():
-            counts = script.faults
-            log.info(
-                "faults sent: {gaps} numbering gaps ({skipped} numbers skipped),"
-                " {duplicates} duplicates, {noise} noise lines, {nuls} NUL runs",
-                gaps=counts.gaps,
-                skipped=counts.records_skipped,
-                duplicates=counts.duplicates,
-                noise=counts.noise_lines,
-                nuls=counts.nul_runs,
-            )
-        listening, smdr = self._listening, self._smdr_listening
-        self._listening = self._smdr_listening = None
-        if smdr is None:
-            return listening.stopListening() if listening is not None else None
-        stopping = [defer.maybeDeferred(p.stopListening) for p in (listening, smdr) if p]
-        return defer.gatherResults(stopping)
+        for c, wire in enumerate(script.wires):
+            if wire.faults or wire.noise or wire.counts != FaultCounts():
+                counts = wire.counts
+                log.info(
+                    "faults sent{by}: {gaps} numbering gaps ({skipped} numbers skipped),"
+                    " {duplicates} duplicates, {noise} noise lines, {nuls} NUL runs",
+                    by=f" by controller {c + 1}" if script.controllers > 1 else "",
+                    gaps=counts.gaps,
+                    skipped=counts.records_skipped,
+                    duplicates=counts.duplicates,
+                    noise=counts.noise_lines,
+                    nuls=counts.nul_runs,
+                )
+        return self._stop_listening()
+
+    def _stop_listening(self) -> Any:
+        listening, self._listening = self._listening, []
+        if len(listening) == 1:
+            return listening[0].stopListening()
+        if not listening:
+            return None
+        return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in listening])
 
 
 # --- twistd mitelacd-sim ----------------------------------------------------
@@ -764,6 +1005,54 @@ class Options(CommandOptions):
             "The SMDR options the records are laid out with: " + ", ".join(LAYOUT_NAMES) + ".",
             _smdr_layout,
         ],
+        [
+            "controllers",
+            None,
+            1,
+            "Controllers of the site (1-4), the agents split between them; each sends its own"
+            " ACD stream on --port, --port + 1, ... and SMDR on --smdr-port, --smdr-port + 1, ...",
+            _whole("--controllers"),
+        ],
+        [
+            "clock-skew",
+            None,
+            0.0,
+            "Seconds each controller's clock runs ahead of the one before (-300 to 300).",
+            _real("--clock-skew"),
+        ],
+        [
+            "failover-at",
+            None,
+            None,
+            "At this simulated second of the day, agents of controller 1 log out there and log"
+            " in on controller 2 (needs --controllers 2 or more).",
+            _whole("--failover-at"),
+        ],
+        [
+            "failover-agents",
+            None,
+            None,
+            "How many agents of controller 1 fail over, those logged in first"
+            " (default: every one, as when a resilient pair's primary fails).",
+            _whole("--failover-agents"),
+        ],
+        [
+            "failover-delay",
+            None,
+            5,
+            "Seconds from a failing-over agent's logout to its login on controller 2"
+            f" (1-{FAILOVER_SECONDS:g}: inside the failover window).",
+            _whole("--failover-delay"),
+        ],
+        [
+            "failover-late",
+            None,
+            0,
+            f"Of the agents failing over, this many (the last) log in only"
+            f" {FAILOVER_LATE_SECONDS} s after their logout: outside the window, a logout"
+            " then a login.",
+            _whole("--failover-late"),
+        ],
     ]
     optFlags = [
         [
@@ -784,7 +1073,8 @@ class Options(CommandOptions):
     #: What --replay leaves out: the floor comes from the capture, and no SMDR is served.
     _FLOOR_OPTIONS = (
         "agents", "groups", "paths", "seed", "events", "cycle", "start", "eol", "smdr-port",
-        "smdr-layout",
+        "smdr-layout", "controllers", "clock-skew", "failover-at", "failover-agents",
+        "failover-delay", "failover-late",
     )  # fmt: skip
     _FLOOR_FLAGS = ("faults", "noise")
 
@@ -813,9 +1103,52 @@ class Options(CommandOptions):
             (self["events"] is None or self["events"] >= 0, "--events must be 0 or more"),
             (self["cycle"] > 0, "--cycle must be greater than 0"),
         ]
-        for ok, message in checks:
+        for ok, message in checks + self._site_checks():
             if not ok:
                 raise usage.UsageError(message)
+
+    def _site_checks(self) -> list[tuple[bool, str]]:
+        """The checks of --controllers, --clock-skew and the failover options."""
+        count, port, smdr = self["controllers"], self["port"], self["smdr-port"]
+        acd_ports = {port + c for c in range(count)} if port else set()
+        smdr_ports = {smdr + c for c in range(count)} if smdr else set()
+        failover = self["failover-at"] is not None
+        given = [
+            f"--{n}"
+            for n in ("failover-agents", "failover-delay", "failover-late")
+            if self[n] != self.defaults[n]
+        ]
+        agents, late = self["failover-agents"], self["failover-late"]
+        return [
+            (1 <= count <= 4, "--controllers must be between 1 and 4"),
+            (-300 <= self["clock-skew"] <= 300, "--clock-skew must be between -300 and 300"),
+            (count <= self["agents"], "--agents must be at least --controllers"),
+            (
+                max(acd_ports, default=0) <= 65535,
+                f"--port must leave {count} ports up to 65535: one per controller",
+            ),
+            (
+                max(smdr_ports, default=0) <= 65535,
+                f"--smdr-port must leave {count} ports up to 65535: one per controller",
+            ),
+            (
+                count == 1 or not acd_ports & smdr_ports,
+                "the controllers' ACD ports (from --port) and SMDR ports (from --smdr-port)"
+                " overlap",
+            ),
+            (not failover or self["failover-at"] >= 0, "--failover-at must be 0 or more"),
+            (not failover or count >= 2, "--failover-at needs --controllers 2 or more"),
+            (failover or not given, f"{', '.join(given)} needs --failover-at"),
+            (agents is None or agents >= 1, "--failover-agents must be 1 or more"),
+            (
+                1 <= self["failover-delay"] <= FAILOVER_SECONDS,
+                f"--failover-delay must be between 1 and {FAILOVER_SECONDS:g}",
+            ),
+            (
+                0 <= late and (agents is None or late <= agents),
+                "--failover-late must be between 0 and --failover-agents",
+            ),
+        ]
 
     def _check_replay(self) -> None:
         given = [
@@ -873,6 +1206,18 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         eol=options["eol"],
         faults=bool(options["faults"]),
         noise=bool(options["faults"] or options["noise"]),
+        controllers=options["controllers"],
+        clock_skew=options["clock-skew"],
+        failover=(
+            None
+            if options["failover-at"] is None
+            else FailoverPlan(
+                at=options["failover-at"],
+                agents=options["failover-agents"],
+                delay=options["failover-delay"],
+                late=options["failover-late"],
+            )
+        ),
     )
     return SimulatorService(
         script,

@@ -165,7 +165,10 @@ class Wire:
         eol: Eol = "crlf",
         faults: bool = False,
         noise: bool = False,
+        *,
+        stream: str = "",
     ) -> None:
+        """``stream`` names one of a site's streams: its faults are drawn apart from the others'."""
         if eol not in TERMINATORS:
             raise ValueError(f"eol must be one of {', '.join(EOLS)}, not {eol!r}")
         self.start, self.eol, self.end = start, eol, TERMINATORS[eol]
@@ -178,7 +181,9 @@ class Wire:
         #: The last K and Q figures sent, as the legacy view holds them.
         self.groups: dict[str, dict[str, str]] = {}
         self.paths: dict[str, dict[str, str]] = {}
-        self._rng = random.Random(f"wire faults {seed}")
+        self._rng = random.Random(
+            f"wire faults {seed} {stream}" if stream else f"wire faults {seed}"
+        )
         self._recnum = 0
         self._out: list[bytes] = []
 
