@@ -35,6 +35,7 @@ from mitelacd.feed.smdr import MAX_LINE, SmdrClientFactory, SMDRReceiver
 from mitelacd.floor.names import parse_names
 from mitelacd.floor.smdr import SmdrLine
 from mitelacd.floor.state import FloorState
+from mitelacd.reports.rows import SmdrIntervalRow
 from mitelacd.reports.smdrcalls import OPEN_SECONDS, PathInterval
 from mitelacd.reports.smdrlive import SmdrService
 from mitelacd.tap import Options
@@ -165,6 +166,8 @@ class History:
     intervals: list[PathInterval] = attrs.Factory(list)
     earlier: list[SmdrLine] = attrs.Factory(list)
     asked_since: list[float] = attrs.Factory(list)
+    #: The intervals the history holds, as an earlier run wrote them.
+    stored: list[SmdrIntervalRow] = attrs.Factory(list)
 
     def add_smdr(self, lines: list[SmdrLine], intervals: list[PathInterval]) -> None:
         self.lines.extend(lines)
@@ -179,6 +182,9 @@ class History:
             def smdr_lines(self, source: str, since: float) -> list[SmdrLine]:
                 history.asked_since.append(since)
                 return [line for line in history.earlier if line.received_at >= since]
+
+            def smdr_intervals(self, source: str, first: str, last: str) -> list[SmdrIntervalRow]:
+                return [i for i in history.stored if first <= i.day <= last]
 
         return succeed(read(Store()))
 
@@ -468,3 +474,24 @@ def test_when_the_earlier_lines_cannot_be_read_only_whole_intervals_are_written(
     assert written == {30}  # 08:30-08:45: the 08:15 interval is left as the history has it
     # Both are in the live figures.
     assert sorted((i.start - MORNING) // 60 for i in smdr.intervals(clock.seconds())) == [15, 30]
+
+
+def test_an_interval_an_earlier_run_left_open_is_closed_at_start() -> None:
+    # Yesterday at 23:00 a call was answered; the earlier run stopped at 23:30,
+    # with the interval open, and this one starts the next day at 08:17:30.
+    late = standard_line("23:00", date="03/10").encode()
+    yesterday = MORNING - 9 * 3600  # 23:00 on 10 March
+    earlier, _ = service(start=yesterday + 60)
+    earlier.smdrLine(late)
+    [left_open] = earlier.intervals(yesterday + 30 * 60)
+    assert left_open.open
+    history = History(
+        earlier=[SmdrLine(yesterday + 60, late.decode(), "standard")],
+        stored=[SmdrIntervalRow.of(left_open, hour_start=left_open.start)],
+    )
+    smdr, clock = service(history=history)
+    assert history.asked_since == [left_open.start]
+    closed = [i for i in history.intervals if i.start == left_open.start]
+    assert [(i.open, i.offered, i.answered) for i in closed] == [(False, 1, 1)]
+    # Closed, and of yesterday: not among today's figures.
+    assert smdr.intervals(clock.seconds()) == []

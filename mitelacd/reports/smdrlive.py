@@ -16,8 +16,10 @@ to a :class:`~mitelacd.reports.smdrcalls.SmdrDay`. It answers:
 Intervals go to the history when they close (2 h after their end) and,
 while open, again each minute they were revised; the history replaces the
 stored row, so a revision is written, not added. At start, the lines an
-earlier run kept since the report day began (and for the last 2 h 15 min)
-are read again, so that a restart neither loses nor counts twice.
+earlier run kept since the report day began (and for the last 2 h 15 min,
+and since the start of any interval of the last week it left open) are
+read again, so that a restart neither loses nor counts twice, and no
+interval stays open in the history.
 
 Silence is normal on SMDR: after ``idle_after`` seconds without a line the
 feed is **idle**, which is shown, never counted as a fault. A link down for
@@ -52,6 +54,7 @@ from mitelacd.logs import Logger, Throttle
 from mitelacd.reports.rows import INTERVAL_SECONDS
 from mitelacd.reports.smdrcalls import OPEN_SECONDS, PathInterval, SmdrDay
 from mitelacd.reports.smdrsettings import smdr_settings
+from mitelacd.reports.store import HistoryStore
 from mitelacd.reports.writer import HistoryService
 
 log = Logger()
@@ -62,6 +65,8 @@ DEFAULT_IDLE_AFTER = 900.0
 REVISE_EVERY = 60.0
 #: How long after an interval's end the service closes it (the clock's jitter).
 TICK_LATE = 0.05
+#: How many days back an interval left open by an earlier run is closed at start.
+REOPEN_DAYS = 7
 #: Reading the lines of an earlier run waits this long between tries.
 SEED_RETRY = 2.0
 SEED_TRIES = 150
@@ -303,10 +308,28 @@ class SmdrService(Service):
         history = self.history
         assert history is not None
         since, until, source = self._seed_since(), self._started_at, history.source
+        days = self.day.days
+        first_day = (days.day(until) - datetime.timedelta(days=REOPEN_DAYS)).isoformat()
+        last_day = days.day(until).isoformat()
+
+        def read(store: HistoryStore) -> tuple[list[SmdrLine], float]:
+            # An interval an earlier run left open (it stopped before the
+            # interval closed, and did not start again in time to close it) is
+            # counted again from its start, and so written closed.
+            still_open = [
+                row.interval_start
+                for row in store.smdr_intervals(source, first_day, last_day)
+                if row.open and row.interval_start < since
+            ]
+            start = min([since, *still_open])
+            return store.smdr_lines(source, start), start
+
         self._seed_tries += 1
-        reading = history.query(lambda store: store.smdr_lines(source, since))
+        reading = history.query(read)
         reading.addCallbacks(
-            lambda lines: self._seed([line for line in lines if line.received_at < until], since),
+            lambda found: self._seed(
+                [line for line in found[0] if line.received_at < until], found[1]
+            ),
             self._not_seeded,
         )
 
