@@ -6,10 +6,12 @@ to every client of ``/api/v1/events`` as Server-Sent Events, one
 ``event: delta`` per record (its body, without STX and CR, as the data), in
 one write per client. ``/last`` answers the last record's body;
 ``/api/v1/feed`` says how many records came in, in the daemon's shape, so
-the bench can wait for them. Prints ``relay at http://127.0.0.1:PORT/``.
-Started by ``bench/run.py``; by hand::
+the bench can wait for them. Each ``--document URLPATH=FILE`` is served from
+memory besides, as ``bare_web.py`` serves it: the bare resource and the bare
+relay in one process, for an audience of both kinds. Prints
+``relay at http://127.0.0.1:PORT/``. Started by ``bench/run.py``; by hand::
 
-    python bench/bare_relay.py --pbx-port PBX_PORT
+    python bench/bare_relay.py --pbx-port PBX_PORT [--document /api/v1/state=state.json]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import sys
 from typing import Any
 
+from bare_web import Fixed, pairs
 from twisted.internet import reactor as _reactor
 from twisted.internet.protocol import ClientFactory
 from twisted.protocols.basic import LineReceiver
@@ -131,17 +134,32 @@ class QuietSite(Site):
         pass
 
 
+def mount(root: Resource, path: str, leaf: Resource) -> None:
+    """Put ``leaf`` at ``path`` under ``root``, making the folders on the way."""
+    *folders, name = path.strip("/").split("/")
+    parent = root
+    for folder in folders:
+        child = parent.children.get(folder.encode())
+        if child is None:
+            child = Resource()
+            parent.putChild(folder.encode(), child)
+        parent = child
+    parent.putChild(name.encode(), leaf)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pbx-port", type=int, required=True)
+    parser.add_argument("--document", action="append", default=[], metavar="URLPATH=FILE")
     args = parser.parse_args(argv)
     relay = Relay()
-    root, api, v1 = Resource(), Resource(), Resource()
-    root.putChild(b"api", api)
-    api.putChild(b"v1", v1)
-    v1.putChild(b"events", Events(relay))
-    v1.putChild(b"feed", Feed(relay))
-    root.putChild(b"last", Last(relay))
+    root = Resource()
+    mount(root, "/api/v1/events", Events(relay))
+    mount(root, "/api/v1/feed", Feed(relay))
+    mount(root, "/last", Last(relay))
+    for path, file in pairs(args.document, "--document").items():
+        with open(file, "rb") as f:
+            mount(root, path, Fixed(f.read(), None))
     port = reactor.listenTCP(0, QuietSite(root), interface="127.0.0.1")
     print(f"relay at http://127.0.0.1:{port.getHost().port}/", flush=True)
     reactor.connectTCP("127.0.0.1", args.pbx_port, Dialler(relay))
