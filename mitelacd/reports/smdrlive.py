@@ -24,6 +24,16 @@ interval stays open in the history.
 Silence is normal on SMDR: after ``idle_after`` seconds without a line the
 feed is **idle**, which is shown, never counted as a fault. A link down for
 longer than ``stale_after`` is a fault (``/healthz`` 503).
+
+A site with several controllers has an SMDR link for each (``--source
+NAME=smdr://HOST``; ``--smdr``'s is named ""): :meth:`SmdrService.link`
+gives the sink of each, whose connections, lines and losses are counted
+for it alone (:attr:`SmdrService.links`). The lines of all go into the
+one day of calls and the history: the call identifiers hold each
+controller's system identifier, so calls of different controllers never
+mix. Lines another mitelacd relays through a broker come in with
+:meth:`SmdrService.smdrLineFrom`; they count for their source's link, which
+they never make down. The service is itself the sink of the link "".
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import math
 from collections import Counter
 from typing import Any
 
+import attrs
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -72,8 +83,74 @@ SEED_RETRY = 2.0
 SEED_TRIES = 150
 
 
+@attrs.define(eq=False)
+class SmdrLinkState:
+    """One SMDR link: a controller's SMDR stream, read here or relayed (``--mqtt``).
+
+    Its name is its source's ("" for the link of ``--smdr``).
+    """
+
+    name: str
+    #: Made with :meth:`SmdrService.link`: read here, so down while not connected.
+    direct: bool = False
+    host: str | None = None
+    port: int | None = None
+    connected: bool = False
+    connections: int = 0
+    connect_failures: int = 0
+    connected_since: float | None = None
+    disconnected_since: float | None = None
+    disconnect_reason: str | None = None
+    last_line_at: float | None = None
+    # What came: lines (relayed ones too), noise, the lines read by layout,
+    # and the lines no layout fits with the noise.
+    lines: int = 0
+    noise: int = 0
+    layouts: Counter[str] = attrs.Factory(Counter)
+    unreadable: int = 0
+    #: Lines relayed by another mitelacd, and the MQTT source the last came through.
+    relayed: int = 0
+    via: str | None = None
+    # Monotonic (the reactor's clock).
+    down_since: float | None = None
+    last_line_seen: float | None = None
+    connected_seen: float | None = None
+
+
+@attrs.frozen
+class SmdrLink:
+    """What one SMDR link tells the :class:`SmdrService` (:class:`mitelacd.feed.smdr.SmdrSink`)."""
+
+    service: SmdrService
+    state: SmdrLinkState
+
+    @property
+    def name(self) -> str:
+        return self.state.name
+
+    def smdrConnected(self, host: str, port: int) -> None:
+        self.service._connected(self.state, host, port)
+
+    def smdrLine(self, line: bytes) -> None:
+        self.service._line(self.state, line)
+
+    def smdrNoise(self, data: bytes, reason: str) -> None:
+        self.service._noise(self.state, data, reason)
+
+    def smdrDisconnected(self, why: str) -> None:
+        self.service._disconnected(self.state, why)
+
+    def smdrConnectFailed(self, host: str, port: int, why: str) -> None:
+        self.service._connect_failed(self.state, host, port, why)
+
+
 class SmdrService(Service):
-    """The SMDR feed's state: its link, its calls and their figures."""
+    """The SMDR feed's state: its links, their calls and their figures.
+
+    ``unnamed``: ``--smdr``'s link (named "") is read, and made at once; with
+    only named sources (``--source NAME=smdr://...`` or relayed ones) give
+    False, so that no link "" is waited for (and shown down).
+    """
 
     def __init__(
         self,
@@ -85,6 +162,7 @@ class SmdrService(Service):
         layout: SmdrLayout | None = None,
         idle_after: float = DEFAULT_IDLE_AFTER,
         stale_after: float = 35.0,
+        unnamed: bool = True,
     ) -> None:
         self.floor = floor
         self.clock = clock
@@ -97,22 +175,10 @@ class SmdrService(Service):
         self.day = SmdrDay(day_starts, tz, smdr_settings(floor.names))
         #: Closed intervals of the report day, by (start, path).
         self._closed: dict[tuple[int, str], PathInterval] = {}
-        # The link.
-        self.host: str | None = None
-        self.port: int | None = None
-        self.connected = False
-        self.connections = 0
-        self.connect_failures = 0
-        self.connected_since: float | None = None
-        self.disconnected_since: float | None = None
-        self._down_since: float | None = None  # monotonic
-        self.disconnect_reason: str | None = None
-        self.last_line_at: float | None = None
-        self._last_line_seen: float | None = None  # monotonic
-        self._connected_seen: float | None = None  # monotonic
-        # What came.
-        self.lines = 0
-        self.noise = 0
+        #: The links, by source name ("" for ``--smdr``'s), in the order made.
+        self.links: dict[str, SmdrLinkState] = {}
+        self._sinks: dict[str, SmdrLink] = {}
+        self._started_seen: float | None = None  # monotonic
         #: Records by (layout, outcome): outcome is the §6.3 one, or
         #: ``unreadable`` for a line that fits no layout.
         self.records: Counter[tuple[str, str]] = Counter()
@@ -132,13 +198,18 @@ class SmdrService(Service):
         self._started_at = 0.0
         #: Fires once the lines of an earlier run are in (at once without a history).
         self.seeded: Deferred[None] = Deferred()
+        if unnamed:
+            self.link("")
 
     # --- the service -------------------------------------------------------------------------
 
     def startService(self) -> None:
         super().startService()
         self._started_at = self.floor.timeline.now()
-        self._down_since = self.clock.seconds()
+        self._started_seen = self.clock.seconds()
+        for state in self.links.values():
+            if state.direct and not state.connected:
+                state.down_since = self._started_seen
         self._schedule()
         reviser = self._reviser = LoopingCall(self._revise)
         reviser.clock = self.clock
@@ -167,43 +238,151 @@ class SmdrService(Service):
         # The open intervals as they stand: the next start revises them.
         self._to_history(self.day.figures(self.floor.timeline.now()))
 
-    # --- what the link tells -----------------------------------------------------------------
+    # --- the links ---------------------------------------------------------------------------
+
+    def link(self, name: str) -> SmdrLink:
+        """What the SMDR link of source ``name`` tells the service through ("": ``--smdr``'s).
+
+        Made on first use, as a link read here: until it connects it is down
+        (from the service's start, or from now once started).
+        """
+        state = self.links.get(name)
+        if state is None:
+            state = self.links[name] = SmdrLinkState(name)
+            self._sinks[name] = SmdrLink(self, state)
+        if not state.direct:
+            state.direct = True
+            if self._started_seen is not None and not state.connected:
+                state.down_since = self.clock.seconds()
+        return self._sinks[name]
+
+    def smdrLineFrom(self, source: str, line: bytes, via: str | None = None) -> None:
+        """A line of source ``source`` that another mitelacd read and relayed (``--mqtt``),
+        through the MQTT source ``via``; read as if from that source's link.
+
+        A source first heard of this way is added; a relayed line never makes
+        its link down, nor up.
+        """
+        state = self.links.get(source)
+        if state is None:
+            state = self.links[source] = SmdrLinkState(source)
+            self._sinks[source] = SmdrLink(self, state)
+            log.info("SMDR lines from a new source, {source!r}", source=source)
+        state.relayed += 1
+        if via is not None:
+            state.via = via
+        self._line(state, line)
+
+    def _primary(self) -> SmdrLinkState:
+        """The link of ``--smdr`` if there is one, else the first made (a blank one if none)."""
+        state = self.links.get("")
+        if state is None:
+            state = next(iter(self.links.values()), None)
+        if state is None:
+            state = SmdrLinkState("")
+        return state
+
+    # What ``--smdr``'s link tells (mitelacd.feed.smdr.SmdrSink), as before there were several.
 
     def smdrConnected(self, host: str, port: int) -> None:
-        self.connected = True
-        self.host, self.port = host, port
-        self.connections += 1
-        self.connected_since = self.floor.timeline.now()
-        self.disconnected_since = None
-        self._down_since = None
-        self._connected_seen = self.clock.seconds()
+        self.link("").smdrConnected(host, port)
 
     def smdrDisconnected(self, why: str) -> None:
-        if not self.connected:
-            return
-        self.connected = False
-        self.disconnected_since = self.floor.timeline.now()
-        self._down_since = self.clock.seconds()
-        self.disconnect_reason = why
+        self.link("").smdrDisconnected(why)
 
     def smdrConnectFailed(self, host: str, port: int, why: str) -> None:
-        self.host, self.port = host, port
-        self.connect_failures += 1
-        self.disconnect_reason = why
+        self.link("").smdrConnectFailed(host, port, why)
 
     def smdrNoise(self, data: bytes, reason: str) -> None:
-        self.noise += 1
+        self.link("").smdrNoise(data, reason)
+
+    def smdrLine(self, line: bytes) -> None:
+        self.link("").smdrLine(line)
+
+    # The first link, as the service showed its one link before there were several.
+
+    @property
+    def host(self) -> str | None:
+        return self._primary().host
+
+    @property
+    def port(self) -> int | None:
+        return self._primary().port
+
+    @property
+    def connected(self) -> bool:
+        return self._primary().connected
+
+    @property
+    def connections(self) -> int:
+        return self._primary().connections
+
+    @property
+    def connect_failures(self) -> int:
+        return self._primary().connect_failures
+
+    @property
+    def connected_since(self) -> float | None:
+        return self._primary().connected_since
+
+    @property
+    def disconnected_since(self) -> float | None:
+        return self._primary().disconnected_since
+
+    @property
+    def disconnect_reason(self) -> str | None:
+        return self._primary().disconnect_reason
+
+    @property
+    def last_line_at(self) -> float | None:
+        return self._primary().last_line_at
+
+    @property
+    def lines(self) -> int:
+        return self._primary().lines
+
+    @property
+    def noise(self) -> int:
+        return self._primary().noise
+
+    # --- what a link tells -------------------------------------------------------------------
+
+    def _connected(self, state: SmdrLinkState, host: str, port: int) -> None:
+        state.connected = True
+        state.host, state.port = host, port
+        state.connections += 1
+        state.connected_since = self.floor.timeline.now()
+        state.disconnected_since = None
+        state.down_since = None
+        state.connected_seen = self.clock.seconds()
+
+    def _disconnected(self, state: SmdrLinkState, why: str) -> None:
+        if not state.connected:
+            return
+        state.connected = False
+        state.disconnected_since = self.floor.timeline.now()
+        state.down_since = self.clock.seconds()
+        state.disconnect_reason = why
+
+    def _connect_failed(self, state: SmdrLinkState, host: str, port: int, why: str) -> None:
+        state.host, state.port = host, port
+        state.connect_failures += 1
+        state.disconnect_reason = why
+
+    def _noise(self, state: SmdrLinkState, data: bytes, reason: str) -> None:
+        state.noise += 1
+        state.unreadable += 1
         self.records[UNREADABLE, UNREADABLE] += 1
         self._log_unreadable(data, reason)
         if self.history is not None:
             kept = SmdrLine(self.floor.timeline.now(), data.decode("latin-1"), UNREADABLE)
             self.history.add_smdr([kept], [])
 
-    def smdrLine(self, line: bytes) -> None:
+    def _line(self, state: SmdrLinkState, line: bytes) -> None:
         now = self.floor.timeline.now()
-        self._last_line_seen = self.clock.seconds()
-        self.last_line_at = now
-        self.lines += 1
+        state.last_line_seen = self.clock.seconds()
+        state.last_line_at = now
+        state.lines += 1
         result = parse_smdr(line, self.layout)
         kept = SmdrLine.of(now, line, result)
         if isinstance(result, SmdrRecord):
@@ -212,6 +391,10 @@ class SmdrService(Service):
             outcome = UNREADABLE
             self._log_unreadable(line, result.reason)
         self.records[kept.layout, outcome] += 1
+        if kept.layout == UNREADABLE:
+            state.unreadable += 1
+        else:
+            state.layouts[kept.layout] += 1
         if self.history is not None:
             self.history.add_smdr([kept], [])
         if self._held is not None:
@@ -381,40 +564,65 @@ class SmdrService(Service):
 
     # --- health ------------------------------------------------------------------------------
 
-    def idle(self) -> bool:
-        """Connected, and no line for ``idle_after`` seconds (nor since the link came up)."""
-        if not self.connected or self._connected_seen is None:
+    def _idle(self, state: SmdrLinkState) -> bool:
+        """Connected (or relayed lines) and no line for ``idle_after`` seconds."""
+        if state.connected and state.connected_seen is not None:
+            since = state.connected_seen
+        elif state.relayed and state.last_line_seen is not None:
+            since = state.last_line_seen
+        else:
             return False
-        seen = max(self._connected_seen, self._last_line_seen or self._connected_seen)
+        seen = max(since, state.last_line_seen or since)
         return self.clock.seconds() - seen >= self.idle_after
 
-    def down_too_long(self) -> bool:
-        """Not connected for more than ``stale_after`` seconds."""
-        down = self._down_since
+    def _down_too_long(self, state: SmdrLinkState) -> bool:
+        down = state.down_since
         return down is not None and self.clock.seconds() - down > self.stale_after
 
+    def idle_links(self) -> list[str]:
+        """The links connected, with no line for ``idle_after`` seconds (nor since they came
+        up); a link of relayed lines only, with none for ``idle_after`` seconds."""
+        return [name for name, state in self.links.items() if self._idle(state)]
+
+    def down_links(self) -> list[str]:
+        """The links read here that have not been connected for more than ``stale_after``
+        seconds (or since the start). A link of relayed lines only is never down."""
+        return [name for name, state in self.links.items() if self._down_too_long(state)]
+
+    def idle(self) -> bool:
+        """A link connected, and no line for ``idle_after`` seconds (nor since it came up)."""
+        return bool(self.idle_links())
+
+    def down_too_long(self) -> bool:
+        """A link not connected for more than ``stale_after`` seconds."""
+        return bool(self.down_links())
+
     def health(self) -> dict[str, Any]:
-        """The SMDR link for ``/api/v1/feed`` and ``/healthz``."""
-        unreadable = sum(n for (layout, _), n in self.records.items() if layout == UNREADABLE)
-        layouts = Counter[str]()
-        for (layout, _), n in self.records.items():
-            if layout != UNREADABLE:
-                layouts[layout] += n
+        """The SMDR link for ``/api/v1/feed`` and ``/healthz``: the first link (``--smdr``'s
+        if there is one), and with named sources each link by name under ``sources``."""
+        found = self._link_health(self._primary())
+        if any(name != "" for name in self.links):
+            found["sources"] = {
+                name: self._link_health(state) for name, state in self.links.items()
+            }
+        return found
+
+    def _link_health(self, state: SmdrLinkState) -> dict[str, Any]:
         return {
-            "host": self.host,
-            "port": self.port,
-            "connected": self.connected,
-            "connected_since": iso_utc(self.connected_since) if self.connected else None,
-            "disconnected_since": iso_utc(self.disconnected_since),
-            "disconnect_reason": self.disconnect_reason,
-            "connections": self.connections,
-            "idle": self.idle(),
+            "host": state.host,
+            "port": state.port,
+            "connected": state.connected,
+            "connected_since": iso_utc(state.connected_since) if state.connected else None,
+            "disconnected_since": iso_utc(state.disconnected_since),
+            "disconnect_reason": state.disconnect_reason,
+            "connections": state.connections,
+            "idle": self._idle(state),
             "idle_after_seconds": self.idle_after,
-            "last_line_at": iso_utc(self.last_line_at),
+            "last_line_at": iso_utc(state.last_line_at),
             "layout": self.layout.name if self.layout is not None else "auto",
-            "lines": self.lines,
-            "layouts": dict(sorted(layouts.items())),
-            "unreadable": unreadable,
+            "lines": state.lines,
+            "layouts": dict(sorted(state.layouts.items())),
+            "unreadable": state.unreadable,
             "unclassified": self.day.counts["unclassified"],
             "too_late": self.day.counts["too_late"],
             "confirmed": self.day.settings.confirmed,

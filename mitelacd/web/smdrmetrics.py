@@ -5,6 +5,9 @@ when its first record comes, as abandoned or answered within target when a
 record first brings it there. A call a later record takes elsewhere (a
 requeue answered after all) is not taken back; the reports hold the
 revised figures.
+
+The link's series carry the ``source`` label: the name of each SMDR link's
+source, "" for the link of ``--smdr``.
 """
 
 from __future__ import annotations
@@ -53,23 +56,38 @@ class SmdrMetrics:
             for path in paths:
                 family.add_metric([path], counts[path])
             yield family
-        yield GaugeMetricFamily(
+        # One series per link, by its source's name ("" for --smdr's).
+        links = list(smdr.links.values())
+        idle = set(smdr.idle_links())
+        connected = GaugeMetricFamily(
             "mitelacd_smdr_connected",
-            "1 while the SMDR link is connected.",
-            value=int(smdr.connected),
+            "1 while the SMDR link of the source is connected.",
+            labels=["source"],
         )
-        yield GaugeMetricFamily(
+        idles = GaugeMetricFamily(
             "mitelacd_smdr_idle",
-            "1 while the SMDR link is connected and has brought no line for --smdr-idle"
-            " seconds (normal when nobody calls).",
-            value=int(smdr.idle()),
+            "1 while the SMDR link of the source is connected and has brought no line for"
+            " --smdr-idle seconds (normal when nobody calls).",
+            labels=["source"],
         )
-        yield CounterMetricFamily(
-            "mitelacd_smdr_connections", "Connections made to SMDR.", value=smdr.connections
+        connections = CounterMetricFamily(
+            "mitelacd_smdr_connections",
+            "Connections made to the SMDR of the source.",
+            labels=["source"],
         )
-        if smdr.last_line_at is not None:
-            yield GaugeMetricFamily(
-                "mitelacd_smdr_last_line_timestamp_seconds",
-                "When the last SMDR line came (Unix time).",
-                value=smdr.last_line_at,
-            )
+        last_line = GaugeMetricFamily(
+            "mitelacd_smdr_last_line_timestamp_seconds",
+            "When the last SMDR line of the source came (Unix time).",
+            labels=["source"],
+        )
+        for link in links:
+            connected.add_metric([link.name], int(link.connected))
+            idles.add_metric([link.name], int(link.name in idle))
+            connections.add_metric([link.name], link.connections)
+            if link.last_line_at is not None:
+                last_line.add_metric([link.name], link.last_line_at)
+        yield connected
+        yield idles
+        yield connections
+        if last_line.samples:
+            yield last_line
