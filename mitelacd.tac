@@ -15,7 +15,9 @@ is named after (docs/options.md has them all, with their defaults):
   MITELACD_CORS_ORIGIN, MITELACD_PUSH_INTERVAL, MITELACD_LOG_LEVEL,
   MITELACD_NAMES, MITELACD_RECORD, MITELACD_RECORD_DAYS, MITELACD_DAY_STARTS,
   MITELACD_HISTORY, MITELACD_HISTORY_DAYS, MITELACD_HISTORY_SOURCE,
-  MITELACD_MQTT (empty or unset: the option's default);
+  MITELACD_MQTT, MITELACD_FAILOVER_SECONDS (empty or unset: the option's
+  default);
+* MITELACD_SOURCE: one ``--source`` a word (``a=rte://pbx-a b=rte://pbx-b``);
 * flags, on when 1, yes, true or on: MITELACD_SIMULATE (instead of
   MITELACD_HOST), MITELACD_ACCESS_LOG, MITELACD_METRICS_PUBLIC,
   MITELACD_MQTT_DISCOVERY;

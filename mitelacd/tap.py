@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 import os
 import re
@@ -317,7 +318,7 @@ HISTORY_FILE = "mitelacd-history.db"
 class Options(CommandOptions):
     """twistd mitelacd [options]"""
 
-    synopsis = "[--host PBX | --simulate] [options]"
+    synopsis = "[--host PBX | --simulate | --source NAME=URL ...] [options]"
     longdesc = (
         "Read the Mitel ACD Real Time Events stream of a 3300 ICP / MiVoice"
         " Business controller and keep the floor's live state in a"
@@ -342,6 +343,26 @@ class Options(CommandOptions):
             " homeassistant/) for every agent, group and path.",
         ],
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["source"] = []
+
+    def opt_source(self, value: str) -> None:
+        """NAME=URL: read the floor from this stream too; give one per source
+        (state-model §9). URLs: rte://HOST[:PORT] (ACD, 15373), smdr://HOST[:PORT]
+        (1752), mqtt://[USER:PASS@]BROKER[:PORT]/PREFIX (records another
+        mitelacd publishes with --mqtt). See docs/sources.md."""
+        from mitelacd.sources import SourceError, parse_source
+
+        try:
+            spec = parse_source(value, os.environ)
+        except SourceError as e:
+            raise usage.UsageError(f"--source {e}") from None
+        if any(given.name == spec.name for given in self["source"]):
+            raise usage.UsageError(f"--source {spec.name}: a source of that name is given twice")
+        self["source"].append(spec)
+
     optParameters = [
         [
             "host",
@@ -351,6 +372,14 @@ class Options(CommandOptions):
             pbx_host,
         ],
         ["port", None, DEFAULT_PORT, "TCP port of the ACD real time feed on the PBX.", port_number],
+        [
+            "failover-seconds",
+            None,
+            30.0,
+            "With several sources: an agent logged out on one and logged in on another"
+            " within this many seconds has failed over, and is not shown logged out.",
+            lambda v: positive_seconds("--failover-seconds", v),
+        ],
         [
             "smdr",
             None,
@@ -575,8 +604,16 @@ class Options(CommandOptions):
         if self["simulate"]:
             if self["host"]:
                 raise usage.UsageError("give either --host or --simulate, not both")
-        elif not self["host"]:
-            raise usage.UsageError("--host is required (or --simulate to run without a PBX)")
+            if self["source"]:
+                raise usage.UsageError(
+                    "--simulate reads its own simulator: for several simulated controllers,"
+                    " run twistd mitelacd-sim --controllers N and give a --source for each"
+                )
+        elif not self["host"] and not any(s.scheme != "smdr" for s in self["source"]):
+            raise usage.UsageError(
+                "--host is required (or --source NAME=rte://HOST, or --simulate to run"
+                " without a PBX)"
+            )
         self._check_smdr()
         self["file"] = writable_file(self["file"])
         if isinstance(self["day-starts"], str):  # the default, not given
@@ -610,7 +647,12 @@ class Options(CommandOptions):
                 raise usage.UsageError(f"--history: {e}") from None
             self["history"] = history
         if self["history-source"] is None:
-            self["history-source"] = "simulator" if self["simulate"] else self["host"]
+            if self["simulate"]:
+                self["history-source"] = "simulator"
+            elif self["host"]:
+                self["history-source"] = self["host"]
+            else:
+                self["history-source"] = "+".join(s.name for s in self["source"])
         self._check_mqtt()
         self["names-loaded"] = None
         if self["names"] is not None:
@@ -619,6 +661,11 @@ class Options(CommandOptions):
                 self["names-loaded"] = load_names(self["names"])
             except NamesError as e:
                 raise usage.UsageError(f"--names: {e}") from None
+
+    def floorSources(self) -> list[str]:
+        """The floor's sources at start: ``--host``'s (unnamed), then each ACD or MQTT source."""
+        unnamed = [""] if self["host"] or self["simulate"] else []
+        return unnamed + [s.name for s in self["source"] if s.scheme != "smdr"]
 
     def _check_mqtt(self) -> None:
         """``--mqtt``: a broker URL (its password maybe from the environment), and paho-mqtt."""
@@ -710,6 +757,7 @@ ENVIRONMENT = {
     "MITELACD_HISTORY_DAYS": "--history-days",
     "MITELACD_HISTORY_SOURCE": "--history-source",
     "MITELACD_MQTT": "--mqtt",
+    "MITELACD_FAILOVER_SECONDS": "--failover-seconds",
 }
 _TRUE = {"1", "yes", "true", "on"}
 
@@ -721,6 +769,9 @@ def options_from_environment(environ: Mapping[str, str]) -> Options:
         value = environ.get(name, "").strip()
         if value:
             argv += [option, value]
+    # One source a word: NAME=URL NAME=URL ...
+    for source in environ.get("MITELACD_SOURCE", "").split():
+        argv += ["--source", source]
     for name, flag in (
         ("MITELACD_SIMULATE", "--simulate"),
         ("MITELACD_ACCESS_LOG", "--access-log"),
@@ -898,6 +949,8 @@ def _floor(options: Options, reactor: Any, timeline: Timeline) -> FloorState:
         stale_after=options["stale-after"],
         first_version=int(timeline.now() * 1e6),
         timeline=timeline,
+        sources=options.floorSources(),
+        failover_seconds=options["failover-seconds"],
     )
 
 
@@ -1013,9 +1066,10 @@ def _history(daemon: _Daemon) -> HistoryService | None:
 
 
 def _smdr(daemon: _Daemon, figures: FiguresService) -> SmdrService | None:
-    """The SMDR feed's state and figures, with ``--smdr`` or ``--simulate``."""
+    """The SMDR feed's state and figures, with ``--smdr``, ``--simulate``, or an SMDR or MQTT source."""
     options = daemon.options
-    if options["smdr"] is None and daemon.simulation is None:
+    sourced = any(spec.scheme != "rte" for spec in options["source"])
+    if options["smdr"] is None and daemon.simulation is None and not sourced:
         return None
     from mitelacd.floor.smdr import layout_named
     from mitelacd.reports.smdrlive import SmdrService
@@ -1029,6 +1083,7 @@ def _smdr(daemon: _Daemon, figures: FiguresService) -> SmdrService | None:
         layout=None if name == "auto" else layout_named(name),
         idle_after=options["smdr-idle"],
         stale_after=options["stale-after"],
+        unnamed=options["smdr"] is not None or daemon.simulation is not None,
     )
     smdr.setServiceParent(daemon.top)
     figures.smdr = smdr
@@ -1121,14 +1176,14 @@ def _pbx(
     recorder: CaptureRecorder | None,
     smdr: SmdrService | None,
     mqtt: MQTTPublisher | None = None,
-) -> PBXClientService:
+) -> PBXClientService | None:
     """The client of the PBX's feed, or of a simulated PBX with ``--simulate``; and of SMDR.
 
     With ``--mqtt`` both tell the publisher of every record and line they read.
     """
     options, reactor = daemon.options, daemon.reactor
     smdr_client = None
-    if smdr is not None:
+    if smdr is not None and (options["smdr"] is not None or daemon.simulation is not None):
         from mitelacd.feed.smdr import SmdrClientFactory
 
         smdr_factory = SmdrClientFactory(
@@ -1142,8 +1197,13 @@ def _pbx(
             smdr_factory.line_listeners.append(mqtt.smdr_line)
         host, port = options["smdr"] or ("127.0.0.1", 0)
         smdr_client = PBXClientService(host, port, smdr_factory, reactor)
+    named = _sources(daemon, smdr, mqtt)
+    if not (options["host"] or daemon.simulation is not None):
+        if smdr_client is not None:
+            smdr_client.setServiceParent(daemon.top)
+        return named
     factory = PBXClientFactory(
-        daemon.floor,
+        daemon.floor.input(""),
         reactor,
         idle_timeout=options["watchdog"],
         max_delay=options["max-retry-delay"],
@@ -1173,8 +1233,92 @@ def _pbx(
     return client
 
 
+def _sources(
+    daemon: _Daemon, smdr: SmdrService | None, mqtt: MQTTPublisher | None
+) -> PBXClientService | None:
+    """The links of ``--source``, each with its own backoff, watchdog and capture.
+
+    Says the first ACD link, for systemd's status line when there is no ``--host``.
+    """
+    options, reactor, floor = daemon.options, daemon.reactor, daemon.floor
+    first: PBXClientService | None = None
+    for spec in options["source"]:
+        recorder = _source_capture(daemon, spec.name)
+        if spec.scheme == "rte":
+            factory = PBXClientFactory(
+                floor.input(spec.name),
+                reactor,
+                idle_timeout=options["watchdog"],
+                max_delay=options["max-retry-delay"],
+                first_delay=options["retry-delay"],
+                recorder=recorder,
+            )
+            if mqtt is not None:
+                factory.record_listeners.append(mqtt.records_of(spec.name))
+            client = PBXClientService(spec.host, spec.port, factory, reactor)
+            client.setServiceParent(daemon.top)
+            first = first or client
+        elif spec.scheme == "smdr":
+            if smdr is None:
+                continue
+            from mitelacd.feed.smdr import SmdrClientFactory
+
+            smdr_factory = SmdrClientFactory(
+                smdr.link(spec.name),
+                reactor,
+                max_delay=options["max-retry-delay"],
+                first_delay=options["retry-delay"],
+                recorder=recorder.of("smdr") if recorder is not None else None,
+            )
+            if mqtt is not None:
+                smdr_factory.line_listeners.append(mqtt.smdr_lines_of(spec.name))
+            PBXClientService(spec.host, spec.port, smdr_factory, reactor).setServiceParent(
+                daemon.top
+            )
+        else:
+            from mitelacd.mqtt.relay import FloorRelay
+            from mitelacd.mqtt.subscriber import MQTTRecordSource
+
+            relay = FloorRelay(
+                floor,
+                spec.name,
+                spec.broker,
+                smdr_line=(
+                    functools.partial(smdr.smdrLineFrom, via=spec.name)
+                    if smdr is not None
+                    else None
+                ),
+            )
+            MQTTRecordSource(
+                spec.broker,
+                spec.name,
+                relay,
+                reactor,
+                first_delay=options["retry-delay"],
+                max_delay=options["max-retry-delay"],
+            ).setServiceParent(daemon.top)
+    return first
+
+
+def _source_capture(daemon: _Daemon, name: str) -> CaptureRecorder | None:
+    """A named source's own capture: ``--record``'s folder, in a folder of the source's name."""
+    options = daemon.options
+    if options["record"] is None:
+        return None
+    from mitelacd.feed.capture import CaptureRecorder
+
+    folder = os.path.join(options["record"], name)
+    os.makedirs(folder, exist_ok=True)
+    recorder = CaptureRecorder(folder, daemon.reactor, None, options["record-days"])
+    recorder.setServiceParent(daemon.top)
+    return recorder
+
+
 def _readiness(
-    daemon: _Daemon, writer: LegacyFileWriter, web: WebService | None, client: PBXClientService
+    daemon: _Daemon,
+    writer: LegacyFileWriter,
+    web: WebService | None,
+    client: PBXClientService | None,
 ) -> None:
     """What systemd is told: READY=1 once the file is written and HTTP listens, the link in words."""
     # Last, so that it starts after the writer and says READY=1 once HTTP
@@ -1187,6 +1331,6 @@ def _readiness(
         daemon.reactor,
         os.environ,
         ready_when=ready,
-        target=lambda: (client.host, client.port),
-        next_attempt=client.factory.nextAttempt,
+        target=(lambda: (client.host, client.port)) if client is not None else None,
+        next_attempt=client.factory.nextAttempt if client is not None else None,
     ).setServiceParent(daemon.top)

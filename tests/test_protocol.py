@@ -54,9 +54,9 @@ class RecordingFloor(FloorState):
         super().__init__(clock)
         self.results: list[ParseResult] = []
 
-    def recordReceived(self, result: ParseResult) -> None:
+    def recordReceived(self, result: ParseResult, source: str | None = None) -> None:
         self.results.append(result)
-        super().recordReceived(result)
+        super().recordReceived(result, source)
 
 
 def receiver(factory: PBXClientFactory) -> ACDReceiver:

@@ -35,7 +35,11 @@ KNOWN_TYPES = ", ".join(endpoint_types())
 #: Command lines of ``twistd mitelacd`` (after ``--file``) and the message of each.
 BAD_COMMAND_LINES = [
     pytest.param(["--colour"], "option --colour not recognized", id="unknown-option"),
-    pytest.param([], "--host is required (or --simulate to run without a PBX)", id="no-host"),
+    pytest.param(
+        [],
+        "--host is required (or --source NAME=rte://HOST, or --simulate to run without a PBX)",
+        id="no-host",
+    ),
     pytest.param(
         ["--host", "127.0.0.1:15373"],
         "--host takes a host name or address, not a port: use --host 127.0.0.1 --port 15373",
@@ -173,7 +177,9 @@ def test_help_asked_for_is_the_whole_help(capsys: pytest.CaptureFixture[str]) ->
         ServerOptions().parseOptions(["mitelacd", "--help"])
     assert stopped.value.code == 0
     out, err = capsys.readouterr()
-    assert out.startswith("Usage: twistd [options] mitelacd [--host PBX | --simulate] [options]")
+    assert out.startswith(
+        "Usage: twistd [options] mitelacd [--host PBX | --simulate | --source NAME=URL ...] [options]"
+    )
     assert all(f"--{name}" in out for name in ("host", "port", "http", "names", "history"))
     assert err == ""
 

@@ -16,8 +16,8 @@ from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from mitelacd.floor.records import CALL_EVENT_CODES, STX, Malformed, parse_record
-from mitelacd.floor.state import FloorState
+from mitelacd.floor.records import CALL_EVENT_CODES, STX, Malformed, ParseResult, parse_record
+from mitelacd.floor.state import FloorState, SourceInput
 from mitelacd.logs import Logger
 
 log = Logger()
@@ -207,8 +207,7 @@ class ACDReceiver(ResumingLineReceiver, TimeoutMixin):
             if line.strip(_FILLER):
                 floor.noiseReceived(line)
             return
-        body = line[1:].rstrip(_TRAILER)
-        result = parse_record(body) if body else Malformed(line, "empty record")
+        result = record_of(line)
         if not self._seen_valid and not isinstance(result, Malformed):
             self._seen_valid = True
             self.factory.validRecordSeen()
@@ -234,6 +233,12 @@ class ACDReceiver(ResumingLineReceiver, TimeoutMixin):
         # it is complete, and is counted as cut when it is not.
         self.flushRecord(closing=True)
         self.factory.floor.feedDisconnected(why_lost(reason))
+
+
+def record_of(line: bytes) -> ParseResult:
+    """A record as framed (from its STX, maybe with its line end) read by the parser."""
+    body = line[1:].rstrip(_TRAILER + LF)
+    return parse_record(body) if body else Malformed(line, "empty record")
 
 
 def host_port(address: IAddress) -> tuple[str, int]:
@@ -360,7 +365,7 @@ class PBXClientFactory(BackoffClientFactory):
 
     def __init__(
         self,
-        floor: FloorState,
+        floor: FloorState | SourceInput,
         clock: IReactorTime,
         idle_timeout: float | None = 60.0,
         max_delay: float = 30.0,

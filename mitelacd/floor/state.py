@@ -10,10 +10,11 @@ clock.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -54,6 +55,11 @@ MAX_AGENTS = 20_000
 MAX_EXTENSIONS = 5_000
 #: A forward jump in record numbers up to this is a gap; beyond, a resynchronisation.
 MAX_GAP = 50
+#: state-model §9: a B on one source then an A on another within this many
+#: seconds is a failover, not a logout.
+FAILOVER_SECONDS = 30.0
+#: The widest count a K or Q record holds: merged waiting counts stop there.
+_WIDEST = 999
 
 
 #: What each call event does, in words, for the console log.
@@ -129,6 +135,30 @@ class Call:
         }
 
 
+@attrs.frozen
+class Failover:
+    """An agent's move from one source to another (state-model §9).
+
+    While ``to`` is None the agent logged out (B) on ``source`` less than the
+    failover window ago: it is still shown as it was, until an A on another
+    source makes it a failover or the window ends and makes it a logout.
+    """
+
+    source: str
+    logged_out_at: float
+    to: str | None = None
+    logged_in_at: float | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "from": self.source,
+            "to": self.to,
+            "pending": self.to is None,
+            "logged_out_at": iso_utc(self.logged_out_at),
+            "logged_in_at": iso_utc(self.logged_in_at),
+        }
+
+
 @attrs.define
 class Agent:
     """One agent: the flags and calls of the state machine, and what the rich view adds."""
@@ -161,6 +191,12 @@ class Agent:
     last_button: int | None = None
     #: PBX wall-clock time of the last event, ``HHMMSS`` as sent.
     last_event_pbx_time: str | None = None
+    #: The source (state-model §9) of the agent's latest event; None on a floor of one unnamed source.
+    source: str | None = None
+    #: The agent's last failover (§9).
+    failover: Failover | None = None
+    #: A logout held for the failover window: a failover that may be under way.
+    failing_over: Failover | None = None
     #: When :attr:`state` last changed (Unix time).
     state_since: float | None = None
     _turns: int = 0
@@ -340,6 +376,20 @@ class Agent:
             "last_event_at": iso_utc(self.last_event_at),
             "last_event_pbx_time": self.last_event_pbx_time,
             "last_button": self.last_button,
+            **(
+                {
+                    "source": self.source,
+                    "failover": (
+                        self.failing_over.view()
+                        if self.failing_over
+                        else self.failover.view()
+                        if self.failover
+                        else None
+                    ),
+                }
+                if self.source is not None
+                else {}
+            ),
         }
 
 
@@ -355,6 +405,9 @@ class Queue:
     reported_at: float | None = None
     confirmed: bool = False
     kind: QueueKind = "group"
+    #: On a floor of several sources, each source's own figures for this
+    #: number (state-model §9); None on a floor of one unnamed source.
+    parts: dict[str, Queue] | None = None
 
     def legacy(self) -> dict[str, str]:
         return {
@@ -384,7 +437,23 @@ class Queue:
             "trailing": self.trailing,
             "reported_at": iso_utc(self.reported_at),
             "confirmed": self.confirmed,
+            **({"sources": self._parts_view()} if self.parts is not None else {}),
         }
+
+    def _parts_view(self) -> dict[str, Any]:
+        assert self.parts is not None
+        views: dict[str, Any] = {}
+        for source in sorted(self.parts):
+            part = self.parts[source]
+            longest = part.longest_raw
+            views[source] = {
+                "waiting": int(part.waiting_raw) if part.waiting_raw.isdigit() else None,
+                "agents_logged_in": int(part.agents_raw) if part.agents_raw.isdigit() else None,
+                "longest_wait_seconds": mmss_seconds(longest) if _is_mmss(longest) else None,
+                "reported_at": iso_utc(part.reported_at),
+                "confirmed": part.confirmed,
+            }
+        return views
 
 
 @attrs.define
@@ -447,6 +516,41 @@ class Feed:
     records_cut: int = 0
 
 
+@attrs.define(eq=False)
+class Source:
+    """One source's own part of the floor (state-model §9).
+
+    Each source keeps its link's health, its record numbers, its R clock and
+    the K and Q figures it sent; the floor merges the figures of every
+    source into its groups and paths.
+    """
+
+    name: str
+    feed: Feed = attrs.Factory(Feed)
+    #: The clock's readings at its last valid record and its last connection.
+    record_tick: float | None = None
+    connected_tick: float | None = None
+    #: The last good date its R records gave (§4's date rule).
+    pbx_date: datetime.date | None = None
+    #: Kinds of bad R date already warned of (once each).
+    refused_dates: set[str] = attrs.Factory(set)
+    groups: dict[str, Queue] = attrs.Factory(dict)
+    paths: dict[str, Queue] = attrs.Factory(dict)
+    #: The MQTT source whose link brings its records, for a source read through a broker.
+    via: str | None = None
+
+
+@attrs.define(eq=False)
+class _HeldLogout:
+    """A B on a floor of several sources, held for the failover window (§9)."""
+
+    event: AgentEvent
+    source: Source
+    #: Wall time it came, which stamps the logout if the window ends without an A.
+    at_wall: float
+    timer: Any
+
+
 class FloorState:
     """Agents, groups, paths, extensions and feed health, kept from records.
 
@@ -463,15 +567,22 @@ class FloorState:
         max_agents: int = MAX_AGENTS,
         max_extensions: int = MAX_EXTENSIONS,
         timeline: Timeline | None = None,
+        sources: Sequence[str] = ("",),
+        failover_seconds: float = FAILOVER_SECONDS,
     ) -> None:
         self._clock = clock
         #: Its wall clock stamps what is shown; its own time, which never runs
         #: back, stamps the steps the day's figures count by. ``clock`` only
         #: measures how long to wait.
         self.timeline = timeline if timeline is not None else Timeline(clock)
-        #: The clock's readings at the last valid record and the last connection.
-        self._record_tick: float | None = None
-        self._connected_tick: float | None = None
+        if not sources or len(set(sources)) != len(sources):
+            raise ValueError(f"sources must be named once each: {list(sources)}")
+        #: Each source's own part, in the order given; a floor of one is
+        #: unnamed (""), as ``--host`` makes it. Sources an MQTT link brings
+        #: are added as their first record comes.
+        self.sources: dict[str, Source] = {name: Source(name) for name in sources}
+        self.failover_seconds = failover_seconds
+        self._held: dict[str, _HeldLogout] = {}
         self.stale_after = stale_after
         self.max_agents = max_agents
         self.max_extensions = max_extensions
@@ -479,15 +590,16 @@ class FloorState:
         self._carried: set[str] = set()
         #: The PBX date that carried agents belong to: the file's, then the last R's.
         self._pbx_date: datetime.date | None = None
-        #: Kinds of bad R date already warned of (once each).
-        self._refused_dates: set[str] = set()
+        #: The carried file's date: the last good date of a source before its first R.
+        self._carried_date: datetime.date | None = None
         #: Display names, reasons and thresholds from the site's names file.
         self.names: Names = NO_NAMES
         self.agents: dict[str, Agent] = {}
         self.groups: dict[str, Queue] = {}
         self.paths: dict[str, Queue] = {}
         self.extensions: dict[str, Extension] = {}
-        self.feed = Feed()
+        #: The first source's feed (the only one on a floor of one source).
+        self.feed = next(iter(self.sources.values())).feed
         #: Unix time of the last record that changed or re-reported the floor.
         self.last_update: float = 0.0
         #: Moves on every change of anything below; starting it from the start
@@ -520,6 +632,25 @@ class FloorState:
     def now(self) -> float:
         """The time to stamp what is shown: the system clock (Unix time)."""
         return self.timeline.wall()
+
+    @property
+    def several(self) -> bool:
+        """The floor has named sources (state-model §9): views say which source is which."""
+        return len(self.sources) > 1 or "" not in self.sources
+
+    def source(self, name: str | None = None) -> Source:
+        """The source of that name (None: the first), added if an MQTT link brings a new one."""
+        if name is None:
+            return next(iter(self.sources.values()))
+        found = self.sources.get(name)
+        if found is None:
+            found = self.sources[name] = Source(name)
+            log.info("records from a new source, {source!r}", source=name)
+        return found
+
+    def input(self, name: str | None = None) -> SourceInput:
+        """What a link of source ``name`` tells the floor through (None: the first source)."""
+        return SourceInput(self, self.source(name).name)
 
     # Listeners -------------------------------------------------------------
 
@@ -672,7 +803,7 @@ class FloorState:
         self._last_update_moved = True
         if pbx_date is None and doc.last_update > 0:
             pbx_date = datetime.datetime.fromtimestamp(doc.last_update).date()
-        self._pbx_date = pbx_date
+        self._pbx_date = self._carried_date = pbx_date
         self._done()
 
     def setNames(self, names: Names) -> None:
@@ -750,13 +881,14 @@ class FloorState:
 
     # Input from the protocol -----------------------------------------------
 
-    def feedConnected(self, host: str, port: int) -> None:
+    def feedConnected(self, host: str, port: int, source: str | None = None) -> None:
         now = self.timeline.wall()
-        feed = self.feed
+        src = self.source(source)
+        feed = src.feed
         feed.host, feed.port = host, port
         feed.connected = True
         feed.connected_since = now
-        self._connected_tick = self._clock.seconds()
+        src.connected_tick = self._clock.seconds()
         feed.disconnected_since = None
         feed.disconnect_reason = None
         feed.connections += 1
@@ -765,46 +897,88 @@ class FloorState:
         self._feed_dirty = True
         self._done()
 
-    def feedConnectFailed(self, host: str, port: int, reason: str) -> None:
-        feed = self.feed
+    def feedConnectFailed(
+        self, host: str, port: int, reason: str, source: str | None = None
+    ) -> None:
+        feed = self.source(source).feed
         feed.host, feed.port = host, port
         feed.disconnect_reason = reason
         feed.connect_failures += 1
         self._feed_dirty = True
         self._done()
 
-    def feedDisconnected(self, reason: str) -> None:
-        feed = self.feed
+    def feedDisconnected(self, reason: str, source: str | None = None) -> None:
+        src = self.source(source)
+        feed = src.feed
         feed.connected = False
         feed.disconnected_since = self.timeline.wall()
         feed.disconnect_reason = reason
         self._feed_dirty = True
-        # What we know now came from a connection that is gone.
+        several = self.several
+        # What we know now came from a connection that is gone: on a floor of
+        # several sources, only what this source said last.
         for agent in self.agents.values():
-            if agent.confirmed:
+            if agent.confirmed and (not several or agent.source == src.name):
                 agent.confirmed = False
                 self._dirty_agents[agent.agent_id] = None
-        for table, dirty in ((self.groups, self._dirty_groups), (self.paths, self._dirty_paths)):
-            for queue in table.values():
-                if queue.confirmed:
-                    queue.confirmed = False
-                    dirty[queue.number] = None
+        if several:
+            sides: tuple[tuple[QueueKind, dict[str, Queue]], ...] = (
+                ("group", src.groups),
+                ("path", src.paths),
+            )
+            for kind, parts in sides:
+                for part in parts.values():
+                    if part.confirmed:
+                        part.confirmed = False
+                        self._merge_queue(kind, part.number)
+        else:
+            tables = ((self.groups, self._dirty_groups), (self.paths, self._dirty_paths))
+            for table, dirty in tables:
+                for queue in table.values():
+                    if queue.confirmed:
+                        queue.confirmed = False
+                        dirty[queue.number] = None
+        for other in list(self.sources.values()):
+            if other.via == src.name and other.feed.connected:
+                # Its records came through this link, which is gone.
+                self.feedDisconnected(
+                    f"the link of source {src.name!r} was lost: {reason}", other.name
+                )
         self._done()
 
-    def noiseReceived(self, raw: bytes, reason: str | None = None) -> None:
+    def relayed(self, link: str, source: str, result: ParseResult) -> None:
+        """A record of ``source`` that came through the MQTT source ``link`` (another
+        mitelacd published it as read): applied as if read from that source.
+
+        ``link`` is live while records come through it; ``source`` is shown
+        connected (to the broker) from its first record until the link is lost.
+        """
+        via = self.source(link)
+        src = self.source(source)
+        via.record_tick = self._clock.seconds()
+        via.feed.last_record_at = self.timeline.wall()
+        via.feed.records_this_connection += 1
+        if src is not via and (src.via != link or not src.feed.connected):
+            src.via = link
+            self.feedConnected(via.feed.host or "", via.feed.port or 0, source)
+        self.recordReceived(result, source)
+
+    def noiseReceived(
+        self, raw: bytes, reason: str | None = None, source: str | None = None
+    ) -> None:
         """Bytes outside any record: counted, logged now and then."""
-        self.feed.noise += 1
+        self.source(source).feed.noise += 1
         self._feed_dirty = True
         self._unparsable(reason or f"{len(raw)} bytes outside any record", raw)
         self._done()
 
-    def recordCut(self, raw: bytes) -> None:
+    def recordCut(self, raw: bytes, source: str | None = None) -> None:
         """A record the end of the connection cut short (state-model §1).
 
         Counted and logged now and then, but never applied: what is missing
         may be the end of an agent ID, and a cut ID would name a new agent.
         """
-        self.feed.records_cut += 1
+        self.source(source).feed.records_cut += 1
         self._feed_dirty = True
         allowed, held = self._cut_log.allow()
         if allowed:
@@ -816,14 +990,15 @@ class FloorState:
             )
         self._done()
 
-    def recordReceived(self, result: ParseResult) -> None:
+    def recordReceived(self, result: ParseResult, source: str | None = None) -> None:
         """Apply one parsed record (or count one that could not be parsed)."""
-        feed = self.feed
+        src = self.source(source)
+        feed = src.feed
         self._feed_dirty = True
         if isinstance(result, Malformed):
             feed.unparsable += 1
             if result.seq is not None:
-                self._check_sequence(result.seq)
+                self._check_sequence(result.seq, feed)
             self._unparsable(result.reason, result.raw)
             self._done()
             return
@@ -832,19 +1007,19 @@ class FloorState:
         code = result.code
         feed.records_by_code[code] = feed.records_by_code.get(code, 0) + 1
         feed.last_record_at = now
-        self._record_tick = self._clock.seconds()
+        src.record_tick = self._clock.seconds()
         feed.records_this_connection += 1
-        self._check_sequence(result.seq)
+        self._check_sequence(result.seq, feed)
         if isinstance(result, AgentEvent):
-            self._agent_event(result, now, at)
+            self._agent_event(result, now, at, src)
         elif isinstance(result, StatsReport):
-            self._stats(result, now, at)
+            self._stats(result, now, at, src)
         elif isinstance(result, Refresh):
             feed.last_keepalive_at = now
             stamp = result.pbx_datetime
             feed.pbx_time = stamp.isoformat() if stamp else None
             feed.pbx_date_raw = None if result.date else result.date_raw
-            self._pbx_date_seen(result.date, result.date_raw)
+            self._pbx_date_seen(result.date, result.date_raw, src)
             log.debug(
                 "keep-alive {seq:02d}, PBX time {date} {time}",
                 seq=result.seq,
@@ -864,9 +1039,8 @@ class FloorState:
                 held=held,
             )
 
-    def _check_sequence(self, seq: int) -> None:
-        """Count loss by record number (docs/state-model.md §6)."""
-        feed = self.feed
+    def _check_sequence(self, seq: int, feed: Feed) -> None:
+        """Count loss by record number (docs/state-model.md §6), each source on its own."""
         last, feed.last_seq = feed.last_seq, seq
         if last is None:
             return
@@ -899,18 +1073,20 @@ class FloorState:
                 held=held,
             )
 
-    def _pbx_date_seen(self, date: datetime.date | None, raw: str) -> None:
+    def _pbx_date_seen(self, date: datetime.date | None, raw: str, src: Source) -> None:
         """Take the R record's date for the date rule of §4, unless it cannot be right.
 
-        A date that is not a date (month 13), or one before the last good one,
-        is counted and warned of once, and the last good date stays.
+        A date that is not a date (month 13), or one before the last good one
+        of the same source, is counted and warned of once, and the last good
+        date stays.
         """
-        previous = self._pbx_date
+        # Before its first good R, a source's last date is the carried file's.
+        previous = src.pbx_date if src.pbx_date is not None else self._carried_date
         if date is None or (previous is not None and date < previous):
-            self.feed.pbx_dates_refused += 1
+            src.feed.pbx_dates_refused += 1
             kind = "not a date" if date is None else "before the last one"
-            if kind not in self._refused_dates:
-                self._refused_dates.add(kind)
+            if kind not in src.refused_dates:
+                src.refused_dates.add(kind)
                 log.warn(
                     "the PBX sent the date {raw!r} ({kind}): the date rules keep {kept};"
                     " further such dates are counted, not logged",
@@ -919,24 +1095,92 @@ class FloorState:
                     kept=previous.isoformat() if previous else "none yet",
                 )
             return
-        self._pbx_date = date
-        if self._carried and previous is not None and date != previous:
-            self.letGoCarried(f"the PBX date changed from {previous} to {date}")
+        src.pbx_date = date
+        carried_date, self._pbx_date = self._pbx_date, date
+        if self._carried and carried_date is not None and date != carried_date:
+            self.letGoCarried(f"the PBX date changed from {carried_date} to {date}")
 
-    def _agent_event(self, event: AgentEvent, now: float, at: float) -> None:
-        code = event.code
+    def _agent_event(self, event: AgentEvent, now: float, at: float, src: Source) -> None:
         if event.is_extension_event:
-            self._extension_event(event, now)
+            self._extension_event(event, now, src)
             return
         agent = self.agents.get(event.agent)
         if agent is None:
             if len(self.agents) >= self.max_agents:
-                self._refuse(event)
+                self._refuse(event, src)
                 return
             agent = self.agents[event.agent] = Agent(event.agent)
+        held = self._held.pop(event.agent, None)
+        if held is not None:
+            held.timer.cancel()
+            if event.code == "A" and held.source is not src:
+                # A failover: the B and this A are one move, told as one change.
+                agent.failing_over = None
+                agent.failover = Failover(held.source.name, held.at_wall, src.name, now)
+                log.info(
+                    "agent {agent} failed over from source {old!r} to {new!r}",
+                    agent=event.agent,
+                    old=held.source.name,
+                    new=src.name,
+                )
+                self._apply_agent(agent, event, now, at, src, first=held.event)
+                return
+            # Anything else first makes the held B the logout it was.
+            agent.failing_over = None
+            self._apply_agent(agent, held.event, held.at_wall, at, held.source)
+        if (
+            event.code == "B"
+            and agent.logged_in
+            and agent.source is not None
+            and agent.source != src.name
+            and len(self.sources) > 1
+        ):
+            # The agent's latest event, a login or more, came from another source:
+            # this B, which the other link brought late, ends nothing there.
+            agent.failover = Failover(src.name, now, agent.source, agent.last_event_at)
+            self._dirty_agents[event.agent] = None
+            return
+        if event.code == "B" and agent.logged_in and len(self.sources) > 1:
+            # Another source may log the agent in within the window (§9).
+            self._held[event.agent] = _HeldLogout(
+                event,
+                src,
+                now,
+                self._clock.callLater(self.failover_seconds, self._failover_lapsed, event.agent),
+            )
+            agent.failing_over = Failover(src.name, now)
+            self._dirty_agents[event.agent] = None
+            return
+        self._apply_agent(agent, event, now, at, src)
+
+    def _failover_lapsed(self, agent_id: str) -> None:
+        """The window after a held B ended with no A elsewhere: it was a logout."""
+        held = self._held.pop(agent_id, None)
+        agent = self.agents.get(agent_id)
+        if held is None or agent is None:
+            return
+        agent.failing_over = None
+        self._apply_agent(agent, held.event, held.at_wall, self.timeline.now(), held.source)
+        self._done()
+
+    def _apply_agent(
+        self,
+        agent: Agent,
+        event: AgentEvent,
+        now: float,
+        at: float,
+        src: Source,
+        first: AgentEvent | None = None,
+    ) -> None:
+        """Apply an agent's event (after ``first``, in the same change, for a failover)."""
+        code = event.code
         before = agent.status if agent.since is not None else None
         state_before = agent.state if agent.state_since is not None else None
+        if first is not None:
+            agent.apply(first, now)
         agent.apply(event, now)
+        if self.several:
+            agent.source = src.name
         self._carried.discard(event.agent)
         agent.confirmed = True
         agent.last_event = code
@@ -983,20 +1227,20 @@ class FloorState:
                 reason=event.reason,
             )
 
-    def _extension_event(self, event: AgentEvent, now: float) -> None:
+    def _extension_event(self, event: AgentEvent, now: float, src: Source) -> None:
         table, dn = self.extensions, event.dn
         # Kept in the order last heard: the first is the one to forget.
         if table.pop(dn, None) is None and len(table) >= self.max_extensions:
             forgotten = next(iter(table))
             del table[forgotten]
             self._dirty_extensions[forgotten] = None
-            self.feed.extensions_forgotten += 1
+            src.feed.extensions_forgotten += 1
         table[dn] = Extension(dn, event.code, now, event.tail)
         self._dirty_extensions[dn] = None
         log.info(_EXTENSION_LINES[event.code], dn=dn, path=event.path, reason=event.reason)
 
-    def _refuse(self, event: AgentEvent) -> None:
-        self.feed.agents_refused += 1
+    def _refuse(self, event: AgentEvent, src: Source) -> None:
+        src.feed.agents_refused += 1
         allowed, held = self._refused_log.allow()
         if allowed:
             log.warn(
@@ -1007,13 +1251,9 @@ class FloorState:
                 held=held,
             )
 
-    def _stats(self, report: StatsReport, now: float, at: float) -> None:
-        table, dirty = (
-            (self.groups, self._dirty_groups)
-            if report.is_group
-            else (self.paths, self._dirty_paths)
-        )
-        table[report.number] = Queue(
+    def _stats(self, report: StatsReport, now: float, at: float, src: Source) -> None:
+        kind: QueueKind = "group" if report.is_group else "path"
+        reported = Queue(
             report.number,
             report.waiting_raw,
             report.agents_raw,
@@ -1021,16 +1261,26 @@ class FloorState:
             report.trailing,
             reported_at=now,
             confirmed=True,
-            kind="group" if report.is_group else "path",
+            kind=kind,
         )
-        dirty[report.number] = None
+        if self.several:
+            (src.groups if report.is_group else src.paths)[report.number] = reported
+            queue = self._merge_queue(kind, report.number)
+        else:
+            table, dirty = (
+                (self.groups, self._dirty_groups)
+                if report.is_group
+                else (self.paths, self._dirty_paths)
+            )
+            queue = table[report.number] = reported
+            dirty[report.number] = None
         self._steps.append(
             QueueStep(
                 at,
-                "group" if report.is_group else "path",
+                kind,
                 report.number,
-                int(report.waiting_raw) if report.waiting_raw.isdigit() else None,
-                mmss_seconds(report.longest_raw) if _is_mmss(report.longest_raw) else None,
+                int(queue.waiting_raw) if queue.waiting_raw.isdigit() else None,
+                mmss_seconds(queue.longest_raw) if _is_mmss(queue.longest_raw) else None,
             )
         )
         self.last_update = now
@@ -1047,6 +1297,48 @@ class FloorState:
             mm=longest[:2],
             ss=longest[2:],
         )
+
+    def _merge_queue(self, kind: QueueKind, number: str) -> Queue:
+        """One queue from every source's figures for ``number`` (state-model §9).
+
+        ``waiting`` is the sum (at most 999, the field's width), the longest
+        wait the longest and ``agents`` the largest, as each source counts
+        the same agents. Figures that are not numbers are left out of the
+        sum and the largest; it is confirmed while every part is.
+        """
+        table, dirty = (
+            (self.groups, self._dirty_groups)
+            if kind == "group"
+            else (self.paths, self._dirty_paths)
+        )
+        parts = {
+            name: part
+            for name, src in self.sources.items()
+            if (part := (src.groups if kind == "group" else src.paths).get(number)) is not None
+        }
+        latest = max(parts.values(), key=lambda q: q.reported_at or 0.0)
+        if len(parts) == 1:
+            waiting, agents, longest = latest.waiting_raw, latest.agents_raw, latest.longest_raw
+        else:
+            waitings = [int(q.waiting_raw) for q in parts.values() if q.waiting_raw.isdigit()]
+            counts = [int(q.agents_raw) for q in parts.values() if q.agents_raw.isdigit()]
+            longests = [q.longest_raw for q in parts.values() if _is_mmss(q.longest_raw)]
+            waiting = f"{min(sum(waitings), _WIDEST):03d}" if waitings else latest.waiting_raw
+            agents = f"{max(counts):03d}" if counts else latest.agents_raw
+            longest = max(longests, key=mmss_seconds) if longests else latest.longest_raw
+        queue = table[number] = Queue(
+            number,
+            waiting,
+            agents,
+            longest,
+            latest.trailing,
+            reported_at=latest.reported_at,
+            confirmed=all(q.confirmed for q in parts.values()),
+            kind=kind,
+            parts=parts,
+        )
+        dirty[number] = None
+        return queue
 
     # Views -----------------------------------------------------------------
 
@@ -1067,13 +1359,23 @@ class FloorState:
         return json.dumps(self.legacy()).encode("ascii")
 
     def isStale(self) -> bool:
-        """No live feed, or no record for longer than ``stale_after`` seconds."""
-        feed = self.feed
-        if not feed.connected:
+        """No live feed, or no record for longer than ``stale_after`` seconds.
+
+        On a floor of several sources: none of them is live. Which of them
+        are not is :meth:`staleSources`.
+        """
+        return all(self._source_stale(src) for src in self.sources.values())
+
+    def staleSources(self) -> list[str]:
+        """The names of the sources that are not live now (state-model §5, §9)."""
+        return [name for name, src in self.sources.items() if self._source_stale(src)]
+
+    def _source_stale(self, src: Source) -> bool:
+        if not src.feed.connected:
             return True
         # Measured on the clock, not by the stamps: a step of the system clock
         # must neither hide a silent feed nor fake one.
-        heard = self._record_tick if self._record_tick is not None else self._connected_tick
+        heard = src.record_tick if src.record_tick is not None else src.connected_tick
         return heard is None or self._clock.seconds() - heard > self.stale_after
 
     def feedView(self) -> dict[str, Any]:
@@ -1081,7 +1383,15 @@ class FloorState:
         return dict(self._feed_view)
 
     def _compute_feed_view(self) -> dict[str, Any]:
-        feed = self.feed
+        view = self._source_feed_view(self.feed)
+        if self.several:
+            view["failover_seconds"] = self.failover_seconds
+            view["sources"] = {
+                name: self._source_feed_view(src.feed) for name, src in self.sources.items()
+            }
+        return view
+
+    def _source_feed_view(self, feed: Feed) -> dict[str, Any]:
         return {
             "connected": feed.connected,
             "stale_after_seconds": self.stale_after,
@@ -1200,3 +1510,36 @@ def _hhmmss(when: datetime.time) -> str:
 
 def _is_mmss(raw: str) -> bool:
     return len(raw) == 4 and raw.isdigit()
+
+
+@attrs.frozen
+class SourceInput:
+    """What one source's link tells the floor: :class:`FloorState`'s input, with its name.
+
+    The protocols hold one of these where they would hold the floor, so that
+    each link's connections, records and noise count for its own source.
+    """
+
+    floor: FloorState
+    name: str
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        return self.floor.batch()
+
+    def feedConnected(self, host: str, port: int) -> None:
+        self.floor.feedConnected(host, port, self.name)
+
+    def feedConnectFailed(self, host: str, port: int, reason: str) -> None:
+        self.floor.feedConnectFailed(host, port, reason, self.name)
+
+    def feedDisconnected(self, reason: str) -> None:
+        self.floor.feedDisconnected(reason, self.name)
+
+    def noiseReceived(self, raw: bytes, reason: str | None = None) -> None:
+        self.floor.noiseReceived(raw, reason, self.name)
+
+    def recordCut(self, raw: bytes) -> None:
+        self.floor.recordCut(raw, self.name)
+
+    def recordReceived(self, result: ParseResult) -> None:
+        self.floor.recordReceived(result, self.name)

@@ -219,6 +219,16 @@ class MQTTPublisher(Service):
         """An SMDR line as read (without its end): for ``PREFIX/smdr/<source>``."""
         self._queue(self.smdr_topic, line)
 
+    def records_of(self, source: str) -> Callable[[bytes], None]:
+        """What the link of the named source ``source`` tells of each record it reads."""
+        topic = f"{self.broker.prefix}/records/{topic_level(source)}"
+        return lambda line: self._queue(topic, line)
+
+    def smdr_lines_of(self, source: str) -> Callable[[bytes], None]:
+        """What the SMDR link of the named source ``source`` tells of each line it reads."""
+        topic = f"{self.broker.prefix}/smdr/{topic_level(source)}"
+        return lambda line: self._queue(topic, line)
+
     def _queue(self, topic: str, payload: bytes) -> None:
         if not self._accepting:
             return

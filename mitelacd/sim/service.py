@@ -598,10 +598,13 @@ class FeedFactory(Broadcast):
         smdr: SmdrFactory | None = None,
         *,
         smdr_feeds: Sequence[SmdrFactory | None] | None = None,
+        wait_for_all: bool = False,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")
         super().__init__(max_backlog)
+        #: The day starts once every controller's port has a client, not at the first.
+        self.wait_for_all = wait_for_all
         count = script.controllers
         if smdr_feeds is None:
             smdr_feeds = [smdr] + [None] * (count - 1)
@@ -628,7 +631,12 @@ class FeedFactory(Broadcast):
         self.start()
 
     def start(self) -> None:
-        """The day starts now, unless it has already (or the feed is stopped)."""
+        """The day starts now, unless it has already (or the feed is stopped).
+
+        With :attr:`wait_for_all`, only once every controller's port has a client.
+        """
+        if self.wait_for_all and not all(feed.clients for feed in self.feeds):
+            return
         if self.started_at is None and not self.stopped:
             self.started_at = self._clock.seconds()
             self._moments = self.script.site_timeline()
@@ -718,6 +726,7 @@ class SimulatorService(service.Service):
         smdr_port: int | None = None,
         smdr_interface: str | None = None,
         smdr_layout: SmdrLayout = STANDARD,
+        wait_for_controllers: bool = False,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
@@ -736,7 +745,13 @@ class SimulatorService(service.Service):
                 if feed is not None:
                     feed.what = f"controller {c + 1} SMDR client"
         self.smdr: SmdrFactory | None = smdr_feeds[0]
-        self.factory = FeedFactory(script, clock=reactor, speed=speed, smdr_feeds=smdr_feeds)
+        self.factory = FeedFactory(
+            script,
+            clock=reactor,
+            speed=speed,
+            smdr_feeds=smdr_feeds,
+            wait_for_all=wait_for_controllers,
+        )
         self.port: int | None = None
         self.smdr_port: int | None = None
         #: The bound ports, by controller, once started.
@@ -1056,6 +1071,13 @@ class Options(CommandOptions):
     ]
     optFlags = [
         [
+            "wait-for-controllers",
+            None,
+            "With --controllers: start the day once every controller's ACD port has a"
+            " client, not at the first, so that a listener of every stream hears each"
+            " from its start.",
+        ],
+        [
             "faults",
             None,
             "Now and then skip 1-3 record numbers (a gap; nothing is lost) and send a record"
@@ -1227,4 +1249,5 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         reactor=reactor,
         smdr_port=options["smdr-port"],
         smdr_layout=layout_named(options["smdr-layout"]),
+        wait_for_controllers=bool(options["wait-for-controllers"]),
     )

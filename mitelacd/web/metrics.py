@@ -349,41 +349,7 @@ class FloorMetrics:
         yield _gauge(
             "mitelacd_build_info", "mitelacd's version.", ["version"], [((self.version,), 1)]
         )
-        yield _gauge(
-            "mitelacd_feed_connected",
-            "1 while the PBX link is up, else 0.",
-            value=1 if feed.get("connected") else 0,
-        )
-        yield _gauge(
-            "mitelacd_feed_stale",
-            "1 while the feed is stale (no link, or no record for longer than --stale-after).",
-            value=1 if self.floor.isStale() else 0,
-        )
-        yield _gauge(
-            "mitelacd_feed_stale_after_seconds",
-            "Silence after which the feed counts as stale (--stale-after).",
-            value=float(feed.get("stale_after_seconds") or 0),
-        )
-        yield _gauge(
-            "mitelacd_feed_last_record_age_seconds",
-            "Seconds since the last valid record (since the start while none has come).",
-            value=self.lastRecordAge(),
-        )
-        records = CounterMetricFamily(
-            "mitelacd_records", "Valid records from the PBX, by function code.", labels=["code"]
-        )
-        by_code: Mapping[str, int] = feed.get("records_by_code") or {}
-        for code in RECORD_CODES:
-            records.add_metric([code], by_code.get(code, 0))
-        yield records
-        for key, name, text in _FEED_COUNTERS:
-            yield CounterMetricFamily(name, text, value=feed.get(key) or 0)
-        attempts = (feed.get("connections") or 0) + (feed.get("connect_failures") or 0)
-        yield CounterMetricFamily(
-            "mitelacd_reconnects",
-            "Connection attempts to the PBX after the first one, whether they succeeded or failed.",
-            value=max(0, attempts - 1),
-        )
+        yield from self._feed_families(feed)
         yield _by(
             "mitelacd_agents",
             "Agents by legacy status (mitel_data.json).",
@@ -404,6 +370,76 @@ class FloorMetrics:
         )
         yield from self._queue_families()
         yield from self._service_families()
+
+    def _feed_families(self, feed: Mapping[str, Any]) -> Iterator[Metric]:
+        """The link's figures; on a floor of several sources, one sample per source."""
+        sources: Mapping[str, Mapping[str, Any]] | None = feed.get("sources")
+        labels: list[str] = []
+        rows: list[tuple[tuple[str, ...], Mapping[str, Any], bool, float]]
+        if sources:
+            labels = ["source"]
+            stale = set(self.floor.staleSources())
+            now = self.clock.seconds()
+            rows = []
+            for name, view in sources.items():
+                heard = view.get("last_record_at")
+                since = self._started_at if heard is None else _unix_time(heard)
+                rows.append(((name,), view, name in stale, max(0.0, now - since)))
+        else:
+            rows = [((), feed, self.floor.isStale(), self.lastRecordAge())]
+
+        def gauge(name: str, text: str, values: list[float]) -> GaugeMetricFamily:
+            family = GaugeMetricFamily(name, text, labels=labels)
+            for (key, *_), value in zip(rows, values, strict=True):
+                family.add_metric(list(key), value)
+            return family
+
+        def counter(name: str, text: str, values: list[float]) -> CounterMetricFamily:
+            family = CounterMetricFamily(name, text, labels=labels)
+            for (key, *_), value in zip(rows, values, strict=True):
+                family.add_metric(list(key), value)
+            return family
+
+        yield gauge(
+            "mitelacd_feed_connected",
+            "1 while the PBX link is up, else 0.",
+            [1 if view.get("connected") else 0 for _, view, _, _ in rows],
+        )
+        yield gauge(
+            "mitelacd_feed_stale",
+            "1 while the feed is stale (no link, or no record for longer than --stale-after).",
+            [1 if is_stale else 0 for _, _, is_stale, _ in rows],
+        )
+        yield _gauge(
+            "mitelacd_feed_stale_after_seconds",
+            "Silence after which the feed counts as stale (--stale-after).",
+            value=float(feed.get("stale_after_seconds") or 0),
+        )
+        yield gauge(
+            "mitelacd_feed_last_record_age_seconds",
+            "Seconds since the last valid record (since the start while none has come).",
+            [age for _, _, _, age in rows],
+        )
+        records = CounterMetricFamily(
+            "mitelacd_records",
+            "Valid records from the PBX, by function code.",
+            labels=[*labels, "code"],
+        )
+        for key, view, _, _ in rows:
+            by_code: Mapping[str, int] = view.get("records_by_code") or {}
+            for code in RECORD_CODES:
+                records.add_metric([*key, code], by_code.get(code, 0))
+        yield records
+        for field, name, text in _FEED_COUNTERS:
+            yield counter(name, text, [view.get(field) or 0 for _, view, _, _ in rows])
+        yield counter(
+            "mitelacd_reconnects",
+            "Connection attempts to the PBX after the first one, whether they succeeded or failed.",
+            [
+                max(0, (view.get("connections") or 0) + (view.get("connect_failures") or 0) - 1)
+                for _, view, _, _ in rows
+            ],
+        )
 
     def _queue_families(self) -> Iterator[Metric]:
         labels = ["kind", "number"]

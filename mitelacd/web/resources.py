@@ -32,7 +32,7 @@ from mitelacd import __version__
 from mitelacd.floor.changes import EntityKind
 from mitelacd.floor.documents import FloorDocuments
 from mitelacd.floor.render import compact, iso_utc
-from mitelacd.floor.state import FloorState
+from mitelacd.floor.state import Feed, FloorState
 from mitelacd.logs import Logger
 from mitelacd.web.accesslog import redacted_log_formatter
 from mitelacd.web.endpoint import is_tls
@@ -380,37 +380,28 @@ class Health(Resource):
                 f"the MQTT broker {mqtt['broker']} cannot be reached ({mqtt['problem']})"
                 f" since {mqtt['since']}; {mqtt['pending']} messages wait in memory"
             )
-        if feed.connections == 0:
-            doc.update(
-                status="unavailable", reason="never connected", detail=feed.disconnect_reason
-            )
-        elif not feed.connected:
-            doc.update(
-                status="unavailable",
-                reason="disconnected",
-                since=iso_utc(feed.disconnected_since),
-                detail=feed.disconnect_reason,
-            )
-        elif feed.records_this_connection == 0:
-            doc.update(
-                status="unavailable",
-                reason="no data yet",
-                since=iso_utc(feed.connected_since),
-                detail="connected, but no valid record has arrived on this connection",
-            )
-        elif floor.isStale():
-            doc.update(
-                status="unavailable",
-                reason="stale",
-                since=iso_utc(feed.last_record_at or feed.connected_since),
-                detail=f"no record for more than {floor.stale_after:g} s",
-            )
+        if floor.several:
+            links = {
+                name: _link_status(src.feed, name in stale, floor.stale_after)
+                for stale in (set(floor.staleSources()),)
+                for name, src in floor.sources.items()
+            }
+            doc["sources"] = links
+            down = {name: link for name, link in links.items() if link["status"] != "ok"}
+            if not down:
+                doc["status"] = "ok"
+            else:
+                doc.update(
+                    status="unavailable",
+                    reason="source not live",
+                    detail="; ".join(
+                        f"source {name}: {link['reason']}"
+                        + (f" ({link['detail']})" if link.get("detail") else "")
+                        for name, link in down.items()
+                    ),
+                )
         else:
-            doc.update(
-                status="ok",
-                connected_since=iso_utc(feed.connected_since),
-                last_record_at=iso_utc(feed.last_record_at),
-            )
+            doc.update(_link_status(feed, floor.isStale(), floor.stale_after))
         smdr = self._smdr
         if smdr is not None:
             link = smdr.health()
@@ -438,6 +429,42 @@ class Health(Resource):
                 )
         code = http.OK if doc["status"] == "ok" else http.SERVICE_UNAVAILABLE
         return render_json(request, doc, code)
+
+
+def _link_status(feed: Feed, stale: bool, stale_after: float) -> dict[str, Any]:
+    """What ``/healthz`` says of one source's link: ``ok``, or why it is not live."""
+    if feed.connections == 0:
+        return {
+            "status": "unavailable",
+            "reason": "never connected",
+            "detail": feed.disconnect_reason,
+        }
+    if not feed.connected:
+        return {
+            "status": "unavailable",
+            "reason": "disconnected",
+            "since": iso_utc(feed.disconnected_since),
+            "detail": feed.disconnect_reason,
+        }
+    if feed.records_this_connection == 0:
+        return {
+            "status": "unavailable",
+            "reason": "no data yet",
+            "since": iso_utc(feed.connected_since),
+            "detail": "connected, but no valid record has arrived on this connection",
+        }
+    if stale:
+        return {
+            "status": "unavailable",
+            "reason": "stale",
+            "since": iso_utc(feed.last_record_at or feed.connected_since),
+            "detail": f"no record for more than {stale_after:g} s",
+        }
+    return {
+        "status": "ok",
+        "connected_since": iso_utc(feed.connected_since),
+        "last_record_at": iso_utc(feed.last_record_at),
+    }
 
 
 def board_version() -> str:
@@ -760,6 +787,8 @@ def _feed(served: Served) -> Callable[[bytes], list[bytes]]:
         (b'"history":', served.history_health),
         (b'"smdr":', served.smdr.health if served.smdr is not None else None),
         (b'"mqtt":', served.mqtt_health),
+        # Whether each source is live is the reader's to say, at its time, as ``stale`` is.
+        (b'"stale_sources":', served.floor.staleSources if served.floor.several else None),
     ]
     documents = served.documents
     present = [(key, health) for key, health in parts if health is not None]
