@@ -62,7 +62,7 @@ def test_two_controllers_are_one_floor_as_the_merge_by_hand_makes_it(
         "mitelacd-sim", "--controllers", "2", "--port", "0", "--smdr-port", "none",
         "--seed", str(SEED), "--events", str(EVENTS), "--speed", str(SPEED),
         "--failover-at", str(int(PLAN.at)), "--failover-agents", str(PLAN.agents),
-        "--failover-late", str(PLAN.late), "--wait-for-controllers", cwd=tmp_path,
+        "--failover-late", str(PLAN.late), "--wait-for-clients", "1", cwd=tmp_path,
     )  # fmt: skip
     ports = [
         sim.wait_for(rf"simulated ICP feed on \S+ port (\d+) \(controller {c} of 2").group(1)

@@ -598,13 +598,13 @@ class FeedFactory(Broadcast):
         smdr: SmdrFactory | None = None,
         *,
         smdr_feeds: Sequence[SmdrFactory | None] | None = None,
-        wait_for_all: bool = False,
+        wait_for_clients: int = 0,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")
         super().__init__(max_backlog)
-        #: The day starts once every controller's port has a client, not at the first.
-        self.wait_for_all = wait_for_all
+        #: The day starts once every controller's port has this many clients (0: at the first).
+        self.wait_for_clients = wait_for_clients
         count = script.controllers
         if smdr_feeds is None:
             smdr_feeds = [smdr] + [None] * (count - 1)
@@ -633,9 +633,9 @@ class FeedFactory(Broadcast):
     def start(self) -> None:
         """The day starts now, unless it has already (or the feed is stopped).
 
-        With :attr:`wait_for_all`, only once every controller's port has a client.
+        With :attr:`wait_for_clients`, only once every controller's port has that many.
         """
-        if self.wait_for_all and not all(feed.clients for feed in self.feeds):
+        if any(len(feed.clients) < self.wait_for_clients for feed in self.feeds):
             return
         if self.started_at is None and not self.stopped:
             self.started_at = self._clock.seconds()
@@ -726,7 +726,7 @@ class SimulatorService(service.Service):
         smdr_port: int | None = None,
         smdr_interface: str | None = None,
         smdr_layout: SmdrLayout = STANDARD,
-        wait_for_controllers: bool = False,
+        wait_for_clients: int = 0,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
@@ -750,7 +750,7 @@ class SimulatorService(service.Service):
             clock=reactor,
             speed=speed,
             smdr_feeds=smdr_feeds,
-            wait_for_all=wait_for_controllers,
+            wait_for_clients=wait_for_clients,
         )
         self.port: int | None = None
         self.smdr_port: int | None = None
@@ -991,6 +991,14 @@ class Options(CommandOptions):
         ],
         ["cycle", "c", 15.0, "Seconds between K/Q/R report bursts (> 0).", _real("--cycle")],
         [
+            "wait-for-clients",
+            None,
+            0,
+            "Start the day once every controller's ACD port has this many clients, not at"
+            " the first client: listeners of several streams then hear each from its start.",
+            _whole("--wait-for-clients"),
+        ],
+        [
             "start",
             None,
             "now",
@@ -1071,13 +1079,6 @@ class Options(CommandOptions):
     ]
     optFlags = [
         [
-            "wait-for-controllers",
-            None,
-            "With --controllers: start the day once every controller's ACD port has a"
-            " client, not at the first, so that a listener of every stream hears each"
-            " from its start.",
-        ],
-        [
             "faults",
             None,
             "Now and then skip 1-3 record numbers (a gap; nothing is lost) and send a record"
@@ -1143,6 +1144,7 @@ class Options(CommandOptions):
         agents, late = self["failover-agents"], self["failover-late"]
         return [
             (1 <= count <= 4, "--controllers must be between 1 and 4"),
+            (0 <= self["wait-for-clients"] <= 100, "--wait-for-clients must be between 0 and 100"),
             (-300 <= self["clock-skew"] <= 300, "--clock-skew must be between -300 and 300"),
             (count <= self["agents"], "--agents must be at least --controllers"),
             (
@@ -1249,5 +1251,5 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         reactor=reactor,
         smdr_port=options["smdr-port"],
         smdr_layout=layout_named(options["smdr-layout"]),
-        wait_for_controllers=bool(options["wait-for-controllers"]),
+        wait_for_clients=options["wait-for-clients"],
     )
