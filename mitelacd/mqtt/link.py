@@ -20,15 +20,37 @@ new paho client, so nothing of a connection that broke (paho's own queue
 of messages) carries over; the :class:`LinkOwner` keeps what was not
 acknowledged and hands it to the next link. Every link ends with exactly
 one :meth:`LinkOwner.linkDown`.
+
+A link may also read (``--mqtt`` in the other direction, records another
+mitelacd published): given ``subscriptions``, it subscribes to them on
+every CONNACK and is up only once the broker has granted them all (a
+refusal ends the link, said as why). Each message that comes is handed to
+the owner, which then reads :class:`LinkReader` as well, before it is
+acknowledged: a message that comes while the link is closing is neither
+handed on nor acknowledged, so the broker gives it again next time. With
+``clean_session=False`` the broker keeps the session (the subscriptions,
+and what they match while the owner is away) under the client id;
+:attr:`BrokerLink.session_present` says whether it had kept one.
+
+Such a link says goodbye more carefully than paho does. paho closes the
+socket as soon as DISCONNECT is written; a message the broker sent
+meanwhile then meets a closed socket, the system answers with a reset,
+and the broker throws away what it had not yet read of ours: the last
+acknowledgements and the goodbye (Mosquitto logs "Broken pipe"), so it
+gives those messages again next time. A reading link keeps the connection
+(a duplicate of the socket) after DISCONNECT, reads and drops whatever
+still comes until the broker hangs up, for :data:`LINGER` seconds at
+most, and only then is it down.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar, runtime_checkable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, IReadWriteDescriptor
@@ -40,7 +62,7 @@ from mitelacd.logs import Logger
 from mitelacd.mqtt.url import Broker
 
 if TYPE_CHECKING:
-    from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, SocketLike
+    from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage, SocketLike
     from paho.mqtt.properties import Properties
     from paho.mqtt.reasoncodes import ReasonCode
 
@@ -57,8 +79,13 @@ CONNECT_TIMEOUT: Final = 10.0
 CONNACK_TIMEOUT: Final = 10.0
 #: How often paho's ``loop_misc`` runs, in seconds.
 MISC_INTERVAL: Final = 1.0
+#: How long a reading link waits for the broker to hang up after its goodbye, in seconds.
+LINGER: Final = 2.0
 
 State = Literal["new", "connecting", "handshake", "up", "closing", "down"]
+
+#: The topic handed on for a message whose topic is not UTF-8 (MQTT requires it to be).
+NOT_UTF8: Final = "\ufffd (a topic that is not UTF-8)"
 
 
 class LinkOwner(Protocol):
@@ -72,6 +99,14 @@ class LinkOwner(Protocol):
 
     def linkDown(self, link: BrokerLink, why: str) -> None:
         """The link ended (never made, refused, lost, or closed); said once per link."""
+
+
+@runtime_checkable
+class LinkReader(Protocol):
+    """An owner that reads: what it is handed of its subscriptions, on the reactor's thread."""
+
+    def linkMessage(self, link: BrokerLink, topic: str, payload: bytes) -> None:
+        """A message came on ``topic``; it is acknowledged to the broker once this returns."""
 
 
 def in_thread(reactor: Any, work: Callable[[], T]) -> Deferred[T]:
@@ -133,6 +168,39 @@ class _Descriptor:
         return "MQTT"
 
 
+@implementer(IReadWriteDescriptor)
+class _Lingering:
+    """The connection after a reading link's goodbye: read and dropped until the broker hangs up."""
+
+    def __init__(self, link: BrokerLink, sock: socket.socket) -> None:
+        self._link = link
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def doRead(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._link.hungUp()
+                return
+
+    def doWrite(self) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._link.hungUp()
+
+    def logPrefix(self) -> str:
+        return "MQTT"
+
+
 class BrokerLink:
     """One paho client, one connection attempt and, once made, the connection.
 
@@ -140,6 +208,12 @@ class BrokerLink:
     times the keep-alive and the wait for the broker's answer. Messages go
     out at QoS 1; paho holds at most ``window`` of them (its inflight
     window and its queue), as the owner hands it no more than that.
+    ``will_topic`` (None: no will) is set to ``offline`` by the broker when
+    the link ends without a goodbye.
+
+    ``clean_session=False`` asks the broker to keep the session under
+    ``client_id``. ``subscriptions`` (topic filter, QoS) are made on every
+    CONNACK; the owner must then be a :class:`LinkReader` too.
     """
 
     def __init__(
@@ -149,15 +223,30 @@ class BrokerLink:
         reactor: Any,
         clock: IReactorTime,
         client_id: str,
-        will_topic: str,
+        will_topic: str | None,
         window: int,
         keepalive: int = KEEPALIVE,
         connack_timeout: float = CONNACK_TIMEOUT,
+        *,
+        clean_session: bool = True,
+        subscriptions: Sequence[tuple[str, int]] = (),
     ) -> None:
         from paho.mqtt.client import CallbackAPIVersion, Client, MQTTv311
 
         self.broker = broker
         self._owner = owner
+        self._reader: LinkReader | None = owner if isinstance(owner, LinkReader) else None
+        if subscriptions and self._reader is None:
+            raise TypeError("a link with subscriptions needs an owner with linkMessage")
+        self._subscriptions = list(subscriptions)
+        #: The SUBSCRIBE the broker has yet to answer (its mid), before the link is up.
+        self._subscribing: int | None = None
+        #: Whether the broker had kept a session for the client id (once it accepted the link).
+        self.session_present: bool | None = None
+        #: DISCONNECT is written; a reading link then waits for the broker to hang up.
+        self._goodbye_written = False
+        self._lingering: _Lingering | None = None
+        self._linger_end: IDelayedCall | None = None
         self._reactor = reactor
         self._clock = clock
         self._keepalive = keepalive
@@ -166,17 +255,20 @@ class BrokerLink:
         client = Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            clean_session=True,
+            clean_session=clean_session,
             protocol=MQTTv311,
             # A refusal is told, never answered by paho redialling in the reactor's thread.
             reconnect_on_failure=False,
+            # What comes is acknowledged once the owner has it (or never, while closing).
+            manual_ack=bool(subscriptions),
         )
         client.max_inflight_messages_set(window)
         client.max_queued_messages_set(window)
         client.connect_timeout = CONNECT_TIMEOUT
         if broker.user is not None:
             client.username_pw_set(broker.user, broker.password)
-        client.will_set(will_topic, b"offline", qos=1, retain=True)
+        if will_topic is not None:
+            client.will_set(will_topic, b"offline", qos=1, retain=True)
         self._client: Client = client
         self._descriptor: _Descriptor | None = None
         self._reading = False
@@ -257,6 +349,9 @@ class BrokerLink:
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
         client.on_publish = self._published
+        if self._subscriptions:
+            client.on_subscribe = self._subscribed
+            client.on_message = self._message
         self._descriptor = _Descriptor(self, sock.fileno())
         self._reactor.addReader(self._descriptor)
         self._reading = True
@@ -278,7 +373,8 @@ class BrokerLink:
     def _no_connack(self) -> None:
         self._connack = None
         if self.state == "handshake":
-            self.abort(f"no answer to CONNECT within {self._connack_timeout:g} s")
+            asked = "SUBSCRIBE" if self._subscribing is not None else "CONNECT"
+            self.abort(f"no answer to {asked} within {self._connack_timeout:g} s")
 
     @property
     def ended(self) -> bool:
@@ -313,7 +409,7 @@ class BrokerLink:
     # paho's callbacks (on the reactor's thread) --------------------------------
 
     def _register_write(self, client: Client, userdata: Any, sock: SocketLike) -> None:
-        if self._descriptor is not None and not self._writing:
+        if self._descriptor is not None and not self._writing and self.state != "down":
             self._reactor.addWriter(self._descriptor)
             self._writing = True
 
@@ -325,6 +421,28 @@ class BrokerLink:
     def _socket_closed(self, client: Client, userdata: Any, sock: SocketLike) -> None:
         # Before paho closes it: the reactor must not watch a closed descriptor.
         self._unwatch()
+        if self._goodbye_written and self._lingering is None:
+            self._linger(sock)
+
+    def _linger(self, sock: SocketLike) -> None:
+        """Keep the connection paho is about to close, until the broker hangs up."""
+        try:
+            kept = socket.socket(fileno=os.dup(sock.fileno()))
+            kept.setblocking(False)
+        except OSError:
+            self._down("closed")
+            return
+        try:
+            kept.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self._lingering = _Lingering(self, kept)
+        self._reactor.addReader(self._lingering)
+        self._linger_end = self._clock.callLater(LINGER, self.hungUp)
+
+    def hungUp(self) -> None:
+        """The broker hung up after the goodbye (or was waited for long enough)."""
+        self._down("closed")
 
     def _connected(
         self,
@@ -334,16 +452,67 @@ class BrokerLink:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        if self._connack is not None and self._connack.active():
-            self._connack.cancel()
-        self._connack = None
         if reason.is_failure:
+            self._stop_connack()
             # paho hangs up next, and tells _disconnected.
             self._refused = f"the broker refused the connection: {reason}"
             return
-        if self.state == "handshake":
-            self.state = "up"
-            self._owner.linkUp(self)
+        if self.state != "handshake":
+            self._stop_connack()
+            return
+        self.session_present = bool(flags.session_present)
+        if self._subscriptions:
+            # Up once the broker grants them; its answer is waited for as the CONNACK was.
+            result, mid = client.subscribe(self._subscriptions)
+            if result != 0 or mid is None:
+                self.abort(f"could not subscribe: {result}")
+                return
+            self._subscribing = mid
+            return
+        self._stop_connack()
+        self.state = "up"
+        self._owner.linkUp(self)
+
+    def _subscribed(
+        self,
+        client: Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if mid != self._subscribing or self.state != "handshake":
+            return
+        self._subscribing = None
+        refused = [
+            f"{topic} ({reason})"
+            for (topic, _), reason in zip(self._subscriptions, reasons)
+            if reason.is_failure
+        ]
+        if refused or len(reasons) != len(self._subscriptions):
+            self.abort(f"the broker refused the subscription to {', '.join(refused) or 'all'}")
+            return
+        self._stop_connack()
+        self.state = "up"
+        self._owner.linkUp(self)
+
+    def _message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
+        if self.state not in ("handshake", "up"):
+            # Closing: not taken, so not acknowledged; the broker gives it again next time.
+            return
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = NOT_UTF8
+        reader = self._reader
+        if reader is not None:
+            try:
+                reader.linkMessage(self, topic, bytes(message.payload))
+            except Exception:
+                # Taken all the same: a message the owner fails on is not asked for again.
+                log.failure("reading the MQTT message on {topic}", topic=topic)
+        if message.qos > 0 and self.state in ("handshake", "up", "closing"):
+            client.ack(message.mid, message.qos)
 
     def _disconnected(
         self,
@@ -353,6 +522,10 @@ class BrokerLink:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
+        if self.state == "closing" and self._subscriptions and client.socket() is not None:
+            # The goodbye is written and paho closes the socket next: see _socket_closed.
+            self._goodbye_written = True
+            return
         if self.state == "closing":
             why = "closed"
         elif self._refused is not None:
@@ -388,15 +561,28 @@ class BrokerLink:
                 self._reactor.removeWriter(descriptor)
         self._reading = self._writing = False
 
+    def _stop_connack(self) -> None:
+        if self._connack is not None and self._connack.active():
+            self._connack.cancel()
+        self._connack = None
+
+    def _stop_lingering(self) -> None:
+        if self._linger_end is not None and self._linger_end.active():
+            self._linger_end.cancel()
+        self._linger_end = None
+        lingering, self._lingering = self._lingering, None
+        if lingering is not None:
+            self._reactor.removeReader(lingering)
+            lingering.sock.close()
+
     def _down(self, why: str) -> None:
         if self.state == "down":
             return
         self.state = "down"
         if self._misc.running:
             self._misc.stop()
-        if self._connack is not None and self._connack.active():
-            self._connack.cancel()
-        self._connack = None
+        self._stop_connack()
+        self._stop_lingering()
         self._owner.linkDown(self, why)
 
 
