@@ -70,6 +70,14 @@ Phases (``--only`` takes these names):
     and a report by agent per day and per hour timed beside a bare
     ``SUM ... GROUP BY`` (per hour: ``GROUP BY id, hour_start``) on the same
     database. 6 to 10 minutes alone.
+``broker``
+    Records through an MQTT broker: 50,000 records of 2,000 agents in 4 KiB
+    writes to a site daemon publishing them (``--mqtt``) to a throwaway
+    Mosquitto, and a central daemon reading them from it
+    (``--source site=mqtt://...``): records/s from the first byte until the
+    central daemon has applied them all, beside the site daemon's own
+    records/s reading them directly, in the same run; and whether every
+    record arrived once.
 ``soak``
     Memory over a long run: 2,000 agents, 200 records/s, a statistics burst
     every 15 s, 50 event stream clients and 20 boards polling, for 30
@@ -162,6 +170,7 @@ PHASES = (
     "deployed",
     "history",
     "soak",
+    "broker",
 )
 
 #: Where a daemon run keeps its history: nowhere, a SQLite file, a PostgreSQL database.
@@ -213,6 +222,7 @@ FULL: dict[str, Any] = {
     "history_scrape_every": 0.5,
     "month_agents": 500,
     "month_days": 30,
+    "broker_records": 50_000,
     "soak_minutes": 30.0,
     # The first interval's close (within 15 minutes of the start) fills the
     # history's SQLite page cache to its cap: part of the warm-up.
@@ -245,6 +255,7 @@ QUICK: dict[str, Any] = {
     "history_records": 30_000,
     "history_seconds": 2.0,
     "month_days": 1,
+    "broker_records": 10_000,
     "soak_minutes": 0.5,
     "soak_sample": 2.0,
 }
@@ -2771,6 +2782,117 @@ async def phase_soak(bench: Bench) -> None:
     )
 
 
+# --- broker: records through Mosquitto, beside the same records read directly ----------------
+
+
+def relayed_records(feed_document: dict[str, Any]) -> tuple[int, int, float | None]:
+    """Records a central daemon applied over every source, duplicates, and its last record."""
+    sources = feed_document["feed"].get("sources") or {}
+    applied = sum(
+        sum(view["records_by_code"].values()) + view["unparsable_records"]
+        for view in sources.values()
+    )
+    duplicates = sum(view["sequence_duplicates"] for view in sources.values())
+    last = max(
+        (t for view in sources.values() if (t := wall_time(view["last_record_at"]))),
+        default=None,
+    )
+    return applied, duplicates, last
+
+
+async def wait_feed(
+    server: Server, ready: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+) -> None:
+    """Poll ``/api/v1/feed`` until ``ready`` says so of its feed object."""
+    deadline = time.monotonic() + timeout
+    while True:
+        feed = json.loads((await http_get(server.url("/api/v1/feed"))).body)["feed"]
+        if ready(feed):
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"{server.child.name} not ready in {timeout:g} s: {feed}")
+        await sleep(0.1)
+
+
+async def phase_broker(bench: Bench) -> None:
+    from mitelacd.testing.mosquitto import MosquittoBroker, MosquittoMissing
+
+    a = bench.args
+    count = a.broker_records
+    floor = Floor(a.ingest_agents)
+    data = Sequencer().stamp(floor.mix(count))
+    try:
+        broker = MosquittoBroker()
+    except MosquittoMissing as e:
+        raise BenchError(f"{e}: the broker phase needs Mosquitto") from None
+    broker.start()
+    url = f"mqtt://127.0.0.1:{broker.port}/bench"
+    limit = 60 + count / 1_000
+    try:
+        folder = bench.workdir / bench.name("broker-central")
+        folder.mkdir()
+
+        def central_argv(_: int) -> list[str]:
+            argv = daemon_argv(0, folder / "mitel_data.json", "info", None, ["--history", "none"])
+            at = argv.index("--host")
+            return argv[:at] + ["--source", f"site={url}"] + argv[at + 4 :]
+
+        central = await start_server(
+            bench.name("broker-central"), central_argv, bench.workdir, bench.placement, False
+        )
+        await wait_feed(central, lambda feed: feed["sources"]["site"]["connected"])
+        site = await start_shipped(bench, "broker-site", ["--mqtt", url, "--history", "none"])
+        await wait_feed(site, lambda feed: feed["mqtt"]["connected"])
+        assert site.link is not None
+        started = await site.link.stream(data)
+        direct = await wait_applied(site, count, limit)
+        direct_at = wall_time(direct.get("last_record_at")) or time.time()
+        deadline = time.monotonic() + limit
+        while True:
+            doc = json.loads((await http_get(central.url("/api/v1/feed"))).body)
+            applied, duplicates, central_at = relayed_records(doc)
+            if applied >= count or time.monotonic() > deadline:
+                break
+            await sleep(0.05)
+        central_at = central_at or time.time()
+    finally:
+        broker.close()
+    direct_rate = count / max(1e-6, direct_at - started)
+    broker_rate = count / max(1e-6, central_at - started)
+    bench.results["broker"] = {
+        "records": count,
+        "direct_rate": direct_rate,
+        "broker_rate": broker_rate,
+        "central_applied": applied,
+        "central_duplicates": duplicates,
+    }
+    bench.legend["broker"] = (
+        f"{count:,} records ({a.ingest_agents:,} agents) in 4 KiB writes to a site daemon"
+        " (--mqtt, --history none) → Mosquitto on 127.0.0.1 → a central daemon"
+        " (--source site=mqtt://...); first byte to the last record applied at each"
+    )
+    bench.add(
+        Row(
+            "broker",
+            "records/s through the broker, to the central daemon",
+            rate(broker_rate),
+            f"read directly by the site daemon {rate(direct_rate)}",
+            ratio(broker_rate, direct_rate),
+        )
+    )
+    bench.add(
+        Row(
+            "broker",
+            "records the central daemon applied, each once",
+            f"{applied:,} of {count:,}, {duplicates} duplicates",
+            "",
+            None,
+            "all, once",
+            applied == count and duplicates == 0,
+        )
+    )
+
+
 PHASE_RUNNERS: dict[str, Callable[[Bench], Coroutine[Any, Any, None]]] = {
     "ingest": phase_ingest,
     "ingestcpu": phase_ingestcpu,
@@ -2782,6 +2904,7 @@ PHASE_RUNNERS: dict[str, Callable[[Bench], Coroutine[Any, Any, None]]] = {
     "deployed": phase_deployed,
     "history": phase_history,
     "soak": phase_soak,
+    "broker": phase_broker,
 }
 
 
@@ -2814,6 +2937,8 @@ def budget(phase: str, a: argparse.Namespace) -> float:
         return float(ingest + sustained + (1 + stores) * month_timeout(a))
     if phase == "soak":
         return float(a.soak_minutes * 60 + 600)
+    if phase == "broker":
+        return float(300 + 3 * a.broker_records / 1_000)
     return len(a.change_agents) * 250
 
 

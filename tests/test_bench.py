@@ -26,6 +26,7 @@ PHASES = (
     "deployed",
     "history",
     "soak",
+    "broker",
 )
 
 
