@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
 import pytest
+from treq.testing import StubTreq
 from twisted.internet.task import Clock
 
 from mitelacd.floor.changes import AgentStep
@@ -13,8 +15,14 @@ from mitelacd.floor.documents import FloorDocuments
 from mitelacd.floor.legacy import validate_legacy
 from mitelacd.floor.records import Malformed, parse_record
 from mitelacd.floor.state import FAILOVER_SECONDS, FloorState
+from mitelacd.reports.figures import DayFigures, parse_day_starts
+from mitelacd.reports.smdrlive import SmdrService
 from mitelacd.sources import SourceError, parse_source
 from mitelacd.testing import START, TAILS, ChangeRecorder, call_body, stats_body
+from mitelacd.web.metrics import FloorMetrics
+from mitelacd.web.push import EventPush
+from mitelacd.web.resources import Root, Served, WebSettings
+from mitelacd.web.smdrmetrics import SmdrMetrics
 
 
 class Site:
@@ -361,3 +369,106 @@ def test_a_bad_source_says_what_is_wrong(text: str, words: str) -> None:
         parse_source(text, {})
     assert words in str(refused.value)
     assert "secret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "script, logged_in",
+    [
+        pytest.param("a:A +100 a:B +5 b:A +95", 200.0, id="a failover: logged in throughout"),
+        # A logout is counted when the window ends (130 s), then the login at 165 s.
+        pytest.param("a:A +100 a:B +30 +35 b:A +35", 165.0, id="a logout, then a login"),
+    ],
+)
+def test_the_days_figures_run_on_across_a_failover(script: str, logged_in: float) -> None:
+    site = Site("a", "b")
+    figures = DayFigures(parse_day_starts("00:00"), datetime.timezone.utc)
+    figures.sink = lambda intervals, spans: None
+    site.floor.addListener(figures)
+    site.play(script)
+    rows = {r["id"]: r for r in figures.today("agent", site.floor.timeline.now())}
+    assert rows["1001"]["logged_in_seconds"] == pytest.approx(logged_in)
+
+
+# --- what the web side says of each source ------------------------------------------------
+
+
+class SiteOnTheWeb:
+    """A floor of sources ``a`` and ``b`` with its HTTP tree, and SMDR links of each."""
+
+    def __init__(self) -> None:
+        self.site = Site("a", "b", stale_after=35.0)
+        self.clock = self.site.clock
+        self.smdr = SmdrService(self.site.floor, self.clock, unnamed=False, stale_after=35.0)
+        self.smdr_links = {name: self.smdr.link(name) for name in ("a-calls", "b-calls")}
+        self.smdr.startService()
+        floor, documents = self.site.floor, self.site.documents
+        metrics = FloorMetrics(floor, self.clock, process=False)
+        metrics.registry.register(SmdrMetrics(self.smdr))
+        metrics.start()
+        served = Served(floor, documents, WebSettings(), smdr=self.smdr, metrics=metrics)
+        push = EventPush(floor, documents, self.clock)
+        self.stub = StubTreq(Root(served, push, self.clock))
+
+    def get(self, path: str) -> tuple[int, Any]:
+        stub: Any = self.stub
+        done: list[Any] = []
+        stub.get("http://site.test" + path).addCallback(done.append)
+        self.stub.flush()
+        response = done[0]
+        body: list[bytes] = []
+        response.content().addCallback(body.append)
+        self.stub.flush()
+        document = body[0].decode() if path == "/metrics" else json.loads(body[0])
+        return response.code, document
+
+    def close(self) -> None:
+        self.smdr.stopService()
+
+
+def test_healthz_feed_and_metrics_say_which_source_is_not_live() -> None:
+    web = SiteOnTheWeb()
+    site = web.site
+    for link in web.smdr_links.values():
+        link.smdrConnected("192.0.2.9", 1752)
+    site.stats("a", "Q", "860", "0010050010")
+    site.stats("b", "Q", "860", "0010050010")
+    code, health = web.get("/healthz")
+    assert (code, health["status"]) == (200, "ok")
+    assert {name: s["status"] for name, s in health["sources"].items()} == {"a": "ok", "b": "ok"}
+    for _ in range(3):  # b falls silent
+        site.clock.advance(15)
+        site.stats("a", "Q", "860", "0010050010")
+    code, health = web.get("/healthz")
+    assert (code, health["reason"]) == (503, "source not live")
+    assert health["detail"] == "source b: stale (no record for more than 35 s)"
+    assert health["sources"]["a"]["status"] == "ok"
+    code, feed = web.get("/api/v1/feed")
+    assert feed["feed"]["stale_sources"] == ["b"]
+    assert feed["stale"] is False
+    assert sorted(feed["feed"]["sources"]) == ["a", "b"]
+    assert sorted(feed["feed"]["smdr"]["sources"]) == ["a-calls", "b-calls"]
+    code, metrics = web.get("/metrics")
+    assert 'mitelacd_feed_stale{source="a"} 0.0' in metrics
+    assert 'mitelacd_feed_stale{source="b"} 1.0' in metrics
+    assert 'mitelacd_records_total{code="Q",source="b"} 1.0' in metrics
+    assert 'mitelacd_smdr_connected{source="b-calls"} 1.0' in metrics
+    web.close()
+
+
+def test_healthz_names_the_smdr_link_that_stays_down() -> None:
+    web = SiteOnTheWeb()
+    site = web.site
+    web.smdr_links["a-calls"].smdrConnected("192.0.2.9", 1752)
+    web.smdr_links["b-calls"].smdrConnectFailed("192.0.2.10", 1752, "connection refused")
+    for _ in range(3):
+        site.clock.advance(15)
+        site.stats("a", "Q", "860", "0010050010")
+        site.stats("b", "Q", "860", "0010050010")
+    code, health = web.get("/healthz")
+    assert (code, health["reason"]) == (503, "smdr disconnected")
+    assert health["detail"] == (
+        "the SMDR link b-calls to 192.0.2.10:1752 has been down for more than 35 s:"
+        " connection refused"
+    )
+    assert health["smdr"]["sources"]["a-calls"]["connected"] is True
+    web.close()

@@ -416,15 +416,24 @@ class Health(Resource):
                     "disconnected_since",
                 )
             }
-            if doc["status"] == "ok" and smdr.down_too_long():
+            named: dict[str, Any] = link.get("sources") or {}
+            if named:
+                doc["smdr"]["sources"] = {
+                    name: {key: each[key] for key in doc["smdr"]} for name, each in named.items()
+                }
+            gone = smdr.down_links()
+            if doc["status"] == "ok" and gone:
                 # Idle is normal on SMDR; a link that stays down loses calls.
+                gone_links = [named.get(name, link) for name in gone]
                 doc.update(
                     status="unavailable",
                     reason="smdr disconnected",
-                    since=link["disconnected_since"],
-                    detail=(
-                        f"the SMDR link to {link['host']}:{link['port']} has been down for"
-                        f" more than {smdr.stale_after:g} s: {link['disconnect_reason']}"
+                    since=gone_links[0]["disconnected_since"],
+                    detail="; ".join(
+                        f"the SMDR link {f'{name} ' if name else ''}to"
+                        f" {each['host']}:{each['port']} has been down for"
+                        f" more than {smdr.stale_after:g} s: {each['disconnect_reason']}"
+                        for name, each in zip(gone, gone_links, strict=True)
                     ),
                 )
         code = http.OK if doc["status"] == "ok" else http.SERVICE_UNAVAILABLE
