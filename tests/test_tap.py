@@ -518,3 +518,44 @@ def test_history_and_day_options_refused(
 ) -> None:
     with pytest.raises(usage.UsageError, match=re.escape(message)):
         parse("--simulate", "--file", str(tmp_path / "d.json"), *argv)
+
+
+def test_each_source_gets_its_own_link_and_capture(tmp_path: Path) -> None:
+    record = tmp_path / "capture"
+    record.mkdir()
+    argv = ["--source", "a=rte://192.0.2.1", "--source", "b=rte://192.0.2.2:16000"]
+    argv += ["--source", "a-calls=smdr://192.0.2.1", "--record", str(record)]
+    argv += ["--file", str(tmp_path / "mitel_data.json"), "--history", "none"]
+    options = parse(*argv)
+    assert options["history-source"] == "a+b+a-calls"
+    assert options.floorSources() == ["a", "b"]
+    reactor = MemoryReactorClock()
+    service = tap.makeService(options, reactor)
+    service.startService()
+    try:
+        dialled = {(host, port): factory for host, port, factory, _, _ in reactor.tcpClients}
+        assert set(dialled) == {("192.0.2.1", 15373), ("192.0.2.2", 16000), ("192.0.2.1", 1752)}
+        # Each ACD link tells the floor as its own source.
+        acd = dialled["192.0.2.2", 16000]
+        assert isinstance(acd, PBXClientFactory)
+        acd.floor.feedConnected("192.0.2.2", 16000)
+        assert service.floor.sources["b"].feed.connected
+        assert not service.floor.sources["a"].feed.connected
+        assert sorted(p.name for p in record.iterdir()) == ["a", "a-calls", "b"]
+    finally:
+        service.stopService()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--source", "a=rte://x", "--source", "a=rte://y"], "given twice"),
+        (["--source", "a=ftp://x"], "unknown scheme 'ftp'"),
+        (["--source", "calls=smdr://x"], "--host is required"),
+        (["--simulate", "--source", "a=rte://x"], "--simulate reads its own simulator"),
+        (["--source", "a=rte://x", "--failover-seconds", "0"], "more than 0"),
+    ],
+)
+def test_bad_sources_are_usage_errors(tmp_path: Path, argv: list[str], message: str) -> None:
+    with pytest.raises(usage.UsageError, match=re.escape(message)):
+        parse(*argv, "--file", str(tmp_path / "mitel_data.json"))
