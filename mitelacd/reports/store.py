@@ -106,6 +106,8 @@ SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
 #: and index) fits easily; reports read through the system's file cache.
 SQLITE_CACHE_KIB: Final = 8192
 
+#: Interval rows turned into statements' parameters at a time (see ``_insert``).
+INSERT_CHUNK = 200
 #: How long connecting to PostgreSQL may take, in seconds.
 CONNECT_TIMEOUT: Final = 10
 
@@ -1230,50 +1232,11 @@ class HistoryStore:
         smdr_lines: Sequence[SmdrLine] = (),
         smdr_intervals: Sequence[SmdrIntervalRow] = (),
     ) -> None:
-        by_kind: dict[RowKind, list[dict[str, Any]]] = defaultdict(list)
-        reasons: list[dict[str, Any]] = []
-        # The batch's rows combined per day and id (a day row is updated once
-        # per statement), and its reasons per day, agent, kind and reason.
-        days: dict[tuple[RowKind, str, str], dict[str, Any]] = {}
-        reason_days: dict[tuple[str, str, str, int | None], float] = {}
-        for row in intervals:
-            values: dict[str, Any] = {
-                "source": source,
-                "day": row.day,
-                "interval_start": row.interval_start,
-                "hour_start": row.hour_start,
-                "id": row.id,
-            }
-            figures = row.figures
-            for figure in FIGURES[row.kind]:
-                value = figures.get(figure.name, 0)
-                values[figure.name] = int(value) if figure.integer else float(value)
-            by_kind[row.kind].append(values)
-            _add_to_day(days, row.kind, values)
-            for (reason_kind, reason), seconds in row.reasons.items():
-                reasons.append(
-                    {
-                        "source": source,
-                        "day": row.day,
-                        "interval_start": row.interval_start,
-                        "hour_start": row.hour_start,
-                        "agent": row.id,
-                        "kind": reason_kind,
-                        "reason": reason,
-                        "seconds": float(seconds),
-                    }
-                )
-                key = (row.day, row.id, reason_kind, reason)
-                reason_days[key] = reason_days.get(key, 0.0) + float(seconds)
-        for row_kind, rows in by_kind.items():
-            connection.execute(TABLES[INTERVAL_TABLES[row_kind]].insert(), rows)
-        for row_kind in ROW_KINDS:
-            day_rows = [v for (k, _, _), v in days.items() if k == row_kind]
-            if day_rows:
-                self._upsert_days(connection, row_kind, day_rows)
-        if reasons:
-            connection.execute(TABLES["agent_reasons"].insert(), reasons)
-            self._upsert_reason_days(connection, source, reason_days)
+        # In parts, so that what a quarter hour's close builds at once (a row per
+        # agent, group and path, as dictionaries) stays small: a large peak in
+        # the writer's thread stays in the process's resident size.
+        for at in range(0, len(intervals), INSERT_CHUNK):
+            self._insert_intervals(connection, source, intervals[at : at + INSERT_CHUNK])
         if spans:
             # The busiest statement (a row per agent event): straight to the
             # driver's executemany, without a dictionary per row.
@@ -1332,6 +1295,55 @@ class HistoryStore:
         if self._postgres:
             return postgresql.insert(table)
         return sqlite.insert(table)
+
+    def _insert_intervals(
+        self, connection: Connection, source: str, intervals: Sequence[IntervalRow]
+    ) -> None:
+        """Interval rows, their days' upserts and their reasons: at most a part at a time."""
+        by_kind: dict[RowKind, list[dict[str, Any]]] = defaultdict(list)
+        reasons: list[dict[str, Any]] = []
+        # The batch's rows combined per day and id (a day row is updated once
+        # per statement), and its reasons per day, agent, kind and reason.
+        days: dict[tuple[RowKind, str, str], dict[str, Any]] = {}
+        reason_days: dict[tuple[str, str, str, int | None], float] = {}
+        for row in intervals:
+            values: dict[str, Any] = {
+                "source": source,
+                "day": row.day,
+                "interval_start": row.interval_start,
+                "hour_start": row.hour_start,
+                "id": row.id,
+            }
+            figures = row.figures
+            for figure in FIGURES[row.kind]:
+                value = figures.get(figure.name, 0)
+                values[figure.name] = int(value) if figure.integer else float(value)
+            by_kind[row.kind].append(values)
+            _add_to_day(days, row.kind, values)
+            for (reason_kind, reason), seconds in row.reasons.items():
+                reasons.append(
+                    {
+                        "source": source,
+                        "day": row.day,
+                        "interval_start": row.interval_start,
+                        "hour_start": row.hour_start,
+                        "agent": row.id,
+                        "kind": reason_kind,
+                        "reason": reason,
+                        "seconds": float(seconds),
+                    }
+                )
+                key = (row.day, row.id, reason_kind, reason)
+                reason_days[key] = reason_days.get(key, 0.0) + float(seconds)
+        for row_kind, rows in by_kind.items():
+            connection.execute(TABLES[INTERVAL_TABLES[row_kind]].insert(), rows)
+        for row_kind in ROW_KINDS:
+            day_rows = [v for (k, _, _), v in days.items() if k == row_kind]
+            if day_rows:
+                self._upsert_days(connection, row_kind, day_rows)
+        if reasons:
+            connection.execute(TABLES["agent_reasons"].insert(), reasons)
+            self._upsert_reason_days(connection, source, reason_days)
 
     def _upsert_days(
         self, connection: Connection, kind: RowKind, rows: list[dict[str, Any]]
