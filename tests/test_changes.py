@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -12,6 +13,7 @@ from test_state import MACHINE
 
 from mitelacd.floor.changes import ChangeSet, Entity, PendingChanges
 from mitelacd.floor.legacy import validate_legacy
+from mitelacd.floor.render import iso_utc
 from mitelacd.testing import START, Feeder, call_body, stats_body
 
 #: Feed fields that every readable record moves.
@@ -193,6 +195,7 @@ record = st.one_of(
     st.just(("disconnect",)),
     st.just(("connect",)),
     st.just(("garbage",)),
+    st.sampled_from([("skip", 3), ("skip", 99), ("skip", 70)]),
     st.floats(0, 100).map(lambda s: ("wait", s)),
 )
 streams = st.lists(st.lists(record, min_size=1, max_size=6), max_size=25)
@@ -213,6 +216,8 @@ def play(f: Feeder, step: tuple[Any, ...]) -> None:
         f.connect()
     elif kind == "garbage":
         f.raw(b"\x01\x02nonsense")
+    elif kind == "skip":  # record numbers lost (a gap), sent twice (99) or restarted (70)
+        f.seq = (f.seq + step[1]) % 100
     else:
         f.clock.advance(step[1])
 
@@ -241,5 +246,21 @@ def test_documents_kept_from_changes_equal_documents_built_whole(
     whole["feed"] = {"stale": False, **whole["feed"]}
     assert state_document(f) == whole
     assert f.documents.version == f.floor.version
+    # The feed's view, kept field by field, is the one computed whole.
+    assert f.floor.feedView() == f.floor._compute_feed_view()
     for agent_id in f.floor.agents:
         assert json.loads(f.documents.entity("agents", agent_id) or b"") == f.view(agent_id)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(0, 4e9, allow_nan=False),
+        # Just below a millisecond or a second, where rounding decides.
+        st.integers(1_600_000_000, 1_900_000_000).map(lambda s: s + 0.9999995),
+        st.integers(1_600_000_000, 1_900_000_000).map(lambda s: s + 0.0009995),
+    )
+)
+def test_instants_are_written_as_datetime_writes_them(when: float) -> None:
+    stamp = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
+    assert iso_utc(when) == stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import math
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -31,9 +32,21 @@ def iso_utc(when: float | None) -> str | None:
 
 @functools.lru_cache(maxsize=1024)
 def _iso_utc(when: float) -> str:
-    # The same few instants (now, an agent's since) are rendered many times.
-    stamp = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # The same few instants (now, an agent's since) are rendered many times,
+    # and the instants of a busy second share all but their milliseconds.
+    # Microseconds as datetime rounds them (half to even), then truncated to
+    # milliseconds as isoformat does.
+    whole = math.floor(when)
+    micros = round((when - whole) * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    return f"{_second(whole)}.{micros // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _second(whole: int) -> str:
+    stamp = datetime.datetime.fromtimestamp(whole, datetime.timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def id_key(text: str) -> tuple[int, str]:

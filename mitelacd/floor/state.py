@@ -617,6 +617,8 @@ class FloorState:
         self._dirty_paths: dict[str, None] = {}
         self._dirty_extensions: dict[str, None] = {}
         self._feed_dirty = False
+        #: Only what every record moves has changed in the feed (see _hot_feed).
+        self._feed_hot = False
         self._last_update_moved = False
         self._steps: list[Step] = []
         # Totals, kept up to date change by change.
@@ -689,11 +691,15 @@ class FloorState:
         paths = {k: self.paths[k].entity(names) for k in self._dirty_paths}
         extensions = {k: _entity_of(self.extensions.get(k)) for k in self._dirty_extensions}
         feed: dict[str, Any] = {}
-        if self._feed_dirty:
+        if self._feed_dirty or (self._feed_hot and self.several):
             view = self._compute_feed_view()
             old = self._feed_view
             feed = {k: v for k, v in view.items() if old.get(k) != v}
             self._feed_view = view
+        elif self._feed_hot:
+            old = self._feed_view
+            feed = {k: v for k, v in self._hot_feed().items() if old.get(k) != v}
+            old.update(feed)
         totals = None
         if agents or paths:
             fresh = self._compute_totals()
@@ -702,7 +708,7 @@ class FloorState:
         last_update = self.last_update if self._last_update_moved else None
         self._dirty_agents, self._dirty_groups, self._dirty_paths = {}, {}, {}
         self._dirty_extensions = {}
-        self._feed_dirty = self._last_update_moved = False
+        self._feed_dirty = self._feed_hot = self._last_update_moved = False
         steps: tuple[Step, ...] = ()
         if self._steps:
             steps, self._steps = tuple(self._steps), []
@@ -994,8 +1000,10 @@ class FloorState:
         """Apply one parsed record (or count one that could not be parsed)."""
         src = self.source(source)
         feed = src.feed
-        self._feed_dirty = True
+        # What every record moves; anything else it changes marks the whole feed.
+        self._feed_hot = True
         if isinstance(result, Malformed):
+            self._feed_dirty = True
             feed.unparsable += 1
             if result.seq is not None:
                 self._check_sequence(result.seq, feed)
@@ -1047,6 +1055,7 @@ class FloorState:
         step = (seq - last) % 100
         if step == 1:
             return
+        self._feed_dirty = True
         if step == 0:
             feed.duplicates += 1
             kind = "duplicate"
@@ -1083,6 +1092,7 @@ class FloorState:
         # Before its first good R, a source's last date is the carried file's.
         previous = src.pbx_date if src.pbx_date is not None else self._carried_date
         if date is None or (previous is not None and date < previous):
+            self._feed_dirty = True
             src.feed.pbx_dates_refused += 1
             kind = "not a date" if date is None else "before the last one"
             if kind not in src.refused_dates:
@@ -1235,12 +1245,14 @@ class FloorState:
             del table[forgotten]
             self._dirty_extensions[forgotten] = None
             src.feed.extensions_forgotten += 1
+            self._feed_dirty = True
         table[dn] = Extension(dn, event.code, now, event.tail)
         self._dirty_extensions[dn] = None
         log.info(_EXTENSION_LINES[event.code], dn=dn, path=event.path, reason=event.reason)
 
     def _refuse(self, event: AgentEvent, src: Source) -> None:
         src.feed.agents_refused += 1
+        self._feed_dirty = True
         allowed, held = self._refused_log.allow()
         if allowed:
             log.warn(
@@ -1390,6 +1402,18 @@ class FloorState:
                 name: self._source_feed_view(src.feed) for name, src in self.sources.items()
             }
         return view
+
+    def _hot_feed(self) -> dict[str, Any]:
+        """The fields of the feed view a valid record moves, on a floor of one source."""
+        feed = self.feed
+        return {
+            "last_record_at": iso_utc(feed.last_record_at),
+            "last_keepalive_at": iso_utc(feed.last_keepalive_at),
+            "pbx_time": feed.pbx_time,
+            "pbx_date_raw": feed.pbx_date_raw,
+            "records_this_connection": feed.records_this_connection,
+            "records_by_code": dict(sorted(feed.records_by_code.items())),
+        }
 
     def _source_feed_view(self, feed: Feed) -> dict[str, Any]:
         return {
