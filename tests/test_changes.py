@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_state import MACHINE
+from zope.interface import implementer
 
-from mitelacd.floor.changes import ChangeSet, Entity, PendingChanges
+from mitelacd.floor.changes import ChangeSet, Entity, IFloorListener, PendingChanges
 from mitelacd.floor.legacy import validate_legacy
 from mitelacd.floor.render import iso_utc
 from mitelacd.testing import START, Feeder, call_body, stats_body
@@ -264,3 +265,48 @@ def test_documents_kept_from_changes_equal_documents_built_whole(
 def test_instants_are_written_as_datetime_writes_them(when: float) -> None:
     stamp = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
     assert iso_utc(when) == stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@implementer(IFloorListener)
+class Eager:
+    """Reads every entity's view as it is told of it."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def floorChanged(self, changes: Any) -> None:
+        self.seen.append(
+            {k: None if e is None else dict(e.view) for k, e in changes.agents.items()}
+        )
+
+
+@implementer(IFloorListener)
+class Late:
+    """Keeps every entity, and reads the views only when asked, long after."""
+
+    def __init__(self) -> None:
+        self.kept: list[dict[str, Any]] = []
+
+    def floorChanged(self, changes: Any) -> None:
+        self.kept.append(dict(changes.agents))
+
+    @property
+    def seen(self) -> list[dict[str, Any]]:
+        return [
+            {k: None if e is None else dict(e.view) for k, e in kept.items()} for kept in self.kept
+        ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams)
+def test_a_view_read_late_is_the_view_of_its_change(stream: list[list[tuple[Any, ...]]]) -> None:
+    """Agents' views are rendered on first read: whenever that is, each is its change's."""
+    eager, late = Feeder(first_version=1), Feeder(first_version=1)
+    eager_listener, late_listener = Eager(), Late()
+    eager.floor.addListener(eager_listener)
+    late.floor.addListener(late_listener)
+    play_all(eager, stream)
+    play_all(late, stream)
+    late.floor.forget(late.floor.timeline.wall() + 1)  # agents leave; their views stay
+    eager.floor.forget(eager.floor.timeline.wall() + 1)
+    assert late_listener.seen == eager_listener.seen

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from test_changes import Eager, Late
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
 
@@ -472,3 +473,14 @@ def test_healthz_names_the_smdr_link_that_stays_down() -> None:
     )
     assert health["smdr"]["sources"]["a-calls"]["connected"] is True
     web.close()
+
+
+@pytest.mark.parametrize("script", [row.values[0] for row in AGENTS])
+def test_a_view_read_late_is_the_view_of_its_change_through_a_failover(script: str) -> None:
+    eager_site, late_site = Site("a", "b"), Site("a", "b")
+    eager, late = Eager(), Late()
+    eager_site.floor.addListener(eager)
+    late_site.floor.addListener(late)
+    eager_site.play(script + f" +{FAILOVER_SECONDS + 1}")
+    late_site.play(script + f" +{FAILOVER_SECONDS + 1}")
+    assert late.seen == eager.seen

@@ -9,7 +9,7 @@ the whole floor for a change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, Literal, TypeVar
 
 import attrs
@@ -27,15 +27,58 @@ ENTITY_KINDS: tuple[EntityKind, ...] = ("agents", "groups", "paths", "extensions
 L = TypeVar("L", covariant=True)
 
 
-@attrs.frozen
 class Entity(Generic[L]):
-    """The new value of one agent, group, path or extension."""
+    """The new value of one agent, group, path or extension.
 
-    #: The rich view of the API (a fresh dict: never changed after it is made).
-    view: Mapping[str, Any]
-    #: Its value in the legacy document: an agent's status, the three raw
-    #: figures of a group or path; None for extensions, which it lacks.
-    legacy: L
+    ``view`` is the rich view of the API, a fresh dict never changed after
+    it is made. It may be given, or made on first use by ``render``: the
+    floor hands over agents that way, so that a change whose consumers
+    never read the rich view (the data file needs only ``legacy``) does not
+    pay for it. The floor sees to it that ``render`` is called before the
+    thing it renders changes again (:meth:`freeze`).
+    """
+
+    __slots__ = ("_render", "_view", "legacy")
+
+    def __init__(
+        self,
+        view: Mapping[str, Any] | None,
+        legacy: L,
+        render: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
+        if (view is None) == (render is None):
+            raise ValueError("an entity has a view, or what renders it: one of them")
+        self._view = view
+        self._render = render
+        #: Its value in the legacy document: an agent's status, the three raw
+        #: figures of a group or path; None for extensions, which it lacks.
+        self.legacy = legacy
+
+    @property
+    def view(self) -> Mapping[str, Any]:
+        view = self._view
+        if view is None:
+            assert self._render is not None
+            view = self._view = self._render()
+            self._render = None
+        return view
+
+    def freeze(self) -> None:
+        """Render the view now: what it is made from is about to change."""
+        if self._view is None:
+            self.view  # noqa: B018
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Entity):
+            return NotImplemented
+        return bool(self.legacy == other.legacy and self.view == other.view)
+
+    def __hash__(self) -> int:
+        raise TypeError("an Entity is not hashable")
+
+    def __repr__(self) -> str:
+        shown = "(not rendered yet)" if self._view is None else repr(self._view)
+        return f"Entity(view={shown}, legacy={self.legacy!r})"
 
 
 @attrs.frozen

@@ -613,6 +613,8 @@ class FloorState:
         # What changed since the last change set.
         self._depth = 0
         self._dirty_agents: dict[str, None] = {}
+        #: The agents whose last change set holds a view not rendered yet.
+        self._unrendered: dict[str, Entity[LegacyStatus]] = {}
         self._dirty_groups: dict[str, None] = {}
         self._dirty_paths: dict[str, None] = {}
         self._dirty_extensions: dict[str, None] = {}
@@ -737,18 +739,27 @@ class FloorState:
 
     def _agent_entity(self, agent_id: str) -> Entity[LegacyStatus]:
         agent = self.agents[agent_id]
-        view = agent.view(self.names)
-        status: LegacyStatus = view["status"]
+        status = agent.status
         counted = self._counted.get(agent_id)
         if counted != status:
             if counted is not None:
                 self._by_status[counted] -= 1
             self._by_status[status] += 1
             self._counted[agent_id] = status
-        return Entity(view, status)
+        # Its view is rendered when first read, or before the agent next changes.
+        entity = Entity(None, status, functools.partial(agent.view, self.names))
+        self._unrendered[agent_id] = entity
+        return entity
+
+    def _freeze(self, agent_id: str) -> None:
+        """The agent is about to change: render the view its last change set promised."""
+        entity = self._unrendered.pop(agent_id, None)
+        if entity is not None:
+            entity.freeze()
 
     def _agent_gone(self, agent_id: str) -> None:
         """An agent left the tables: it no longer counts in the totals."""
+        self._unrendered.pop(agent_id, None)
         counted = self._counted.pop(agent_id, None)
         if counted is not None:
             self._by_status[counted] -= 1
@@ -833,6 +844,7 @@ class FloorState:
         count = len(self._carried)
         for agent_id in sorted(self._carried, key=id_key):
             agent = self.agents[agent_id]
+            self._freeze(agent_id)
             agent.carried_status = None
             agent.carried_since = None
             agent.clear()
@@ -925,6 +937,7 @@ class FloorState:
         # several sources, only what this source said last.
         for agent in self.agents.values():
             if agent.confirmed and (not several or agent.source == src.name):
+                self._freeze(agent.agent_id)
                 agent.confirmed = False
                 self._dirty_agents[agent.agent_id] = None
         if several:
@@ -1120,6 +1133,7 @@ class FloorState:
                 self._refuse(event, src)
                 return
             agent = self.agents[event.agent] = Agent(event.agent)
+        self._freeze(event.agent)
         held = self._held.pop(event.agent, None)
         if held is not None:
             held.timer.cancel()
@@ -1169,6 +1183,7 @@ class FloorState:
         agent = self.agents.get(agent_id)
         if held is None or agent is None:
             return
+        self._freeze(agent_id)
         agent.failing_over = None
         self._apply_agent(agent, held.event, held.at_wall, self.timeline.now(), held.source)
         self._done()

@@ -276,7 +276,7 @@ class FloorMetrics:
             self._queues_changed(self._queues["path"], changes.paths)
 
     def _agents_changed(self, updates: Mapping[str, Update]) -> None:
-        kept = self._agents
+        kept, agents = self._agents, self.floor.agents
         by_status, by_activity, by_state = self._by_status, self._by_activity, self._by_state
         for key, entity in updates.items():
             old = kept.get(key)
@@ -286,8 +286,14 @@ class FloorMetrics:
                 del kept[key]
                 new = None
             else:
-                view = entity.view
-                new = (entity.legacy, view["activity"], view["state"])
+                # Told at the change: the agent is as the entity has it, and reading
+                # it spares rendering a view that nobody else may read.
+                agent = agents.get(key)
+                if agent is not None:
+                    new = (entity.legacy, agent.activity, agent.state)
+                else:
+                    view = entity.view
+                    new = (entity.legacy, view["activity"], view["state"])
                 if new == old:
                     continue
                 kept[key] = new
