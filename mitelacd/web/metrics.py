@@ -23,8 +23,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.internet.interfaces import IReactorTime
-from twisted.python.failure import Failure
-from twisted.web import http, pages
+from twisted.web import pages
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 from zope.interface import implementer
@@ -321,14 +320,6 @@ class FloorMetrics:
             )
 
     # HTTP ------------------------------------------------------------------
-
-    def watchRequest(self, request: http.Request) -> None:
-        """Count ``request`` by endpoint and status once it is answered (or its client leaves)."""
-        endpoint = endpoint_of(request.path or b"/")
-        request.notifyFinish().addBoth(self._answered, request, endpoint)
-
-    def _answered(self, result: Failure | None, request: http.Request, endpoint: Endpoint) -> None:
-        self.requestAnswered(endpoint, request.code)
 
     def requestAnswered(self, endpoint: Endpoint, status: int) -> None:
         key = (endpoint, str(status))

@@ -37,7 +37,7 @@ from mitelacd.logs import Logger
 from mitelacd.web.accesslog import redacted_log_formatter
 from mitelacd.web.endpoint import is_tls
 from mitelacd.web.message import MessageError, MessageService, parse_put
-from mitelacd.web.metrics import FloorMetrics
+from mitelacd.web.metrics import FloorMetrics, endpoint_of
 from mitelacd.web.push import (
     BUSY_RETRY_AFTER,
     CHUNK,
@@ -158,7 +158,17 @@ def not_found(request: Request) -> ApiError:
 
 
 class ApiRequest(Request):
-    """A request whose unexpected failure is answered with a JSON error (the board page's in HTML)."""
+    """A request whose unexpected failure is answered with a JSON error (the board page's in HTML).
+
+    It is counted for ``/metrics`` when it is answered (the site's ``log``)
+    or, if its client leaves first, when its connection is lost.
+    """
+
+    def connectionLost(self, reason: Any) -> None:
+        site = getattr(self.channel, "site", None)
+        if not self.finished and isinstance(site, BoardSite):
+            site.answered(self)
+        super().connectionLost(reason)
 
     def processingFailed(self, reason: Any) -> Any:
         if self.startedWriting or self.path == b"/":
@@ -769,14 +779,19 @@ class BoardSite(Site):
     def getResourceFor(self, request: Request) -> IResource:
         # No answer is to be read as anything but the type it says it is.
         request.setHeader(b"x-content-type-options", b"nosniff")
-        if self.metrics is not None:
-            self.metrics.watchRequest(request)
         resource: IResource = super().getResourceFor(request)
         return resource
 
     def log(self, request: http.Request) -> None:
+        # Every answer ends here (http.Request.finish); cheaper than a Deferred each.
+        self.answered(request)
         if self.access_log:
             super().log(request)
+
+    def answered(self, request: http.Request) -> None:
+        """Count ``request`` by endpoint and status: answered, or its client gone first."""
+        if self.metrics is not None:
+            self.metrics.requestAnswered(endpoint_of(request.path or b"/"), request.code)
 
 
 def _state(documents: FloorDocuments, push: EventPush) -> Callable[[bytes], list[bytes]]:
