@@ -21,14 +21,13 @@ from typing import Any
 
 import pytest
 from test_end_to_end import poll, poll_file
-from test_sources_end_to_end import PLAN, SEED, merged_reference
+from test_sources_end_to_end import SPEED, merged_reference, start_site
 
 from mitelacd import testing
 from mitelacd.testing.mosquitto import MosquittoBroker
 
 pytestmark = pytest.mark.processes
 
-EVENTS, SPEED = 250, 40.0
 OUTAGE = 30.0
 
 
@@ -81,16 +80,8 @@ def test_a_central_daemon_reads_two_sites_through_the_broker_and_loses_nothing(
     tmp_path: Path, processes: Callable[..., testing.Twistd], broker: MosquittoBroker
 ) -> None:
     expected, _ = merged_reference()
-    sim = processes(
-        "mitelacd-sim", "--controllers", "2", "--port", "0", "--smdr-port", "none",
-        "--seed", str(SEED), "--events", str(EVENTS), "--speed", str(SPEED),
-        "--failover-at", str(int(PLAN.at)), "--failover-agents", str(PLAN.agents),
-        "--failover-late", str(PLAN.late), "--wait-for-clients", "2", cwd=tmp_path,
-    )  # fmt: skip
-    ports = [
-        sim.wait_for(rf"simulated ICP feed on \S+ port (\d+) \(controller {c} of 2").group(1)
-        for c in (1, 2)
-    ]
+    # Two clients on each controller: its site's daemon and the direct one.
+    sim, ports = start_site(processes, tmp_path, clients=2)
     common = ["--http", "tcp:0:interface=127.0.0.1", "--write-interval", "0.2"]
     common += ["--failover-seconds", str(30 / SPEED), "--history", "none"]
     files = {

@@ -39,6 +39,26 @@ def merged_reference() -> tuple[dict[str, Any], FloorScript]:
     return script.expected_merged_legacy(), script
 
 
+def start_site(
+    processes: Callable[..., testing.Twistd], folder: Path, clients: int
+) -> tuple[testing.Twistd, list[str]]:
+    """The simulated site of :data:`PLAN`, its day waiting for ``clients`` on each controller.
+
+    The simulator, and each controller's ACD port.
+    """
+    sim = processes(
+        "mitelacd-sim", "--controllers", "2", "--port", "0", "--smdr-port", "none",
+        "--seed", str(SEED), "--events", str(EVENTS), "--speed", str(SPEED),
+        "--failover-at", str(int(PLAN.at)), "--failover-agents", str(PLAN.agents),
+        "--failover-late", str(PLAN.late), "--wait-for-clients", str(clients), cwd=folder,
+    )  # fmt: skip
+    ports = [
+        sim.wait_for(rf"simulated ICP feed on \S+ port (\d+) \(controller {c} of 2").group(1)
+        for c in (1, 2)
+    ]
+    return sim, ports
+
+
 def get(port: int, path: str) -> tuple[int, dict[str, Any]]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
@@ -58,16 +78,7 @@ def test_two_controllers_are_one_floor_as_the_merge_by_hand_makes_it(
     expected, script = merged_reference()
     moves = script.moves()
     assert [m.within() for m in moves].count(True) == 8 and len(moves) == 10
-    sim = processes(
-        "mitelacd-sim", "--controllers", "2", "--port", "0", "--smdr-port", "none",
-        "--seed", str(SEED), "--events", str(EVENTS), "--speed", str(SPEED),
-        "--failover-at", str(int(PLAN.at)), "--failover-agents", str(PLAN.agents),
-        "--failover-late", str(PLAN.late), "--wait-for-clients", "1", cwd=tmp_path,
-    )  # fmt: skip
-    ports = [
-        sim.wait_for(rf"simulated ICP feed on \S+ port (\d+) \(controller {c} of 2").group(1)
-        for c in (1, 2)
-    ]
+    sim, ports = start_site(processes, tmp_path, clients=1)
     data = tmp_path / "mitel_data.json"
     daemon = processes(
         "mitelacd", "--source", f"a=rte://127.0.0.1:{ports[0]}",
