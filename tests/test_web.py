@@ -583,6 +583,9 @@ def test_api_entities_are_rendered_once_per_change_but_stamped_per_request(
 
     monkeypatch.setattr(Agent, "view", counting)
     first = json.loads(board.get("/api/v1/agents")[1])
+    # Views are rendered when first read: each agent's once.
+    assert sorted(renders) == sorted(a["id"] for a in first["agents"])
+    renders.clear()
     board.clock.advance(2)
     second = json.loads(board.get("/api/v1/agents")[1])
     assert renders == []  # served from the fragments

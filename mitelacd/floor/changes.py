@@ -210,7 +210,9 @@ class PendingChanges:
     """Change sets gathered between two paced actions, merged key by key.
 
     Cheaper than :meth:`ChangeSet.merge` for long runs: each change costs
-    what it changed, whatever has gathered before it.
+    what it changed, whatever has gathered before it. Of the entities it
+    keeps only which changed (in order): what they are now is the
+    documents' to say, and holding the values would hold every view.
     """
 
     def __init__(self) -> None:
@@ -219,7 +221,7 @@ class PendingChanges:
     def clear(self) -> None:
         self.previous: int | None = None
         self.version: int | None = None
-        self.entities: dict[EntityKind, dict[str, Update]] = {k: {} for k in ENTITY_KINDS}
+        self.entities: dict[EntityKind, dict[str, None]] = {k: {} for k in ENTITY_KINDS}
         self.feed: dict[str, Any] = {}
         self.totals: Mapping[str, Any] | None = None
         self.last_update: float | None = None
@@ -231,7 +233,7 @@ class PendingChanges:
         for kind in ENTITY_KINDS:
             updates = changes.entities(kind)
             if updates:
-                self.entities[kind].update(updates)
+                self.entities[kind].update(dict.fromkeys(updates))
         if changes.feed:
             self.feed.update(changes.feed)
         if changes.totals is not None:

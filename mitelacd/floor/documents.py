@@ -21,9 +21,9 @@ from mitelacd.floor.state import FloorState
 _legacy_json = json.JSONEncoder().encode
 
 
-def _legacy_pair(key: str, entity: Entity) -> bytes:
+def _legacy_pair(key: str, legacy: Any) -> bytes:
     # The separators of json.dumps' defaults, which the legacy file has always had.
-    return (_legacy_json(key) + ": " + _legacy_json(entity.legacy)).encode("ascii")
+    return (_legacy_json(key) + ": " + _legacy_json(legacy)).encode("ascii")
 
 
 def _api_entity(key: str, entity: Entity) -> bytes:
@@ -47,11 +47,12 @@ class FloorDocuments:
             kind: Fragments(_legacy_pair, None, (b"{", b"}"), b", ")
             for kind in ("agents", "groups", "paths")
         }
+        # Once its JSON is made, an entity's view is let go: the JSON is what is served.
         self.entities: dict[EntityKind, Fragments] = {
-            "agents": Fragments(_api_entity, id_key),
-            "groups": Fragments(_api_entity, str),
-            "paths": Fragments(_api_entity, str),
-            "extensions": Fragments(_api_entity, id_key),
+            "agents": Fragments(_api_entity, id_key, keep=False),
+            "groups": Fragments(_api_entity, str, keep=False),
+            "paths": Fragments(_api_entity, str, keep=False),
+            "extensions": Fragments(_api_entity, id_key, keep=False),
         }
         self.feed: dict[str, Any] = {}
         self.totals: dict[str, Any] = {}
@@ -88,8 +89,8 @@ class FloorDocuments:
                 api.set(key, entity)
                 if legacy is not None:
                     old = legacy.value(key)
-                    if entity is None or old is None or old.legacy != entity.legacy:
-                        legacy.set(key, entity)
+                    if entity is None or old is None or old != entity.legacy:
+                        legacy.set(key, None if entity is None else entity.legacy)
                         legacy_changed = True
         if changes.feed:
             self.feed.update(changes.feed)

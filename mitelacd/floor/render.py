@@ -86,6 +86,8 @@ class Fragments:
     rendered once, the first time it is read after that change, and the
     joined part is rebuilt once per change of any entity. Keys come in
     ``order`` when an order is given, else in the order they were first set.
+    Unless ``keep``, a value is let go once its JSON is made (``value``
+    then says only that the key is there: True).
     """
 
     def __init__(
@@ -94,7 +96,9 @@ class Fragments:
         order: Callable[[str], Any] | None = None,
         brackets: tuple[bytes, bytes] = (b"[", b"]"),
         separator: bytes = b",",
+        keep: bool = True,
     ) -> None:
+        self._keep = keep
         self._render = render
         self._order = order
         self._open, self._close = brackets
@@ -128,6 +132,8 @@ class Fragments:
             if value is None:
                 return None
             part = self._parts[key] = self._render(key, value)
+            if not self._keep:
+                self._values[key] = True
         return part
 
     def __len__(self) -> int:

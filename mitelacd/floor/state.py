@@ -738,6 +738,8 @@ class FloorState:
                 log.failure("listener {listener!r} failed", listener=listener)
 
     def _agent_entity(self, agent_id: str) -> Entity[LegacyStatus]:
+        # A view still owed (after a change of names only) is made before another is.
+        self._freeze(agent_id)
         agent = self.agents[agent_id]
         status = agent.status
         counted = self._counted.get(agent_id)
@@ -747,9 +749,14 @@ class FloorState:
             self._by_status[status] += 1
             self._counted[agent_id] = status
         # Its view is rendered when first read, or before the agent next changes.
-        entity = Entity(None, status, functools.partial(agent.view, self.names))
+        entity = Entity(None, status, functools.partial(self._render_agent, agent, self.names))
         self._unrendered[agent_id] = entity
         return entity
+
+    def _render_agent(self, agent: Agent, names: Names) -> dict[str, Any]:
+        """The view a change set promised, rendered: the floor need not hold it any longer."""
+        self._unrendered.pop(agent.agent_id, None)
+        return agent.view(names)
 
     def _freeze(self, agent_id: str) -> None:
         """The agent is about to change: render the view its last change set promised."""

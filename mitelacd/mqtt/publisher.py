@@ -206,10 +206,17 @@ class MQTTPublisher(Service):
             for key, entity in updates.items():
                 entities[(kind, key)] = None
                 if self.discovery:
-                    name = None if entity is None else entity.view.get("name")
-                    self._rename(kind, key, name, entity is None)
+                    self._rename(kind, key, self._name_of(kind, key), entity is None)
         if marked:
             self._wake()
+
+    def _name_of(self, kind: PublishedKind, key: str) -> str | None:
+        """The name the entity's view shows: the site's names file's (``name`` of the API)."""
+        names = self.documents.floor.names
+        if kind == "agents":
+            entry = names.agent(key)
+            return entry.name if entry else None
+        return (names.groups if kind == "groups" else names.paths).get(key)
 
     def record(self, line: bytes) -> None:
         """An ACD record as read (STX to its end): for ``PREFIX/records/<source>``."""
@@ -262,10 +269,8 @@ class MQTTPublisher(Service):
         self._listening = True
         if self.discovery:
             for kind in PUBLISHED_KINDS:
-                fragments = self.documents.entities[kind]
                 for key in self._keys(kind):
-                    entity = fragments.value(key)
-                    self._named[(kind, key)] = entity.view.get("name") if entity else None
+                    self._named[(kind, key)] = self._name_of(kind, key)
         log.info(
             "publishing the floor to the MQTT broker {broker} (records on {records}){discovery}",
             broker=self.broker.shown(),
