@@ -12,6 +12,7 @@ come from the change sets and from :meth:`DayFigures.advance`.
 
 from __future__ import annotations
 
+import array
 import datetime
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -70,31 +71,90 @@ def parse_day_starts(text: str) -> datetime.time:
     return when
 
 
-@attrs.define
-class Sums:
-    """Running sums of one agent, path or group over one span (interval, day or run)."""
+#: Every figure's place in a :class:`Sums`: the figures of all kinds, by name.
+_FIGURE_INDEX: dict[str, int] = {
+    name: i
+    for i, name in enumerate(sorted({f.name for figures in FIGURES.values() for f in figures}))
+}
+_NO_FIGURES = array.array("d", bytes(8 * len(_FIGURE_INDEX)))
+#: Shared by every Sums without reasons: it is replaced, never changed.
+_NO_REASONS: dict[tuple[ReasonKind, int | None], float] = {}
 
-    figures: dict[str, float] = attrs.Factory(dict)
-    reasons: dict[tuple[ReasonKind, int | None], float] = attrs.Factory(dict)
+
+class Sums:
+    """Running sums of one agent, path or group over one span (interval, day or run).
+
+    There are three for each agent, path and group, so they are small: the
+    figures in an array of doubles made at the first addition (with a bit
+    for each figure added to), the reasons in a dict made at the first one.
+    """
+
+    __slots__ = ("_present", "_values", "reasons")
+
+    def __init__(self) -> None:
+        self._values: array.array[float] | None = None
+        self._present = 0
+        self.reasons: dict[tuple[ReasonKind, int | None], float] = _NO_REASONS
+
+    def _slot(self, name: str) -> int:
+        if self._values is None:
+            self._values = array.array("d", _NO_FIGURES)
+        return _FIGURE_INDEX[name]
 
     def add(self, name: str, amount: float) -> None:
-        figures = self.figures
-        figures[name] = figures.get(name, 0) + amount
+        i = self._slot(name)
+        self._values[i] += amount  # type: ignore[index]
+        self._present |= 1 << i
 
     def peak(self, name: str, value: float) -> bool:
-        figures = self.figures
-        if name in figures and figures[name] >= value:
+        i = self._slot(name)
+        values = self._values
+        assert values is not None
+        if self._present >> i & 1 and values[i] >= value:
             return False
-        figures[name] = value
+        values[i] = value
+        self._present |= 1 << i
         return True
+
+    def get(self, name: str, default: float = 0) -> float:
+        """The figure, or ``default`` when nothing was added to it."""
+        i = _FIGURE_INDEX[name]
+        if self._present >> i & 1:
+            return self._values[i]  # type: ignore[index]
+        return default
+
+    @property
+    def empty(self) -> bool:
+        """No figure was added to."""
+        return not self._present
+
+    @property
+    def figures(self) -> dict[str, float]:
+        """The figures added to, by name (a copy)."""
+        values, present = self._values, self._present
+        if values is None:
+            return {}
+        return {name: values[i] for name, i in _FIGURE_INDEX.items() if present >> i & 1}
 
     def add_reason(self, key: tuple[ReasonKind, int | None], amount: float) -> None:
         reasons = self.reasons
+        if reasons is _NO_REASONS:
+            reasons = self.reasons = {}
         reasons[key] = reasons.get(key, 0) + amount
 
     def clear(self) -> None:
-        self.figures.clear()
-        self.reasons.clear()
+        # Given back: an interval's sums are empty most of the time.
+        self._values = None
+        self._present = 0
+        self.reasons = _NO_REASONS
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sums):
+            return NotImplemented
+        return self.figures == other.figures and self.reasons == other.reasons
+
+    def __repr__(self) -> str:
+        return f"Sums(figures={self.figures!r}, reasons={self.reasons!r})"
 
 
 @attrs.define
@@ -606,7 +666,7 @@ class DayFigures:
         sums = tally.interval
         figures: dict[str, int | float] = {}
         for figure in FIGURES[tally.kind]:
-            value = sums.figures.get(figure.name, 0)
+            value = sums.get(figure.name)
             figures[figure.name] = int(value) if figure.integer else round(value, 3)
         row = IntervalRow(tally.kind, tally.id, day, start, hour, figures, dict(sums.reasons))
         sums.clear()
@@ -649,7 +709,7 @@ class DayFigures:
             extra = extras.get(key) or Sums()
             if isinstance(tally, _QueueTrack):
                 _queue_under_way(tally, now, extra)
-            if not sums.figures and not extra.figures:
+            if sums.empty and extra.empty:
                 continue
             out.append(_view(tally, sums, extra))
         return out
@@ -744,9 +804,9 @@ def _peek_row(tally: _Tally, extra: Sums, day: str, start: int, hour: int) -> In
     sums = tally.interval
     figures: dict[str, int | float] = {}
     for figure in FIGURES[tally.kind]:
-        value = sums.figures.get(figure.name, 0)
+        value = sums.get(figure.name)
         if figure.combine == "sum":
-            value += extra.figures.get(figure.name, 0)
+            value += extra.get(figure.name)
         figures[figure.name] = int(value) if figure.integer else round(value, 3)
     reasons = dict(sums.reasons)
     for key, seconds in extra.reasons.items():
@@ -757,9 +817,9 @@ def _peek_row(tally: _Tally, extra: Sums, day: str, start: int, hour: int) -> In
 def _view(tally: _Tally, sums: Sums, extra: Sums) -> dict[str, Any]:
     view: dict[str, Any] = {"id": tally.id}
     for figure in FIGURES[tally.kind]:
-        value = sums.figures.get(figure.name, 0)
+        value = sums.get(figure.name)
         if figure.combine == "sum":
-            value += extra.figures.get(figure.name, 0)
+            value += extra.get(figure.name)
         view[figure.name] = int(value) if figure.integer else round(value, 3)
     if tally.kind in ("agent", "path"):
         calls = view["acd_calls"]

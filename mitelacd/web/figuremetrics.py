@@ -59,7 +59,7 @@ class FigureMetrics:
         for figure, name, text in _AGENT_COUNTERS:
             family = CounterMetricFamily(name, text, labels=["agent"])
             for agent, sums in agents:
-                family.add_metric([agent], sums.figures.get(figure, 0))
+                family.add_metric([agent], sums.get(figure))
             yield family
         not_ready = CounterMetricFamily(
             "mitelacd_agent_not_ready_seconds",
@@ -74,7 +74,7 @@ class FigureMetrics:
         for figure, name, text in _PATH_COUNTERS:
             family = CounterMetricFamily(name, text, labels=["path"])
             for path, sums in paths:
-                family.add_metric([path], sums.figures.get(figure, 0))
+                family.add_metric([path], sums.get(figure))
             yield family
         history = self.history
         if history is None:
