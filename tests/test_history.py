@@ -26,9 +26,18 @@ from twisted.internet.task import Clock, deferLater
 from twisted.logger import LogLevel
 
 from mitelacd.reports.format import report_csv
-from mitelacd.reports.rows import FIGURES, IntervalRow, ReasonKind, RowKind, StateSpan
+from mitelacd.reports.rows import (
+    FIGURES,
+    REPORT_INTERVALS,
+    ROW_KINDS,
+    IntervalRow,
+    ReasonKind,
+    RowKind,
+    StateSpan,
+)
 from mitelacd.reports.store import (
     DAY_TABLES,
+    HOUR_TABLES,
     INTERVAL_TABLES,
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -163,8 +172,9 @@ def test_migrate_makes_every_table_and_is_idempotent(history_url: str) -> None:
         assert store.version() == SCHEMA_VERSION
         inspector = sa.inspect(store.engine)
         names = set(inspector.get_table_names())
-        assert {*INTERVAL_TABLES.values(), *DAY_TABLES.values()} <= names
-        assert {"agent_reasons", "agent_reason_days", "agent_states", "mitelacd_schema"} <= names
+        assert {*INTERVAL_TABLES.values(), *DAY_TABLES.values(), *HOUR_TABLES.values()} <= names
+        assert {"agent_reasons", "agent_reason_days", "agent_reason_hours"} <= names
+        assert {"agent_states", "mitelacd_schema"} <= names
         # A column per figure, named as the figure, of the figure's type.
         for kind, name in INTERVAL_TABLES.items():
             columns = {c["name"]: c["type"] for c in inspector.get_columns(name)}
@@ -296,6 +306,54 @@ def test_version_2_adds_the_wrap_up_of_paths(history_url: str) -> None:
             (r["start"], r["wrap_up_seconds"]) for r in store.report("path", DAY, DAY, "15m")
         ] == [(at("08:00"), 0.0), (at("08:15"), 30.0)]
         assert store.migrate() == SCHEMA_VERSION
+    finally:
+        store.close()
+
+
+def test_version_5_fills_the_hour_tables_from_the_rows_there(history_url: str) -> None:
+    """A database at version 4 reports by hour, once upgraded, as it did before."""
+    store = open_store(history_url)
+    try:
+        assert store.migrate(MIGRATIONS[:4]) == 4
+        names = set(sa.inspect(store.engine).get_table_names())
+        assert not names & {*HOUR_TABLES.values(), "agent_reason_hours"}
+        for source, rows in hour_batches():
+            store.write(source, rows, [])
+        spans = [span("1001", at("08:00"), at("08:01"))]
+        store.write("north", [row("group", "602", "10:00", reports=3)], spans)
+        before = {
+            (kind, interval): store.report(kind, DAY, THIRD_DAY, interval)
+            for kind in ROW_KINDS
+            for interval in REPORT_INTERVALS
+        }
+        assert len(before["agent", "1h"]) == 6
+    finally:
+        store.close()
+    store = open_store(history_url)
+    try:
+        assert MIGRATIONS[4].version == SCHEMA_VERSION == 5
+        assert store.migrate() == SCHEMA_VERSION
+        inspector = sa.inspect(store.engine)
+        for name in (*HOUR_TABLES.values(), "agent_reason_hours"):
+            columns = inspector.get_columns(name)
+            assert [c["name"] for c in columns] == [c.name for c in TABLES[name].columns]
+        assert store.count("agent_hours") == 7 and store.count("group_hours") == 3
+        assert store.count("agent_reason_hours") == 6
+        for (kind, interval), reported in before.items():
+            assert store.report(kind, DAY, THIRD_DAY, interval) == reported, (kind, interval)
+        check_hours_match_intervals(store)
+        # Writes after the step add to the rows it made.
+        store.write("south", [row("agent", "1001", "08:45", acd_calls=1,
+                                  reasons={("make_busy", 3): 2.0}, make_busy_seconds=2.0)], [])  # fmt: skip
+        assert store.count("agent_hours") == 7 and store.count("agent_reason_hours") == 6
+        check_hours_match_intervals(store)
+        with store.engine.connect() as connection:
+            applied = connection.execute(
+                sa.text("SELECT description FROM mitelacd_schema WHERE version = 5")
+            ).scalar()
+        assert applied == (
+            "agent_hours, path_hours, group_hours and agent_reason_hours: the figures per hour"
+        )
     finally:
         store.close()
 
@@ -542,6 +600,155 @@ def test_a_report_asks_for_what_exists(store: HistoryStore) -> None:
         store.report("agent", "2026-3-9", DAY)
 
 
+# --- reports by hour ---------------------------------------------------------------------------
+
+THIRD_DAY = "2026-03-11"
+
+
+def from_intervals(
+    store: HistoryStore,
+    by: RowKind,
+    first_day: str,
+    last_day: str,
+    source: str | None = None,
+    ids: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The report by hour as it was before the hour tables: the interval rows added up."""
+    return store._report(by, first_day, last_day, "1h", source, ids, (), hours=False)
+
+
+def hour_batches() -> list[tuple[str, list[IntervalRow]]]:
+    """Writes of two sources over three days, as (source, rows), in the order written.
+
+    Agent 1001's 08:00 hour on the first day comes in two writes (08:00 and a
+    part of 08:00 again after a restart, then 08:15 and 08:45), one of them
+    with two rows of the same hour; reasons with and without a code, the same
+    code in several parts; paths and groups with peaks (MAX) and sums.
+    """
+    dnd: tuple[ReasonKind, int | None] = ("dnd", None)
+    first = [
+        row("agent", "1001", "08:00", reasons={("make_busy", 3): 60.0, dnd: 10.5},
+            acd_calls=2, acd_talk_seconds=100.5, make_busy_seconds=60.0, dnd_seconds=10.5,
+            logged_in_seconds=900.0, state_available_seconds=120.25),
+        row("agent", "999", "08:00", acd_calls=4, acd_talk_seconds=200.0, holds=1,
+            hold_seconds=12.75, logged_in_seconds=900.0),
+        row("agent", "1001", "09:15", reasons={("make_busy", None): 7.0}, make_busy_seconds=7.0,
+            logged_in_seconds=600.0),
+        row("path", "860", "08:00", acd_calls=3, acd_talk_seconds=150.0, reports=60,
+            max_waiting=4, max_longest_wait_seconds=30, waiting_seconds=900.0,
+            covered_seconds=600.0, wrap_up_seconds=20.5),
+        row("path", "860", "08:15", acd_calls=1, reports=60, max_waiting=9,
+            max_longest_wait_seconds=12, waiting_seconds=300.0, covered_seconds=900.0),
+        row("group", "601", "08:00", reports=60, max_waiting=2, max_longest_wait_seconds=95,
+            waiting_seconds=450.0, covered_seconds=900.0),
+        row("agent", "1001", "08:00", day_offset=1, acd_calls=9, acd_talk_seconds=90.0,
+            reasons={dnd: 30.0}, dnd_seconds=30.0),
+    ]  # fmt: skip
+    second = [
+        # The rest of the 08:00 hour: the interval's other part, then two more.
+        row("agent", "1001", "08:00", reasons={("make_busy", 3): 30.0, ("make_busy", 1): 15.5},
+            acd_calls=1, acd_talk_seconds=20.25, make_busy_seconds=45.5,
+            logged_in_seconds=300.0),
+        row("agent", "1001", "08:15", reasons={dnd: 4.5, ("make_busy", 1): 0.5}, acd_calls=3,
+            acd_talk_seconds=240.0, wrap_ups=2, wrap_up_seconds=60.0, dnd_seconds=4.5,
+            make_busy_seconds=0.5, logged_in_seconds=900.0),
+        row("agent", "1001", "08:45", acd_calls=1, acd_talk_seconds=30.0, rang_unanswered=1,
+            logged_in_seconds=900.0),
+        row("path", "860", "08:30", acd_calls=2, reports=60, max_waiting=3,
+            max_longest_wait_seconds=140, waiting_seconds=60.0, covered_seconds=900.0),
+        row("path", "860", "08:00", reports=20, max_waiting=7, waiting_seconds=300.0,
+            covered_seconds=300.0),
+        row("group", "601", "08:15", reports=60, max_waiting=5, max_longest_wait_seconds=40,
+            waiting_seconds=900.0, covered_seconds=900.0),
+        row("agent", "1001", "23:45", day_offset=2, acd_calls=1, acd_talk_seconds=5.0),
+    ]  # fmt: skip
+    other = [
+        row("agent", "1001", "08:30", reasons={("make_busy", 3): 12.0}, acd_calls=5,
+            acd_talk_seconds=75.0, make_busy_seconds=12.0, logged_in_seconds=900.0),
+        row("agent", "1002", "08:30", acd_calls=1, acd_talk_seconds=10.0),
+        row("path", "860", "08:45", acd_calls=6, reports=60, max_waiting=12,
+            max_longest_wait_seconds=33, waiting_seconds=1800.0, covered_seconds=900.0),
+        row("group", "601", "08:30", reports=60, max_waiting=1, max_longest_wait_seconds=200,
+            waiting_seconds=90.0, covered_seconds=900.0),
+    ]  # fmt: skip
+    return [("north", first), ("north", second), ("south", other)]
+
+
+def check_hours_match_intervals(store: HistoryStore) -> None:
+    """Every report by hour reads as the interval rows added up would, whatever it asks for."""
+    asked: list[tuple[str | None, list[str] | None]] = [
+        (None, None),
+        ("north", None),
+        ("south", None),
+        (None, ["1001", "860", "601"]),
+        ("north", ["999"]),
+    ]
+    for kind in ROW_KINDS:
+        for first_day, last_day in ((DAY, THIRD_DAY), (DAY, DAY), (NEXT_DAY, THIRD_DAY)):
+            for source, ids in asked:
+                found = store.report(kind, first_day, last_day, "1h", source, ids)
+                expected = from_intervals(store, kind, first_day, last_day, source, ids)
+                assert found == expected, (kind, first_day, last_day, source, ids)
+                # The same values of the same types, in the same order.
+                assert [list(map(type, r.values())) for r in found] == [
+                    list(map(type, r.values())) for r in expected
+                ]
+
+
+def test_reports_by_hour_read_the_hour_tables(store: HistoryStore) -> None:
+    for source, rows in hour_batches():
+        store.write(source, rows, [])
+    hours = store.report("agent", DAY, THIRD_DAY, "1h")
+    assert pick(hours, "id", "day", "start", "acd_calls", "acd_talk_seconds") == [
+        ("999", DAY, at("08:00"), 4, 200.0),
+        ("1001", DAY, at("08:00"), 12, 465.75),
+        ("1002", DAY, at("08:00"), 1, 10.0),
+        ("1001", DAY, at("09:00"), 0, 0.0),
+        ("1001", NEXT_DAY, at("08:00", 1), 9, 90.0),
+        ("1001", THIRD_DAY, at("23:00", 2), 1, 5.0),
+    ]
+    whole = hours[1]
+    assert whole["make_busy_by_reason"] == [
+        {"reason": 1, "seconds": 16.0},
+        {"reason": 3, "seconds": 102.0},
+    ]
+    assert whole["dnd_by_reason"] == [{"reason": None, "seconds": 15.0}]
+    assert (whole["wrap_ups"], whole["rang_unanswered"]) == (2, 1)
+    assert whole["logged_in_seconds"] == 3900.0
+    assert hours[3]["make_busy_by_reason"] == [{"reason": None, "seconds": 7.0}]
+    (path,) = store.report("path", DAY, DAY, "1h")
+    assert (path["acd_calls"], path["max_waiting"], path["max_longest_wait_seconds"]) == (
+        12,
+        12,
+        140,
+    )
+    assert (path["waiting_seconds"], path["covered_seconds"]) == (3360.0, 3600.0)
+    (group,) = store.report("group", DAY, DAY, "1h")
+    assert (group["reports"], group["max_waiting"], group["max_longest_wait_seconds"]) == (
+        180,
+        5,
+        200,
+    )
+    # One row per source, day, hour and id, whatever came in how many parts and writes.
+    assert store.count("agent_hours") == 7 and store.count("agent_hours", "south") == 2
+    assert store.count("agent_intervals") == 10
+    assert store.count("path_hours") == 2 and store.count("group_hours") == 2
+    assert store.count("agent_reason_hours") == 6
+    check_hours_match_intervals(store)
+    # Another part of an hour, later: added to the hour's row.
+    store.write("north", [row("agent", "1001", "08:45", acd_calls=2, acd_talk_seconds=1.5,
+                              reasons={("make_busy", 3): 1.0}, make_busy_seconds=1.0)], [])  # fmt: skip
+    assert store.count("agent_hours") == 7 and store.count("agent_reason_hours") == 6
+    check_hours_match_intervals(store)
+    assert store.report("agent", DAY, DAY, "1h", ids=["1001"])[0]["acd_calls"] == 14
+    # What a report by hour reads is the hour tables, not the intervals.
+    with store.engine.begin() as connection:
+        for name in (*INTERVAL_TABLES.values(), "agent_reasons"):
+            connection.execute(sa.text(f"DELETE FROM {name}"))
+    assert store.report("agent", DAY, THIRD_DAY, "1h")[1]["acd_calls"] == 14
+    assert from_intervals(store, "agent", DAY, THIRD_DAY) == []
+
+
 # --- states, days, pruning ---------------------------------------------------------------------
 
 
@@ -633,6 +840,16 @@ def test_replace_days(store: HistoryStore) -> None:
     store.replace_days("pbx", [DAY], new_rows, new_spans, tz=tz)
     assert store.report("path", DAY, DAY, source="pbx")[0]["acd_calls"] == 4
     assert store.count("agent_intervals", "pbx") == 2
+    assert store.count("agent_hours", "pbx") == 2
+    assert store.count("agent_reason_hours", "pbx") == 1
+    hours = store.report("agent", DAY, NEXT_DAY, "1h", source="pbx")
+    assert pick(hours, "day", "start", "acd_calls") == [
+        (DAY, at("10:00"), 4),
+        (NEXT_DAY, at("08:00", 1), 2),
+    ]
+    assert hours[0]["make_busy_by_reason"] == [{"reason": 2, "seconds": 5.0}]
+    for kind in ROW_KINDS:
+        assert store.report(kind, DAY, NEXT_DAY, "1h") == from_intervals(store, kind, DAY, NEXT_DAY)
     with pytest.raises(ValueError, match="not one of the days replaced"):
         store.replace_days("pbx", [NEXT_DAY], new_rows, [], tz=tz)
     with pytest.raises(ValueError, match="outside the days replaced"):
@@ -666,13 +883,18 @@ def test_prune(store: HistoryStore) -> None:
         [span("1001", at("08:00"), at("08:01")), span("1001", at("08:00", 1), at("08:01", 1))],
     )
     assert store.prune(DAY, tz=UTC) == 0
-    # Day one: 3 interval rows, 1 reason, 3 day rows, 1 reason day, 1 span.
-    assert store.prune(NEXT_DAY, tz=UTC) == 9
+    # Day one: 3 interval rows, 1 reason, 3 day rows, 1 reason day, 3 hour rows,
+    # 1 reason hour, 1 span.
+    assert store.prune(NEXT_DAY, tz=UTC) == 13
     assert store.report("agent", DAY, NEXT_DAY) != []
     assert [r["day"] for r in store.report("agent", DAY, NEXT_DAY)] == [NEXT_DAY]
+    assert [r["day"] for r in store.report("agent", DAY, NEXT_DAY, "1h")] == [NEXT_DAY]
     assert store.report("path", DAY, NEXT_DAY) == []
+    assert store.report("path", DAY, NEXT_DAY, "1h") == []
     assert store.count("agent_reasons") == 0
     assert store.count("agent_reason_days") == 0
+    assert store.count("agent_reason_hours") == 0
+    assert (store.count("agent_hours"), store.count("path_hours")) == (1, 0)
     assert len(store.states(None, None, 0, at("23:59", 3))) == 1
 
 
@@ -924,7 +1146,7 @@ async def test_old_days_are_pruned_at_start(history_url: str) -> None:
     assert service.prune_before() == NEXT_DAY
     await started(service, clock)
     await until(lambda: service.pruned_rows > 0)
-    assert service.pruned_rows == 2  # the interval row and the day row of DAY
+    assert service.pruned_rows == 3  # the interval row, the day row and the hour row of DAY
     rows = await service.query(lambda s: s.report("agent", DAY, NEXT_DAY))
     assert [r["day"] for r in rows] == [NEXT_DAY]
     await stopped(service)
@@ -1051,5 +1273,12 @@ def test_the_benchmark_month(store: HistoryStore) -> None:
     report = store.report("agent", "2026-01-05", "2026-01-05")
     assert [r["id"] for r in report] == ["1001", "1002", "1003"]
     assert all(r["make_busy_by_reason"] or not r["make_busy_seconds"] for r in report)
+    # Written through the store, the month has its hour tables too.
+    assert store.count("agent_hours") == 3 * 2 * 24 and store.count("path_hours") == 20 * 2 * 24
+    assert 0 < store.count("agent_reason_hours") <= store.count("agent_reasons")
+    for kind in ROW_KINDS:
+        hourly = store.report(kind, "2026-01-05", "2026-01-06", "1h")
+        assert len(hourly) == {"agent": 3, "path": 20, "group": 10}[kind] * 2 * 24
+        assert hourly == from_intervals(store, kind, "2026-01-05", "2026-01-06")
     assert 0 < time_writes(store, events=50, batches=3) < 30
     assert store.count("agent_states", "bench-writes") == 150

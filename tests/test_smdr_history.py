@@ -178,8 +178,8 @@ def test_version_4_adds_the_smdr_tables(history_url: str) -> None:
         names = set(sa.inspect(store.engine).get_table_names())
         assert not names & {"smdr_lines", "smdr_path_intervals"}
         store.write("pbx", [row("path", "860", "08:00", acd_calls=3)], [])
-        assert (MIGRATIONS[3].version, SCHEMA_VERSION) == (4, 4)
-        assert store.migrate() == 4
+        assert MIGRATIONS[3].version == 4
+        assert store.migrate(MIGRATIONS[:4]) == 4
         inspector = sa.inspect(store.engine)
         lines = inspector.get_columns("smdr_lines")
         assert [c["name"] for c in lines] == ["line", "source", "received_at", "layout", "text"]
@@ -210,7 +210,8 @@ def test_version_4_adds_the_smdr_tables(history_url: str) -> None:
         store.write("pbx", [], [], smdr_intervals=[smdr("860", "08:00", offered=4, answered=3)])
         (both,) = store.report("path", DAY, DAY, "15m")
         assert (both["offered"], both["answered_difference"]) == (4, 0)
-        assert store.migrate() == 4
+        assert store.migrate(MIGRATIONS[:4]) == 4  # done once
+        assert store.migrate() == SCHEMA_VERSION
     finally:
         store.close()
 

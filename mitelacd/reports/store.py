@@ -17,6 +17,12 @@ The tables (docs/history.md):
 ``agent_reasons``
     Not-ready seconds per agent, interval, kind (``dnd``, ``make_busy``) and
     reason code (NULL when the PBX sent none).
+``agent_days``, ``path_days``, ``group_days``, ``agent_reason_days``
+    The same per source, day and id (and kind and reason), one row each,
+    kept up to date in the transaction that writes the intervals.
+``agent_hours``, ``path_hours``, ``group_hours``, ``agent_reason_hours``
+    The same per hour (``hour_start``) besides, kept the same way (since
+    schema version 5).
 ``agent_states``
     Each span an agent spent in one board state: ``start_at`` and ``end_at``
     (Unix seconds; ``start`` and ``end`` are reserved words in SQL), the
@@ -278,7 +284,16 @@ DAY_TABLES: Final[Mapping[RowKind, str]] = {
     "group": "group_days",
 }
 
-#: The reason of a not-ready row that has none, in the unique key of agent_reason_days.
+#: The same per hour (since schema version 5): a report by hour reads these
+#: rather than add up the 4 intervals of each id and hour (and their parts).
+HOUR_TABLES: Final[Mapping[RowKind, str]] = {
+    "agent": "agent_hours",
+    "path": "path_hours",
+    "group": "group_hours",
+}
+
+#: The reason of a not-ready row that has none, in the unique key of agent_reason_days
+#: and agent_reason_hours.
 _NO_REASON: Final[sa.ColumnClause[Any]] = sa.literal_column("-1")
 
 
@@ -293,13 +308,28 @@ def _reason_day_key(table: sa.Table) -> tuple[Any, ...]:
     )
 
 
+def _reason_hour_key(table: sa.Table) -> tuple[Any, ...]:
+    """The unique key of agent_reason_hours: that of agent_reason_days, and the hour."""
+    return (
+        table.c.source,
+        table.c.day,
+        table.c.hour_start,
+        table.c.agent,
+        table.c.kind,
+        sa.func.coalesce(table.c.reason, _NO_REASON),
+    )
+
+
 #: The version that added ``mitelacd_writers``.
 _WRITERS_VERSION: Final = 3
 #: The version that added ``smdr_lines`` and ``smdr_path_intervals``.
 _SMDR_VERSION: Final = 4
+#: The version that added the hour tables (:data:`HOUR_TABLES`, ``agent_reason_hours``).
+_HOURS_VERSION: Final = 5
 
 #: The figure columns added after version 1, as (kind, figure), by the version
-#: that added them to the kind's interval and day tables.
+#: that added them to the kind's interval and day tables (and hour tables, when
+#: later than :data:`_HOURS_VERSION`).
 _ADDED_FIGURES: Final[Mapping[tuple[RowKind, str], int]] = {
     ("path", "wrap_up_seconds"): 2,
 }
@@ -326,8 +356,9 @@ def _schema(version: int | None = None) -> tuple[sa.MetaData, dict[str, sa.Table
     """The tables as the latest migration leaves them, or as ``version`` made them.
 
     Later versions have added figure columns (:data:`_ADDED_FIGURES`),
-    ``mitelacd_writers`` (:data:`_WRITERS_VERSION`), and ``smdr_lines`` and
-    ``smdr_path_intervals`` (:data:`_SMDR_VERSION`).
+    ``mitelacd_writers`` (:data:`_WRITERS_VERSION`), ``smdr_lines`` and
+    ``smdr_path_intervals`` (:data:`_SMDR_VERSION`), and the hour tables
+    (:data:`_HOURS_VERSION`).
     """
     metadata = sa.MetaData()
     tables: dict[str, sa.Table] = {}
@@ -418,7 +449,49 @@ def _schema(version: int | None = None) -> tuple[sa.MetaData, dict[str, sa.Table
         )
     if version is None or version >= _SMDR_VERSION:
         _smdr_tables(metadata, tables)
+    if version is None or version >= _HOURS_VERSION:
+        _hour_tables(metadata, tables, version)
     return metadata, tables
+
+
+def _hour_tables(metadata: sa.MetaData, tables: dict[str, sa.Table], version: int | None) -> None:
+    """The hour tables and ``agent_reason_hours`` (schema version 5), as ``version`` has them."""
+    for kind, name in HOUR_TABLES.items():
+        tables[name] = sa.Table(
+            name,
+            metadata,
+            sa.Column("source", sa.Text, nullable=False),
+            sa.Column("day", sa.Text, nullable=False),
+            sa.Column("hour_start", sa.BigInteger, nullable=False),
+            sa.Column("id", sa.Text, nullable=False),
+            sa.Column("first_interval_start", sa.BigInteger, nullable=False),
+            *_interval_columns(kind, version)[5:],
+            sa.Index(f"{name}_key", "source", "day", "hour_start", "id", unique=True),
+            # Read in the order a report by hour groups by.
+            sa.Index(f"{name}_day_id", "day", "id", "hour_start"),
+        )
+    reason_hours = tables["agent_reason_hours"] = sa.Table(
+        "agent_reason_hours",
+        metadata,
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("day", sa.Text, nullable=False),
+        sa.Column("hour_start", sa.BigInteger, nullable=False),
+        sa.Column("agent", sa.Text, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("reason", sa.Integer, nullable=True),
+        sa.Column("seconds", sa.Double, nullable=False),
+        # Covers a report by hour: read in the order it groups by, table untouched.
+        sa.Index(
+            "agent_reason_hours_day_agent",
+            "day",
+            "agent",
+            "kind",
+            "reason",
+            "hour_start",
+            "seconds",
+        ),
+    )
+    sa.Index("agent_reason_hours_key", *_reason_hour_key(reason_hours), unique=True)
 
 
 def _smdr_tables(metadata: sa.MetaData, tables: dict[str, sa.Table]) -> None:
@@ -464,12 +537,16 @@ _METADATA, TABLES = _schema()
 #: The tables as version 1 made them.
 _VERSION_1_METADATA, _ = _schema(1)
 
+#: The tables of schema version 5 kept per hour.
+_HOUR_KEYED: Final = (*HOUR_TABLES.values(), "agent_reason_hours")
+
 #: The tables whose rows belong to a report day by their ``day`` column.
 _DAY_KEYED: Final = (
     *INTERVAL_TABLES.values(),
     "agent_reasons",
     *DAY_TABLES.values(),
     "agent_reason_days",
+    *_HOUR_KEYED,
 )
 
 _SCHEMA_METADATA = sa.MetaData()
@@ -499,7 +576,8 @@ def _create_version_1(connection: Connection) -> None:
 
 
 def _add_figures(version: int) -> Callable[[Connection], None]:
-    """The step that adds the figure columns of ``version`` to their interval and day tables.
+    """The step that adds the figure columns of ``version`` to their interval and day tables
+    (and hour tables, from version 6 on).
 
     Each column is added as version 1 would have made it: the figure's type,
     NOT NULL, DEFAULT 0 (so the rows already there read 0).
@@ -511,7 +589,10 @@ def _add_figures(version: int) -> Callable[[Connection], None]:
         for (kind, name), added in _ADDED_FIGURES.items():
             if added != version:
                 continue
-            for table in (INTERVAL_TABLES[kind], DAY_TABLES[kind]):
+            names = [INTERVAL_TABLES[kind], DAY_TABLES[kind]]
+            if version > _HOURS_VERSION:
+                names.append(HOUR_TABLES[kind])
+            for table in names:
                 sql_type = TABLES[table].c[name].type.compile(dialect=dialect)
                 connection.execute(
                     sa.text(
@@ -532,12 +613,48 @@ def _create_smdr(connection: Connection) -> None:
         TABLES[name].create(connection, checkfirst=False)
 
 
+def _create_hours(connection: Connection) -> None:
+    """The hour tables, filled from the interval and reason rows already there.
+
+    As version 5 makes them (a figure added later gets its column in its own
+    step): one ``INSERT ... SELECT ... GROUP BY`` per table, each figure
+    combined by its rule, as the writes that follow keep them.
+    """
+    _, tables = _schema(_HOURS_VERSION)
+    for name in _HOUR_KEYED:
+        tables[name].create(connection, checkfirst=False)
+    for kind, name in HOUR_TABLES.items():
+        intervals, hours = tables[INTERVAL_TABLES[kind]], tables[name]
+        figures = [f for f in FIGURES[kind] if f.name in hours.c]
+        keys = [intervals.c[k] for k in ("source", "day", "hour_start", "id")]
+        query = sa.select(
+            *keys,
+            sa.func.min(intervals.c.interval_start),
+            *(_combined(intervals, f) for f in figures),
+        ).group_by(*keys)
+        names = [*(k.name for k in keys), "first_interval_start", *(f.name for f in figures)]
+        connection.execute(hours.insert().from_select(names, query))
+    reasons = tables["agent_reasons"]
+    keys = [reasons.c[k] for k in ("source", "day", "hour_start", "agent", "kind", "reason")]
+    query = sa.select(*keys, sa.func.sum(reasons.c.seconds)).group_by(*keys)
+    connection.execute(
+        tables["agent_reason_hours"]
+        .insert()
+        .from_select([*(k.name for k in keys), "seconds"], query)
+    )
+
+
 #: Every step, in order; the last one's version is the schema's.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "interval, reason, state and write tables", _create_version_1),
     Migration(2, "path_intervals and path_days: wrap_up_seconds", _add_figures(2)),
     Migration(3, "mitelacd_writers: the daemon writing each source", _create_writers),
     Migration(4, "smdr_lines and smdr_path_intervals: the SMDR stream", _create_smdr),
+    Migration(
+        _HOURS_VERSION,
+        "agent_hours, path_hours, group_hours and agent_reason_hours: the figures per hour",
+        _create_hours,
+    ),
 )
 
 #: The schema version this code writes and reads.
@@ -738,6 +855,9 @@ class HistoryStore:
         self.source_lock: SourceLock | None = None
         #: PostgreSQL: the connection that asked for a lock held by another, kept to ask again.
         self._standby: Connection | None = None
+        #: Whether the hour tables are there to write and read: false once :meth:`migrate`
+        #: left the database at an older version (tests of the steps write at each).
+        self._hours = True
         marker = "%s" if self._postgres else "?"
         self._span_insert = (
             f"INSERT INTO agent_states ({', '.join(_SPAN_COLUMNS)})"
@@ -874,6 +994,7 @@ class HistoryStore:
                     )
                 )
                 version = step.version
+        self._hours = version >= _HOURS_VERSION
         return version
 
     def _refuse_foreign(self, connection: Connection) -> None:
@@ -1204,7 +1325,7 @@ class HistoryStore:
                 )
         deleted = 0
         with self._writing() as connection:
-            for name in _DAY_KEYED:
+            for name in self._day_keyed():
                 table = TABLES[name]
                 done = connection.execute(
                     table.delete().where(table.c.source == source, table.c.day.in_(sorted(wanted)))
@@ -1222,6 +1343,12 @@ class HistoryStore:
                 deleted += max(done.rowcount, 0)
             self._insert(connection, source, intervals, spans)
         return deleted
+
+    def _day_keyed(self) -> tuple[str, ...]:
+        """The tables with rows by ``day`` (:data:`_DAY_KEYED`) that the schema has."""
+        if self._hours:
+            return _DAY_KEYED
+        return tuple(name for name in _DAY_KEYED if name not in _HOUR_KEYED)
 
     def _insert(
         self,
@@ -1299,13 +1426,17 @@ class HistoryStore:
     def _insert_intervals(
         self, connection: Connection, source: str, intervals: Sequence[IntervalRow]
     ) -> None:
-        """Interval rows, their days' upserts and their reasons: at most a part at a time."""
+        """Interval rows, their reasons, and their days' and hours' upserts: a part at a time."""
         by_kind: dict[RowKind, list[dict[str, Any]]] = defaultdict(list)
         reasons: list[dict[str, Any]] = []
-        # The batch's rows combined per day and id (a day row is updated once
-        # per statement), and its reasons per day, agent, kind and reason.
-        days: dict[tuple[RowKind, str, str], dict[str, Any]] = {}
+        # The batch's rows combined per day (and hour) and id (a day or hour row
+        # is updated once per statement), and its reasons per day (and hour),
+        # agent, kind and reason.
+        days: dict[tuple[Any, ...], dict[str, Any]] = {}
+        hours: dict[tuple[Any, ...], dict[str, Any]] = {}
         reason_days: dict[tuple[str, str, str, int | None], float] = {}
+        reason_hours: dict[tuple[str, int, str, str, int | None], float] = {}
+        keep_hours = self._hours
         for row in intervals:
             values: dict[str, Any] = {
                 "source": source,
@@ -1320,6 +1451,8 @@ class HistoryStore:
                 values[figure.name] = int(value) if figure.integer else float(value)
             by_kind[row.kind].append(values)
             _add_to_day(days, row.kind, values)
+            if keep_hours:
+                _add_to_hour(hours, row.kind, values)
             for (reason_kind, reason), seconds in row.reasons.items():
                 reasons.append(
                     {
@@ -1335,20 +1468,34 @@ class HistoryStore:
                 )
                 key = (row.day, row.id, reason_kind, reason)
                 reason_days[key] = reason_days.get(key, 0.0) + float(seconds)
+                if keep_hours:
+                    hour_key = (row.day, row.hour_start, row.id, reason_kind, reason)
+                    reason_hours[hour_key] = reason_hours.get(hour_key, 0.0) + float(seconds)
         for row_kind, rows in by_kind.items():
             connection.execute(TABLES[INTERVAL_TABLES[row_kind]].insert(), rows)
         for row_kind in ROW_KINDS:
-            day_rows = [v for (k, _, _), v in days.items() if k == row_kind]
+            day_rows = [v for k, v in days.items() if k[0] == row_kind]
             if day_rows:
                 self._upsert_days(connection, row_kind, day_rows)
+            hour_rows = [v for k, v in hours.items() if k[0] == row_kind]
+            if hour_rows:
+                self._upsert_days(connection, row_kind, hour_rows, hourly=True)
         if reasons:
             connection.execute(TABLES["agent_reasons"].insert(), reasons)
             self._upsert_reason_days(connection, source, reason_days)
+            if reason_hours:
+                self._upsert_reason_hours(connection, source, reason_hours)
 
     def _upsert_days(
-        self, connection: Connection, kind: RowKind, rows: list[dict[str, Any]]
+        self,
+        connection: Connection,
+        kind: RowKind,
+        rows: list[dict[str, Any]],
+        hourly: bool = False,
     ) -> None:
-        table = TABLES[DAY_TABLES[kind]]
+        """Add rows combined per day (or hour) and id to the kind's day (or hour) table."""
+        table = TABLES[(HOUR_TABLES if hourly else DAY_TABLES)[kind]]
+        key = ("source", "day", "hour_start", "id") if hourly else ("source", "day", "id")
         statement = self._insert_statement(table)
         new = statement.excluded
         larger = sa.func.greatest if self._postgres else sa.func.max
@@ -1360,7 +1507,7 @@ class HistoryStore:
             old, added = table.c[figure.name], new[figure.name]
             updates[figure.name] = old + added if figure.combine == "sum" else larger(old, added)
         statement = statement.on_conflict_do_update(
-            index_elements=[table.c.source, table.c.day, table.c.id], set_=updates
+            index_elements=[table.c[name] for name in key], set_=updates
         )
         connection.execute(statement, rows)
 
@@ -1391,6 +1538,34 @@ class HistoryStore:
             ],
         )
 
+    def _upsert_reason_hours(
+        self,
+        connection: Connection,
+        source: str,
+        found: Mapping[tuple[str, int, str, str, int | None], float],
+    ) -> None:
+        table = TABLES["agent_reason_hours"]
+        statement = self._insert_statement(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(_reason_hour_key(table)),
+            set_={"seconds": table.c.seconds + statement.excluded.seconds},
+        )
+        connection.execute(
+            statement,
+            [
+                {
+                    "source": source,
+                    "day": day,
+                    "hour_start": hour_start,
+                    "agent": agent,
+                    "kind": kind,
+                    "reason": reason,
+                    "seconds": seconds,
+                }
+                for (day, hour_start, agent, kind, reason), seconds in found.items()
+            ],
+        )
+
     def prune(
         self,
         before_day: str,
@@ -1406,7 +1581,7 @@ class HistoryStore:
         cutoff, _ = day_bounds(before_day, day_starts, tz)
         deleted = 0
         with self._writing() as connection:
-            for name in (*_DAY_KEYED, "smdr_path_intervals"):
+            for name in (*self._day_keyed(), "smdr_path_intervals"):
                 table = TABLES[name]
                 done = connection.execute(table.delete().where(table.c.day < before_day))
                 deleted += max(done.rowcount, 0)
@@ -1448,6 +1623,26 @@ class HistoryStore:
         daemon that writes ``source`` (which must be given), each in place of
         the stored row of that source with the same interval and path.
         """
+        return self._report(
+            by, first_day, last_day, interval, source, ids, live_smdr, hours=self._hours
+        )
+
+    def _report(
+        self,
+        by: RowKind,
+        first_day: str,
+        last_day: str,
+        interval: ReportInterval,
+        source: str | None,
+        ids: Collection[str] | None,
+        live_smdr: Sequence[SmdrIntervalRow],
+        hours: bool,
+    ) -> list[dict[str, Any]]:
+        """:meth:`report`; by hour from the hour tables when ``hours``, else from the intervals.
+
+        The intervals are what a database older than schema version 5 has
+        (and what tests check the hour tables against).
+        """
         if live_smdr and source is None:
             raise ValueError("live SMDR intervals replace the rows of a source: name it")
         if by not in ROW_KINDS:
@@ -1466,6 +1661,10 @@ class HistoryStore:
             table = TABLES[DAY_TABLES[by]]
             bucket = None
             start = sa.func.min(table.c.first_interval_start)
+        elif interval == "1h" and hours:
+            # Kept per hour the same way: a row per source, id and hour.
+            table = TABLES[HOUR_TABLES[by]]
+            bucket = start = table.c.hour_start
         else:
             table = TABLES[INTERVAL_TABLES[by]]
             bucket = table.c.interval_start if interval == "15m" else table.c.hour_start
@@ -1482,7 +1681,7 @@ class HistoryStore:
         with self._reading() as connection:
             rows = connection.execute(query).all()
             reasons = (
-                self._reasons(connection, first_day, last_day, interval, source, ids)
+                self._reasons(connection, first_day, last_day, interval, source, ids, hours)
                 if by == "agent"
                 else {}
             )
@@ -1623,12 +1822,20 @@ class HistoryStore:
         interval: ReportInterval,
         source: str | None,
         ids: Collection[str] | None,
+        hours: bool = True,
     ) -> dict[tuple[str, str, int | None], tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-        """Per agent and bucket: the DND and the make busy seconds by reason, as reports list them."""
+        """Per agent and bucket: the DND and the make busy seconds by reason, as reports list them.
+
+        Per day from agent_reason_days, per hour from agent_reason_hours (when
+        ``hours``), per interval from agent_reasons.
+        """
         bucket: sa.Column[Any] | None
         if interval == "day":
             table = TABLES["agent_reason_days"]
             bucket = None
+        elif interval == "1h" and hours:
+            table = TABLES["agent_reason_hours"]
+            bucket = table.c.hour_start
         else:
             table = TABLES["agent_reasons"]
             bucket = table.c.interval_start if interval == "15m" else table.c.hour_start
@@ -1919,15 +2126,38 @@ def _source_writer(row: Any) -> SourceWriter:
 
 
 def _add_to_day(
-    days: dict[tuple[RowKind, str, str], dict[str, Any]], kind: RowKind, values: dict[str, Any]
+    days: dict[tuple[Any, ...], dict[str, Any]], kind: RowKind, values: dict[str, Any]
 ) -> None:
     """Combine one interval row's values into its day's, by each figure's rule."""
     key = (kind, values["day"], values["id"])
-    found = days.get(key)
+    _combine_into(days, key, kind, values, ("interval_start", "hour_start"))
+
+
+def _add_to_hour(
+    hours: dict[tuple[Any, ...], dict[str, Any]], kind: RowKind, values: dict[str, Any]
+) -> None:
+    """Combine one interval row's values into its hour's, by each figure's rule."""
+    key = (kind, values["day"], values["hour_start"], values["id"])
+    _combine_into(hours, key, kind, values, ("interval_start",))
+
+
+def _combine_into(
+    combined: dict[tuple[Any, ...], dict[str, Any]],
+    key: tuple[Any, ...],
+    kind: RowKind,
+    values: dict[str, Any],
+    left_out: tuple[str, ...],
+) -> None:
+    """Combine an interval row's values into those kept under ``key``, by each figure's rule.
+
+    The first row of a key is kept without the columns ``left_out``, and
+    with ``first_interval_start``.
+    """
+    found = combined.get(key)
     if found is None:
-        day = {k: v for k, v in values.items() if k not in ("interval_start", "hour_start")}
-        day["first_interval_start"] = values["interval_start"]
-        days[key] = day
+        first = {k: v for k, v in values.items() if k not in left_out}
+        first["first_interval_start"] = values["interval_start"]
+        combined[key] = first
         return
     found["first_interval_start"] = min(found["first_interval_start"], values["interval_start"])
     for figure in FIGURES[kind]:
