@@ -40,7 +40,7 @@ def merged_reference() -> tuple[dict[str, Any], FloorScript]:
 
 
 def start_site(
-    processes: Callable[..., testing.Twistd], folder: Path, clients: int
+    processes: Callable[..., testing.Twistd], folder: Path, clients: int, speed: float = SPEED
 ) -> tuple[testing.Twistd, list[str]]:
     """The simulated site of :data:`PLAN`, its day waiting for ``clients`` on each controller.
 
@@ -48,7 +48,7 @@ def start_site(
     """
     sim = processes(
         "mitelacd-sim", "--controllers", "2", "--port", "0", "--smdr-port", "none",
-        "--seed", str(SEED), "--events", str(EVENTS), "--speed", str(SPEED),
+        "--seed", str(SEED), "--events", str(EVENTS), "--speed", str(speed),
         "--failover-at", str(int(PLAN.at)), "--failover-agents", str(PLAN.agents),
         "--failover-late", str(PLAN.late), "--wait-for-clients", str(clients), cwd=folder,
     )  # fmt: skip
