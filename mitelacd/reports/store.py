@@ -1517,26 +1517,12 @@ class HistoryStore:
         source: str,
         found: Mapping[tuple[str, str, str, int | None], float],
     ) -> None:
-        table = TABLES["agent_reason_days"]
-        statement = self._insert_statement(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=list(_reason_day_key(table)),
-            set_={"seconds": table.c.seconds + statement.excluded.seconds},
-        )
-        connection.execute(
-            statement,
-            [
-                {
-                    "source": source,
-                    "day": day,
-                    "agent": agent,
-                    "kind": kind,
-                    "reason": reason,
-                    "seconds": seconds,
-                }
-                for (day, agent, kind, reason), seconds in found.items()
-            ],
-        )
+        rows = [
+            {"source": source, "day": day, "agent": agent, "kind": kind, "reason": reason,
+             "seconds": seconds}
+            for (day, agent, kind, reason), seconds in found.items()
+        ]  # fmt: skip
+        self._add_reason_seconds(connection, "agent_reason_days", _reason_day_key, rows)
 
     def _upsert_reason_hours(
         self,
@@ -1544,27 +1530,28 @@ class HistoryStore:
         source: str,
         found: Mapping[tuple[str, int, str, str, int | None], float],
     ) -> None:
-        table = TABLES["agent_reason_hours"]
+        rows = [
+            {"source": source, "day": day, "hour_start": hour_start, "agent": agent,
+             "kind": kind, "reason": reason, "seconds": seconds}
+            for (day, hour_start, agent, kind, reason), seconds in found.items()
+        ]  # fmt: skip
+        self._add_reason_seconds(connection, "agent_reason_hours", _reason_hour_key, rows)
+
+    def _add_reason_seconds(
+        self,
+        connection: Connection,
+        name: str,
+        key: Callable[[sa.Table], tuple[Any, ...]],
+        rows: list[dict[str, Any]],
+    ) -> None:
+        """Each row's seconds added to those kept under its key in table ``name``."""
+        table = TABLES[name]
         statement = self._insert_statement(table)
         statement = statement.on_conflict_do_update(
-            index_elements=list(_reason_hour_key(table)),
+            index_elements=list(key(table)),
             set_={"seconds": table.c.seconds + statement.excluded.seconds},
         )
-        connection.execute(
-            statement,
-            [
-                {
-                    "source": source,
-                    "day": day,
-                    "hour_start": hour_start,
-                    "agent": agent,
-                    "kind": kind,
-                    "reason": reason,
-                    "seconds": seconds,
-                }
-                for (day, hour_start, agent, kind, reason), seconds in found.items()
-            ],
-        )
+        connection.execute(statement, rows)
 
     def prune(
         self,
