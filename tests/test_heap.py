@@ -89,3 +89,46 @@ def test_a_large_floor_s_interval_close_gives_its_memory_back(
         clock.advance(15 * 60 + 1)  # the interval closes (a moment after its end)
         assert given == [clock.seconds()] * expected, (agents, given)
         figures.stopService()
+
+
+#: In a fresh interpreter: eight threads allocating at once; then glibc's own count of
+#: its arenas (malloc_stats writes one "Arena N:" block each to standard error).
+ARENAS_OF_EIGHT_THREADS = textwrap.dedent(
+    """
+    import ctypes, sys, threading
+    from mitelacd import heap
+    if sys.argv[1] == "share":
+        print(heap.share_arenas())
+    start = threading.Barrier(8)
+    def work():
+        start.wait()
+        for _ in range(200):
+            blocks = [bytearray(300) for _ in range(200)]
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    ctypes.CDLL(None).malloc_stats()
+    """
+)
+
+
+def arenas_used(*argv: str) -> tuple[str, int]:
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS_OF_EIGHT_THREADS, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip(), done.stderr.count("Arena ")
+
+
+@pytest.mark.processes
+def test_the_daemons_threads_share_two_arenas() -> None:
+    """``share_arenas`` is taken by glibc, and eight busy threads then use at most two."""
+    if not heap.can_give_back():
+        pytest.skip("not glibc: there is no mallopt to ask")
+    said, shared = arenas_used("share")
+    _, alone = arenas_used("alone")
+    assert said == "True"
+    assert 1 <= shared <= heap.ARENAS < alone, (shared, alone)
