@@ -44,36 +44,6 @@ def _glibc_trim() -> Callable[[int], int] | None:
 _trim = _glibc_trim()
 
 
-#: glibc's ``mallopt`` parameter for the most arenas (malloc.h: ``M_ARENA_MAX``).
-_M_ARENA_MAX: Final = -8
-#: Arenas the daemon's threads share: the reactor's, and one for the rest.
-ARENAS: Final = 2
-
-
-def _glibc_mallopt() -> Callable[[int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return None
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return mallopt
-
-
-def share_arenas(arenas: int = ARENAS) -> bool:
-    """Let every thread share at most ``arenas`` arenas; whether the allocator took it.
-
-    glibc gives a thread that allocates while another holds the lock an arena
-    of its own, up to eight per core, and each keeps what it once held: the
-    history's writer, its readers and the name lookups each leave their own
-    high-water mark in the resident size. Called once at start.
-    """
-    mallopt = _glibc_mallopt()
-    return mallopt is not None and bool(mallopt(_M_ARENA_MAX, arenas))
-
-
 def can_give_back() -> bool:
     """Whether this process's allocator can give freed memory back on demand."""
     return _trim is not None

@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IConnector
 from twisted.python import usage
 from twisted.python.filepath import FilePath
 
-from mitelacd import heap, logs, openfiles
+from mitelacd import logs, openfiles
 from mitelacd.cli import EXIT_USAGE as EXIT_USAGE  # the status of a usage error, for callers
 from mitelacd.cli import CommandOptions, usage_exit
 from mitelacd.clock import Timeline, install_steady_clock
@@ -872,8 +872,6 @@ def makeService(
     if reactor is None:
         reactor = _steady_reactor()
         wall = time.time if wall is None else wall
-        # The threads (history, name lookups) share the arenas: fewer high-water marks.
-        heap.share_arenas()
     logs.set_level(logs.level_named(options["log-level"]))
     # As many open files as allowed: every event stream client holds one.
     open_files = openfiles.at_start(reactor, limits)
