@@ -10,16 +10,19 @@ import pytest
 from test_changes import Eager, Late
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel
 
 from mitelacd.floor.changes import AgentStep
 from mitelacd.floor.documents import FloorDocuments
 from mitelacd.floor.legacy import validate_legacy
 from mitelacd.floor.records import Malformed, parse_record
 from mitelacd.floor.state import FAILOVER_SECONDS, FloorState
+from mitelacd.mqtt.relay import MAX_RELAYED_SOURCES, MAX_SOURCE_NAME, FloorRelay
+from mitelacd.mqtt.url import parse_broker
 from mitelacd.reports.figures import DayFigures, parse_day_starts
 from mitelacd.reports.smdrlive import SmdrService
 from mitelacd.sources import SourceError, parse_source
-from mitelacd.testing import START, TAILS, ChangeRecorder, call_body, stats_body
+from mitelacd.testing import START, TAILS, ChangeRecorder, call_body, capture_log, stats_body
 from mitelacd.web.metrics import FloorMetrics
 from mitelacd.web.push import EventPush
 from mitelacd.web.resources import Root, Served, WebSettings
@@ -484,3 +487,23 @@ def test_a_view_read_late_is_the_view_of_its_change_through_a_failover(script: s
     eager_site.play(script + f" +{FAILOVER_SECONDS + 1}")
     late_site.play(script + f" +{FAILOVER_SECONDS + 1}")
     assert late.seen == eager.seen
+
+
+def test_an_mqtt_link_brings_a_bounded_number_of_sources() -> None:
+    clock = Clock()
+    clock.advance(START)
+    floor = FloorState(clock, sources=("site1",))
+    relay = FloorRelay(floor, "site1", parse_broker("mqtt://broker.example/acme"))
+    record = b"\x02" + call_body(0, "A", "2001", "1001", "01").encode()
+    with capture_log("mitelacd.mqtt.relay") as logged:
+        for n in range(MAX_RELAYED_SOURCES + 6):
+            relay.recordFrom(f"pbx-{n}", record)
+        relay.recordFrom("x" * (MAX_SOURCE_NAME + 1), record)
+        relay.smdrLineFrom("pbx-0", b"a line")
+        relay.smdrLineFrom("pbx-0", b"another")
+    assert len(floor.sources) == 1 + MAX_RELAYED_SOURCES
+    assert relay.refused == 7
+    assert relay.smdr_ignored == 2
+    warnings = logged.lines(LogLevel.warn)
+    assert len(warnings) == 2, warnings
+    assert "let go" in warnings[0] and "does not keep" in warnings[1]

@@ -19,6 +19,14 @@ import attrs
 from mitelacd.feed.protocol import record_of
 from mitelacd.floor.records import STX
 from mitelacd.floor.state import FloorState
+from mitelacd.logs import Logger
+
+log = Logger()
+
+#: The most sources one ``mqtt://`` link may bring, and the longest name: whatever
+#: the broker carries, the floor's tables (and the metrics' labels) stay bounded.
+MAX_RELAYED_SOURCES = 64
+MAX_SOURCE_NAME = 100
 
 
 @attrs.define
@@ -33,6 +41,13 @@ class FloorRelay:
     smdr_line: Callable[[str, bytes], None] | None = None
     #: SMDR lines let go because this daemon keeps no SMDR.
     smdr_ignored: int = 0
+    #: The sources this link has brought so far.
+    sources: set[str] = attrs.Factory(set)
+    #: Records and SMDR lines let go because their source was one too many (or its
+    #: name too long).
+    refused: int = 0
+    _refusal_said: bool = False
+    _smdr_said: bool = False
 
     def linkUp(self, shown: str) -> None:
         self.floor.feedConnected(self.broker.host, self.broker.port, self.link)
@@ -40,7 +55,30 @@ class FloorRelay:
     def linkDown(self, why: str) -> None:
         self.floor.feedDisconnected(why, self.link)
 
+    def _admit(self, source: str) -> bool:
+        """Whether a message of ``source`` is taken; the first refusal is logged."""
+        if source in self.sources:
+            return True
+        if len(self.sources) < MAX_RELAYED_SOURCES and len(source) <= MAX_SOURCE_NAME:
+            self.sources.add(source)
+            return True
+        self.refused += 1
+        if not self._refusal_said:
+            self._refusal_said = True
+            log.warn(
+                "MQTT source {link!r}: messages of source {source!r} let go: a link brings at"
+                " most {most} sources, named in at most {longest} characters; such messages"
+                " are counted, not logged again",
+                link=self.link,
+                source=source[:MAX_SOURCE_NAME],
+                most=MAX_RELAYED_SOURCES,
+                longest=MAX_SOURCE_NAME,
+            )
+        return False
+
     def recordFrom(self, source: str, payload: bytes) -> None:
+        if not self._admit(source):
+            return
         floor = self.floor
         with floor.batch():
             if not payload.startswith(STX):
@@ -49,7 +87,16 @@ class FloorRelay:
             floor.relayed(self.link, source, record_of(payload))
 
     def smdrLineFrom(self, source: str, payload: bytes) -> None:
+        if not self._admit(source):
+            return
         if self.smdr_line is None:
             self.smdr_ignored += 1
+            if not self._smdr_said:
+                self._smdr_said = True
+                log.warn(
+                    "MQTT source {link!r} brings SMDR lines, which this daemon does not keep;"
+                    " they are counted, not logged again",
+                    link=self.link,
+                )
             return
         self.smdr_line(source, payload)
