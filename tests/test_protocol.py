@@ -111,6 +111,25 @@ def test_crlf_records_in_one_read() -> None:
     }
 
 
+@pytest.mark.parametrize("reads", ["one", "each"])
+def test_a_record_is_one_line_when_it_follows_a_line_end(reads: str) -> None:
+    """Records end in CR LF: the framing adds no empty line between them."""
+    records = [b"\x02" + body + b"\r\n" for body in BODIES[:5]]
+    proto, _, floor = connect()
+    lines: list[bytes] = []
+    original = proto.lineReceived
+
+    def seen(line: bytes) -> None:
+        lines.append(line)
+        original(line)
+
+    proto.lineReceived = seen  # type: ignore[method-assign]
+    for data in [b"".join(records)] if reads == "one" else records:
+        proto.dataReceived(data)
+    assert lines == [r.rstrip(b"\n") for r in records]
+    assert [r.seq for r in floor.results] == [int(b[:2]) for b in BODIES[:5]]
+
+
 def test_coalesced_read_from_the_notes_splits_into_three() -> None:
     floor, _ = feed(
         [

@@ -23,6 +23,8 @@ from mitelacd.logs import Logger
 log = Logger()
 
 LF = b"\n"
+_LF_STX = LF + STX
+_LF_LF_STX = LF + _LF_STX
 #: Stripped from the end of a record: CR of CR LF, NUL fill, space padding.
 _TRAILER = b"\r\x00 "
 #: Told of each record read, as read: from its STX to its end, without the line end
@@ -111,9 +113,9 @@ class ResumingLineReceiver(LineReceiver):
 class ACDReceiver(ResumingLineReceiver, TimeoutMixin):
     """Cut the ACD stream into records (docs/state-model.md §1) and pass them on.
 
-    A record starts at STX and ends at LF or at the next STX. Inserting an LF
-    before every STX lets ``LineReceiver`` do all of the buffering: a record is
-    then always one line, whatever the reads look like.
+    A record starts at STX and ends at LF or at the next STX. An LF put before
+    every STX that has none lets ``LineReceiver`` do all of the buffering: a
+    record is then always one line, whatever the reads look like.
     """
 
     #: A line longer than this without a terminator is noise.
@@ -186,7 +188,13 @@ class ACDReceiver(ResumingLineReceiver, TimeoutMixin):
 
     def _received(self, data: bytes) -> None:
         self.resetTimeout()
-        self.takeLines(data.replace(STX, LF + STX))
+        # Records end in CR LF, so most STXs follow an LF already: an LF goes
+        # before the others only, and a record is one line, not one line and
+        # an empty one.
+        framed = data.replace(STX, _LF_STX).replace(_LF_LF_STX, _LF_STX)
+        if framed[:1] == LF and not self._buffer and not self._discarding:
+            framed = framed[1:]  # the last read ended with a line
+        self.takeLines(framed)
 
     def overlongLine(self, dropped: bytes) -> None:
         reason = f"dropped {len(dropped)} bytes without a record end"
@@ -194,7 +202,7 @@ class ACDReceiver(ResumingLineReceiver, TimeoutMixin):
 
     def lineReceived(self, line: bytes) -> None:
         if not line:
-            return  # between a record's LF and the LF put before the next STX
+            return  # an empty line: nothing to read
         try:
             self._line(line)
         except Exception:
