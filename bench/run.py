@@ -648,6 +648,9 @@ class Streamed:
     metrics_read_cpu: float
     #: Events an event stream client received meanwhile (one per read), when one listened.
     events: int = 0
+    #: History rows written from the first byte on (0 without a history, or when the
+    #: count before was not given).
+    rows_written: int = 0
 
     @property
     def cpu_us(self) -> float:
@@ -675,7 +678,12 @@ def paced_writes(
 
 
 async def timed_stream(
-    server: Server, data: bytes, records: int, goal: int, per_second: float | None = None
+    server: Server,
+    data: bytes,
+    records: int,
+    goal: int,
+    per_second: float | None = None,
+    written_before: int | None = None,
 ) -> Streamed:
     """Stream ``data`` (``records`` records) in 4 KiB writes, as fast as the socket takes
     them or ``per_second`` writes a second, and wait until ``/api/v1/feed`` counts ``goal``
@@ -705,7 +713,49 @@ async def timed_stream(
         drain.done,
         drain.reads,
         read_cpu,
+        rows_written=(
+            drain.health.written - written_before
+            if drain.health is not None and written_before is not None
+            else 0
+        ),
     )
+
+
+def bare_sqlite_cpu(path: Path, rows: int, per_transaction: int = 1000) -> float:
+    """CPU seconds sqlite3 alone takes to insert ``rows`` agent state rows into the history's
+    own table (the daemon's schema and settings: WAL, ``synchronous = NORMAL``), as many to
+    a transaction as the writer puts in one at 1,000 events a second. No SQLAlchemy, no
+    rows to make: the least a history that keeps every agent event can cost."""
+    import sqlite3
+
+    from mitelacd.reports.store import open_store
+
+    store = open_store(str(path))
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    spans = [
+        ("bench", str(1001 + i % 2000), "available", "on_call", 1.7e9 + i / 1000,
+         1.7e9 + i / 1000 + 0.5, "G", None, "860", 1)
+        for i in range(rows)
+    ]  # fmt: skip
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        insert = (
+            "INSERT INTO agent_states (source, agent, state, next_state, start_at, end_at,"
+            " code, reason, path, button) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        began = time.process_time()
+        for at in range(0, rows, per_transaction):
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany(insert, spans[at : at + per_transaction])
+            connection.execute("COMMIT")
+        return time.process_time() - began
+    finally:
+        connection.close()
 
 
 async def shipped_ingest(
@@ -721,7 +771,10 @@ async def shipped_ingest(
         ready = await history_drained(server, 60)
         if not ready.done:
             raise BenchError(f"{server.child.name}: its history wrote nothing in 60 s")
-        run = await timed_stream(server, data.rest, data.rest_records, data.records)
+        before = ready.health.written if ready.health is not None else None
+        run = await timed_stream(
+            server, data.rest, data.rest_records, data.records, written_before=before
+        )
         if not run.drained:
             bench.note(f"{server.child.name}: history rows still waited after the ingest")
         return run
@@ -777,6 +830,22 @@ async def phase_ingestcpu(bench: Bench) -> None:
             at_most(ratio(median(shipped_us), median(none_us)), 1.03),
         )
     )
+    rows = median([r.rows_written for r in shipped])
+    if rows > 0:
+        # What the history cannot do without: SQLite itself inserting its rows.
+        cpu = bare_sqlite_cpu(bench.workdir / "bare-sqlite.db", int(rows))
+        sqlite_us = cpu / data.rest_records * 1e6
+        floor = ratio(median(none_us) + sqlite_us, median(none_us))
+        bench.add(
+            Row(
+                "ingestcpu",
+                "of which SQLite alone: the history's rows inserted straight by sqlite3",
+                f"{us(sqlite_us)} a record ({rows / data.rest_records:.2f} rows a record)",
+                f"the history's cost {us(median(shipped_us) - median(none_us))} a record",
+                floor,
+                "the lowest ratio to --history none with every row kept",
+            )
+        )
     bench.add(
         Row(
             "ingestcpu",
