@@ -22,7 +22,9 @@ from twisted.internet import reactor
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.python import usage
 from twisted.web.client import Agent, ResponseNeverReceived
+from twisted.web.http import combinedLogFormatter
 from twisted.web.iweb import IPolicyForHTTPS
+from twisted.web.test.requesthelper import DummyRequest
 from zope.interface import implementer
 
 from mitelacd import tap
@@ -30,7 +32,7 @@ from mitelacd.floor.documents import FloorDocuments
 from mitelacd.floor.state import FloorState
 from mitelacd.logs import render
 from mitelacd.testing import Twistd, capture_log, injected_site
-from mitelacd.web.accesslog import redact_url
+from mitelacd.web.accesslog import redact_url, redacted_log_formatter
 from mitelacd.web.endpoint import check_endpoint, is_tls, tls_missing
 from mitelacd.web.resources import Served, WebService, WebSettings
 
@@ -224,6 +226,38 @@ async def test_twistd_serves_https(tmp_path: Path) -> None:
 )
 def test_redact_url(url: bytes, logged: bytes) -> None:
     assert redact_url(url) == logged
+
+
+@pytest.mark.parametrize(
+    ("uri", "referrer", "line"),
+    [
+        # Nothing to take out: the line is Twisted's own.
+        (b"/mitel_data.json", None, '"GET /mitel_data.json HTTP/1.1" 200 12 "-" "board"'),
+        (b"/mitel_data.json", b"http://h/", '"GET /mitel_data.json HTTP/1.1" 200 12 "http://h/"'),
+        # The page's URL, token and all, as the referrer of a request without a query.
+        (
+            b"/mitel_data.json",
+            b"http://h/?token=s3cret",
+            '"GET /mitel_data.json HTTP/1.1" 200 12 "http://h/?token=<redacted>"',
+        ),
+        (b"/?token=s3cret", None, '"GET /?token=<redacted> HTTP/1.1" 200 12 "-"'),
+    ],
+)
+def test_the_access_log_line(uri: bytes, referrer: bytes | None, line: str) -> None:
+    request: Any = DummyRequest([b""])
+    request.method = b"GET"
+    request.uri = uri
+    request.clientproto = b"HTTP/1.1"
+    request.code = 200
+    request.sentLength = 12
+    request.requestHeaders.setRawHeaders(b"user-agent", [b"board"])
+    if referrer is not None:
+        request.requestHeaders.setRawHeaders(b"referer", [referrer])
+    logged = redacted_log_formatter("[t]", request)
+    assert line in logged
+    assert "s3cret" not in logged
+    if b"?" not in uri + (referrer or b""):
+        assert logged == combinedLogFormatter("[t]", request)
 
 
 @pytest_twisted.ensureDeferred

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,12 +14,16 @@ import pytest_twisted
 import treq
 from treq.testing import StubTreq
 from twisted.internet import defer, reactor
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import StringTransport
 from twisted.python import usage
+from twisted.web.http import datetimeToString
 from twisted.web.http_headers import Headers
+from twisted.web.server import version as SERVER_VERSION
 from twisted.web.test.requesthelper import DummyRequest
 
 from mitelacd import tap
@@ -28,8 +33,17 @@ from mitelacd.floor.render import Once
 from mitelacd.floor.state import Agent, FloorState
 from mitelacd.testing import sse_events
 from mitelacd.testing.loopback import WebOnLoopback
+from mitelacd.web.metrics import FloorMetrics
 from mitelacd.web.push import EventPush
-from mitelacd.web.resources import SMALL_BODY, BoardSite, Root, Served, WebService, WebSettings
+from mitelacd.web.resources import (
+    SMALL_BODY,
+    BoardSite,
+    FixedHeaders,
+    Root,
+    Served,
+    WebService,
+    WebSettings,
+)
 
 BASE = "http://board.test"
 LOGIN = "12A081502{dn:<7}{agent:<7}00"
@@ -425,6 +439,65 @@ def test_access_log_is_off_unless_asked_for(board: WebHarness) -> None:
         request.sentLength = 0
         site.log(request)
         assert bool(site.logFile.getvalue()) is wanted
+
+
+def answer_of(site: BoardSite, request: bytes) -> bytes:
+    """The raw answer of ``site`` to ``request``, over an HTTP channel of its own."""
+    address = IPv4Address("TCP", "127.0.0.1", 40000)
+    channel = site.buildProtocol(address)
+    transport = StringTransport(peerAddress=address)
+    channel.makeConnection(transport)
+    channel.dataReceived(request)
+    channel.connectionLost(None)
+    answer: bytes = transport.value()
+    return answer
+
+
+def test_fixed_headers_are_set_as_set_header_sets_them() -> None:
+    given = ((b"content-type", b"text/plain"), (b"x-odd", b"a\r\nb"), (b"ETAG", b'"1"'))
+    fixed, one_by_one = DummyRequest([b""]), DummyRequest([b""])
+    fixed.setHeader(b"server", b"first")
+    one_by_one.setHeader(b"server", b"first")
+    FixedHeaders(*given).apply(fixed)
+    for name, value in given:
+        one_by_one.setHeader(name, value)
+    expected = list(one_by_one.responseHeaders.getAllRawHeaders())
+    assert list(fixed.responseHeaders.getAllRawHeaders()) == expected
+    assert expected[-2:] == [(b"X-Odd", [b"a b"]), (b"ETag", [b'"1"'])]
+
+
+def test_a_poll_is_answered_with_the_headers_in_their_order(board: WebHarness) -> None:
+    metrics = FloorMetrics(board.floor, board.clock, process=False)
+    site = BoardSite(board.root, False, board.clock, metrics)
+    etag = b'"%d"' % board.documents.legacy_version
+    poll = b"GET /mitel_data.json HTTP/1.1\r\nHost: x\r\n"
+    body = board.documents.legacy()
+    for extra, status, length in (
+        (b"", b"200 OK", len(body)),
+        (b"If-None-Match: " + etag + b"\r\n", b"304 Not Modified", 0),
+    ):
+        before = time.time()
+        head, _, rest = answer_of(site, poll + extra + b"\r\n").partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        date = lines[2].removeprefix(b"Date: ")
+        assert date in {datetimeToString(int(before)), datetimeToString(int(time.time()))}
+        assert lines[:2] + lines[3:] == [
+            b"HTTP/1.1 " + status,
+            b"Server: " + SERVER_VERSION,
+            b"X-Content-Type-Options: nosniff",
+            b"Access-Control-Allow-Origin: *",
+            b"Access-Control-Expose-Headers: ETag",
+            b"Content-Type: application/json",
+            b"Cache-Control: no-cache",
+            b"Content-Length: %d" % length,
+            b"ETag: " + etag,
+        ]
+        assert rest == (body if length else b"")
+    (requests,) = [f for f in metrics.collect() if f.name == "mitelacd_http_requests"]
+    assert [(s.labels, s.value) for s in requests.samples] == [
+        ({"endpoint": "/mitel_data.json", "status": "200"}, 1),
+        ({"endpoint": "/mitel_data.json", "status": "304"}, 1),
+    ]
 
 
 # Real loopback sockets --------------------------------------------------------

@@ -69,5 +69,10 @@ class _RedactedRequest:
 @provider(IAccessLogFormatter)
 def redacted_log_formatter(timestamp: str, request: Any) -> str:
     """A line of the combined log format, as Twisted writes it, with secrets redacted."""
+    referrer = request.getHeader(b"referer")
+    if b"?" not in request.uri and (referrer is None or b"?" not in referrer):
+        # No query, so no secret: the request is logged as it is (a board's poll).
+        plain: str = combinedLogFormatter(timestamp, request)
+        return plain
     line: str = combinedLogFormatter(timestamp, _RedactedRequest(request))
     return line

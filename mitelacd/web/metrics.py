@@ -168,9 +168,10 @@ class PushStats(Protocol):
 
 def endpoint_of(path: bytes) -> Endpoint:
     """The ``endpoint`` label of a request path (no query), from a fixed set."""
-    if len(path) > 1 and path.endswith(b"/"):
-        path = path[:-1]
     known = _PATHS.get(path)
+    if known is None and len(path) > 1 and path.endswith(b"/"):
+        path = path[:-1]
+        known = _PATHS.get(path)
     if known is not None:
         return known
     agent = path[len(_ONE_AGENT) :] if path.startswith(_ONE_AGENT) else b""
@@ -226,7 +227,8 @@ class FloorMetrics:
             PlatformCollector(registry=self.registry)
             GCCollector(registry=self.registry)
         self.listening = False
-        self._requests: dict[tuple[Endpoint, str], int] = {}
+        #: Requests answered by endpoint and status code.
+        self._requests: dict[tuple[Endpoint, int], int] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -322,8 +324,9 @@ class FloorMetrics:
     # HTTP ------------------------------------------------------------------
 
     def requestAnswered(self, endpoint: Endpoint, status: int) -> None:
-        key = (endpoint, str(status))
-        self._requests[key] = self._requests.get(key, 0) + 1
+        key = (endpoint, status)
+        requests = self._requests
+        requests[key] = requests.get(key, 0) + 1
 
     def resource(self) -> Resource:
         """``/metrics``, for the site's tree."""
@@ -509,7 +512,10 @@ class FloorMetrics:
             "HTTP requests answered, by endpoint and status code.",
             labels=["endpoint", "status"],
         )
-        for (endpoint, status), count in sorted(self._requests.items()):
+        counted = (
+            (endpoint, str(status), count) for (endpoint, status), count in self._requests.items()
+        )
+        for endpoint, status, count in sorted(counted):
             requests.add_metric([endpoint, status], count)
         yield requests
 

@@ -24,6 +24,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IPushProducer, IReactorTime
 from twisted.web import http, pages
+from twisted.web.http import CACHED
+from twisted.web.http_headers import Headers
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
@@ -56,7 +58,54 @@ log = Logger()
 FileHealth = Callable[[], dict[str, Any]]
 
 DEFAULT_HTTP = "tcp:8080:interface=127.0.0.1"
+
+
+def _raw(headers: Any) -> dict[bytes, list[bytes]] | None:
+    """The dict a Twisted ``Headers`` keeps its headers in, or None if it keeps them otherwise."""
+    raw = getattr(headers, "_rawHeaders", None)
+    return raw if isinstance(raw, dict) else None
+
+
+class FixedHeaders:
+    """Response headers whose names and values never change, checked once rather than per request.
+
+    Twisted's ``Request.setHeader`` canonicalises the name and cleans the
+    value at every call, and a board polling ``/mitel_data.json`` gets the
+    same handful of headers each time. These are run through a Twisted
+    ``Headers`` once, when made, and then put into each request's headers as
+    they came out: the names, values and order ``setHeader`` in turn gives.
+    """
+
+    __slots__ = ("given", "_checked")
+
+    def __init__(self, *headers: tuple[bytes, bytes]) -> None:
+        #: The headers as given, set in this order.
+        self.given = headers
+        checked = Headers()
+        for name, value in headers:
+            checked.setRawHeaders(name, [value])
+        raw = _raw(checked)
+        # The names as the installed Twisted keys them, the values as it cleaned them.
+        self._checked = None if raw is None else tuple((k, v[0]) for k, v in raw.items())
+
+    def apply(self, request: Any) -> None:
+        """Set every header on ``request``, as ``request.setHeader`` would, in order."""
+        headers = request.responseHeaders
+        raw = _raw(headers)
+        if raw is None or self._checked is None:
+            for name, value in self.given:
+                headers.setRawHeaders(name, [value])
+            return
+        for key, value in self._checked:
+            # A list of its own: a value may yet be added to it.
+            raw[key] = [value]
+
+
 JSON_TYPE = b"application/json"
+#: The headers of every JSON document served.
+JSON_HEADERS = FixedHeaders((b"content-type", JSON_TYPE), (b"cache-control", b"no-cache"))
+#: No answer is to be read as anything but the type it says it is.
+NOSNIFF = FixedHeaders((b"x-content-type-options", b"nosniff"))
 #: Bodies up to this size are answered in one write, as a plain resource
 #: would; larger ones in slices as the socket drains, so that a hundred
 #: boards fetching a 4 MB floor do not each hold a copy of it.
@@ -234,8 +283,12 @@ class _PartsProducer:
 
 def send_parts(request: Request, parts: list[bytes]) -> bytes | int:
     """Answer with the concatenation of ``parts``, writing large bodies as the socket drains."""
-    request.setHeader(b"content-type", JSON_TYPE)
-    request.setHeader(b"cache-control", b"no-cache")
+    JSON_HEADERS.apply(request)
+    return send_body(request, parts)
+
+
+def send_body(request: Request, parts: list[bytes]) -> bytes | int:
+    """:func:`send_parts` once the JSON headers are set."""
     if request.method == b"HEAD":
         return b"".join(parts)  # Twisted says its length and leaves the body out
     if len(parts) == 1 and len(parts[0]) <= SMALL_BODY:
@@ -275,14 +328,27 @@ class Legacy(Resource):
     def __init__(self, documents: FloorDocuments) -> None:
         super().__init__()
         self._documents = documents
+        #: The ETag of the document's version, made once per version.
+        self._etag: tuple[int, bytes] = (-1, b"")
+
+    def render(self, request: Request) -> bytes | int:
+        # What boards poll, straight to its method.
+        if request.method == b"GET":
+            return self.render_GET(request)
+        answer: bytes | int = super().render(request)
+        return answer
 
     def render_GET(self, request: Request) -> bytes | int:
         docs = self._documents
-        request.setHeader(b"content-type", JSON_TYPE)
-        request.setHeader(b"cache-control", b"no-cache")
-        if request.setETag(b'"%d"' % docs.legacy_version) == http.CACHED:
+        version, etag = self._etag
+        if version != docs.legacy_version:
+            version = docs.legacy_version
+            etag = b'"%d"' % version
+            self._etag = (version, etag)
+        JSON_HEADERS.apply(request)
+        if request.setETag(etag) == CACHED:
             return b""
-        return send_parts(request, [docs.legacy()])
+        return send_body(request, [docs.legacy()])
 
 
 class Document(Resource):
@@ -677,7 +743,17 @@ class Root(_Branch):
         super().__init__()
         settings = served.settings
         documents = served.documents
-        self._settings = settings
+        origin = settings.cors_origin
+        #: The CORS headers of every answer; None: none.
+        self._cors = (
+            None
+            if not origin
+            else FixedHeaders(
+                (b"access-control-allow-origin", origin.encode("ascii")),
+                (b"access-control-expose-headers", b"ETag"),
+                *([] if origin == "*" else [(b"vary", b"Origin")]),
+            )
+        )
         self._token = settings.token.encode("utf-8") if settings.token else None
         #: What is served without the token.
         self._open = {b"healthz", b"metrics"} if settings.metrics_public else {b"healthz"}
@@ -716,21 +792,20 @@ class Root(_Branch):
             self.putChild(b"metrics", served.metrics.resource())
 
     def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
-        origin = self._settings.cors_origin
-        if origin:
-            request.setHeader(b"access-control-allow-origin", origin.encode("ascii"))
-            request.setHeader(b"access-control-expose-headers", b"ETag")
-            if origin != "*":
-                request.setHeader(b"vary", b"Origin")
-            if request.method == b"OPTIONS":
+        method = request.method
+        if self._cors is not None:
+            self._cors.apply(request)
+            if method == b"OPTIONS":
                 return Preflight()
-        methods = self._methods.get(request.path.rstrip(b"/"), READ_ONLY)
-        if request.method not in methods:
-            request.setHeader(b"allow", b", ".join(methods))
-            named = ", ".join(m.decode("ascii") for m in methods[:-1])
-            detail = f"only {named} and {methods[-1].decode('ascii')} are served here"
-            return _refusal(path, http.NOT_ALLOWED, "method_not_allowed", detail)
-        if path not in self._open and not self._authorised(request):
+        # Every path takes GET and HEAD; only other methods are looked up.
+        if method not in READ_ONLY:
+            methods = self._methods.get(request.path.rstrip(b"/"), READ_ONLY)
+            if method not in methods:
+                request.setHeader(b"allow", b", ".join(methods))
+                named = ", ".join(m.decode("ascii") for m in methods[:-1])
+                detail = f"only {named} and {methods[-1].decode('ascii')} are served here"
+                return _refusal(path, http.NOT_ALLOWED, "method_not_allowed", detail)
+        if self._token is not None and path not in self._open and not self._authorised(request):
             request.setHeader(b"www-authenticate", b'Bearer realm="mitelacd"')
             return _refusal(
                 path, http.UNAUTHORIZED, "unauthorized", "a valid access token is required"
@@ -778,7 +853,7 @@ class BoardSite(Site):
 
     def getResourceFor(self, request: Request) -> IResource:
         # No answer is to be read as anything but the type it says it is.
-        request.setHeader(b"x-content-type-options", b"nosniff")
+        NOSNIFF.apply(request)
         resource: IResource = super().getResourceFor(request)
         return resource
 
