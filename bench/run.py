@@ -8,7 +8,7 @@ next to this one (``bare_ingest.py``, ``bare_web.py``, ``bare_relay.py``).
 Everything is on 127.0.0.1, on ports the system picks; every phase has a
 hard time limit. From the repository root::
 
-    python bench/run.py                  # everything, about 45 minutes
+    python bench/run.py                  # everything, about 80 minutes
     python bench/run.py --quick          # smaller and shorter: a smoke test
     python bench/run.py --only polls,footprint --wrk-seconds 10
 
@@ -25,7 +25,9 @@ Phases (``--only`` takes these names):
     2,000 agents in 4 KiB writes, from the first byte until every record is
     applied and every history row written; beside it the bare
     ``LineReceiver`` on the same records, and the same daemon with
-    ``--history none``. Each three times, in turn; medians.
+    ``--history none``. Each three times, in turn; medians. Beside the
+    history's cost, what SQLite alone takes to insert as many rows into the
+    daemon's own table: the least a history that keeps every event costs.
 ``polls``
     wrk on ``/mitel_data.json`` (200, and 304 with If-None-Match) and
     ``/api/v1/state`` against a floor of 2,000 agents changing 20 times a
