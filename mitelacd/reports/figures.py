@@ -168,9 +168,16 @@ class _Tally:
     total: Sums = attrs.Factory(Sums)
 
     def add(self, name: str, amount: float) -> None:
-        self.interval.add(name, amount)
-        self.today.add(name, amount)
-        self.total.add(name, amount)
+        # Sums.add three times over, written out: every record of the feed
+        # adds to a few figures, and the calls were a third of the listener's time.
+        i = _FIGURE_INDEX[name]
+        bit = 1 << i
+        for sums in (self.interval, self.today, self.total):
+            values = sums._values
+            if values is None:
+                values = sums._values = array.array("d", _NO_FIGURES)
+            values[i] += amount
+            sums._present |= bit
 
     def add_reason(self, key: tuple[ReasonKind, int | None], amount: float) -> None:
         self.interval.add_reason(key, amount)
