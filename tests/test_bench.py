@@ -150,6 +150,28 @@ def test_footprint_rows_compare_with_the_bare_references(bench_run: ModuleType) 
     assert (row.ratio, row.target, row.met) == (1.15, "≤ 1.15×", True)
 
 
+def test_the_hourly_report_is_shown_beside_its_own_sql(bench_run: ModuleType) -> None:
+    bench = Rows(bench_run, quick=False)
+    report = {"rows": 360, "reference_rows": 360, "reference_sql": "SELECT"}
+    month = {
+        "agents": 5,
+        "days": 30,
+        "fill_seconds": 2.0,
+        "interval_rows": 1000,
+        "bytes": 4e6,
+        "report_day": report | {"seconds": 0.5, "reference_seconds": 1.0},
+        "report_1h": report
+        | {"seconds": 6.0, "reference_seconds": 2.0, "sql_seconds": 5.0, "sql_rows": 1800},
+    }
+    bench_run.add_month_rows(bench, "sqlite", month)
+    hourly = bench.row("month report by agent per hour")
+    assert (hourly.ratio, hourly.target, hourly.met) == (3.0, "≤ 1.5×", False)
+    alone = bench.row("of which the report's SQL alone, sqlite")
+    assert alone.ratio == 2.5 and alone.met is None
+    assert alone.value == "5.000 s, 1,800 rows"
+    assert alone.reference == "bare SQL GROUP BY id, hour_start 2.000 s"
+
+
 @pytest.mark.processes
 def test_the_phases_beside_the_bare_references_run_small(tmp_path: Path) -> None:
     report = tmp_path / "report.json"

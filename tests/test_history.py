@@ -1282,3 +1282,22 @@ def test_the_benchmark_month(store: HistoryStore) -> None:
         assert hourly == from_intervals(store, kind, "2026-01-05", "2026-01-06")
     assert 0 < time_writes(store, events=50, batches=3) < 30
     assert store.count("agent_states", "bench-writes") == 150
+
+
+def test_the_statements_a_report_runs_are_given_to_be_timed_alone(store: HistoryStore) -> None:
+    from mitelacd.reports.bench import fill_month
+
+    fill_month(store, agents=3, days=2)
+    for interval in REPORT_INTERVALS:
+        report = store.report("agent", "2026-01-05", "2026-01-06", interval)
+        figures, reasons = store.report_queries("agent", "2026-01-05", "2026-01-06", interval)
+        listed = sum(len(r["dnd_by_reason"]) + len(r["make_busy_by_reason"]) for r in report)
+        with store.engine.connect() as connection:
+            # A row of the report per row of its figures, a reason listed per row of reasons.
+            assert len(connection.execute(figures).all()) == len(report), interval
+            assert len(connection.execute(reasons).all()) == listed > 0, interval
+    (paths,) = store.report_queries("path", "2026-01-05", "2026-01-05", "1h")
+    with store.engine.connect() as connection:
+        assert len(connection.execute(paths).all()) == 20 * 24
+    with pytest.raises(ValueError, match="interval must be one of"):
+        store.report_queries("agent", "2026-01-05", "2026-01-05", "2h")  # type: ignore[arg-type]

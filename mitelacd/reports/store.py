@@ -1632,39 +1632,8 @@ class HistoryStore:
         """
         if live_smdr and source is None:
             raise ValueError("live SMDR intervals replace the rows of a source: name it")
-        if by not in ROW_KINDS:
-            raise ValueError(f"by must be one of {', '.join(ROW_KINDS)}, not {by!r}")
-        if interval not in REPORT_INTERVALS:
-            raise ValueError(
-                f"interval must be one of {', '.join(REPORT_INTERVALS)}, not {interval!r}"
-            )
-        check_day(first_day)
-        check_day(last_day)
+        query, bucket = self._report_query(by, first_day, last_day, interval, source, ids, hours)
         figures = FIGURES[by]
-        bucket: sa.Column[Any] | None
-        start: Any
-        if interval == "day":
-            # Kept per day as intervals are written: a few rows per id and day.
-            table = TABLES[DAY_TABLES[by]]
-            bucket = None
-            start = sa.func.min(table.c.first_interval_start)
-        elif interval == "1h" and hours:
-            # Kept per hour the same way: a row per source, id and hour.
-            table = TABLES[HOUR_TABLES[by]]
-            bucket = start = table.c.hour_start
-        else:
-            table = TABLES[INTERVAL_TABLES[by]]
-            bucket = table.c.interval_start if interval == "15m" else table.c.hour_start
-            start = bucket
-        columns: list[Any] = [table.c.id, table.c.day, start.label("start")]
-        columns += [self._shown(_combined(table, f), f) for f in figures]
-        where = [table.c.day >= first_day, table.c.day <= last_day]
-        if source is not None:
-            where.append(table.c.source == source)
-        if ids is not None:
-            where.append(table.c.id.in_(sorted(set(ids))))
-        group = [table.c.day, table.c.id] + ([] if bucket is None else [bucket])
-        query = sa.select(*columns).where(*where).group_by(*group)
         with self._reading() as connection:
             rows = connection.execute(query).all()
             reasons = (
@@ -1698,6 +1667,66 @@ class HistoryStore:
             _with_smdr(out, smdr, interval)
         out.sort(key=lambda e: (e["start"], id_key(e["id"])))
         return out
+
+    def report_queries(
+        self, by: RowKind, first_day: str, last_day: str, interval: ReportInterval = "day"
+    ) -> list[Any]:
+        """The statements :meth:`report` runs for every source (the SMDR part of paths aside).
+
+        Its figures, and for agents the not-ready time by reason: what a
+        report reads from the database before it makes its rows, for
+        ``bench/history_cost.py`` to time alone.
+        """
+        query, _ = self._report_query(by, first_day, last_day, interval, None, None, self._hours)
+        if by != "agent":
+            return [query]
+        reasons, _ = self._reasons_query(first_day, last_day, interval, None, None, self._hours)
+        return [query, reasons]
+
+    def _report_query(
+        self,
+        by: RowKind,
+        first_day: str,
+        last_day: str,
+        interval: ReportInterval,
+        source: str | None,
+        ids: Collection[str] | None,
+        hours: bool,
+    ) -> tuple[Any, sa.Column[Any] | None]:
+        """The figures of a report per id and bucket, and the column of the bucket (None by day)."""
+        if by not in ROW_KINDS:
+            raise ValueError(f"by must be one of {', '.join(ROW_KINDS)}, not {by!r}")
+        if interval not in REPORT_INTERVALS:
+            raise ValueError(
+                f"interval must be one of {', '.join(REPORT_INTERVALS)}, not {interval!r}"
+            )
+        check_day(first_day)
+        check_day(last_day)
+        figures = FIGURES[by]
+        bucket: sa.Column[Any] | None
+        start: Any
+        if interval == "day":
+            # Kept per day as intervals are written: a few rows per id and day.
+            table = TABLES[DAY_TABLES[by]]
+            bucket = None
+            start = sa.func.min(table.c.first_interval_start)
+        elif interval == "1h" and hours:
+            # Kept per hour the same way: a row per source, id and hour.
+            table = TABLES[HOUR_TABLES[by]]
+            bucket = start = table.c.hour_start
+        else:
+            table = TABLES[INTERVAL_TABLES[by]]
+            bucket = table.c.interval_start if interval == "15m" else table.c.hour_start
+            start = bucket
+        columns: list[Any] = [table.c.id, table.c.day, start.label("start")]
+        columns += [self._shown(_combined(table, f), f) for f in figures]
+        where = [table.c.day >= first_day, table.c.day <= last_day]
+        if source is not None:
+            where.append(table.c.source == source)
+        if ids is not None:
+            where.append(table.c.id.in_(sorted(set(ids))))
+        group = [table.c.day, table.c.id] + ([] if bucket is None else [bucket])
+        return sa.select(*columns).where(*where).group_by(*group), bucket
 
     def _smdr_buckets(
         self,
@@ -1811,7 +1840,29 @@ class HistoryStore:
         ids: Collection[str] | None,
         hours: bool = True,
     ) -> dict[tuple[str, str, int | None], tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-        """Per agent and bucket: the DND and the make busy seconds by reason, as reports list them.
+        """Per agent and bucket: the DND and the make busy seconds by reason, as reports list them."""
+        query, bucket = self._reasons_query(first_day, last_day, interval, source, ids, hours)
+        found: dict[tuple[str, str, int | None], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+        found = {}
+        for values in connection.execute(query).all():
+            key = (values[0], values[1], None if bucket is None else int(values[4]))
+            lists = found.get(key)
+            if lists is None:
+                lists = found[key] = ([], [])
+            reason = values[3]
+            lists[0 if values[2] == "dnd" else 1].append({"reason": reason, "seconds": values[-1]})
+        return found
+
+    def _reasons_query(
+        self,
+        first_day: str,
+        last_day: str,
+        interval: ReportInterval,
+        source: str | None,
+        ids: Collection[str] | None,
+        hours: bool,
+    ) -> tuple[Any, sa.Column[Any] | None]:
+        """The not-ready seconds per agent, bucket, kind and reason, and the bucket's column.
 
         Per day from agent_reason_days, per hour from agent_reason_hours (when
         ``hours``), per interval from agent_reasons.
@@ -1841,16 +1892,7 @@ class HistoryStore:
         # In the order the lists show them: codes in order, the time without one last.
         order = (table.c.reason.is_(None), table.c.reason)
         query = sa.select(*columns, total).where(*where).group_by(*group).order_by(*order)
-        found: dict[tuple[str, str, int | None], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
-        found = {}
-        for values in connection.execute(query).all():
-            key = (values[0], values[1], None if bucket is None else int(values[4]))
-            lists = found.get(key)
-            if lists is None:
-                lists = found[key] = ([], [])
-            reason = values[3]
-            lists[0 if values[2] == "dnd" else 1].append({"reason": reason, "seconds": values[-1]})
-        return found
+        return query, bucket
 
     def day_rows(self, source: str, day: str) -> list[IntervalRow]:
         """What ``source`` stored for ``day``: one row per kind, id and interval, parts combined.
