@@ -27,6 +27,7 @@ from twisted.python.filepath import FilePath
 
 from mitelacd import logs
 from mitelacd.floor.records import parse_record
+from mitelacd.heap import YoungCollections
 from mitelacd.persist import LegacyFileWriter
 from mitelacd.testing import Feeder, StreamRequest, call_body
 from mitelacd.web.metrics import FloorMetrics
@@ -105,12 +106,16 @@ def _run(agents: int, records: int, folder: str, metrics: bool = True) -> dict[s
 def measure(agents: int, records: int) -> dict[str, Any]:
     """Per-change cost at ``agents`` agents, and at 100 agents as the reference."""
     logs.set_level(LogLevel.warn)
+    # The garbage collector paced as the daemon paces it.
+    collections = YoungCollections()
+    collections.startService()
     try:
         with tempfile.TemporaryDirectory() as folder:
             big = _run(agents, records, folder)
             small = _run(100, records, folder)
             bare = _run(agents, records, folder, metrics=False)
     finally:
+        collections.stopService()
         logs.set_level(LogLevel.debug)
     return {
         "agents": agents,

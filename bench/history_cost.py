@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the checkout's mitelacd, when run by hand
     sys.path.insert(0, str(ROOT))
 
+from mitelacd.heap import YoungCollections  # noqa: E402
 from mitelacd.reports.bench import (  # noqa: E402
     FIRST_DAY,
     fill_month,
@@ -168,6 +169,9 @@ def time_reports(url: str, days: int = 30, repeat: int = 3, hour_repeat: int = 1
     one, which is long) in seconds and its rows, with its bare query's.
     """
     store = open_store(url, create=False)
+    # The garbage collector paced as in the daemon, whose reports these are.
+    collections = YoungCollections()
+    collections.startService()
     try:
         store.check_schema()
         figures: dict[str, Any] = {}
@@ -193,6 +197,7 @@ def time_reports(url: str, days: int = 30, repeat: int = 3, hour_repeat: int = 1
         figures["write_1000_spans_seconds"] = time_writes(store, events=1000, batches=10)
         return figures
     finally:
+        collections.stopService()
         store.close()
 
 

@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IConnector
 from twisted.python import usage
 from twisted.python.filepath import FilePath
 
-from mitelacd import logs, openfiles
+from mitelacd import heap, logs, openfiles
 from mitelacd.cli import EXIT_USAGE as EXIT_USAGE  # the status of a usage error, for callers
 from mitelacd.cli import CommandOptions, usage_exit
 from mitelacd.clock import Timeline, install_steady_clock
@@ -878,6 +878,8 @@ def makeService(
     floor = _floor(options, reactor, Timeline(reactor, wall))
     lock = _lock(options["file"])
     daemon = _Daemon(options, reactor, MitelACDService(floor), _simulation(options))
+    # First in, last out: the collector is paced for the daemon's work while it runs.
+    heap.YoungCollections().setServiceParent(daemon.top)
     _carry(daemon)
     _names(daemon)
     documents = FloorDocuments(floor)

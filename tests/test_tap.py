@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import gc
 import json
 import os
 import platform
@@ -23,7 +24,7 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 
 import mitelacd
-from mitelacd import logs, tap
+from mitelacd import heap, logs, tap
 from mitelacd.feed.protocol import PBXClientFactory
 from mitelacd.persist import LegacyFileWriter
 from mitelacd.testing import TWISTD
@@ -559,3 +560,20 @@ def test_each_source_gets_its_own_link_and_capture(tmp_path: Path) -> None:
 def test_bad_sources_are_usage_errors(tmp_path: Path, argv: list[str], message: str) -> None:
     with pytest.raises(usage.UsageError, match=re.escape(message)):
         parse(*argv, "--file", str(tmp_path / "mitel_data.json"))
+
+
+def test_the_daemon_paces_the_garbage_collector_while_it_runs(tmp_path: Path) -> None:
+    before = gc.get_threshold()
+    service = tap.makeService(
+        parse("--host", "127.0.0.1", "--file", str(tmp_path / "mitel_data.json")),
+        MemoryReactorClock(),
+    )
+    # First in the tree: started before any part makes objects, stopped after the last.
+    first = next(iter(service))
+    assert isinstance(first, heap.YoungCollections)
+    service.startService()
+    try:
+        assert gc.get_threshold()[0] == heap.YOUNG_THRESHOLD
+    finally:
+        service.stopService()
+    assert gc.get_threshold() == before
