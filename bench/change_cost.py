@@ -7,6 +7,13 @@ into a delta and written, and the metrics listener of ``/metrics``. The same loo
 reference: a change must cost the same whatever the size of the floor.
 The large floor is measured once more without the metrics listener, to show
 its share, and one scrape of ``/metrics`` is timed on it.
+
+Then records in reads of 147 (as 4 KiB reads of the socket carry them), each
+read a change set, with the day's figures listening too (``_reads``): the
+large floor with every record another agent, the floor of 100 agents, and
+the large floor with each read touching 100 agents, as the small floor's
+reads do. Where the last costs what the first does, what grows with the
+floor is its size, not how often a read comes back to the same agent.
 Log lines are off here (``--log-level warn``); ingest with logging on is
 measured over a socket by ``bench/run.py``.
 
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from typing import Any
@@ -29,6 +37,7 @@ from mitelacd import logs
 from mitelacd.floor.records import parse_record
 from mitelacd.heap import YoungCollections
 from mitelacd.persist import LegacyFileWriter
+from mitelacd.reports.live import FiguresService
 from mitelacd.testing import Feeder, StreamRequest, call_body
 from mitelacd.web.metrics import FloorMetrics
 from mitelacd.web.push import EventPush
@@ -48,13 +57,68 @@ def _bodies(agents: int, records: int) -> list[bytes]:
     return out
 
 
-def _run(agents: int, records: int, folder: str, metrics: bool = True) -> dict[str, float]:
+def _read_bodies(agents: int, records: int, touched: int, per_read: int) -> list[bytes]:
+    """Reads of ``per_read`` records, each over ``touched`` agents in turn (the next read
+    the next ``touched``), every agent going through its own events in order."""
+    steps = [0] * agents
+    out: list[bytes] = []
+    while len(out) < records:
+        first = len(out) // per_read * touched
+        for k in range(per_read):
+            n = (first + k % touched) % agents
+            code = CYCLE[steps[n] % len(CYCLE)]
+            steps[n] += 1
+            agent = str(1_000_000 + n)
+            out.append(
+                call_body(len(out) % 100, code, agent, agent, TAILS.get(code, "01")).encode()
+            )
+    return out[:records]
+
+
+def _logged_in(agents: int) -> Feeder:
     f = Feeder(first_version=1)
     f.connect()
     with f.floor.batch():
         for n in range(agents):
             agent = str(1_000_000 + n)
             f.raw(call_body(n % 100, "A", agent, agent, "00"))
+    return f
+
+
+def _reads(agents: int, touched: int, records: int, folder: str, per_read: int = 147) -> float:
+    """CPU per record, in µs, of reads of ``per_read`` records, each a change set, through
+    the whole pipeline and the day's figures, 50 reads a second on the fake clock."""
+    f = _logged_in(agents)
+    f.floor.removeListener(f.recorder)  # nothing kept but what the daemon keeps
+    writer = LegacyFileWriter(FilePath(folder).child("reads.json"), f.documents, f.clock, 1.0)
+    writer.startService()
+    push = EventPush(f.floor, f.documents, f.clock)
+    push.start()
+    client = StreamRequest()
+    push.subscribe(client)
+    listener = FloorMetrics(f.floor, f.clock, file=writer, push=push, process=False)
+    listener.start()
+    figures = FiguresService(f.floor, f.clock)
+    figures.startService()
+    bodies = _read_bodies(agents, records, touched, per_read)
+    floor = f.floor
+    started = time.process_time()
+    for first in range(0, records, per_read):
+        with floor.batch():
+            for body in bodies[first : first + per_read]:
+                floor.recordReceived(parse_record(body))
+        f.clock.advance(0.02)
+        client.written.clear()
+    spent = time.process_time() - started
+    figures.stopService()
+    listener.stop()
+    writer.stopService()
+    push.stop()
+    return spent / records * 1e6
+
+
+def _run(agents: int, records: int, folder: str, metrics: bool = True) -> dict[str, float]:
+    f = _logged_in(agents)
     writer = LegacyFileWriter(FilePath(folder).child("mitel_data.json"), f.documents, f.clock, 1.0)
     writer.startService()
     push = EventPush(f.floor, f.documents, f.clock, push_interval=0)
@@ -114,6 +178,16 @@ def measure(agents: int, records: int) -> dict[str, Any]:
             big = _run(agents, records, folder)
             small = _run(100, records, folder)
             bare = _run(agents, records, folder, metrics=False)
+            # Reads of a few hundred records: the large floor against the small, and the
+            # large floor with each read touching as few agents as the small one has.
+            reads = [
+                (
+                    _reads(agents, agents, 3 * records, folder),
+                    _reads(100, 100, 3 * records, folder),
+                    _reads(agents, 100, 3 * records, folder),
+                )
+                for _ in range(3)
+            ]
     finally:
         collections.stopService()
         logs.set_level(LogLevel.debug)
@@ -129,6 +203,10 @@ def measure(agents: int, records: int) -> dict[str, Any]:
         "without_metrics_us": bare["us_per_change"],
         "scrape_us": big["scrape_us"],
         "metrics_listener_us": big["metrics_listener_us"],
+        # Medians of three: per record in reads of 147, as above.
+        "reads_us": statistics.median(r[0] for r in reads),
+        "reads_reference_us": statistics.median(r[1] for r in reads),
+        "reads_touching_100_us": statistics.median(r[2] for r in reads),
     }
 
 

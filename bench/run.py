@@ -1837,6 +1837,32 @@ async def phase_perchange(bench: Bench) -> None:
                     ratio(listener, us),
                 )
             )
+        # Reads of 147: how the cost grows with the floor, and whether locality is why.
+        found: list[Any] = [
+            figures.get(k) for k in ("reads_us", "reads_reference_us", "reads_touching_100_us")
+        ]
+        if all(isinstance(v, (int, float)) for v in found):
+            reads, small, local = (float(v) for v in found)
+            bench.add(
+                Row(
+                    "perchange",
+                    f"per record in reads of 147, {agents:,} agents",
+                    f"{reads:.1f} µs",
+                    f"100 agents {small:.1f} µs",
+                    ratio(reads, small),
+                    "growth, in one process",
+                )
+            )
+            bench.add(
+                Row(
+                    "perchange",
+                    f"the same, {agents:,} agents, each read touching 100 of them",
+                    f"{local:.1f} µs",
+                    f"100 agents {small:.1f} µs",
+                    ratio(local, small),
+                    "growth with the reads of 100 agents",
+                )
+            )
     bench.results["perchange"] = results
     bench.legend["perchange"] = (
         f"bench/change_cost.py measure(agents, {a.change_records:,}), in its own process;"

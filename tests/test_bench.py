@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from twisted.internet import defer
 
 ROOT = Path(__file__).parent.parent
 
@@ -52,6 +53,41 @@ def test_per_change_cost_runs_and_sends_a_delta_per_record(change_cost) -> None:
     assert 0 < figures["us_per_change"] < 10_000
     assert 0 < figures["reference_us"] < 10_000
     assert figures["ratio"] == figures["us_per_change"] / figures["reference_us"]
+    for name in ("reads_us", "reads_reference_us", "reads_touching_100_us"):
+        assert 0 < figures[name] < 10_000, name
+
+
+def test_reads_touch_the_agents_asked_for(change_cost) -> None:  # type: ignore[no-untyped-def]
+    bodies = change_cost._read_bodies(agents=1000, records=300, touched=100, per_read=150)
+    agents = [{body[16:23] for body in bodies[i : i + 150]} for i in (0, 150)]
+    # Each read touches its own 100 agents; the next read the next 100.
+    assert [len(a) for a in agents] == [100, 100] and not agents[0] & agents[1]
+    everyone = change_cost._read_bodies(agents=1000, records=300, touched=1000, per_read=150)
+    assert len({body[16:23] for body in everyone[:150]}) == 150
+
+
+def test_per_change_rows_show_growth_and_locality(bench_run: ModuleType, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    figures = {
+        "us_per_change": 40.0,
+        "reference_us": 38.0,
+        "reference": "the same pipeline with 100 agents",
+        "metrics_listener_us": 2.0,
+        "without_metrics_us": 38.0,
+        "reads_us": 24.0,
+        "reads_reference_us": 20.0,
+        "reads_touching_100_us": 23.0,
+    }
+
+    async def measured(bench: Any, agents: int, records: int) -> dict[str, Any]:
+        return figures
+
+    monkeypatch.setattr(bench_run, "change_cost", measured)
+    bench = Rows(bench_run, change_agents=[10000])
+    done = defer.ensureDeferred(bench_run.phase_perchange(bench))
+    assert done.called  # nothing to wait for: the figures are at hand
+    assert bench.row("per record in reads of 147, 10,000 agents").ratio == 1.2
+    local = bench.row("each read touching 100 of them")
+    assert (local.value, local.reference, local.ratio) == ("23.0 µs", "100 agents 20.0 µs", 1.15)
 
 
 def test_the_suite_lists_its_phases() -> None:
@@ -81,6 +117,8 @@ class Rows:
     def __init__(self, run: ModuleType, **args: Any) -> None:
         self.rows: list[Any] = []
         self.notes: list[str] = []
+        self.results: dict[str, Any] = {}
+        self.legend: dict[str, str] = {}
         self.args = run.parse_args(["--quick"])
         for key, value in args.items():
             setattr(self.args, key, value)
