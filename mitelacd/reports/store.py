@@ -1634,8 +1634,10 @@ class HistoryStore:
             raise ValueError("live SMDR intervals replace the rows of a source: name it")
         query, bucket = self._report_query(by, first_day, last_day, interval, source, ids, hours)
         figures = FIGURES[by]
+        # The database rounds and casts: each row is zipped with the names as it is.
+        keys = ["id", "day", "start", *(f.name for f in figures)]
+        out: list[dict[str, Any]] = []
         with self._reading() as connection:
-            rows = connection.execute(query).all()
             reasons = (
                 self._reasons(connection, first_day, last_day, interval, source, ids, hours)
                 if by == "agent"
@@ -1648,21 +1650,20 @@ class HistoryStore:
                 if by == "path"
                 else {}
             )
-        # The database rounds and casts: each row is zipped with the names as it is.
-        keys = ["id", "day", "start", *(f.name for f in figures)]
-        out: list[dict[str, Any]] = []
-        for values in rows:
-            entry: dict[str, Any] = dict(zip(keys, values))
-            entry.update(derived(by, entry))
-            if by == "agent":
-                key = (values[0], values[1], None if bucket is None else int(values[2]))
-                found = reasons.get(key)
-                if found is None:
-                    entry["dnd_by_reason"] = []
-                    entry["make_busy_by_reason"] = []
-                else:
-                    entry["dnd_by_reason"], entry["make_busy_by_reason"] = found
-            out.append(entry)
+            # Each row made into the report's as it is read, never all of them at once
+            # (a month by hour is 360,000, and 1.8 million of reasons).
+            for values in connection.execute(query):
+                entry: dict[str, Any] = dict(zip(keys, values))
+                entry.update(derived(by, entry))
+                if by == "agent":
+                    key = (values[0], values[1], None if bucket is None else int(values[2]))
+                    found = reasons.get(key)
+                    if found is None:
+                        entry["dnd_by_reason"] = []
+                        entry["make_busy_by_reason"] = []
+                    else:
+                        entry["dnd_by_reason"], entry["make_busy_by_reason"] = found
+                out.append(entry)
         if by == "path":
             _with_smdr(out, smdr, interval)
         out.sort(key=lambda e: (e["start"], id_key(e["id"])))
@@ -1844,7 +1845,7 @@ class HistoryStore:
         query, bucket = self._reasons_query(first_day, last_day, interval, source, ids, hours)
         found: dict[tuple[str, str, int | None], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
         found = {}
-        for values in connection.execute(query).all():
+        for values in connection.execute(query):
             key = (values[0], values[1], None if bucket is None else int(values[4]))
             lists = found.get(key)
             if lists is None:
