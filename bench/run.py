@@ -85,10 +85,11 @@ Phases (``--only`` takes these names):
     every 15 s, 50 event stream clients and 20 boards polling, with the
     default history (SQLite) and, at the same time, with ``--history none``:
     the RSS slope over 30 minutes, in MB an hour, beside the other's. The
-    30 minutes follow a warm-up of 16 minutes at least that holds the first
-    two interval closes (the first closes of a large floor shape the working
-    set: a quarter hour's rows for 2,000 agents made at once, the history's
-    page cache), so the whole phase takes 46 to 61 minutes.
+    30 minutes follow a warm-up of 16 minutes at least that holds the closes
+    of the first two intervals the trickle runs through whole (the first
+    closes of a large floor shape the working set: a quarter hour's rows for
+    2,000 agents made at once, the history's page cache), so the whole phase
+    takes 61 to 76 minutes.
 
 With ``--quick`` every phase is smaller and takes well under a minute
 (the soak half a minute, which says nothing of a slope).
@@ -231,9 +232,10 @@ FULL: dict[str, Any] = {
     # Minutes measured after the warm-up.
     "soak_minutes": 30.0,
     # The warm-up lasts this many minutes at least, and until this many
-    # interval closes (quarter hours) have passed: the first closes of a large
-    # floor shape the daemon's working set (the rows of 2,000 agents made at
-    # once, the history's page cache); later ones leave nothing behind.
+    # intervals (quarter hours) the trickle ran through whole have closed: the
+    # first closes of a large floor shape the daemon's working set (the rows
+    # of 2,000 agents made at once, the history's page cache); later ones
+    # leave nothing behind.
     "soak_warmup": 16.0,
     "soak_closes": 2,
     "soak_sample": 10.0,
@@ -2780,13 +2782,18 @@ class Soaked:
 
 
 def soak_warmup_seconds(now: float, minutes: float, closes: int) -> float:
-    """The warm-up from ``now``: ``minutes`` at least, and a minute past the ``closes``-th
-    quarter hour to come (when the daemon closes an interval; quarter hours fall
-    alike in every time zone whose offset is a whole number of quarter hours)."""
+    """The warm-up from ``now``, when the trickle starts: ``minutes`` at least, and a minute
+    past the close of the ``closes``-th interval the trickle runs through whole.
+
+    An interval is a quarter hour, when the daemon closes one (quarter hours
+    fall alike in every time zone whose offset is a whole number of quarter
+    hours). The interval under way at ``now`` is not counted: its close may
+    come a moment after the trickle starts, holding almost none of it.
+    """
     warmup = minutes * 60
     if closes > 0:
-        close = (now // INTERVAL_SECONDS + closes) * INTERVAL_SECONDS
-        warmup = max(warmup, close + 60 - now)
+        first = -(-now // INTERVAL_SECONDS) * INTERVAL_SECONDS  # the next quarter hour
+        warmup = max(warmup, first + closes * INTERVAL_SECONDS + 60 - now)
     return warmup
 
 
@@ -2909,7 +2916,8 @@ async def phase_soak(bench: Bench) -> None:
         f" every 15 s, {a.soak_clients} event stream clients, {a.soak_pollers} boards polling"
         f" /mitel_data.json once a second; RSS every {a.soak_sample:g} s, slope by least"
         f" squares over {a.soak_minutes:g} min after a warm-up of {history.warmup / 60:.1f} min"
-        f" (at least {a.soak_warmup:g} min, and through {a.soak_closes} interval closes);"
+        f" (at least {a.soak_warmup:g} min, and through the closes of {a.soak_closes} whole"
+        " intervals);"
         " both daemons at once"
     )
 
@@ -3068,7 +3076,7 @@ def budget(phase: str, a: argparse.Namespace) -> float:
         sustained = (1 + stores) * (a.history_seconds + 150)
         return float(ingest + sustained + (1 + stores) * month_timeout(a))
     if phase == "soak":
-        return float((a.soak_minutes + a.soak_warmup) * 60 + a.soak_closes * 900 + 660)
+        return float((a.soak_minutes + a.soak_warmup) * 60 + (a.soak_closes + 1) * 900 + 660)
     if phase == "broker":
         return float(300 + 3 * a.broker_records / 1_000)
     return len(a.change_agents) * 250

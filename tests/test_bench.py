@@ -235,3 +235,16 @@ def test_the_phases_beside_the_bare_references_run_small(tmp_path: Path) -> None
     assert ("ingestcpu", "≤ 1.03×") in targets
     assert ("deployed", "≤ 1.8×") in targets
     assert ("deployed", "≤ 1.2× growth") in targets
+
+
+def test_the_soak_warms_up_through_the_closes_of_whole_intervals(bench_run: ModuleType) -> None:
+    quarter = 1_800_000_000 - 1_800_000_000 % 900  # a quarter hour
+    warmup = bench_run.soak_warmup_seconds
+    # A minute before a quarter hour: that close holds a minute of the trickle, not counted.
+    assert warmup(quarter - 60, 16.0, 2) == 60 + 2 * 900 + 60
+    # On a quarter hour: the two intervals after it, and a minute.
+    assert warmup(quarter, 16.0, 2) == 2 * 900 + 60
+    assert warmup(quarter + 1, 16.0, 1) == 899 + 900 + 60
+    # The least is kept when the closes come sooner; none asked for, the least alone.
+    assert warmup(quarter, 40.0, 2) == 40 * 60
+    assert warmup(quarter - 60, 16.0, 0) == 16 * 60
