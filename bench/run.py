@@ -1843,7 +1843,7 @@ async def phase_perchange(bench: Bench) -> None:
         found: list[Any] = [
             figures.get(k) for k in ("reads_us", "reads_reference_us", "reads_touching_100_us")
         ]
-        if all(isinstance(v, (int, float)) for v in found):
+        if agents > 100 and all(isinstance(v, (int, float)) for v in found):
             reads, small, local = (float(v) for v in found)
             bench.add(
                 Row(

@@ -88,6 +88,10 @@ def test_per_change_rows_show_growth_and_locality(bench_run: ModuleType, monkeyp
     assert bench.row("per record in reads of 147, 10,000 agents").ratio == 1.2
     local = bench.row("each read touching 100 of them")
     assert (local.value, local.reference, local.ratio) == ("23.0 µs", "100 agents 20.0 µs", 1.15)
+    # The floor of 100 agents is its own reference: no growth row for it.
+    small = Rows(bench_run, change_agents=[100])
+    assert defer.ensureDeferred(bench_run.phase_perchange(small)).called
+    assert not [r for r in small.rows if "reads of 147" in r.figure]
 
 
 def test_the_suite_lists_its_phases() -> None:
