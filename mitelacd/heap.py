@@ -21,7 +21,7 @@ thousand of them for a moment: past the collector's default of 700, nearly
 every read ran a collection of the youngest objects, and what it found
 alive (an agent's latest state, until that agent's next change) was moved
 on and, at most one time in a hundred, made the collector walk every object
-of the process. At 10,000 agents that walk takes 40 to 60 ms, during which
+of the process. At 10,000 agents that walk takes 36 to 57 ms, during which
 no record is read and no board is written to. Collected only after 10,000
 more objects have been made than freed, the daemon in steady work runs
 almost no collection, and runs them as before while it grows.
